@@ -1,0 +1,190 @@
+"""Step 3 of the pipeline: analyzers that turn text into index terms.
+
+Both analyzers run over the *normalized* text (see :mod:`normalize`) and report
+every term's offsets in the *original* text:
+
+* the word analyzer: jieba search-mode words, stopwords dropped, positions fit
+  for phrase queries (precision);
+* the gram analyzer: CJK character unigrams and bigrams, so a word the
+  dictionary splits differently, or a one-character query, still matches
+  (recall).
+
+The Whoosh tokenizers at the bottom are what the schema stores; they hold only
+an :class:`AnalysisConfig`, so the index remembers how it was analyzed and the
+same analysis is applied to queries.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any, Iterator
+
+from whoosh.analysis import Token, Tokenizer
+
+from search_service.normalize import Normalized, get_normalizer
+from search_service.segment import get_segmenter, read_word_list
+from search_service.settings import Settings
+
+# CJK ideographs (unified, extension A, compatibility, and the supplementary planes).
+_CJK_RUN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f]+")
+
+
+def bundled_stopwords() -> tuple[str, ...]:
+    text = resources.files("search_service").joinpath("data/stopwords.txt").read_text("utf-8")
+    return tuple(
+        line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")
+    )
+
+
+@dataclass(frozen=True)
+class AnalysisConfig:
+    """Everything that decides which terms a text produces. Stored in the index."""
+
+    opencc_config: str = "t2s"
+    userdict: tuple[str, ...] = ()
+    stopwords: tuple[str, ...] = field(default_factory=bundled_stopwords)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "AnalysisConfig":
+        stopwords = read_word_list(settings.stopwords) if settings.stopwords else bundled_stopwords()
+        return cls(
+            opencc_config=settings.opencc_config,
+            userdict=read_word_list(settings.userdict),
+            stopwords=tuple(sorted(set(stopwords))),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Term:
+    """An index term and where it stands in the original text."""
+
+    text: str
+    start: int
+    end: int
+    pos: int
+
+
+class Analysis:
+    """Normalizer + segmenter + stopwords for one config; shared per process."""
+
+    def __init__(self, config: AnalysisConfig) -> None:
+        self.config = config
+        self.normalizer = get_normalizer(config.opencc_config)
+        self.stopwords = frozenset(config.stopwords)
+        self._last: tuple[str, Normalized] | None = None
+
+    @property
+    def segmenter(self):  # resolved lazily: loading jieba costs about a second
+        return get_segmenter(self.config.userdict, str(Settings.from_env().jieba_cache_dir))
+
+    def normalize(self, text: str) -> Normalized:
+        # Indexing analyzes each passage once per field; keep the last result.
+        last = self._last
+        if last is not None and last[0] == text:
+            return last[1]
+        normalized = self.normalizer(text)
+        self._last = (text, normalized)
+        return normalized
+
+    def words(self, text: str, *, keep_stopwords: bool = False) -> list[Term]:
+        norm = self.normalize(text)
+        out = []
+        for w in self.segmenter.words(norm.text):
+            if not keep_stopwords and w.text in self.stopwords:
+                continue
+            start, end = norm.span(w.start, w.end)
+            out.append(Term(w.text, start, end, w.pos))
+        return out
+
+    def grams(self, text: str) -> list[Term]:
+        norm = self.normalize(text)
+        t = norm.text
+        out = []
+        pos = 0
+        for m in _CJK_RUN.finditer(t):
+            a, b = m.span()
+            for i in range(a, b):
+                out.append(Term(t[i], norm.starts[i], norm.ends[i], pos))
+                if i + 1 < b:
+                    out.append(Term(t[i : i + 2], norm.starts[i], norm.ends[i + 1], pos))
+                pos += 1
+        return out
+
+    def trace(self, text: str) -> dict[str, Any]:
+        """What an operator needs to debug analysis: every stage with offsets."""
+        norm = self.normalize(text)
+        return {
+            "original": text,
+            "normalized": norm.text,
+            "opencc_config": self.config.opencc_config,
+            "words": [_term_json(t, text) for t in self.words(text)],
+            "stopwords": [
+                _term_json(t, text)
+                for t in self.words(text, keep_stopwords=True)
+                if t.text in self.stopwords
+            ],
+            "grams": [_term_json(t, text) for t in self.grams(text)],
+        }
+
+
+def _term_json(t: Term, original: str) -> dict[str, Any]:
+    return {"term": t.text, "start": t.start, "end": t.end, "position": t.pos, "original": original[t.start : t.end]}
+
+
+@functools.lru_cache(maxsize=8)
+def get_analysis(config: AnalysisConfig) -> Analysis:
+    return Analysis(config)
+
+
+class _TermTokenizer(Tokenizer):
+    """A Whoosh tokenizer over :class:`Analysis`; subclasses pick the terms."""
+
+    def __init__(self, config: AnalysisConfig | None = None) -> None:
+        self.config = config or AnalysisConfig()
+
+    def terms(self, text: str) -> list[Term]:
+        raise NotImplementedError
+
+    def __call__(
+        self,
+        value: str,
+        positions: bool = False,
+        chars: bool = False,
+        keeporiginal: bool = False,
+        removestops: bool = True,
+        start_pos: int = 0,
+        start_char: int = 0,
+        tokenize: bool = True,
+        mode: str = "",
+        **kwargs: Any,
+    ) -> Iterator[Token]:
+        token = Token(positions, chars, removestops=removestops, mode=mode, **kwargs)
+        for term in self.terms(value):
+            token.text = term.text
+            token.boost = 1.0
+            token.stopped = False
+            if keeporiginal:
+                token.original = value[term.start : term.end]
+            if positions:
+                token.pos = start_pos + term.pos
+            if chars:
+                token.startchar = start_char + term.start
+                token.endchar = start_char + term.end
+            yield token
+
+
+class WordTokenizer(_TermTokenizer):
+    """jieba search-mode words of the normalized text (the word field)."""
+
+    def terms(self, text: str) -> list[Term]:
+        return get_analysis(self.config).words(text)
+
+
+class GramTokenizer(_TermTokenizer):
+    """CJK unigrams and bigrams of the normalized text (the gram field)."""
+
+    def terms(self, text: str) -> list[Term]:
+        return get_analysis(self.config).grams(text)

@@ -1,0 +1,224 @@
+"""Step 0 of the pipeline: read the corpus folder into documents.
+
+Formats: ``.txt``, ``.md``, ``.html``/``.htm`` (visible text only) and
+``.jsonl`` (one document a line). Encodings are detected, not guessed: UTF-8
+(with or without BOM) first, then charset-normalizer restricted to the
+encodings Chinese text actually comes in (GB18030/GBK, Big5, UTF-16/32).
+A file that cannot be read is reported with its reason and skipped.
+"""
+
+from __future__ import annotations
+
+import codecs
+import hashlib
+import json
+import os
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import charset_normalizer
+from bs4 import BeautifulSoup
+
+from search_service.errors import CorpusError, DocumentError
+
+SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm", ".jsonl")
+# Chinese text comes in these; letting the detector pick among all code pages
+# mistakes short GBK text for Korean cp949.
+CANDIDATE_ENCODINGS = ["utf_8", "gb18030", "big5", "big5hkscs", "utf_16", "utf_32"]
+_MD_HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(.+?)\s*#*\s*$")
+_HIDDEN_HTML = ("script", "style", "noscript", "template", "head", "svg", "iframe")
+_BLOCK_HTML = (
+    "p", "div", "li", "br", "h1", "h2", "h3", "h4", "h5", "h6", "tr", "section",
+    "article", "header", "footer", "blockquote", "pre", "table", "ul", "ol", "dt", "dd",
+)
+
+
+@dataclass
+class Document:
+    """A document of the corpus; ``text`` is what passage offsets refer to."""
+
+    doc_id: str
+    title: str
+    text: str
+    source: str
+    encoding: str = "utf-8"
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def content_hash(self) -> str:
+        payload = json.dumps(
+            [self.title, self.text, self.source, self.metadata], ensure_ascii=False, sort_keys=True
+        )
+        return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:32]
+
+
+@dataclass
+class CorpusReport:
+    """What was read and what was skipped (source, reason)."""
+
+    documents: list[Document] = field(default_factory=list)
+    skipped: list[DocumentError] = field(default_factory=list)
+
+
+def decode(data: bytes, source: str) -> tuple[str, str]:
+    """Bytes → (text with \\n newlines, encoding name). Raises DocumentError."""
+    if not data.strip():
+        raise DocumentError(source, "empty file")
+    if data.startswith(codecs.BOM_UTF8):
+        text, encoding = data[len(codecs.BOM_UTF8):].decode("utf-8", errors="strict"), "utf-8-sig"
+    else:
+        utf16 = data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
+        if b"\x00" in data and not utf16:
+            raise DocumentError(source, "binary file (contains NUL bytes)")
+        try:
+            text, encoding = data.decode("utf-8"), "utf-8"
+        except UnicodeDecodeError:
+            best = charset_normalizer.from_bytes(data, cp_isolation=CANDIDATE_ENCODINGS).best()
+            if best is None:
+                raise DocumentError(source, "cannot detect the text encoding (not UTF-8, GB18030 or Big5)")
+            text, encoding = str(best), best.encoding
+    if _looks_binary(text):
+        raise DocumentError(source, "binary file (mostly control characters)")
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if not text.strip():
+        raise DocumentError(source, "empty file")
+    return text, encoding
+
+
+def _looks_binary(text: str) -> bool:
+    sample = text[:4096]
+    controls = sum(1 for ch in sample if ord(ch) < 32 and ch not in "\t\n\r\f\v")
+    return controls > max(8, len(sample) // 20)
+
+
+def first_line(text: str) -> str:
+    for line in text.split("\n"):
+        if line.strip():
+            return line.strip()
+    return ""
+
+
+def markdown_title(text: str) -> str:
+    for line in text.split("\n"):
+        m = _MD_HEADING.match(line)
+        if m:
+            return m.group(1)
+    return first_line(text)
+
+
+def html_to_text(html: str) -> tuple[str, str]:
+    """(title, visible text with one block a line) of an HTML page."""
+    soup = BeautifulSoup(html, "html.parser")
+    title = soup.title.get_text(" ", strip=True) if soup.title else ""
+    for tag in soup(_HIDDEN_HTML):
+        tag.decompose()
+    for tag in soup.find_all(_BLOCK_HTML):
+        tag.insert_before("\n")
+        tag.insert_after("\n")
+    lines = [" ".join(line.split()) for line in soup.get_text().split("\n")]
+    text = "\n".join(line for line in lines if line)
+    return title or first_line(text), text
+
+
+class CorpusReader:
+    """Reads a corpus folder recursively; ``exclude`` names files that are not documents
+    (the user dictionary, stopwords and synonyms may live in the corpus folder)."""
+
+    def __init__(self, root: str | os.PathLike[str], exclude: Iterable[str | os.PathLike[str]] = ()) -> None:
+        self.root = Path(root)
+        self.exclude = {Path(p).resolve() for p in exclude if p}
+
+    def files(self) -> list[Path]:
+        if not self.root.exists():
+            raise CorpusError(f"corpus folder {str(self.root)!r} does not exist")
+        if not self.root.is_dir():
+            raise CorpusError(f"corpus path {str(self.root)!r} is not a folder")
+        if not os.access(self.root, os.R_OK | os.X_OK):
+            raise CorpusError(f"corpus folder {str(self.root)!r} is not readable")
+        found = []
+        for dirpath, dirnames, filenames in os.walk(self.root, onerror=_raise_corpus_error):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            for name in sorted(filenames):
+                path = Path(dirpath) / name
+                if name.startswith(".") or path.suffix.lower() not in SUFFIXES:
+                    continue
+                if path.resolve() in self.exclude:
+                    continue
+                found.append(path)
+        return found
+
+    def read(self) -> CorpusReport:
+        report = CorpusReport()
+        seen: dict[str, str] = {}
+        for path in self.files():
+            for item in self.read_file(path):
+                if isinstance(item, DocumentError):
+                    report.skipped.append(item)
+                elif item.doc_id in seen:
+                    report.skipped.append(
+                        DocumentError(item.source, f"duplicate document id {item.doc_id!r} (first in {seen[item.doc_id]})")
+                    )
+                else:
+                    seen[item.doc_id] = item.source
+                    report.documents.append(item)
+        return report
+
+    def read_file(self, path: Path) -> Iterator[Document | DocumentError]:
+        rel = path.relative_to(self.root).as_posix()
+        try:
+            data = path.read_bytes()
+            text, encoding = decode(data, rel)
+        except DocumentError as exc:
+            yield exc
+            return
+        except OSError as exc:
+            yield DocumentError(rel, f"cannot read file: {exc.strerror or exc}")
+            return
+        suffix = path.suffix.lower()
+        doc_id = rel[: -len(path.suffix)]
+        if suffix == ".jsonl":
+            yield from _jsonl_documents(text, rel, encoding)
+        elif suffix in (".html", ".htm"):
+            title, body = html_to_text(text)
+            if not body.strip():
+                yield DocumentError(rel, "no visible text")
+            else:
+                yield Document(doc_id, title, body, rel, encoding)
+        elif suffix in (".md", ".markdown"):
+            yield Document(doc_id, markdown_title(text), text, rel, encoding)
+        else:
+            yield Document(doc_id, first_line(text), text, rel, encoding)
+
+
+def _raise_corpus_error(exc: OSError) -> None:
+    raise CorpusError(f"cannot read corpus folder {exc.filename!r}: {exc.strerror}")
+
+
+def _jsonl_documents(text: str, rel: str, encoding: str) -> Iterator[Document | DocumentError]:
+    for lineno, line in enumerate(text.split("\n"), start=1):
+        if not line.strip():
+            continue
+        where = f"{rel}:{lineno}"
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            yield DocumentError(where, f"malformed JSON ({exc.msg})")
+            continue
+        if not isinstance(record, dict):
+            yield DocumentError(where, "a line must be a JSON object")
+            continue
+        doc_id, body = record.get("id"), record.get("text")
+        if not isinstance(doc_id, (str, int)) or str(doc_id).strip() == "":
+            yield DocumentError(where, "missing 'id'")
+            continue
+        if not isinstance(body, str) or not body.strip():
+            yield DocumentError(where, "missing or empty 'text'")
+            continue
+        title = record.get("title")
+        title = title if isinstance(title, str) and title.strip() else first_line(body)
+        metadata = {k: v for k, v in record.items() if k not in ("id", "title", "text")}
+        body = body.replace("\r\n", "\n").replace("\r", "\n")
+        yield Document(str(doc_id), title, body, rel, encoding, metadata)

@@ -1,0 +1,162 @@
+"""Step 1 of the pipeline: normalize text and keep the way back to the original.
+
+Normalization folds width and compatibility forms (NFKC: ＡＢＣ１２３ → abc123,
+㎏ → kg, ① → 1), lowercases, and converts traditional to simplified characters
+with OpenCC. Both steps can change the length of the text, so alongside the
+normalized text we keep, for every normalized character, the span of the
+original text it came from. Token offsets are mapped through these spans, so
+highlights are always sliced from the original text.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import re
+import unicodedata
+from dataclasses import dataclass
+
+import opencc
+
+from search_service.errors import InvalidRequest
+
+OPENCC_CONFIGS = ("t2s", "tw2s", "hk2s", "tw2sp")
+
+# OpenCC converts phrase by phrase, and no phrase spans these characters, so
+# when a conversion changes the length we realign one such piece at a time.
+_PIECE = re.compile(r"[^\s,.;:!?，。；：！？、()（）「」『』《》\[\]【】\"'“”‘’]+")
+
+
+@dataclass(frozen=True)
+class Normalized:
+    """A normalized text and, per normalized character, its original span."""
+
+    original: str
+    text: str
+    starts: tuple[int, ...]
+    ends: tuple[int, ...]
+
+    def span(self, start: int, end: int) -> tuple[int, int]:
+        """Original [start, end) of the normalized characters [start, end)."""
+        if end <= start:
+            pos = self.starts[start] if start < len(self.starts) else len(self.original)
+            return pos, pos
+        return self.starts[start], self.ends[end - 1]
+
+
+@functools.lru_cache(maxsize=4096)
+def _fold_char(ch: str) -> str:
+    return unicodedata.normalize("NFKC", ch).lower()
+
+
+@functools.lru_cache(maxsize=None)
+def _is_combining(ch: str) -> bool:
+    return unicodedata.combining(ch) != 0 or unicodedata.category(ch) == "Mn"
+
+
+@functools.lru_cache(maxsize=8)
+def _converter(config: str) -> opencc.OpenCC:
+    if config not in OPENCC_CONFIGS:
+        raise InvalidRequest(
+            f"unknown OpenCC config {config!r}; choose one of {', '.join(OPENCC_CONFIGS)}"
+        )
+    return opencc.OpenCC(config)
+
+
+def fold(text: str) -> tuple[str, list[int], list[int]]:
+    """NFKC + lowercase, one grapheme-ish cluster (a base and its marks) at a time."""
+    out: list[str] = []
+    starts: list[int] = []
+    ends: list[int] = []
+    i, n = 0, len(text)
+    while i < n:
+        j = i + 1
+        while j < n and _is_combining(text[j]):
+            j += 1
+        piece = text[i:j]
+        folded = _fold_char(piece) if j == i + 1 else unicodedata.normalize("NFKC", piece).lower()
+        for ch in folded:
+            out.append(ch)
+            starts.append(i)
+            ends.append(j)
+        i = j
+    return "".join(out), starts, ends
+
+
+def convert(text: str, config: str = "t2s") -> tuple[str, list[int], list[int]]:
+    """OpenCC conversion; returns the text and each output character's input span."""
+    converter = _converter(config)
+    converted = converter.convert(text)
+    if len(converted) == len(text):
+        # The usual case (t2s, tw2s, hk2s never change the length): 1:1.
+        return converted, list(range(len(text))), list(range(1, len(text) + 1))
+    return _convert_realigned(text, converter)
+
+
+def _convert_realigned(text: str, converter: opencc.OpenCC) -> tuple[str, list[int], list[int]]:
+    """Convert piece by piece; a piece whose length changed is aligned by diffing
+    it against its character-by-character conversion (which keeps the length)."""
+    char_converter = _converter("t2s")
+    out: list[str] = []
+    starts: list[int] = []
+    ends: list[int] = []
+    pos = 0
+
+    def copy_through(upto: int) -> None:
+        for k in range(pos, upto):
+            out.append(text[k])
+            starts.append(k)
+            ends.append(k + 1)
+
+    for m in _PIECE.finditer(text):
+        copy_through(m.start())
+        pos = m.end()
+        piece = m.group()
+        conv = converter.convert(piece)
+        if len(conv) == len(piece):
+            out.append(conv)
+            starts.extend(range(m.start(), m.end()))
+            ends.extend(range(m.start() + 1, m.end() + 1))
+            continue
+        base = char_converter.convert(piece)
+        matcher = difflib.SequenceMatcher(None, base, conv, autojunk=False)
+        for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+            if tag == "equal":
+                for k in range(j2 - j1):
+                    starts.append(m.start() + i1 + k)
+                    ends.append(m.start() + i1 + k + 1)
+            elif j2 > j1:
+                # Replaced or inserted output: every new character maps to the
+                # whole replaced input (or, for a pure insertion, its neighbour).
+                lo, hi = (i1, i2) if i2 > i1 else (max(i1 - 1, 0), max(i1, 1))
+                hi = min(hi, len(piece))
+                starts.extend([m.start() + lo] * (j2 - j1))
+                ends.extend([m.start() + hi] * (j2 - j1))
+        out.append(conv)
+    copy_through(len(text))
+    return "".join(out), starts, ends
+
+
+class Normalizer:
+    """Folds and converts text; one instance per OpenCC config, cached per process."""
+
+    def __init__(self, opencc_config: str = "t2s") -> None:
+        self.opencc_config = opencc_config
+        _converter(opencc_config)  # fail early on a bad config
+
+    def __call__(self, text: str) -> Normalized:
+        folded, f_starts, f_ends = fold(text)
+        converted, c_starts, c_ends = convert(folded, self.opencc_config)
+        starts = tuple(f_starts[s] for s in c_starts)
+        ends = tuple(f_ends[e - 1] for e in c_ends)
+        return Normalized(text, converted, starts, ends)
+
+
+@functools.lru_cache(maxsize=8)
+def get_normalizer(opencc_config: str = "t2s") -> Normalizer:
+    return Normalizer(opencc_config)
+
+
+def normalize(text: str, opencc_config: str = "t2s") -> Normalized:
+    """Normalize ``text``; see :class:`Normalized`."""
+    return get_normalizer(opencc_config)(text)

@@ -1,0 +1,228 @@
+"""Step 0b of the pipeline: split documents into passages.
+
+A passage is a run of the document's own text (``text == doc.text[start:end]``)
+of roughly ``min_chars``–``max_chars`` characters: a paragraph, several short
+neighbouring lines merged, or a piece of a long paragraph cut at sentence ends.
+Each passage remembers the nearest heading above it.
+
+Scraped pages carry boilerplate (view counters, "换一批", "0/500", lists of
+related articles, lines repeated across pages); such lines never become
+passages.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from search_service.corpus import Document
+
+# Headings: 一、… / （一）… / 『壹』… / 第一章 … / # … ; short, on a line of their own.
+_HEADING = re.compile(
+    r"""^\s*(?:
+        \#{1,6}\s+\S
+      | [一二三四五六七八九十百]+\s*[、.．]
+      | [（(][一二三四五六七八九十]+[)）]
+      | 『[壹贰叁肆伍陆柒捌玖拾貳叄參陸]+』
+      | 第[一二三四五六七八九十百0-9]+[章节節条條部分篇]
+    )""",
+    re.VERBOSE,
+)
+_HEADING_MAX_CHARS = 60
+
+# Interface fragments of scraped pages, matched against a whole (stripped) line.
+_UI_LINE = re.compile(
+    r"""^(?:
+        换一批|換一批|展开|展開|收起|更多>?|查看更多|阅读全文|閱讀全文|点击反馈|【点击反馈】
+      | 加密服务已开启|加密服務已開啟|律师服务|律師服務|律师推荐|律師推薦
+      | \d+\s*/\s*\d+
+      | \#\S{1,20}
+      | \d{4}[-/.年]\d{1,2}[-/.月]\d{1,2}日?(?:\s+\d{1,2}:\d{2}(?::\d{2})?)?
+      | \d+\s*人(?:看过|看過|阅读|閱讀|浏览|瀏覽)
+      | .{0,12}(?:你好|您好)[,，]?请问.{0,20}[?？]
+      | (?:来源|來源|作者|时间|時間)\s*[:：].{0,60}
+      | (?:声明|聲明)\s*[:：].*
+      | (?:扩展|擴展|延伸)(?:阅读|閱讀)\s*[:：].*
+      | 上一篇.*|下一篇.*|分享到.*|相关搜索.*|相關搜索.*
+      | [\u4e00-\u9fff]{2,4}
+    )$""",
+    re.VERBOSE,
+)
+# A line that opens the "related content" trailer of a scraped page: the rest
+# of the page lists other articles, not this one.
+_TRAILER = re.compile(
+    r"^(?:更多.{0,12}相关文章|更多.{0,12}相關文章|相关文章|相關文章|相关咨询|相關諮詢|相关阅读|相關閱讀|"
+    r"猜你喜欢|猜你喜歡|热门推荐|熱門推薦|推荐阅读|推薦閱讀|延伸阅读|延伸閱讀)\s*$"
+)
+_SENTENCE_END = re.compile(r"[。！？；!?;]+[”’」』）)]*")
+_SOFT_BREAK = re.compile(r"[，,、：:]")
+
+
+@dataclass(frozen=True)
+class Passage:
+    """A passage: ``text`` is exactly ``document.text[start:end]``."""
+
+    passage_id: str
+    doc_id: str
+    ordinal: int
+    text: str
+    start: int
+    end: int
+    heading: str
+    title: str
+
+
+def line_key(line: str) -> str:
+    return " ".join(line.split())
+
+
+def repeated_lines(documents: Iterable[Document], min_chars: int = 6, max_chars: int = 120) -> frozenset[str]:
+    """Short lines that occur more than once in the corpus, in one document or
+    across several: on scraped pages these are ads, footers and navigation."""
+    counts: Counter[str] = Counter()
+    for doc in documents:
+        keys = (line_key(line) for line in doc.text.split("\n"))
+        counts.update(k for k in keys if min_chars <= len(k) <= max_chars)
+    return frozenset(k for k, n in counts.items() if n >= 2)
+
+
+def is_boilerplate(line: str) -> bool:
+    return bool(_UI_LINE.match(line_key(line)))
+
+
+def is_heading(line: str) -> bool:
+    """A short numbered line that is not a sentence: 一、… / （一）… / 『壹』… / # …"""
+    stripped = line.strip()
+    return (
+        len(stripped) <= _HEADING_MAX_CHARS
+        and bool(_HEADING.match(stripped))
+        and not stripped.endswith(("。", "；", ";"))
+    )
+
+
+def clean_heading(line: str) -> str:
+    return line.strip().lstrip("#").strip()
+
+
+class PassageSplitter:
+    """Splits documents into passages of about ``min_chars``–``max_chars`` characters."""
+
+    def __init__(self, min_chars: int = 50, max_chars: int = 300, boilerplate: frozenset[str] = frozenset()) -> None:
+        if min_chars < 1 or max_chars < min_chars:
+            raise ValueError("need 1 <= min_chars <= max_chars")
+        self.min_chars = min_chars
+        self.max_chars = max_chars
+        self.boilerplate = boilerplate
+
+    def split(self, doc: Document) -> list[Passage]:
+        spans: list[tuple[int, int, str]] = []  # (start, end, heading)
+        heading = ""
+        buf: tuple[int, int] | None = None
+        title_key = line_key(doc.title)
+        title_skipped = False
+
+        def flush() -> None:
+            nonlocal buf
+            if buf is not None:
+                spans.append((buf[0], buf[1], heading))
+                buf = None
+
+        for start, end in _lines(doc.text):
+            line = doc.text[start:end]
+            key = line_key(line)
+            if not key:
+                continue
+            if _TRAILER.match(key):
+                break
+            if not title_skipped and key == title_key:
+                # The title is indexed as a field of its own; a first line that
+                # is the title is not body text (it still sets the heading).
+                title_skipped = True
+                if is_heading(line):
+                    flush()
+                    heading = clean_heading(line)
+                continue
+            title_skipped = True
+            if key in self.boilerplate or is_boilerplate(line):
+                continue
+            if is_heading(line):
+                flush()
+                heading = clean_heading(line)
+                continue
+            for piece in self._pieces(doc.text, start, end):
+                if buf is None:
+                    buf = piece
+                elif (
+                    min(buf[1] - buf[0], piece[1] - piece[0]) < self.min_chars
+                    and piece[1] - buf[0] <= self.max_chars
+                ):
+                    buf = (buf[0], piece[1])
+                else:
+                    flush()
+                    buf = piece
+        flush()
+        spans = self._merge_short_tail(doc.text, spans)
+        return [
+            Passage(f"{doc.doc_id}#{n}", doc.doc_id, n, doc.text[s:e], s, e, h, doc.title)
+            for n, (s, e, h) in enumerate(spans)
+        ]
+
+    def _merge_short_tail(self, text: str, spans: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
+        """A short last passage under the same heading joins the one before it."""
+        if len(spans) >= 2:
+            (s0, e0, h0), (s1, e1, h1) = spans[-2], spans[-1]
+            if h0 == h1 and e1 - s1 < self.min_chars and e1 - s0 <= self.max_chars:
+                spans[-2:] = [(s0, e1, h0)]
+        return spans
+
+    def _pieces(self, text: str, start: int, end: int) -> list[tuple[int, int]]:
+        """One line as pieces of at most max_chars, cut at sentence ends where possible."""
+        # Trim the line's surrounding white space: offsets point at real text.
+        while start < end and text[start].isspace():
+            start += 1
+        while end > start and text[end - 1].isspace():
+            end -= 1
+        if end - start <= self.max_chars:
+            return [(start, end)]
+        sentences = _cut(text, start, end, _SENTENCE_END)
+        pieces: list[tuple[int, int]] = []
+        for s, e in sentences:
+            if e - s > self.max_chars:
+                for s2, e2 in _cut(text, s, e, _SOFT_BREAK):
+                    pieces.extend(_hard_split(s2, e2, self.max_chars))
+            else:
+                pieces.append((s, e))
+        # Greedy packing of sentences into passages no longer than max_chars.
+        packed: list[tuple[int, int]] = []
+        for s, e in pieces:
+            if packed and e - packed[-1][0] <= self.max_chars:
+                packed[-1] = (packed[-1][0], e)
+            else:
+                packed.append((s, e))
+        return packed
+
+
+def _lines(text: str) -> list[tuple[int, int]]:
+    out = []
+    pos = 0
+    for line in text.split("\n"):
+        out.append((pos, pos + len(line)))
+        pos += len(line) + 1
+    return out
+
+
+def _cut(text: str, start: int, end: int, pattern: re.Pattern[str]) -> list[tuple[int, int]]:
+    out = []
+    s = start
+    for m in pattern.finditer(text, start, end):
+        out.append((s, m.end()))
+        s = m.end()
+    if s < end:
+        out.append((s, end))
+    return [(a, b) for a, b in out if text[a:b].strip()]
+
+
+def _hard_split(start: int, end: int, size: int) -> list[tuple[int, int]]:
+    return [(s, min(s + size, end)) for s in range(start, end, size)]

@@ -1,0 +1,105 @@
+"""Settings, declared once: name, type, default and help.
+
+Every setting can be read from an environment variable ``SEARCH_<NAME>``
+(upper case). The CLI, the app factory and the README all read this one table.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from search_service.errors import InvalidRequest
+
+ENV_PREFIX = "SEARCH_"
+
+
+def _setting(default: Any, help: str) -> Any:
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The service's configuration. Build with :meth:`from_env`."""
+
+    index_dir: str = _setting("index", "Index root: holds the versions and the CURRENT pointer.")
+    corpus_dir: str = _setting("corpus", "Folder of documents that reindex reads.")
+    opencc_config: str = _setting(
+        "t2s", "OpenCC conversion applied before analysis: t2s, tw2s, hk2s or tw2sp."
+    )
+    userdict: str = _setting(
+        "corpus/userdict.txt", "jieba user dictionary (jieba's format); ignored when missing."
+    )
+    stopwords: str = _setting(
+        "", "Stopword file, one word a line; empty means the bundled list."
+    )
+    synonyms: str = _setting(
+        "corpus/synonyms.txt",
+        "Synonym groups applied to queries, one comma-separated group a line; ignored when missing.",
+    )
+    cache_dir: str = _setting(
+        "", "Where jieba keeps its dictionary cache; empty means ~/.cache/search-service."
+    )
+    passage_min_chars: int = _setting(50, "Short neighbouring lines are merged up to this length.")
+    passage_max_chars: int = _setting(300, "Longer paragraphs are split at sentence ends.")
+    workers: int = _setting(0, "Processes used by reindex; 0 means one per CPU core.")
+    keep_versions: int = _setting(2, "Index versions kept on disk (the current one included).")
+    max_query_chars: int = _setting(256, "Longest accepted query, in characters.")
+    max_page_size: int = _setting(100, "Largest accepted `size`.")
+    max_page_depth: int = _setting(1000, "Largest accepted page x size.")
+    max_body_bytes: int = _setting(65536, "Largest accepted request body, in bytes.")
+    snippet_chars: int = _setting(160, "Highlights of longer passages are cut to this window.")
+    reload_seconds: float = _setting(
+        1.0, "How often a server checks the CURRENT pointer for a new index version."
+    )
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, **overrides: Any
+    ) -> "Settings":
+        """Defaults, then ``SEARCH_*`` variables, then explicit overrides (None is ignored)."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = environ.get(ENV_PREFIX + f.name.upper())
+            if raw is not None:
+                values[f.name] = _coerce(f.name, f.type, raw)
+        for name, value in overrides.items():
+            if value is None:
+                continue
+            if name not in {f.name for f in fields(cls)}:
+                raise InvalidRequest(f"unknown setting {name!r}")
+            values[name] = value
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> "Settings":
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def jieba_cache_dir(self) -> Path:
+        if self.cache_dir:
+            return Path(self.cache_dir)
+        return Path(os.path.expanduser("~")) / ".cache" / "search-service"
+
+    @classmethod
+    def describe(cls) -> list[tuple[str, str, Any, str]]:
+        """(environment variable, type, default, help) for every setting."""
+        return [
+            (ENV_PREFIX + f.name.upper(), str(f.type), f.default, f.metadata["help"])
+            for f in fields(cls)
+        ]
+
+
+def _coerce(name: str, type_name: Any, raw: str) -> Any:
+    try:
+        if type_name in (int, "int"):
+            return int(raw)
+        if type_name in (float, "float"):
+            return float(raw)
+    except ValueError:
+        raise InvalidRequest(f"setting {ENV_PREFIX}{name.upper()}={raw!r} is not a {type_name}")
+    return raw

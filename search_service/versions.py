@@ -1,0 +1,131 @@
+"""The on-disk layout of an index root, shared by the builder and the searcher.
+
+    index/
+      CURRENT              name of the version being served (switched with os.replace)
+      .reindex.lock        held by the one running reindex
+      versions/<name>/     a complete Whoosh index + manifest.json
+
+A version directory without ``manifest.json`` is a build that never finished;
+it is never served and the next reindex removes it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock, Timeout
+
+from search_service.errors import IndexLocked, IndexUnavailable
+
+POINTER = "CURRENT"
+LOCKFILE = ".reindex.lock"
+MANIFEST = "manifest.json"
+
+
+class IndexRoot:
+    """An index root folder and its versions."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+        self.versions_dir = self.root / "versions"
+        self.pointer = self.root / POINTER
+
+    def new_version_dir(self) -> Path:
+        name = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + uuid.uuid4().hex[:6]
+        path = self.versions_dir / name
+        path.mkdir(parents=True)
+        return path
+
+    def current_name(self) -> str | None:
+        try:
+            name = self.pointer.read_text("utf-8").strip()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise IndexUnavailable(f"cannot read {self.pointer}: {exc.strerror}")
+        return name or None
+
+    def current_dir(self) -> Path:
+        """The served version's folder; IndexUnavailable if there is none."""
+        name = self.current_name()
+        if name is None:
+            raise IndexUnavailable(
+                f"no index in {str(self.root)!r}: run `search-service reindex` first"
+            )
+        path = self.versions_dir / name
+        if not (path / MANIFEST).is_file():
+            raise IndexUnavailable(f"index version {name!r} is missing or incomplete")
+        return path
+
+    def manifest(self, version_dir: Path) -> dict[str, Any]:
+        try:
+            return json.loads((version_dir / MANIFEST).read_text("utf-8"))
+        except (OSError, ValueError) as exc:
+            raise IndexUnavailable(f"index version {version_dir.name!r} has an unreadable manifest: {exc}")
+
+    def switch(self, version_dir: Path) -> None:
+        """Make ``version_dir`` current, atomically (readers see old or new, never neither)."""
+        tmp = self.root / f".{POINTER}.{uuid.uuid4().hex[:8]}"
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(version_dir.name + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.pointer)
+        _fsync_dir(self.root)
+
+    def complete_versions(self) -> list[Path]:
+        if not self.versions_dir.is_dir():
+            return []
+        return sorted(p for p in self.versions_dir.iterdir() if (p / MANIFEST).is_file())
+
+    def clean(self, keep: int) -> list[str]:
+        """Remove unfinished builds and complete versions beyond the newest ``keep``
+        (never the current one). Call only while holding the lock."""
+        removed = []
+        if not self.versions_dir.is_dir():
+            return removed
+        current = self.current_name()
+        complete = self.complete_versions()
+        keep_set = {p.name for p in complete[-max(keep, 1):]}
+        if current:
+            keep_set.add(current)
+        for path in sorted(self.versions_dir.iterdir()):
+            if path.name not in keep_set:
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(path.name)
+        for stray in self.root.glob(f".{POINTER}.*"):
+            stray.unlink(missing_ok=True)
+        return removed
+
+    def lock(self) -> FileLock:
+        """The reindex lock, acquired at once or IndexLocked (released on exit, even SIGKILL)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(self.root / LOCKFILE), timeout=0)
+        try:
+            lock.acquire()
+        except Timeout:
+            raise IndexLocked(f"another reindex is running on {str(self.root)!r}; try again when it ends")
+        return lock
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(data, fh, ensure_ascii=False, indent=1, sort_keys=True)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
