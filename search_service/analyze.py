@@ -50,10 +50,17 @@ class AnalysisConfig:
     @classmethod
     def from_settings(cls, settings: Settings) -> "AnalysisConfig":
         stopwords = read_word_list(settings.stopwords) if settings.stopwords else bundled_stopwords()
+        normalizer = get_normalizer(settings.opencc_config)
+        # Dictionary words are matched against normalized text, so normalize them
+        # too: a traditional entry then works, and so does a full-width one.
+        userdict = []
+        for line in read_word_list(settings.userdict):
+            word, _, rest = line.partition(" ")
+            userdict.append(" ".join([normalizer(word).text, *rest.split()]))
         return cls(
             opencc_config=settings.opencc_config,
-            userdict=read_word_list(settings.userdict),
-            stopwords=tuple(sorted(set(stopwords))),
+            userdict=tuple(userdict),
+            stopwords=tuple(sorted({normalizer(w).text for w in stopwords})),
         )
 
 

@@ -46,6 +46,9 @@ class Normalized:
 
 @functools.lru_cache(maxsize=4096)
 def _fold_char(ch: str) -> str:
+    if "\ud800" <= ch <= "\udfff":
+        # A lone surrogate (possible in JSON input) cannot reach OpenCC's UTF-8.
+        return "\ufffd"
     return unicodedata.normalize("NFKC", ch).lower()
 
 
@@ -74,7 +77,7 @@ def fold(text: str) -> tuple[str, list[int], list[int]]:
         while j < n and _is_combining(text[j]):
             j += 1
         piece = text[i:j]
-        folded = _fold_char(piece) if j == i + 1 else unicodedata.normalize("NFKC", piece).lower()
+        folded = _fold_char(piece) if j == i + 1 else "".join(_fold_char(c) for c in unicodedata.normalize("NFKC", piece).lower())
         for ch in folded:
             out.append(ch)
             starts.append(i)

@@ -1,0 +1,147 @@
+"""The HTTP JSON API: a thin shell over :class:`SearchService`.
+
+Routes parse input, make one core call and format the output. Every error,
+whether the core's (:class:`SearchError`) or Werkzeug's (404, 405, 413, bad
+JSON), leaves through one handler in one shape:
+``{"error": {"status": 400, "code": "missing_query", "message": "…"}}``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Blueprint, Flask, current_app, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from search_service.errors import InvalidRequest, SearchError
+from search_service.openapi import openapi_document
+from search_service.search import SearchRequest, SearchService
+from search_service.settings import Settings
+
+log = logging.getLogger(__name__)
+api = Blueprint("api", __name__)
+
+SEARCH_FIELDS = ("q", "size", "page", "doc", "collapse", "filters")
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the app. ``config`` may hold setting names (see :class:`Settings`),
+    which override ``SEARCH_*`` variables, and Flask config keys (upper case)."""
+    config = dict(config or {})
+    setting_names = {f.name for f in dataclasses.fields(Settings)}
+    settings = Settings.from_env(**{k: v for k, v in config.items() if k in setting_names})
+    app = Flask(__name__)
+    app.config.update({k: v for k, v in config.items() if k not in setting_names})
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.extensions["search"] = SearchService(settings)
+    app.extensions["settings"] = settings
+    app.register_blueprint(api)
+    app.register_error_handler(SearchError, _search_error)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, _unexpected_error)
+    return app
+
+
+def service() -> SearchService:
+    return current_app.extensions["search"]
+
+
+def error_response(status: int, code: str, message: str):
+    response = jsonify({"error": {"status": status, "code": code, "message": message}})
+    response.status_code = status
+    return response
+
+
+def _search_error(exc: SearchError):
+    return error_response(exc.status, exc.code, exc.message)
+
+
+def _http_error(exc: HTTPException):
+    status = exc.code or 500
+    code = {400: "bad_request", 404: "not_found", 405: "method_not_allowed",
+            413: "request_too_large"}.get(status, (exc.name or "error").lower().replace(" ", "_"))
+    messages = {404: "no such endpoint; see /openapi.json", 413: "request body too large"}
+    response = error_response(status, code, messages.get(status, exc.description or exc.name))
+    if status == 405 and exc.get_response().headers.get("Allow"):
+        response.headers["Allow"] = exc.get_response().headers["Allow"]
+    return response
+
+
+def _unexpected_error(exc: Exception):
+    log.exception("unexpected error")
+    return error_response(500, "internal_error", "internal error; see the server log")
+
+
+def _search_params() -> dict[str, Any]:
+    if request.method == "POST":
+        body = request.get_json(force=True, silent=True)
+        if body is None:
+            raise InvalidRequest("the request body must be a JSON object", code="malformed_json")
+        if not isinstance(body, dict):
+            raise InvalidRequest("the request body must be a JSON object", code="malformed_json")
+        return {k: body.get(k) for k in SEARCH_FIELDS}
+    args = request.args
+    filters: dict[str, list[str]] = {}
+    for item in args.getlist("filter"):
+        key, sep, value = item.partition(":")
+        if not sep:
+            raise InvalidRequest("parameter 'filter' must look like key:value", code="bad_filter")
+        filters.setdefault(key, []).append(value)
+    return {
+        "q": args.get("q"),
+        "size": args.get("size"),
+        "page": args.get("page"),
+        "doc": args.getlist("doc"),
+        "collapse": args.get("collapse"),
+        "filters": filters,
+    }
+
+
+@api.route("/search", methods=["GET", "POST"])
+def search():
+    settings = current_app.extensions["settings"]
+    search_request = SearchRequest.create(settings, **_search_params())
+    result = service().search(search_request)
+    return jsonify(dataclasses.asdict(result))
+
+
+@api.get("/documents/<path:doc_id>")
+def document(doc_id: str):
+    return jsonify(dataclasses.asdict(service().document(doc_id)))
+
+
+@api.get("/passages/<path:passage_id>")
+def passage(passage_id: str):
+    return jsonify(dataclasses.asdict(service().passage(passage_id)))
+
+
+@api.get("/analyze")
+def analyze():
+    text = request.args.get("text")
+    settings = current_app.extensions["settings"]
+    if not text:
+        raise InvalidRequest("parameter 'text' is required", code="missing_text")
+    if len(text) > settings.max_query_chars * 4:
+        raise InvalidRequest(f"parameter 'text' is longer than {settings.max_query_chars * 4} characters",
+                             code="text_too_long")
+    return jsonify(service().analyze(text))
+
+
+@api.get("/health")
+def health():
+    return jsonify(service().health())
+
+
+@api.get("/stats")
+def stats():
+    return jsonify(service().stats())
+
+
+@api.get("/openapi.json")
+def openapi():
+    return jsonify(openapi_document(current_app.extensions["settings"]))

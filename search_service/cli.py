@@ -1,0 +1,141 @@
+"""The ``search-service`` command: reindex, serve, search, evaluate, bench.
+
+A thin shell: each subcommand parses its options, makes one core call and
+prints the result. Errors leave as one line on stderr and an exit code:
+
+    0   done (reindex: every file indexed)
+    1   failed; for reindex: nothing switched, the previous index stays current
+    2   reindex: indexed and switched, but some files were skipped (listed on stderr)
+    3   reindex: another reindex is running on this index (nothing done)
+    64  usage error (bad option)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from search_service.errors import SearchError
+from search_service.settings import Settings
+
+EXIT_USAGE = 64
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # exit 64, not argparse's 2 (2 means "files skipped")
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="search-service", description="Chinese full-text search service.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("reindex", help="build a new index version from the corpus",
+                       description="Read the corpus, split it into passages, analyze them (OpenCC + jieba) into a new "
+                                   "Whoosh index version and switch to it atomically.",
+                       epilog="exit codes: 0 all indexed; 1 failed, nothing switched; 2 indexed with files skipped; "
+                              "3 another reindex is running; 64 usage error.")
+    add_reindex_options(p)
+
+    p = sub.add_parser("serve", help="serve the HTTP API with gunicorn")
+    p.add_argument("--index", help="index root (default: $SEARCH_INDEX_DIR or index/)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    p.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
+    p.add_argument("--timeout", type=int, default=30, help="seconds before a stuck worker is restarted (default 30)")
+
+    p = sub.add_parser("search", help="run one query against the index and print JSON")
+    p.add_argument("q", help="the query")
+    p.add_argument("--index", help="index root")
+    p.add_argument("--size", type=int, default=5, help="results (default 5)")
+    p.add_argument("--collapse", choices=["doc", "none"], help="'doc': best passage per document")
+    return parser
+
+
+def add_reindex_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--corpus", help="corpus folder (default: $SEARCH_CORPUS_DIR or corpus/)")
+    p.add_argument("--index", help="index root (default: $SEARCH_INDEX_DIR or index/)")
+    p.add_argument("--incremental", action="store_true",
+                   help="reanalyze only changed documents, add new ones, delete removed ones")
+    p.add_argument("--dry-run", action="store_true", help="read and split the corpus, report, write nothing")
+    p.add_argument("--workers", type=int, help="processes for analysis (default: one per CPU core)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar, no per-file messages")
+    p.add_argument("--json", action="store_true", help="print the report as JSON instead of a summary line")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except SearchError as exc:
+        print(f"search-service {args.command}: {exc.message}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print(f"search-service {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
+    return Settings.from_env(index_dir=getattr(args, "index", None), corpus_dir=getattr(args, "corpus", None), **extra)
+
+
+def cmd_reindex(args: argparse.Namespace) -> int:
+    from search_service.index import build_index
+
+    settings = _settings(args, workers=args.workers)
+    bar = None
+    progress = None
+    if not args.quiet and sys.stderr.isatty():
+        from tqdm import tqdm
+
+        bar = tqdm(total=0, unit="passage", file=sys.stderr, leave=False)
+
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.n = done
+            bar.refresh()
+
+    try:
+        report = build_index(settings, incremental=args.incremental, dry_run=args.dry_run, progress=progress)
+    finally:
+        if bar is not None:
+            bar.close()
+    if not args.quiet:
+        for item in report.skipped:
+            print(f"skipped {item['source']}: {item['reason']}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(report.as_dict(), ensure_ascii=False))
+    else:
+        where = f"version {report.version}" if report.switched else "nothing written (dry run)"
+        print(f"{report.mode}: {report.documents} documents, {report.passages} passages, "
+              f"{len(report.skipped)} skipped, {report.seconds:.2f} s, "
+              f"{report.passages_per_second:.0f} passages/s; {where}")
+    return report.exit_code
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from search_service.serve import serve
+
+    return serve(_settings(args), host=args.host, port=args.port, workers=args.workers, timeout=args.timeout)
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from search_service.search import SearchRequest, SearchService
+
+    settings = _settings(args)
+    result = SearchService(settings).search(
+        SearchRequest.create(settings, q=args.q, size=args.size, collapse=args.collapse))
+    print(json.dumps(dataclasses.asdict(result), ensure_ascii=False, indent=1))
+    return 0
+
+
+COMMANDS = {"reindex": cmd_reindex, "serve": cmd_serve, "search": cmd_search}
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,77 @@
+"""Highlights: matched spans in a passage's original text, and an HTML snippet.
+
+Matching happens in normalized text (so a simplified query finds the
+traditional characters of a traditional passage, and the reverse); every span
+is then mapped back through the normalization map and the HTML is sliced from
+the original text, never rebuilt from tokens.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Iterable
+
+from search_service.normalize import Normalized
+
+MARK_OPEN, MARK_CLOSE = "<mark>", "</mark>"
+ELLIPSIS = "…"
+
+
+def find_matches(norm: Normalized, terms: Iterable[str]) -> list[list[int]]:
+    """Original-text spans of every occurrence of ``terms`` (normalized strings),
+    overlapping spans merged, so the longest match wins (马克思 over 马克)."""
+    text = norm.text
+    spans: list[tuple[int, int]] = []
+    for term in set(terms):
+        if not term:
+            continue
+        start = text.find(term)
+        while start != -1:
+            spans.append(norm.span(start, start + len(term)))
+            start = text.find(term, start + 1)
+    return merge_spans(spans)
+
+
+def merge_spans(spans: Iterable[tuple[int, int]]) -> list[list[int]]:
+    merged: list[list[int]] = []
+    for start, end in sorted(spans):
+        if end <= start:
+            continue
+        if merged and start < merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    return merged
+
+
+def snippet_window(length: int, matches: list[list[int]], window: int) -> tuple[int, int]:
+    """The [start, end) of at most ``window`` characters covering the most matched text."""
+    if length <= window or not matches:
+        return 0, min(length, window)
+    best, best_cover = (0, window), -1
+    for m_start, _ in matches:
+        # Start a little before the match, so the reader sees its context.
+        start = max(0, min(m_start - window // 8, length - window))
+        end = start + window
+        cover = sum(max(0, min(e, end) - max(s, start)) for s, e in matches)
+        if cover > best_cover:
+            best, best_cover = (start, end), cover
+    return best
+
+
+def render(text: str, matches: list[list[int]], window: int | None = None) -> str:
+    """HTML-escaped ``text`` with matches in <mark>, cut to a window for long text."""
+    start, end = (0, len(text)) if window is None else snippet_window(len(text), matches, window)
+    out = [ELLIPSIS] if start > 0 else []
+    pos = start
+    for m_start, m_end in matches:
+        if m_end <= start or m_start >= end:
+            continue
+        m_start, m_end = max(m_start, start), min(m_end, end)
+        out.append(html.escape(text[pos:m_start]))
+        out.append(MARK_OPEN + html.escape(text[m_start:m_end]) + MARK_CLOSE)
+        pos = m_end
+    out.append(html.escape(text[pos:end]))
+    if end < len(text):
+        out.append(ELLIPSIS)
+    return "".join(out)

@@ -1,0 +1,525 @@
+"""Step 5 of the pipeline: answer queries from the current index version.
+
+:class:`SearchService` is the one object the web app, the CLI and the
+evaluation use. It opens the version named by ``CURRENT``, notices when
+reindex switches to a new one (checked at most every ``reload_seconds``), and
+turns a :class:`SearchRequest` into ranked, highlighted passages.
+
+Ranking: each plain clause is analyzed exactly like the indexed text and
+becomes a disjunction of word terms (precision) and character bigrams
+(recall) over body, heading and title, each with its weight; BM25F scores the
+sum, so a passage that matches more of a question ranks higher and a passage
+missing one word is still found.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from whoosh import index as whoosh_index
+from whoosh import query as wq
+from whoosh import scoring, sorting
+
+from search_service.analyze import Analysis, AnalysisConfig, Term, get_analysis
+from search_service.errors import IndexUnavailable, InvalidRequest, NotFound, SearchError
+from search_service.highlight import find_matches, render
+from search_service.index import META_PREFIX, meta_field_name
+from search_service.query import Clause, parse_query
+from search_service.segment import read_word_list
+from search_service.settings import Settings
+from search_service.versions import IndexRoot
+
+log = logging.getLogger(__name__)
+
+_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f]+")
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """Field weights and BM25F parameters (measured in the evaluation, see README)."""
+
+    body: float = 1.0
+    grams: float = 0.5
+    heading: float = 0.6
+    heading_grams: float = 0.3
+    title: float = 0.6
+    title_grams: float = 0.3
+    synonym: float = 0.8
+    k1: float = 1.2
+    b: float = 0.75
+
+    def weighting(self) -> scoring.WeightingModel:
+        return scoring.BM25F(B=self.b, K1=self.k1)
+
+
+@dataclass(frozen=True)
+class SearchRequest:
+    """A validated search: build with :meth:`create`, which raises InvalidRequest."""
+
+    q: str
+    size: int = 10
+    page: int = 1
+    doc: tuple[str, ...] = ()
+    filters: tuple[tuple[str, str], ...] = ()
+    collapse: str | None = None
+
+    @classmethod
+    def create(cls, settings: Settings, q: Any = None, size: Any = None, page: Any = None,
+               doc: Any = None, filters: Any = None, collapse: Any = None) -> "SearchRequest":
+        if q is None or not isinstance(q, str) or not q.strip():
+            raise InvalidRequest("parameter 'q' is required and must be a non-empty string", code="missing_query")
+        if len(q) > settings.max_query_chars:
+            raise InvalidRequest(f"parameter 'q' is longer than {settings.max_query_chars} characters", code="query_too_long")
+        size_v = _int_param("size", size, 10, 1, settings.max_page_size)
+        page_v = _int_param("page", page, 1, 1, None)
+        if size_v * page_v > settings.max_page_depth:
+            raise InvalidRequest(f"page x size must be at most {settings.max_page_depth}", code="page_too_deep")
+        docs = _str_list("doc", doc)
+        pairs = []
+        for key, value in (filters or {}).items():
+            if meta_field_name(key) is None:
+                raise InvalidRequest(f"filter key {key!r} must be 1-40 letters, digits or '_'", code="bad_filter")
+            for v in _str_list(key, value):
+                pairs.append((key, v))
+        if collapse not in (None, "", "doc", "none"):
+            raise InvalidRequest("parameter 'collapse' must be 'doc' or 'none'", code="bad_parameter")
+        return cls(q, size_v, page_v, tuple(docs), tuple(pairs), "doc" if collapse == "doc" else None)
+
+
+def _int_param(name: str, value: Any, default: int, lo: int, hi: int | None) -> int:
+    if value is None or value == "":
+        return default
+    if isinstance(value, bool):
+        raise InvalidRequest(f"parameter {name!r} must be an integer", code="bad_parameter")
+    try:
+        number = int(value) if isinstance(value, (int, str)) and str(value).strip().lstrip("+-").isdigit() else None
+    except ValueError:
+        number = None
+    if number is None:
+        raise InvalidRequest(f"parameter {name!r} must be an integer", code="bad_parameter")
+    if number < lo or (hi is not None and number > hi):
+        bound = f"between {lo} and {hi}" if hi is not None else f"at least {lo}"
+        raise InvalidRequest(f"parameter {name!r} must be {bound}", code="bad_parameter")
+    return number
+
+
+def _str_list(name: str, value: Any) -> list[str]:
+    if value is None or value == "":
+        return []
+    values = value if isinstance(value, (list, tuple)) else [value]
+    out = []
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, (str, int, float)):
+            raise InvalidRequest(f"parameter {name!r} must be a string or a list of strings", code="bad_parameter")
+        if str(v) != "":
+            out.append(v if isinstance(v, str) else str(v))
+    return out
+
+
+class Synonyms:
+    """Synonym groups (one comma-separated group a line), matched in normalized form."""
+
+    def __init__(self, groups: list[list[str]]) -> None:
+        self.groups = groups
+        self._index: dict[str, list[str]] = {}
+        for group in groups:
+            for word in group:
+                self._index.setdefault(word, []).extend(w for w in group if w != word)
+
+    @classmethod
+    def load(cls, path: str, analysis: Analysis) -> "Synonyms":
+        groups = []
+        for line in read_word_list(path):
+            words = [analysis.normalize(w.strip()).text for w in re.split(r"[,，]", line) if w.strip()]
+            if len(words) > 1:
+                groups.append(words)
+        return cls(groups)
+
+    def expand(self, word: str) -> list[str]:
+        return self._index.get(word, [])
+
+
+@dataclass
+class _Version:
+    """One opened index version; in-flight requests keep the one they started with."""
+
+    name: str
+    path: Path
+    ix: Any
+    manifest: dict[str, Any]
+    analysis: Analysis
+    synonyms: Synonyms
+    local: threading.local = field(default_factory=threading.local)
+
+    def searcher(self) -> Any:
+        # Whoosh readers seek and read shared file handles: one searcher per thread.
+        s = getattr(self.local, "searcher", None)
+        if s is None:
+            s = self.local.searcher = self.ix.searcher(weighting=self.weighting)
+        return s
+
+    weighting: Any = None
+
+
+@dataclass
+class Hit:
+    rank: int
+    score: float
+    passage_id: str
+    doc_id: str
+    title: str
+    heading: str
+    text: str
+    highlight: str
+    matches: list[list[int]]
+    source: str
+    metadata: dict[str, Any]
+    ordinal: int
+    start: int
+    end: int
+
+
+@dataclass
+class PassageRecord:
+    """A stored passage, as /passages and /documents return it."""
+
+    passage_id: str
+    doc_id: str
+    ordinal: int
+    title: str
+    heading: str
+    text: str
+    start: int
+    end: int
+    source: str
+    metadata: dict[str, Any]
+
+
+@dataclass
+class DocumentRecord:
+    """A document and its passages in order."""
+
+    doc_id: str
+    title: str
+    source: str
+    metadata: dict[str, Any]
+    passages: list[PassageRecord]
+
+
+@dataclass
+class SearchResult:
+    query: str
+    total: int
+    page: int
+    size: int
+    took_ms: float
+    hits: list[Hit]
+    version: str
+
+
+class SearchService:
+    """Opens the current index version of ``settings.index_dir`` and answers queries."""
+
+    def __init__(self, settings: Settings | None = None, ranking: Ranking | None = None) -> None:
+        self.settings = settings or Settings.from_env()
+        self.ranking = ranking or Ranking()
+        self.root = IndexRoot(self.settings.index_dir)
+        self._lock = threading.Lock()
+        self._version: _Version | None = None
+        self._checked = 0.0
+        self.last_error: str | None = None
+
+    # -- versions -------------------------------------------------------------
+
+    def current(self) -> _Version:
+        """The version to answer from, reopening when CURRENT has switched."""
+        version = self._version
+        now = time.monotonic()
+        if version is not None and now - self._checked < self.settings.reload_seconds:
+            return version
+        with self._lock:
+            version = self._version
+            try:
+                name = self.root.current_name()
+            except IndexUnavailable as exc:
+                return self._keep_or_raise(version, exc)
+            self._checked = now
+            if version is not None and name == version.name:
+                return version
+            try:
+                new = self._open(name)
+            except IndexUnavailable as exc:
+                return self._keep_or_raise(version, exc)
+            self._version = new
+            self.last_error = None
+            if version is not None:
+                log.info("switched index version %s -> %s", version.name, new.name)
+            return new
+
+    def close(self) -> None:
+        """Forget the opened version (before forking workers, or at shutdown)."""
+        with self._lock:
+            self._version = None
+            self._checked = 0.0
+
+    def _keep_or_raise(self, version: _Version | None, exc: IndexUnavailable) -> _Version:
+        # A broken or missing new version must not take a working server down:
+        # keep serving the last good version and say why on /health.
+        self.last_error = exc.message
+        if version is None:
+            raise exc
+        log.error("keeping index version %s: %s", version.name, exc.message)
+        return version
+
+    def _open(self, name: str | None) -> _Version:
+        if name is None:
+            raise IndexUnavailable(f"no index in {str(self.root.root)!r}: run `search-service reindex` first")
+        path = self.root.current_dir() if name == self.root.current_name() else self.root.versions_dir / name
+        manifest = self.root.manifest(path)
+        try:
+            ix = whoosh_index.open_dir(str(path))
+            body = ix.schema["body"].analyzer
+            config: AnalysisConfig = body.config
+            analysis = get_analysis(config)
+            version = _Version(name, path, ix, manifest, analysis, Synonyms.load(self.settings.synonyms, analysis))
+            version.weighting = self.ranking.weighting()
+            searcher = version.searcher()
+            if searcher.doc_count() != manifest.get("passage_count"):
+                raise IndexUnavailable(f"index version {name!r} holds {searcher.doc_count()} passages, "
+                                       f"its manifest says {manifest.get('passage_count')}")
+        except IndexUnavailable:
+            raise
+        except Exception as exc:  # a truncated or corrupt segment file
+            raise IndexUnavailable(f"index version {name!r} cannot be opened: {type(exc).__name__}: {exc}") from exc
+        analysis.segmenter.initialize()
+        return version
+
+    # -- queries --------------------------------------------------------------
+
+    def build_query(self, version: _Version, text: str) -> tuple[wq.Query | None, set[str]]:
+        """The Whoosh query for ``text`` and the normalized terms to highlight."""
+        should: list[wq.Query] = []
+        must: list[wq.Query] = []
+        must_not: list[wq.Query] = []
+        marks: set[str] = set()
+        for clause in parse_query(text):
+            words = version.analysis.words(clause.text)
+            grams = _query_grams(version.analysis, clause.text)
+            if clause.kind == "phrase":
+                matcher = self._phrase(words, grams)
+            else:
+                matcher = self._contains(words, grams)
+            if matcher is None:
+                continue
+            if clause.occur == "must_not":
+                must_not.append(matcher)
+                continue
+            marks.update(t.text for t in words)
+            marks.update(g for g in grams if len(g) > 1 or len(grams) == 1)
+            scored = self._scored(version, words, grams)
+            if clause.kind == "phrase" or clause.occur == "must":
+                must.append(matcher)
+            if scored is not None:
+                should.append(scored)
+        if not should and not must:
+            return None, marks
+        query: wq.Query = wq.Or(should) if should else wq.Every()
+        if must:
+            query = wq.AndMaybe(wq.And(must), query) if should else wq.And(must)
+        if must_not:
+            query = wq.AndNot(query, wq.Or(must_not))
+        return query, marks
+
+    def _scored(self, version: _Version, words: list[Term], grams: list[str]) -> wq.Query | None:
+        r = self.ranking
+        parts: list[wq.Query] = []
+        for t in {w.text for w in words}:
+            parts.append(wq.Term("body", t, boost=r.body))
+            parts.append(wq.Term("heading", t, boost=r.heading))
+            parts.append(wq.Term("title", t, boost=r.title))
+            for syn in version.synonyms.expand(t):
+                for s in version.analysis.words(syn):
+                    parts.append(wq.Term("body", s.text, boost=r.body * r.synonym))
+        for g in set(grams):
+            parts.append(wq.Term("grams", g, boost=r.grams))
+            parts.append(wq.Term("heading_grams", g, boost=r.heading_grams))
+            parts.append(wq.Term("title_grams", g, boost=r.title_grams))
+        return wq.Or(parts) if parts else None
+
+    @staticmethod
+    def _contains(words: list[Term], grams: list[str]) -> wq.Query | None:
+        """Matches passages containing the clause: each word, as a word or as its bigrams."""
+        precise = _precise(words)
+        if not precise:
+            return wq.And([wq.Term("grams", g) for g in grams]) if grams else None
+        parts = []
+        for w in precise:
+            bigrams = [w.text[i:i + 2] for i in range(len(w.text) - 1)] if _CJK.fullmatch(w.text) else []
+            alternatives: list[wq.Query] = [wq.Term("body", w.text)]
+            if bigrams:
+                alternatives.append(wq.And([wq.Term("grams", g) for g in bigrams]))
+            parts.append(wq.Or(alternatives))
+        return wq.And(parts)
+
+    @staticmethod
+    def _phrase(words: list[Term], grams: list[str]) -> wq.Query | None:
+        precise = _precise(words)
+        if len(precise) > 1:
+            return wq.Phrase("body", [w.text for w in precise])
+        if precise:
+            return wq.Term("body", precise[0].text)
+        return wq.And([wq.Term("grams", g) for g in grams]) if grams else None
+
+    def search(self, request: SearchRequest) -> SearchResult:
+        began = time.perf_counter()
+        version = self.current()
+        query, marks = self.build_query(version, request.q)
+        hits: list[Hit] = []
+        total = 0
+        if query is not None:
+            searcher = version.searcher()
+            filter_q = _filter_query(request)
+            limit = request.page * request.size
+            kwargs: dict[str, Any] = {"limit": limit, "filter": filter_q}
+            if request.collapse == "doc":
+                kwargs["collapse"] = "doc_id"
+                kwargs["groupedby"] = sorting.FieldFacet("doc_id")
+            results = searcher.search(query, **kwargs)
+            if request.collapse == "doc":
+                total = len(results.groups("doc_id"))
+            else:
+                total = len(results)
+            offset = (request.page - 1) * request.size
+            for rank, hit in enumerate(results[offset:limit], start=offset + 1):
+                hits.append(self._hit(version, rank, hit.score, hit.fields(), marks))
+        took = (time.perf_counter() - began) * 1000
+        return SearchResult(request.q, total, request.page, request.size, round(took, 2), hits, version.name)
+
+    def _hit(self, version: _Version, rank: int, score: float, stored: dict[str, Any], marks: set[str]) -> Hit:
+        text = stored["text"]
+        matches = find_matches(version.analysis.normalize(text), marks)
+        return Hit(
+            rank=rank,
+            score=round(float(score), 4),
+            passage_id=stored["passage_id"],
+            doc_id=stored["doc_id"],
+            title=stored.get("title", ""),
+            heading=stored.get("heading", ""),
+            text=text,
+            highlight=render(text, matches, self.settings.snippet_chars),
+            matches=matches,
+            source=stored.get("source", ""),
+            metadata=stored.get("metadata") or {},
+            ordinal=stored.get("ordinal", 0),
+            start=stored.get("start", 0),
+            end=stored.get("end", 0),
+        )
+
+    # -- documents, passages, analysis, stats ------------------------------------
+
+    def passage(self, passage_id: str) -> PassageRecord:
+        version = self.current()
+        stored = version.searcher().document(passage_id=passage_id)
+        if stored is None:
+            raise NotFound(f"no passage {passage_id!r}", code="passage_not_found")
+        return _passage_record(stored)
+
+    def document(self, doc_id: str) -> DocumentRecord:
+        version = self.current()
+        searcher = version.searcher()
+        found = sorted(searcher.documents(doc_id=doc_id), key=lambda s: s["ordinal"])
+        if not found:
+            raise NotFound(f"no document {doc_id!r}", code="document_not_found")
+        first = found[0]
+        return DocumentRecord(doc_id, first.get("title", ""), first.get("source", ""),
+                              first.get("metadata") or {}, [_passage_record(s) for s in found])
+
+    def analyze(self, text: str) -> dict[str, Any]:
+        version = self.current()
+        trace = version.analysis.trace(text)
+        trace["synonyms"] = {
+            t["term"]: version.synonyms.expand(t["term"]) for t in trace["words"] if version.synonyms.expand(t["term"])
+        }
+        trace["query"] = str(self.build_query(version, text)[0])
+        return trace
+
+    def stats(self) -> dict[str, Any]:
+        version = self.current()
+        m = version.manifest
+        return {
+            "version": version.name,
+            "created": m.get("created"),
+            "documents": m.get("document_count"),
+            "passages": m.get("passage_count"),
+            "skipped": len(m.get("skipped", [])),
+            "analysis": {"opencc_config": version.analysis.config.opencc_config,
+                         "userdict_words": len(version.analysis.config.userdict),
+                         "stopwords": len(version.analysis.config.stopwords)},
+            "synonym_groups": len(version.synonyms.groups),
+            "index_bytes": sum(p.stat().st_size for p in version.path.iterdir() if p.is_file()),
+        }
+
+    def health(self) -> dict[str, Any]:
+        """Raises IndexUnavailable when no version can be served."""
+        version = self.current()
+        status = {"status": "ok", "version": version.name, "passages": version.manifest.get("passage_count")}
+        if self.last_error:
+            status["status"] = "degraded"
+            status["warning"] = self.last_error
+        return status
+
+
+def _precise(words: list[Term]) -> list[Term]:
+    """The precise segmentation: per position, the longest word (sub-words share it)."""
+    best: dict[int, Term] = {}
+    for w in words:
+        if w.pos not in best or len(w.text) > len(best[w.pos].text):
+            best[w.pos] = w
+    return [best[p] for p in sorted(best)]
+
+
+def _query_grams(analysis: Analysis, text: str) -> list[str]:
+    """Bigrams of each CJK run of the query; a one-character run stays a unigram."""
+    norm = analysis.normalize(text).text
+    out = []
+    for run in _CJK.findall(norm):
+        if len(run) == 1:
+            out.append(run)
+        else:
+            out.extend(run[i:i + 2] for i in range(len(run) - 1))
+    return out
+
+
+def _filter_query(request: SearchRequest) -> wq.Query | None:
+    parts: list[wq.Query] = []
+    if request.doc:
+        parts.append(wq.Or([wq.Term("doc_id", d) for d in request.doc]))
+    by_key: dict[str, list[str]] = {}
+    for key, value in request.filters:
+        by_key.setdefault(key, []).append(value)
+    for key, values in by_key.items():
+        parts.append(wq.Or([wq.Term(META_PREFIX + key, v) for v in values]))
+    if not parts:
+        return None
+    return wq.And(parts) if len(parts) > 1 else parts[0]
+
+
+def _passage_record(stored: dict[str, Any]) -> PassageRecord:
+    return PassageRecord(
+        passage_id=stored["passage_id"],
+        doc_id=stored["doc_id"],
+        ordinal=stored.get("ordinal", 0),
+        title=stored.get("title", ""),
+        heading=stored.get("heading", ""),
+        text=stored["text"],
+        start=stored.get("start", 0),
+        end=stored.get("end", 0),
+        source=stored.get("source", ""),
+        metadata=stored.get("metadata") or {},
+    )

@@ -1,0 +1,61 @@
+"""Serving the app with gunicorn (pre-fork, sync workers).
+
+Why gunicorn: each request is CPU-bound Python (jieba, Whoosh), so threads
+would serve one request at a time under the GIL; pre-forked worker processes
+use every core, a stuck worker is restarted after ``--timeout``, and with
+``preload_app`` jieba's dictionary is loaded once in the master and shared by
+the workers copy-on-write.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from gunicorn.app.base import BaseApplication
+
+from search_service.app import create_app
+from search_service.errors import IndexUnavailable
+from search_service.settings import Settings
+
+
+class _Gunicorn(BaseApplication):
+    def __init__(self, app: Any, options: dict[str, Any]) -> None:
+        self.application = app
+        self.options = options
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self.options.items():
+            self.cfg.set(key, value)
+
+    def load(self) -> Any:
+        return self.application
+
+
+def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000, workers: int = 2, timeout: int = 30) -> int:
+    """Run the API until interrupted. Exits 1 at once when there is no index."""
+    app = create_app(settings.__dict__)
+    service = app.extensions["search"]
+    try:
+        # Open the index once in the master: fails fast without an index, and
+        # loads jieba's dictionary before the workers fork.
+        service.current()
+    except IndexUnavailable as exc:
+        print(f"search-service serve: {exc.message}", file=sys.stderr)
+        return 1
+    # Workers must not share the master's open files (one seek pointer for all).
+    service.close()
+    options = {
+        "bind": f"{host}:{port}",
+        "workers": workers,
+        "worker_class": "sync",
+        "preload_app": True,
+        "timeout": timeout,
+        "graceful_timeout": 10,
+        "accesslog": None,
+        "errorlog": "-",
+        "loglevel": "warning",
+    }
+    _Gunicorn(app, options).run()
+    return 0

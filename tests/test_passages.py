@@ -1,0 +1,79 @@
+import re
+
+from conftest import SEED_CORPUS, SIMPLIFIED_SEED, TRADITIONAL_SEED
+from search_service.corpus import CorpusReader, Document
+from search_service.passages import PassageSplitter, repeated_lines
+
+BOILERPLATE = ["换一批", "展开", "0/500", "加密服务已开启", "人看过", "律师服务", "点击反馈", "相关咨询", "#医疗知识"]
+
+
+def seed_passages():
+    report = CorpusReader(SEED_CORPUS, exclude=[SEED_CORPUS / "userdict.txt", SEED_CORPUS / "synonyms.txt"]).read()
+    assert [d.doc_id for d in report.documents] == [SIMPLIFIED_SEED, TRADITIONAL_SEED]
+    splitter = PassageSplitter(50, 300, repeated_lines(report.documents))
+    return {d.doc_id: (d, splitter.split(d)) for d in report.documents}
+
+
+def test_seed_passages_are_exact_slices_of_their_documents():
+    for doc, passages in seed_passages().values():
+        assert passages
+        for n, p in enumerate(passages):
+            assert doc.text[p.start:p.end] == p.text
+            assert p.passage_id == f"{doc.doc_id}#{n}" and p.ordinal == n
+            assert p.title == doc.title
+
+
+def test_seed_passage_counts_lengths_and_headings():
+    seeds = seed_passages()
+    simp_doc, simp = seeds[SIMPLIFIED_SEED]
+    trad_doc, trad = seeds[TRADITIONAL_SEED]
+    assert len(simp) == 8
+    assert len(trad) == 25
+    assert simp[0].heading == "一、城镇居民医保卡密码忘了怎么办"
+    assert simp[0].text.startswith("忘记医保卡密码可以带上本人身份证")
+    assert trad[4].heading == "『貳』 醫保卡被鎖如何解鎖"
+    assert trad[-1].heading == "『捌』 醫保卡被鎖住打12333可以解鎖嗎"
+    for p in simp + trad:
+        assert len(p.text) <= 300
+
+
+def test_scraped_boilerplate_never_becomes_a_passage():
+    for doc, passages in seed_passages().values():
+        for p in passages:
+            for fragment in BOILERPLATE:
+                assert fragment not in p.text, (fragment, p.passage_id)
+            assert "更多医疗机构相关文章" not in p.text
+            assert "西安市医保卡密码忘了" not in p.text  # the related-articles trailer
+            assert "擴展閱讀:【保險】" not in p.text  # an ad repeated in the page
+
+
+def test_long_paragraphs_split_at_sentence_ends():
+    sentence = "这是一个用来测试切分的句子，它有二十多个字符。"
+    doc = Document("d", "标题", "标题\n" + sentence * 20, "d.txt")
+    passages = PassageSplitter(50, 120).split(doc)
+    assert len(passages) == 4
+    for p in passages:
+        assert len(p.text) <= 120 and p.text.endswith("。")
+        assert doc.text[p.start:p.end] == p.text
+
+
+def test_short_neighbouring_lines_merge():
+    doc = Document("d", "标题", "标题\n短行一。\n短行二。\n\n短行三。\n" + "长" * 80, "d.txt")
+    passages = PassageSplitter(10, 300).split(doc)
+    assert passages[0].text == "短行一。\n短行二。\n\n短行三。"
+    assert passages[1].text == "长" * 80
+
+
+def test_headings_of_every_style():
+    text = "T\n# 第一部分\n甲" * 1 + "\n（一）办理流程\n乙乙乙\n『壹』 第三\n丙丙丙\n二、第四节\n丁丁丁"
+    doc = Document("d", "T", text, "d.md")
+    headings = [p.heading for p in PassageSplitter(1, 300).split(doc)]
+    assert headings == ["第一部分", "（一）办理流程", "『壹』 第三", "二、第四节"]
+
+
+def test_a_numbered_sentence_is_not_a_heading():
+    doc = Document("d", "T", "T\n一、总则\n(一)参保人需持本人社会保障卡到银行激活。\n正文正文。", "d.txt")
+    passages = PassageSplitter(1, 300).split(doc)
+    assert passages[0].heading == "一、总则"
+    assert passages[0].text.startswith("(一)参保人")
+    assert not re.search("^\\(一\\)", passages[0].heading)
