@@ -233,8 +233,9 @@ def build_index(
             else:
                 _write_full(version_dir, config, prepared, settings, progress)
                 report.reanalyzed = len(prepared.documents)
-            _check(version_dir, report.passages)
+            avg_lengths = _check(version_dir, report.passages)
             write_json_atomic(version_dir / MANIFEST, {
+                "avg_field_length": avg_lengths,
                 "version": version_dir.name,
                 "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 "schema_version": SCHEMA_VERSION,
@@ -318,7 +319,10 @@ def _write_incremental(root: IndexRoot, version_dir: Path, previous: dict[str, A
     except BaseException:
         writer.cancel()
         raise
-    writer.commit()
+    # Merge into one segment: Whoosh keeps deleted passages in its term
+    # statistics until a merge, and incremental must rank exactly like a full
+    # rebuild. Merging copies postings; it does not re-run jieba.
+    writer.commit(optimize=True)
     report.reanalyzed = len(changed)
     report.removed = len(removed)
 
@@ -334,8 +338,18 @@ def _add_documents(writer: Any, documents: list[Document], prepared: _Prepared,
             progress(done, total)
 
 
-def _check(version_dir: Path, expected_passages: int) -> None:
-    """Reopen the committed version and prove it is searchable before serving it."""
+SCORED_FIELDS = ("body", "grams", "title", "title_grams", "heading", "heading_grams")
+
+
+def _check(version_dir: Path, expected_passages: int) -> dict[str, float]:
+    """Reopen the committed version and prove it is searchable before serving it.
+
+    Returns the average length of each scored field, computed from the per-passage
+    lengths Whoosh stores. Whoosh's own segment totals are exact for passages it
+    analyzed but rebuilt from one-byte approximations for passages it merged,
+    so an incremental index would score a hair differently from a full rebuild;
+    these averages are the same either way (see search.ManifestBM25F).
+    """
     ix = whoosh_index.open_dir(str(version_dir))
     with ix.searcher() as searcher:
         count = searcher.doc_count()
@@ -345,3 +359,9 @@ def _check(version_dir: Path, expected_passages: int) -> None:
             stored = next(searcher.all_stored_fields())
             if "passage_id" not in stored:
                 raise BuildError("the new index cannot be read back; not switched")
+        reader = searcher.reader()
+        totals = dict.fromkeys(SCORED_FIELDS, 0)
+        for docnum in reader.all_doc_ids():
+            for name in SCORED_FIELDS:
+                totals[name] += reader.doc_field_length(docnum, name, 0) or 0
+        return {name: (total / count if count else 0.0) for name, total in totals.items()}

@@ -46,7 +46,6 @@ _UI_LINE = re.compile(
       | (?:声明|聲明)\s*[:：].*
       | (?:扩展|擴展|延伸)(?:阅读|閱讀)\s*[:：].*
       | 上一篇.*|下一篇.*|分享到.*|相关搜索.*|相關搜索.*
-      | [\u4e00-\u9fff]{2,4}
     )$""",
     re.VERBOSE,
 )
@@ -78,13 +77,14 @@ def line_key(line: str) -> str:
     return " ".join(line.split())
 
 
-def repeated_lines(documents: Iterable[Document], min_chars: int = 6, max_chars: int = 120) -> frozenset[str]:
-    """Short lines that occur more than once in the corpus, in one document or
-    across several: on scraped pages these are ads, footers and navigation."""
+def repeated_lines(documents: Iterable[Document], min_chars: int = 6, max_chars: int = 80) -> frozenset[str]:
+    """Short lines found in two or more documents: on scraped pages these are
+    navigation, ads and footers. A line ending a sentence (。！) is content that
+    documents happen to share, such as an FAQ's standard answer, and is kept."""
     counts: Counter[str] = Counter()
     for doc in documents:
-        keys = (line_key(line) for line in doc.text.split("\n"))
-        counts.update(k for k in keys if min_chars <= len(k) <= max_chars)
+        keys = {line_key(line) for line in doc.text.split("\n")}
+        counts.update(k for k in keys if min_chars <= len(k) <= max_chars and not k.endswith(("。", "！", "!")))
     return frozenset(k for k, n in counts.items() if n >= 2)
 
 

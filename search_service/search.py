@@ -54,8 +54,27 @@ class Ranking:
     k1: float = 1.2
     b: float = 0.75
 
-    def weighting(self) -> scoring.WeightingModel:
-        return scoring.BM25F(B=self.b, K1=self.k1)
+    def weighting(self, avg_lengths: dict[str, float] | None = None) -> scoring.WeightingModel:
+        return ManifestBM25F(avg_lengths or {}, B=self.b, K1=self.k1)
+
+
+class ManifestBM25F(scoring.BM25F):
+    """BM25F with the average field lengths recorded in the version's manifest.
+
+    Whoosh derives them from segment totals that are exact for analyzed passages
+    but approximate for merged ones, so an incremental index would otherwise
+    rank a hair differently from a full rebuild of the same corpus.
+    """
+
+    def __init__(self, avg_lengths: dict[str, float], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.avg_lengths = avg_lengths
+
+    def scorer(self, searcher: Any, fieldname: str, text: bytes, qf: int = 1) -> Any:
+        scorer = super().scorer(searcher, fieldname, text, qf=qf)
+        if isinstance(scorer, scoring.BM25FScorer) and self.avg_lengths.get(fieldname):
+            scorer.avgfl = self.avg_lengths[fieldname]
+        return scorer
 
 
 @dataclass(frozen=True)
@@ -288,7 +307,7 @@ class SearchService:
             config: AnalysisConfig = body.config
             analysis = get_analysis(config)
             version = _Version(name, path, ix, manifest, analysis, Synonyms.load(self.settings.synonyms, analysis))
-            version.weighting = self.ranking.weighting()
+            version.weighting = self.ranking.weighting(manifest.get("avg_field_length"))
             searcher = version.searcher()
             if searcher.doc_count() != manifest.get("passage_count"):
                 raise IndexUnavailable(f"index version {name!r} holds {searcher.doc_count()} passages, "

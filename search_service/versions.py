@@ -37,7 +37,13 @@ class IndexRoot:
         self.pointer = self.root / POINTER
 
     def new_version_dir(self) -> Path:
-        name = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + uuid.uuid4().hex[:6]
+        # Names sort in creation order (microseconds), which clean() relies on.
+        now = time.time()
+        micros = int(now * 1_000_000) % 1_000_000
+        name = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now)) + f".{micros:06d}-" + uuid.uuid4().hex[:4]
+        existing = [p.name for p in self.versions_dir.iterdir()] if self.versions_dir.is_dir() else []
+        if existing and name <= max(existing):  # a clock step backwards
+            name = max(existing).split("-")[0] + "0-" + uuid.uuid4().hex[:4]
         path = self.versions_dir / name
         path.mkdir(parents=True)
         return path

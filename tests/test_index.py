@@ -1,0 +1,171 @@
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, SEED_CORPUS, jsonl, write_corpus
+from search_service.index import build_index
+from search_service.search import SearchRequest, SearchService
+from search_service.versions import IndexRoot
+
+sys.path.insert(0, str(ROOT / "scripts"))
+import reindex  # noqa: E402  (scripts/reindex.py, called in-process)
+
+DOC_A = "医保卡密码忘了怎么办\n忘记医保卡密码可以带上本人身份证和医保卡，到参保地医疗管理中心申请办理密码挂失，然后重新设置密码。"
+DOC_B = "醫保卡被鎖如何解鎖\n輸入錯誤密碼的，必須持有效身份證件原件到社保卡管理中心辦理密碼重置或解鎖業務。"
+DOC_C = "社保卡怎么激活\n参保人需持本人社会保障卡、身份证明原件到对应银行营业网点激活社会保障卡，激活后医疗保险账户将恢复正常。"
+
+
+def args(settings, *extra):
+    return ["--corpus", settings.corpus_dir, "--index", settings.index_dir, "--quiet", *extra]
+
+
+def test_reindex_script_on_the_bundled_corpus(tmp_path, make_settings, capsys):
+    settings = make_settings(corpus=SEED_CORPUS)
+    assert reindex.main(args(settings)) == 0
+    out = capsys.readouterr().out
+    assert "2 documents, 33 passages, 0 skipped" in out and "passages/s" in out
+    root = IndexRoot(settings.index_dir)
+    assert root.current_dir().is_dir()
+    assert root.manifest(root.current_dir())["document_count"] == 2
+
+
+def test_help_documents_every_option(capsys):
+    with pytest.raises(SystemExit) as exc:
+        reindex.main(["--help"])
+    assert exc.value.code == 0
+    text = capsys.readouterr().out
+    for option in ["--corpus", "--index", "--incremental", "--dry-run", "--workers", "--quiet", "exit codes"]:
+        assert option in text
+
+
+def test_usage_error_exits_64(capsys):
+    assert_exit(lambda: reindex.main(["--bogus"]), 64)
+
+
+def assert_exit(call, code):
+    with pytest.raises(SystemExit) as exc:
+        call()
+    assert exc.value.code == code
+
+
+def test_bad_files_are_skipped_and_reported_exit_2(tmp_path, make_settings, capsys):
+    corpus = write_corpus(tmp_path / "corpus", {"a.txt": DOC_A, "bad.txt": b"\x00\x01\x02\x03", "e.txt": ""})
+    settings = make_settings(corpus=corpus)
+    assert reindex.main(["--corpus", str(corpus), "--index", settings.index_dir]) == 2
+    err = capsys.readouterr().err
+    assert "skipped bad.txt: binary file" in err and "skipped e.txt: empty file" in err
+    service = SearchService(settings)
+    assert service.search(SearchRequest.create(settings, q="医保卡")).total == 1
+
+
+def test_failed_reindex_keeps_the_previous_version(tmp_path, make_settings, capsys):
+    corpus = write_corpus(tmp_path / "corpus", {"a.txt": DOC_A})
+    settings = make_settings(corpus=corpus)
+    assert reindex.main(args(settings)) == 0
+    before = IndexRoot(settings.index_dir).current_name()
+    (corpus / "a.txt").write_bytes(b"\x00\x00binary")
+    assert reindex.main(args(settings)) == 1
+    assert "no readable documents" in capsys.readouterr().err
+    assert reindex.main(["--corpus", str(tmp_path / "missing"), "--index", settings.index_dir]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "does not exist" in err
+    assert IndexRoot(settings.index_dir).current_name() == before
+    assert SearchService(settings).search(SearchRequest.create(settings, q="医保卡")).total == 1
+
+
+def test_a_second_concurrent_reindex_refuses(tmp_path, make_settings, capsys):
+    corpus = write_corpus(tmp_path / "corpus", {"a.txt": DOC_A})
+    settings = make_settings(corpus=corpus)
+    lock = IndexRoot(settings.index_dir).lock()
+    try:
+        assert reindex.main(args(settings)) == 3
+        assert "another reindex is running" in capsys.readouterr().err
+    finally:
+        lock.release()
+    assert reindex.main(args(settings)) == 0
+
+
+def test_dry_run_writes_nothing(tmp_path, make_settings, capsys):
+    corpus = write_corpus(tmp_path / "corpus", {"a.txt": DOC_A})
+    settings = make_settings(corpus=corpus)
+    assert reindex.main(args(settings, "--dry-run")) == 0
+    assert "nothing written" in capsys.readouterr().out
+    assert not (Path(settings.index_dir) / "CURRENT").exists()
+
+
+def test_old_versions_are_removed(tmp_path, make_settings):
+    corpus = write_corpus(tmp_path / "corpus", {"a.txt": DOC_A})
+    settings = make_settings(corpus=corpus)
+    for _ in range(4):
+        build_index(settings)
+    root = IndexRoot(settings.index_dir)
+    assert len(list(root.versions_dir.iterdir())) == 2
+    assert root.current_dir() == root.complete_versions()[-1]
+
+
+QUERIES = ["医保卡密码", "解锁", "社保卡激活", "锁", "身份证", "醫保卡", "银行", "密码 -挂失", '"社会保障卡"']
+
+
+def snapshot(settings):
+    service = SearchService(settings)
+    version = service.current()
+    stored = sorted((f["passage_id"], f["text"], f["start"], f["end"], f["heading"], f["title"])
+                    for f in version.searcher().all_stored_fields())
+    results = {q: [(h.passage_id, h.score, h.matches) for h in
+                   service.search(SearchRequest.create(settings, q=q, size=20)).hits] for q in QUERIES}
+    return stored, results
+
+
+def test_incremental_gives_the_same_passages_and_results_as_a_full_rebuild(tmp_path, make_settings):
+    corpus = write_corpus(tmp_path / "corpus", {
+        "a.txt": DOC_A, "b.txt": DOC_B, "c.txt": DOC_C,
+        "faq.jsonl": jsonl({"id": "q1", "text": DOC_C + "另有说明。", "category": "faq"}, {"id": "q2", "text": DOC_B})})
+    settings = make_settings(corpus=corpus)
+    build_index(settings)
+    (corpus / "a.txt").write_text(DOC_A + "\n补充：也可以拨打12333咨询。", encoding="utf-8")  # edited
+    (corpus / "c.txt").unlink()  # deleted
+    (corpus / "d.md").write_text("# 新文档\n\n医保卡被锁住了可以去银行解锁，也可以去社保局。", encoding="utf-8")  # added
+    report = build_index(settings, incremental=True)
+    assert report.mode == "incremental"
+    # a.txt edited, d.md added, and q1: its first line was boilerplate (repeated
+    # in c.txt) and no longer is, so its passages change too. b.txt/q2 untouched.
+    assert (report.reanalyzed, report.removed) == (3, 1)
+    incremental = snapshot(settings)
+
+    full_settings = settings.replace(index_dir=str(tmp_path / "full"))
+    build_index(full_settings)
+    assert incremental == snapshot(full_settings)
+
+
+def test_a_killed_reindex_leaves_the_previous_version_current(tmp_path, make_settings):
+    corpus = write_corpus(tmp_path / "corpus", {"a.txt": DOC_A})
+    settings = make_settings(corpus=corpus)
+    build_index(settings)
+    root = IndexRoot(settings.index_dir)
+    before = root.current_name()
+    # A corpus big enough that the build takes a few seconds.
+    big = "\n".join([DOC_A, DOC_B, DOC_C] * 4).split("\n")
+    for i in range(300):
+        text = "\n".join(f"第{i}号：{line}" for line in big)
+        (corpus / f"big{i}.txt").write_text(text, encoding="utf-8")
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen([sys.executable, "-m", "search_service.cli", "reindex", *args(settings, "--workers", "1")],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(list(root.versions_dir.iterdir())) < 2:
+        time.sleep(0.02)
+    time.sleep(0.3)
+    assert proc.poll() is None, "the reindex ended before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert root.current_name() == before
+    service = SearchService(settings)
+    assert service.search(SearchRequest.create(settings, q="医保卡")).total == 1
+    report = build_index(settings)
+    assert report.switched and report.documents == 301
+    assert sorted(p.name for p in root.versions_dir.iterdir()) == sorted([before, report.version])
