@@ -93,6 +93,7 @@ class SearchRequest:
                doc: Any = None, filters: Any = None, collapse: Any = None) -> "SearchRequest":
         if q is None or not isinstance(q, str) or not q.strip():
             raise InvalidRequest("parameter 'q' is required and must be a non-empty string", code="missing_query")
+        q = clean_text(q)
         if len(q) > settings.max_query_chars:
             raise InvalidRequest(f"parameter 'q' is longer than {settings.max_query_chars} characters", code="query_too_long")
         size_v = _int_param("size", size, 10, 1, settings.max_page_size)
@@ -109,6 +110,14 @@ class SearchRequest:
         if collapse not in (None, "", "doc", "none"):
             raise InvalidRequest("parameter 'collapse' must be 'doc' or 'none'", code="bad_parameter")
         return cls(q, size_v, page_v, tuple(docs), tuple(pairs), "doc" if collapse == "doc" else None)
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def clean_text(text: str) -> str:
+    """Replace lone surrogates (valid in JSON, not in UTF-8) with U+FFFD."""
+    return _SURROGATE.sub("\ufffd", text)
 
 
 def _int_param(name: str, value: Any, default: int, lo: int, hi: int | None) -> int:
@@ -359,12 +368,15 @@ class SearchService:
         r = self.ranking
         parts: list[wq.Query] = []
         for t in {w.text for w in words}:
-            parts.append(wq.Term("body", t, boost=r.body))
+            body: wq.Query = wq.Term("body", t, boost=r.body)
+            synonyms = [wq.Term("body", s, boost=r.body * r.synonym) for s in version.synonyms.expand(t)]
+            if synonyms:
+                # A synonym is another spelling of the same word, not more evidence:
+                # the best of the alternatives counts, once.
+                body = wq.DisjunctionMax([body, *synonyms])
+            parts.append(body)
             parts.append(wq.Term("heading", t, boost=r.heading))
             parts.append(wq.Term("title", t, boost=r.title))
-            for syn in version.synonyms.expand(t):
-                for s in version.analysis.words(syn):
-                    parts.append(wq.Term("body", s.text, boost=r.body * r.synonym))
         for g in set(grams):
             parts.append(wq.Term("grams", g, boost=r.grams))
             parts.append(wq.Term("heading_grams", g, boost=r.heading_grams))
@@ -460,6 +472,7 @@ class SearchService:
                               first.get("metadata") or {}, [_passage_record(s) for s in found])
 
     def analyze(self, text: str) -> dict[str, Any]:
+        text = clean_text(text)
         version = self.current()
         trace = version.analysis.trace(text)
         trace["synonyms"] = {

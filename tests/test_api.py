@@ -1,0 +1,159 @@
+import json
+
+import jsonschema
+from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+from openapi_spec_validator import validate
+
+from conftest import SIMPLIFIED_SEED, TRADITIONAL_SEED
+from search_service.app import create_app
+
+HIT_KEYS = {"rank", "score", "passage_id", "doc_id", "title", "heading", "text", "highlight", "matches",
+            "source", "metadata", "ordinal", "start", "end"}
+
+
+def conforms(client, response, schema_name):
+    doc = client.get("/openapi.json").get_json()
+    schema = {"$ref": f"#/components/schemas/{schema_name}", "components": doc["components"]}
+    jsonschema.Draft202012Validator(schema).validate(response.get_json())
+
+
+def assert_error(response, status, code=None):
+    assert response.status_code == status, response.get_data(as_text=True)
+    body = response.get_json()
+    assert set(body) == {"error"} and set(body["error"]) == {"status", "code", "message"}
+    assert body["error"]["status"] == status
+    if code:
+        assert body["error"]["code"] == code
+    return body["error"]
+
+
+def test_search_shape_and_cross_script_highlight(client):
+    r = client.get("/search", query_string={"q": "医保卡被锁了怎么解锁", "size": 3})
+    assert r.status_code == 200
+    body = r.get_json()
+    assert list(body) == ["query", "total", "page", "size", "took_ms", "hits", "version"]
+    assert body["query"] == "医保卡被锁了怎么解锁" and body["size"] == 3 and body["page"] == 1
+    hit = body["hits"][0]
+    assert set(hit) == HIT_KEYS
+    assert hit["doc_id"] == TRADITIONAL_SEED
+    assert "<mark>醫保卡" in hit["highlight"]
+    for s, e in hit["matches"]:
+        assert hit["text"][s:e] in hit["highlight"]
+    conforms(client, r, "SearchResult")
+    assert r.headers["Content-Type"].startswith("application/json")
+
+
+def test_post_equals_get(client):
+    get = client.get("/search", query_string={"q": "醫保卡密碼忘了怎麼辦", "size": 5}).get_json()
+    post = client.post("/search", json={"q": "醫保卡密碼忘了怎麼辦", "size": 5}).get_json()
+    assert [h["passage_id"] for h in get["hits"]] == [h["passage_id"] for h in post["hits"]]
+    assert get["hits"][0]["doc_id"] == SIMPLIFIED_SEED
+
+
+def test_collapse_doc_filter_and_pages(client):
+    body = client.get("/search?q=医保卡&collapse=doc").get_json()
+    assert body["total"] == 2 and len({h["doc_id"] for h in body["hits"]}) == 2
+    body = client.get(f"/search?q=医保卡&doc={SIMPLIFIED_SEED}&size=50").get_json()
+    assert {h["doc_id"] for h in body["hits"]} == {SIMPLIFIED_SEED}
+    p2 = client.get("/search?q=医保卡&size=2&page=2").get_json()
+    assert [h["rank"] for h in p2["hits"]] == [3, 4]
+
+
+def test_documents_passages_analyze_health_stats(client):
+    r = client.get(f"/documents/{TRADITIONAL_SEED}")
+    doc = r.get_json()
+    assert r.status_code == 200 and len(doc["passages"]) == 25
+    assert [p["ordinal"] for p in doc["passages"]] == list(range(25))
+    conforms(client, r, "Document")
+    r = client.get(f"/passages/{TRADITIONAL_SEED}%2324")
+    assert r.status_code == 200 and "12333" in r.get_json()["heading"]
+    conforms(client, r, "Passage")
+    r = client.get("/analyze", query_string={"text": "醫保卡密碼"})
+    trace = r.get_json()
+    assert trace["normalized"] == "医保卡密码"
+    assert [(w["term"], w["original"], w["start"], w["end"]) for w in trace["words"]][:2] == [
+        ("医保", "醫保", 0, 2), ("医保卡", "醫保卡", 0, 3)]
+    assert trace["synonyms"]["医保卡"]
+    conforms(client, r, "AnalyzeTrace")
+    r = client.get("/health")
+    assert r.status_code == 200 and r.get_json()["passages"] == 33
+    conforms(client, r, "Health")
+    r = client.get("/stats")
+    assert r.get_json()["documents"] == 2
+    conforms(client, r, "Stats")
+
+
+def test_openapi_validates_and_matches_the_routes(client, seed_app):
+    doc = client.get("/openapi.json").get_json()
+    validate(doc)
+    routes = {rule.rule.replace("<path:", "{").replace(">", "}") for rule in seed_app.url_map.iter_rules()
+              if rule.endpoint != "static"}
+    assert routes == set(doc["paths"])
+    for rule in seed_app.url_map.iter_rules():
+        path = rule.rule.replace("<path:", "{").replace(">", "}")
+        if path in doc["paths"]:
+            assert {m.lower() for m in rule.methods - {"HEAD", "OPTIONS"}} == set(doc["paths"][path])
+
+
+def test_errors_have_one_shape(client):
+    assert_error(client.get("/search"), 400, "missing_query")
+    assert_error(client.get("/search?q="), 400, "missing_query")
+    assert_error(client.get("/search", query_string={"q": "医" * 257}), 400, "query_too_long")
+    assert_error(client.get("/search?q=x&size=abc"), 400, "bad_parameter")
+    assert_error(client.get("/search?q=x&size=1000"), 400, "bad_parameter")
+    assert_error(client.get("/search?q=x&page=0"), 400, "bad_parameter")
+    assert_error(client.get("/search?q=x&page=-1"), 400, "bad_parameter")
+    assert_error(client.get("/search?q=x&page=11&size=100"), 400, "page_too_deep")
+    assert_error(client.get("/search?q=x&collapse=maybe"), 400, "bad_parameter")
+    assert_error(client.get("/search?q=x&filter=nocolon"), 400, "bad_filter")
+    assert_error(client.get("/search?q=x&filter=bad key:v"), 400, "bad_filter")
+    assert_error(client.post("/search", data="{not json", content_type="application/json"), 400, "malformed_json")
+    assert_error(client.post("/search", json=[1, 2]), 400, "malformed_json")
+    assert_error(client.post("/search", json={"q": 5}), 400, "missing_query")
+    assert_error(client.post("/search", json={"q": "x", "size": True}), 400, "bad_parameter")
+    assert_error(client.post("/search", json={"q": "x", "filters": {"k": {"a": 1}}}), 400, "bad_parameter")
+    assert_error(client.get("/nowhere"), 404, "not_found")
+    assert_error(client.get("/documents/nope"), 404, "document_not_found")
+    assert_error(client.get("/passages/nope%231"), 404, "passage_not_found")
+    assert_error(client.get("/analyze"), 400, "missing_text")
+    error = assert_error(client.delete("/search"), 405, "method_not_allowed")
+    assert error["message"]
+    assert_error(client.post("/search", data="x" * 70000, content_type="application/json"), 413, "request_too_large")
+
+
+def test_health_is_503_without_an_index(tmp_path):
+    client = create_app({"index_dir": str(tmp_path / "empty")}).test_client()
+    error = assert_error(client.get("/health"), 503, "index_unavailable")
+    assert "reindex" in error["message"]
+    assert_error(client.get("/search?q=x"), 503, "index_unavailable")
+
+
+hostile = st.one_of(
+    st.text(max_size=300),
+    st.text(alphabet=st.characters(codec="utf-8", categories=["Cc", "Cf", "Zs", "So", "Lo"]), max_size=50),
+    st.sampled_from(["\u202e医保卡", "😀👍", '"', "+-", ":", "a" * 10_000, "\x00", "\\ud800", '"医保卡', "title:(x"]),
+    st.lists(st.sampled_from(['"', "+", "-", ":", "(", ")", "医保", "卡", "*", "AND", " "]), max_size=20).map("".join),
+)
+
+
+@hsettings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(q=hostile, size=st.one_of(st.none(), st.integers(-5, 200), st.text(max_size=5)),
+       page=st.one_of(st.none(), st.integers(-5, 50), st.text(max_size=5)))
+def test_hostile_queries_never_produce_a_5xx(client, q, size, page):
+    params = {"q": q}
+    if size is not None:
+        params["size"] = size
+    if page is not None:
+        params["page"] = page
+    r = client.get("/search", query_string=params)
+    assert r.status_code in (200, 400), r.get_data(as_text=True)
+    if r.status_code == 400:
+        assert_error(r, 400)
+    raw = json.dumps({"q": q, "size": size, "page": page})
+    r = client.post("/search", data=raw, content_type="application/json")
+    assert r.status_code in (200, 400)
+
+
+def test_lone_surrogates_in_json_are_not_a_500(client):
+    r = client.post("/search", data='{"q": "\\ud800医保卡\\udfff"}', content_type="application/json")
+    assert r.status_code == 200

@@ -1,0 +1,135 @@
+import pytest
+
+from conftest import SIMPLIFIED_SEED, TRADITIONAL_SEED, jsonl, write_corpus
+from search_service.errors import InvalidRequest
+from search_service.highlight import find_matches, merge_spans, render
+from search_service.index import build_index
+from search_service.normalize import normalize
+from search_service.search import SearchRequest, SearchService
+
+
+def marked(hit):
+    return [hit.text[s:e] for s, e in hit.matches]
+
+
+def test_simplified_query_finds_and_highlights_traditional_passages(search):
+    result = search("医保卡被锁了怎么解锁")
+    top = result.hits[0]
+    assert top.doc_id == TRADITIONAL_SEED
+    assert "醫保卡" in marked(top) and any("鎖" in m for m in marked(top))
+    assert "<mark>醫保卡" in top.highlight
+    for s, e in top.matches:
+        assert top.highlight.count("<mark>") >= 1 and 0 <= s < e <= len(top.text)
+
+
+def test_traditional_query_finds_simplified_passages(search):
+    top = search("醫保卡密碼忘了怎麼辦").hits[0]
+    assert top.doc_id == SIMPLIFIED_SEED
+    assert "医保卡密码" in marked(top) or {"医保卡", "密码"} <= set(marked(top))
+
+
+def test_numbers_and_single_characters(search):
+    hits = search("12333").hits
+    assert hits and hits[0].passage_id == f"{TRADITIONAL_SEED}#24"
+    assert "12333" in hits[0].heading
+    lock = search("锁")
+    assert lock.total > 5
+    assert set(marked(lock.hits[0])) == {"鎖"}
+    assert all(set(marked(h)) <= {"鎖", "锁"} for h in lock.hits)
+
+
+def test_a_question_does_not_need_every_word(search):
+    result = search("医保卡密码 火星人")
+    assert result.total > 0
+    assert "医保卡" in result.hits[0].text or "醫保卡" in result.hits[0].text
+
+
+def test_passages_matching_more_of_the_query_rank_higher(search):
+    hits = search("社保卡 激活 定点药店", size=20).hits
+    def coverage(h):
+        n = normalize(h.text).text
+        return sum(w in n for w in ["社保卡", "激活", "定点", "药店"])
+    assert coverage(hits[0]) >= max(coverage(h) for h in hits[5:])
+
+
+def test_phrase_required_and_excluded(search):
+    phrase = search('"社会保障卡"', size=50)
+    assert phrase.total > 0 and all("社會保障卡" in h.text or "社会保障卡" in h.text for h in phrase.hits)
+    excluded = search("医保卡 -银行", size=50)
+    assert excluded.total > 0
+    assert all("銀行" not in h.text and "银行" not in h.text for h in excluded.hits)
+    required = search("密码 +沈阳", size=50)
+    assert required.total > 0 and all("沈陽" in h.text for h in required.hits)
+
+
+def test_collapse_returns_one_passage_per_document(search):
+    result = search("医保卡", collapse="doc")
+    assert result.total == 2
+    assert sorted(h.doc_id for h in result.hits) == sorted([SIMPLIFIED_SEED, TRADITIONAL_SEED])
+
+
+def test_pages_do_not_overlap_and_doc_filter(search):
+    first = search("医保卡", size=5, page=1)
+    second = search("医保卡", size=5, page=2)
+    assert first.total == second.total
+    assert not {h.passage_id for h in first.hits} & {h.passage_id for h in second.hits}
+    assert [h.rank for h in second.hits] == list(range(6, 6 + len(second.hits)))
+    only = search("医保卡", doc=[SIMPLIFIED_SEED], size=50)
+    assert only.total > 0 and {h.doc_id for h in only.hits} == {SIMPLIFIED_SEED}
+
+
+def test_query_syntax_never_errors(search):
+    for q in ['"unbalanced', "a:b", "title:医保卡", "(((", "+", "-", "AND OR NOT", "*?~^", "\\", "！？，。"]:
+        search(q)
+
+
+def test_validation(seed_settings):
+    for kwargs in [{"q": ""}, {"q": "  "}, {"q": None}, {"q": "x" * 257}, {"q": "x", "size": 0},
+                   {"q": "x", "size": 101}, {"q": "x", "size": "ten"}, {"q": "x", "page": 0},
+                   {"q": "x", "page": 200, "size": 10}, {"q": "x", "collapse": "yes"},
+                   {"q": "x", "filters": {"bad key": "v"}}, {"q": 5}]:
+        with pytest.raises(InvalidRequest):
+            SearchRequest.create(seed_settings, **kwargs)
+
+
+def test_metadata_filters(tmp_path, make_settings):
+    corpus = write_corpus(tmp_path / "corpus", {"faq.jsonl": jsonl(
+        {"id": "f1", "title": "医保卡挂失", "text": "医保卡丢了要先挂失再补办。", "category": "faq", "tags": ["医保", "挂失"]},
+        {"id": "r1", "title": "医保条例", "text": "医保卡由人力资源和社会保障部门统一发放。", "category": "regulation"})})
+    settings = make_settings(corpus=corpus)
+    build_index(settings)
+    service = SearchService(settings)
+    faq = service.search(SearchRequest.create(settings, q="医保卡", filters={"category": "faq"}))
+    assert [h.doc_id for h in faq.hits] == ["f1"] and faq.hits[0].metadata["category"] == "faq"
+    tagged = service.search(SearchRequest.create(settings, q="医保卡", filters={"tags": "挂失"}))
+    assert [h.doc_id for h in tagged.hits] == ["f1"]
+    both = service.search(SearchRequest.create(settings, q="医保卡", filters={"category": ["faq", "regulation"]}))
+    assert both.total == 2
+
+
+def test_overlapping_matches_merge_to_the_longest():
+    norm = normalize("马克思主义和马克")
+    assert find_matches(norm, ["马克", "马克思"]) == [[0, 3], [6, 8]]
+    assert merge_spans([(0, 2), (1, 3), (5, 6)]) == [[0, 3], [5, 6]]
+
+
+def test_highlight_is_escaped_and_cut_to_a_window():
+    text = "<b>" + "前" * 200 + "医保卡" + "后" * 200
+    norm = normalize(text)
+    matches = find_matches(norm, ["医保卡"])
+    html = render(text, matches, 60)
+    assert html.startswith("…") and html.endswith("…")
+    assert "<mark>医保卡</mark>" in html and "<b>" not in html
+    assert len(html.replace("<mark>", "").replace("</mark>", "")) <= 62
+    assert render("<i>医保卡</i>", find_matches(normalize("<i>医保卡</i>"), ["医保卡"])) == "&lt;i&gt;<mark>医保卡</mark>&lt;/i&gt;"
+
+
+def test_synonyms_expand_queries(tmp_path, make_settings):
+    corpus = write_corpus(tmp_path / "corpus", {"a.txt": "标题\n社会保障卡可以在银行网点激活使用。"})
+    settings = make_settings(corpus=corpus)
+    build_index(settings)
+    service = SearchService(settings)
+    assert service.search(SearchRequest.create(settings, q="社保卡")).total == 1
+    assert service.analyze("社保卡")["synonyms"] == {"社保卡": ["社会保障卡"]}
+    no_synonyms = SearchService(settings.replace(synonyms=""))
+    assert no_synonyms.search(SearchRequest.create(settings, q="社保卡 -保障")).total == 0

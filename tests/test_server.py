@@ -1,0 +1,151 @@
+"""Against a real gunicorn server on a free loopback port."""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from conftest import ROOT, SEED_CORPUS, TRADITIONAL_SEED
+from search_service.index import build_index
+from search_service.settings import Settings
+
+pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(index_dir: Path, log: Path, workers: int = 2, **env_extra: str):
+    """Start `search-service serve`; its output goes to ``log``."""
+    port = free_port()
+    env = dict(os.environ, PYTHONPATH=str(ROOT), SEARCH_RELOAD_SECONDS="0.5",
+               SEARCH_SYNONYMS=str(SEED_CORPUS / "synonyms.txt"), **env_extra)
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "search_service.cli", "serve", "--index", str(index_dir), "--port", str(port),
+             "--workers", str(workers)], env=env, stdout=out, stderr=subprocess.STDOUT)
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def stop_server(proc) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def wait_ready(proc, url: str, log: Path, timeout: float = 30) -> float:
+    began = time.monotonic()
+    while time.monotonic() - began < timeout:
+        if proc.poll() is not None:
+            raise AssertionError(f"server exited: {log.read_text()}")
+        try:
+            if requests.get(url + "/search", params={"q": "医保卡"}, timeout=2).status_code == 200:
+                return time.monotonic() - began
+        except requests.ConnectionError:
+            time.sleep(0.05)
+    raise AssertionError("server did not start")
+
+
+@pytest.fixture
+def corpus_and_settings(tmp_path):
+    corpus = tmp_path / "corpus"
+    shutil.copytree(SEED_CORPUS, corpus)
+    settings = Settings.from_env(corpus_dir=str(corpus), index_dir=str(tmp_path / "index"),
+                                 userdict=str(corpus / "userdict.txt"), synonyms=str(corpus / "synonyms.txt"))
+    build_index(settings)
+    return corpus, settings
+
+
+@pytest.fixture
+def server(corpus_and_settings, tmp_path):
+    corpus, settings = corpus_and_settings
+    log = tmp_path / "server.log"
+    proc, url = start_server(Path(settings.index_dir), log)
+    wait_ready(proc, url, log)
+    yield url, corpus, settings
+    stop_server(proc)
+    assert "Traceback" not in log.read_text()
+
+
+def test_real_server_answers_cross_script_queries(server):
+    url, _, _ = server
+    r = requests.get(url + "/search", params={"q": "医保卡被锁了怎么解锁", "size": 3}, timeout=5)
+    assert r.status_code == 200
+    hit = r.json()["hits"][0]
+    assert hit["doc_id"] == TRADITIONAL_SEED and "<mark>醫保卡" in hit["highlight"]
+    r = requests.post(url + "/search", json={"q": "醫保卡密碼忘了怎麼辦"}, timeout=5)
+    assert r.status_code == 200 and r.json()["hits"][0]["doc_id"] != TRADITIONAL_SEED
+    r = requests.get(url + "/nowhere", timeout=5)
+    assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+    r = requests.post(url + "/search", data=b"x" * 100_000, headers={"Content-Type": "application/json"}, timeout=5)
+    assert r.status_code == 413 and r.json()["error"]["status"] == 413
+    assert requests.get(url + "/health", timeout=5).json()["status"] == "ok"
+
+
+def test_reindex_switches_versions_without_failed_requests(server):
+    url, corpus, settings = server
+    failures: list[str] = []
+    done = threading.Event()
+    counts = [0]
+
+    def client():
+        session = requests.Session()
+        while not done.is_set():
+            try:
+                with session.get(url + "/search", params={"q": "医保卡 密码"}, timeout=10) as r:
+                    pass
+                if r.status_code != 200 or not r.json()["hits"]:
+                    failures.append(f"{r.status_code} {r.text[:200]}")
+                counts[0] += 1
+            except requests.RequestException as exc:
+                failures.append(repr(exc))
+        session.close()
+
+    threads = [threading.Thread(target=client) for _ in range(4)]
+    for t in threads:
+        t.start()
+    try:
+        for n, word in enumerate(["独角兽", "麒麟"]):
+            time.sleep(0.5)
+            (corpus / f"new{n}.txt").write_text(f"新文档{n}\n{word}医保卡的密码可以在社保局重置。", encoding="utf-8")
+            assert build_index(settings, incremental=True).switched
+            found_at = None
+            deadline = time.monotonic() + 2.0
+            while time.monotonic() < deadline:
+                r = requests.get(url + "/search", params={"q": word}, timeout=5)
+                if r.status_code == 200 and r.json()["total"] >= 1:
+                    found_at = time.monotonic()
+                    break
+                time.sleep(0.05)
+            assert found_at is not None, f"{word} not served within 2 s of the switch"
+            # Every worker answers from the new version within 2 s.
+            time.sleep(1.0)
+            for _ in range(6):
+                assert requests.get(url + "/search", params={"q": word}, timeout=5).json()["total"] == 1
+    finally:
+        done.set()
+        for t in threads:
+            t.join()
+    assert counts[0] > 20
+    assert failures == []
+
+
+def test_serve_without_an_index_exits_with_a_clear_message(tmp_path):
+    proc, _ = start_server(tmp_path / "none", tmp_path / "log")
+    proc.wait(timeout=30)
+    err = (tmp_path / "log").read_text()
+    assert proc.returncode == 1
+    assert "run `search-service reindex` first" in err and "Traceback" not in err
