@@ -34,6 +34,7 @@ from search_service.query import Clause, parse_query
 from search_service.segment import read_word_list
 from search_service.settings import Settings
 from search_service.versions import IndexRoot
+from search_service.whoosh_fixes import DisMax
 
 log = logging.getLogger(__name__)
 
@@ -373,7 +374,7 @@ class SearchService:
             if synonyms:
                 # A synonym is another spelling of the same word, not more evidence:
                 # the best of the alternatives counts, once.
-                body = wq.DisjunctionMax([body, *synonyms])
+                body = DisMax([body, *synonyms])
             parts.append(body)
             parts.append(wq.Term("heading", t, boost=r.heading))
             parts.append(wq.Term("title", t, boost=r.title))
