@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# The README's two commands, on a fresh machine with Python 3.11, pip and apt:
+#
+#   bash scripts/run.sh serve   # set up, index the bundled corpus, serve it on http://127.0.0.1:8000
+#   bash scripts/run.sh test    # set up, then run the whole test suite
+#
+# Setup makes ./.venv and installs the project with the exact versions in
+# constraints.txt. Extra arguments go to pytest (test) or to `serve` (serve).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+VENV=${VENV:-.venv}
+
+setup() {
+    if [ ! -x "$VENV/bin/python" ]; then
+        if ! "$PYTHON" -m venv "$VENV" 2>/dev/null; then
+            # Debian's python3 ships venv separately.
+            rm -rf "$VENV"
+            apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null
+            "$PYTHON" -m venv "$VENV"
+        fi
+    fi
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade "pip>=24"
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -c constraints.txt -e ".[test]"
+}
+
+cmd=${1:-}
+shift || true
+case "$cmd" in
+    serve)
+        setup
+        "$VENV/bin/search-service" reindex
+        exec "$VENV/bin/search-service" serve --host "${HOST:-127.0.0.1}" --port "${PORT:-8000}" "$@"
+        ;;
+    test)
+        setup
+        exec "$VENV/bin/python" -m pytest "$@"
+        ;;
+    *)
+        echo "usage: bash scripts/run.sh serve|test [args...]" >&2
+        exit 64
+        ;;
+esac
