@@ -39,6 +39,10 @@ def bundled_stopwords() -> tuple[str, ...]:
     )
 
 
+SHORT_TEXT = 64
+SHORT_CACHE_SIZE = 4096
+
+
 @dataclass(frozen=True)
 class AnalysisConfig:
     """Everything that decides which terms a text produces. Stored in the index."""
@@ -82,6 +86,9 @@ class Analysis:
         self.normalizer = get_normalizer(config.opencc_config)
         self.stopwords = frozenset(config.stopwords)
         self._last: tuple[str, Normalized] | None = None
+        # Titles and headings repeat on every passage of a document: remember
+        # the terms of short texts rather than segmenting them again.
+        self._short: dict[tuple[str, str], list[Term]] = {}
 
     @property
     def segmenter(self):  # resolved lazily: loading jieba costs about a second
@@ -96,7 +103,26 @@ class Analysis:
         self._last = (text, normalized)
         return normalized
 
+    def _remember(self, kind: str, text: str, compute: Any) -> list[Term]:
+        if len(text) > SHORT_TEXT:
+            return compute(text)
+        key = (kind, text)
+        terms = self._short.get(key)
+        if terms is None:
+            if len(self._short) >= SHORT_CACHE_SIZE:
+                self._short.clear()
+            terms = self._short[key] = compute(text)
+        return terms
+
     def words(self, text: str, *, keep_stopwords: bool = False) -> list[Term]:
+        if keep_stopwords:
+            return self._words(text, keep_stopwords=True)
+        return self._remember("w", text, self._words)
+
+    def grams(self, text: str) -> list[Term]:
+        return self._remember("g", text, self._grams)
+
+    def _words(self, text: str, *, keep_stopwords: bool = False) -> list[Term]:
         norm = self.normalize(text)
         out = []
         for w in self.segmenter.words(norm.text):
@@ -106,7 +132,7 @@ class Analysis:
             out.append(Term(w.text, start, end, w.pos))
         return out
 
-    def grams(self, text: str) -> list[Term]:
+    def _grams(self, text: str) -> list[Term]:
         norm = self.normalize(text)
         t = norm.text
         out = []

@@ -29,6 +29,7 @@ from search_service.errors import BuildError, CorpusError, DocumentError, Search
 from search_service.passages import Passage, PassageSplitter, line_key, repeated_lines
 from search_service.settings import Settings
 from search_service.versions import MANIFEST, IndexRoot, write_json_atomic
+from search_service.whoosh_fixes import InliningCodec
 
 SCHEMA_VERSION = 1
 META_PREFIX = "meta_"
@@ -289,9 +290,9 @@ def _write_full(version_dir: Path, config: AnalysisConfig, prepared: _Prepared, 
     # Load jieba before forking writer processes, so they inherit the dictionary.
     get_analysis(config).segmenter.initialize()
     if procs > 1 and total >= PARALLEL_MIN_PASSAGES and multiprocessing.get_start_method() == "fork":
-        writer = ix.writer(procs=procs, multisegment=True, limitmb=128)
+        writer = ix.writer(procs=procs, multisegment=True, limitmb=128, codec=InliningCodec())
     else:
-        writer = ix.writer(limitmb=256)
+        writer = ix.writer(limitmb=256, codec=InliningCodec())
     try:
         _add_documents(writer, prepared.documents, prepared, progress, total)
     except BaseException:
@@ -310,7 +311,7 @@ def _write_incremental(root: IndexRoot, version_dir: Path, previous: dict[str, A
     changed = [d for d in prepared.documents if old_docs.get(d.doc_id, {}).get("hash") != prepared.hashes[d.doc_id]]
     removed = [doc_id for doc_id in old_docs if doc_id not in prepared.passages]
     ix = whoosh_index.open_dir(str(version_dir))
-    writer = ix.writer(limitmb=256)
+    writer = ix.writer(limitmb=256, codec=InliningCodec())
     try:
         for doc_id in removed + [d.doc_id for d in changed if d.doc_id in old_docs]:
             writer.delete_by_term("doc_id", doc_id)
