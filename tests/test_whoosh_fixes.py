@@ -46,10 +46,10 @@ def test_inlining_codec_writes_reads_and_merges_short_posting_lists():
     with ix.writer(codec=InliningCodec()) as w:
         for i in range(5):
             w.add_document(id=str(i), body=f"alpha beta{i}", pos=f"one two three{i}")
-    with ix.writer(codec=InliningCodec()) as w:
-        w.delete_by_term("id", "0")
-        w.add_document(id="5", body="alpha", pos="one two")
-        w.commit(optimize=True)
+    w = ix.writer(codec=InliningCodec())
+    w.delete_by_term("id", "0")
+    w.add_document(id="5", body="alpha", pos="one two")
+    w.commit(optimize=True)
     with ix.searcher() as s:
         assert sorted(h["id"] for h in s.search(wq.Term("body", "alpha"), limit=None)) == ["1", "2", "3", "4", "5"]
         assert [h["id"] for h in s.search(wq.Term("body", "beta3"))] == ["3"]
