@@ -58,7 +58,7 @@ class AnalysisConfig:
         # Dictionary words are matched against normalized text, so normalize them
         # too: a traditional entry then works, and so does a full-width one.
         userdict = []
-        for line in read_word_list(settings.userdict):
+        for line in read_word_list(settings.userdict_path):
             word, _, rest = line.partition(" ")
             userdict.append(" ".join([normalizer(word).text, *rest.split()]))
         return cls(

@@ -26,6 +26,7 @@ from whoosh.analysis import Token, Tokenizer
 from search_service.analyze import AnalysisConfig, GramTokenizer, WordTokenizer, get_analysis
 from search_service.corpus import CorpusReader, Document
 from search_service.errors import BuildError, CorpusError, DocumentError, SearchError
+from search_service.segment import read_word_list
 from search_service.passages import Passage, PassageSplitter, line_key, repeated_lines
 from search_service.settings import Settings
 from search_service.versions import MANIFEST, IndexRoot, write_json_atomic
@@ -163,7 +164,7 @@ def settings_key(config: AnalysisConfig, settings: Settings) -> str:
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]
 
 
-def prepare(settings: Settings, exclude: Iterable[str] = ()) -> _Prepared:
+def prepare(settings: Settings, exclude: Iterable[str | os.PathLike[str]] = ()) -> _Prepared:
     """Read the corpus and split it into passages (no analysis yet)."""
     corpus = CorpusReader(settings.corpus_dir, exclude=exclude).read()
     boilerplate = repeated_lines(corpus.documents)
@@ -205,7 +206,7 @@ def build_index(
     began = time.perf_counter()
     root = IndexRoot(settings.index_dir)
     config = AnalysisConfig.from_settings(settings)
-    exclude = [settings.userdict, settings.synonyms, settings.stopwords]
+    exclude = [settings.userdict_path, settings.synonyms_path, settings.stopwords]
     report = BuildReport(dry_run=dry_run)
 
     if dry_run:
@@ -243,6 +244,7 @@ def build_index(
                 "settings_key": key,
                 "analysis": asdict(config),
                 "corpus": str(settings.corpus_dir),
+                "synonyms": list(read_word_list(settings.synonyms_path)),
                 "documents": {d.doc_id: {"hash": prepared.hashes[d.doc_id], "source": d.source,
                                          "passages": len(prepared.passages[d.doc_id])} for d in prepared.documents},
                 "document_count": report.documents,

@@ -31,7 +31,6 @@ from search_service.errors import IndexUnavailable, InvalidRequest, NotFound, Se
 from search_service.highlight import find_matches, render
 from search_service.index import META_PREFIX, meta_field_name
 from search_service.query import Clause, parse_query
-from search_service.segment import read_word_list
 from search_service.settings import Settings
 from search_service.versions import IndexRoot
 from search_service.whoosh_fixes import DisMax
@@ -162,9 +161,9 @@ class Synonyms:
                 self._index.setdefault(word, []).extend(w for w in group if w != word)
 
     @classmethod
-    def load(cls, path: str, analysis: Analysis) -> "Synonyms":
+    def parse(cls, lines: list[str], analysis: Analysis) -> "Synonyms":
         groups = []
-        for line in read_word_list(path):
+        for line in lines:
             words = [analysis.normalize(w.strip()).text for w in re.split(r"[,，]", line) if w.strip()]
             if len(words) > 1:
                 groups.append(words)
@@ -316,7 +315,7 @@ class SearchService:
             body = ix.schema["body"].analyzer
             config: AnalysisConfig = body.config
             analysis = get_analysis(config)
-            version = _Version(name, path, ix, manifest, analysis, Synonyms.load(self.settings.synonyms, analysis))
+            version = _Version(name, path, ix, manifest, analysis, Synonyms.parse(manifest.get("synonyms", []), analysis))
             version.weighting = self.ranking.weighting(manifest.get("avg_field_length"))
             searcher = version.searcher()
             if searcher.doc_count() != manifest.get("passage_count"):

@@ -32,14 +32,15 @@ class Settings:
         "t2s", "OpenCC conversion applied before analysis: t2s, tw2s, hk2s or tw2sp."
     )
     userdict: str = _setting(
-        "corpus/userdict.txt", "jieba user dictionary (jieba's format); ignored when missing."
+        "", "jieba user dictionary (jieba's format); empty means <corpus>/userdict.txt; ignored when missing."
     )
     stopwords: str = _setting(
         "", "Stopword file, one word a line; empty means the bundled list."
     )
     synonyms: str = _setting(
-        "corpus/synonyms.txt",
-        "Synonym groups applied to queries, one comma-separated group a line; ignored when missing.",
+        "",
+        "Synonym groups (one comma-separated group a line) stored with the index and applied to queries; "
+        "empty means <corpus>/synonyms.txt; ignored when missing.",
     )
     cache_dir: str = _setting(
         "", "Where jieba keeps its dictionary cache; empty means ~/.cache/search-service."
@@ -78,6 +79,14 @@ class Settings:
 
     def replace(self, **changes: Any) -> "Settings":
         return dataclasses.replace(self, **changes)
+
+    @property
+    def userdict_path(self) -> Path:
+        return Path(self.userdict) if self.userdict else Path(self.corpus_dir) / "userdict.txt"
+
+    @property
+    def synonyms_path(self) -> Path:
+        return Path(self.synonyms) if self.synonyms else Path(self.corpus_dir) / "synonyms.txt"
 
     @property
     def jieba_cache_dir(self) -> Path:

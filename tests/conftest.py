@@ -47,8 +47,8 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
         return Settings.from_env(
             corpus_dir=str(corpus or tmp_path / "corpus"),
             index_dir=str(tmp_path / "index"),
-            userdict=str(ROOT / "corpus" / "userdict.txt"),
-            synonyms=str(ROOT / "corpus" / "synonyms.txt"),
+            userdict=str(SEED_CORPUS / "userdict.txt"),
+            synonyms=str(SEED_CORPUS / "synonyms.txt"),
             **overrides,
         )
 
@@ -61,8 +61,7 @@ def seed_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     root = tmp_path_factory.mktemp("seed")
     corpus = root / "corpus"
     shutil.copytree(SEED_CORPUS, corpus)
-    settings = Settings.from_env(corpus_dir=str(corpus), index_dir=str(root / "index"),
-                                 userdict=str(corpus / "userdict.txt"), synonyms=str(corpus / "synonyms.txt"))
+    settings = Settings.from_env(corpus_dir=str(corpus), index_dir=str(root / "index"))
     report = build_index(settings)
     assert report.switched and not report.skipped
     return settings

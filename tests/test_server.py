@@ -28,8 +28,7 @@ def free_port() -> int:
 def start_server(index_dir: Path, log: Path, workers: int = 2, **env_extra: str):
     """Start `search-service serve`; its output goes to ``log``."""
     port = free_port()
-    env = dict(os.environ, PYTHONPATH=str(ROOT), SEARCH_RELOAD_SECONDS="0.5",
-               SEARCH_SYNONYMS=str(SEED_CORPUS / "synonyms.txt"), **env_extra)
+    env = dict(os.environ, PYTHONPATH=str(ROOT), SEARCH_RELOAD_SECONDS="0.5", **env_extra)
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "search_service.cli", "serve", "--index", str(index_dir), "--port", str(port),
@@ -63,8 +62,7 @@ def wait_ready(proc, url: str, log: Path, timeout: float = 30) -> float:
 def corpus_and_settings(tmp_path):
     corpus = tmp_path / "corpus"
     shutil.copytree(SEED_CORPUS, corpus)
-    settings = Settings.from_env(corpus_dir=str(corpus), index_dir=str(tmp_path / "index"),
-                                 userdict=str(corpus / "userdict.txt"), synonyms=str(corpus / "synonyms.txt"))
+    settings = Settings.from_env(corpus_dir=str(corpus), index_dir=str(tmp_path / "index"))
     build_index(settings)
     return corpus, settings
 
