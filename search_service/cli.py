@@ -1,4 +1,4 @@
-"""The ``search-service`` command: reindex, serve, search, evaluate, bench.
+"""The ``search-service`` command: reindex, serve, search, evaluate.
 
 A thin shell: each subcommand parses its options, makes one core call and
 prints the result. Errors leave as one line on stderr and an exit code:
@@ -53,6 +53,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--index", help="index root")
     p.add_argument("--size", type=int, default=5, help="results (default 5)")
     p.add_argument("--collapse", choices=["doc", "none"], help="'doc': best passage per document")
+    p = sub.add_parser("evaluate", help="index a judged collection and measure ranking quality",
+                       description="Index CORPUS (a jsonl file or folder), run every query with collapse=doc through "
+                                   "the API's code path, and print MRR@10, R@1, R@10, R@100 and queries per second.")
+    p.add_argument("--corpus", required=True, help="jsonl collection (id, title, text) or corpus folder")
+    p.add_argument("--queries", required=True, help="jsonl queries (id, text)")
+    p.add_argument("--qrels", required=True, help="judgments: query_id<TAB>doc_id<TAB>relevance")
+    p.add_argument("--index", help="index root to build into (default: a temporary folder)")
+    p.add_argument("--run", help="write the ranking here in TREC run format")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
     return parser
 
 
@@ -135,7 +144,16 @@ def cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"reindex": cmd_reindex, "serve": cmd_serve, "search": cmd_search}
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from search_service.evaluate import evaluate
+
+    report = evaluate(Settings.from_env(), args.corpus, args.queries, args.qrels, index_dir=args.index,
+                      run_file=args.run)
+    print(json.dumps(report.as_dict()) if args.json else report.summary())
+    return 0
+
+
+COMMANDS = {"reindex": cmd_reindex, "serve": cmd_serve, "search": cmd_search, "evaluate": cmd_evaluate}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -46,6 +46,9 @@ class Document:
     source: str
     encoding: str = "utf-8"
     metadata: dict[str, Any] = field(default_factory=dict)
+    # The title is a line of the text (txt, md, html's first block) rather
+    # than a separate field (jsonl): that line is not body text.
+    title_in_text: bool = False
 
     @property
     def content_hash(self) -> str:
@@ -134,8 +137,10 @@ class CorpusReader:
     def files(self) -> list[Path]:
         if not self.root.exists():
             raise CorpusError(f"corpus folder {str(self.root)!r} does not exist")
+        if self.root.is_file() and self.root.suffix.lower() in SUFFIXES:
+            return [self.root]  # a single file, such as one jsonl collection
         if not self.root.is_dir():
-            raise CorpusError(f"corpus path {str(self.root)!r} is not a folder")
+            raise CorpusError(f"corpus path {str(self.root)!r} is not a folder or a corpus file")
         if not os.access(self.root, os.R_OK | os.X_OK):
             raise CorpusError(f"corpus folder {str(self.root)!r} is not readable")
         found = []
@@ -167,7 +172,7 @@ class CorpusReader:
         return report
 
     def read_file(self, path: Path) -> Iterator[Document | DocumentError]:
-        rel = path.relative_to(self.root).as_posix()
+        rel = path.name if path == self.root else path.relative_to(self.root).as_posix()
         try:
             data = path.read_bytes()
             text, encoding = decode(data, rel)
@@ -186,11 +191,11 @@ class CorpusReader:
             if not body.strip():
                 yield DocumentError(rel, "no visible text")
             else:
-                yield Document(doc_id, title, body, rel, encoding)
+                yield Document(doc_id, title, body, rel, encoding, title_in_text=first_line(body) == title)
         elif suffix in (".md", ".markdown"):
-            yield Document(doc_id, markdown_title(text), text, rel, encoding)
+            yield Document(doc_id, markdown_title(text), text, rel, encoding, title_in_text=True)
         else:
-            yield Document(doc_id, first_line(text), text, rel, encoding)
+            yield Document(doc_id, first_line(text), text, rel, encoding, title_in_text=True)
 
 
 def _raise_corpus_error(exc: OSError) -> None:
@@ -218,7 +223,7 @@ def _jsonl_documents(text: str, rel: str, encoding: str) -> Iterator[Document | 
             yield DocumentError(where, "missing or empty 'text'")
             continue
         title = record.get("title")
-        title = title if isinstance(title, str) and title.strip() else first_line(body)
+        title = title.strip() if isinstance(title, str) else ""
         metadata = {k: v for k, v in record.items() if k not in ("id", "title", "text")}
         body = body.replace("\r\n", "\n").replace("\r", "\n")
         yield Document(str(doc_id), title, body, rel, encoding, metadata)

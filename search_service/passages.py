@@ -121,7 +121,9 @@ class PassageSplitter:
         heading = ""
         buf: tuple[int, int] | None = None
         title_key = line_key(doc.title)
-        title_skipped = False
+        lines = [(s, e) for s, e in _lines(doc.text) if doc.text[s:e].strip()]
+        # The title line is not body text, unless it is all the text there is.
+        title_skipped = not (doc.title_in_text and len(lines) > 1)
 
         def flush() -> None:
             nonlocal buf
@@ -129,11 +131,9 @@ class PassageSplitter:
                 spans.append((buf[0], buf[1], heading))
                 buf = None
 
-        for start, end in _lines(doc.text):
+        for start, end in lines:
             line = doc.text[start:end]
             key = line_key(line)
-            if not key:
-                continue
             if _TRAILER.match(key):
                 break
             if not title_skipped and key == title_key:

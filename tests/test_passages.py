@@ -49,7 +49,7 @@ def test_scraped_boilerplate_never_becomes_a_passage():
 
 def test_long_paragraphs_split_at_sentence_ends():
     sentence = "这是一个用来测试切分的句子，它有二十多个字符。"
-    doc = Document("d", "标题", "标题\n" + sentence * 20, "d.txt")
+    doc = Document("d", "标题", "标题\n" + sentence * 20, "d.txt", title_in_text=True)
     passages = PassageSplitter(50, 120).split(doc)
     assert len(passages) == 4
     for p in passages:
@@ -58,7 +58,7 @@ def test_long_paragraphs_split_at_sentence_ends():
 
 
 def test_short_neighbouring_lines_merge():
-    doc = Document("d", "标题", "标题\n短行一。\n短行二。\n\n短行三。\n" + "长" * 80, "d.txt")
+    doc = Document("d", "标题", "标题\n短行一。\n短行二。\n\n短行三。\n" + "长" * 80, "d.txt", title_in_text=True)
     passages = PassageSplitter(10, 300).split(doc)
     assert passages[0].text == "短行一。\n短行二。\n\n短行三。"
     assert passages[1].text == "长" * 80
@@ -66,14 +66,21 @@ def test_short_neighbouring_lines_merge():
 
 def test_headings_of_every_style():
     text = "T\n# 第一部分\n甲" * 1 + "\n（一）办理流程\n乙乙乙\n『壹』 第三\n丙丙丙\n二、第四节\n丁丁丁"
-    doc = Document("d", "T", text, "d.md")
+    doc = Document("d", "T", text, "d.md", title_in_text=True)
     headings = [p.heading for p in PassageSplitter(1, 300).split(doc)]
     assert headings == ["第一部分", "（一）办理流程", "『壹』 第三", "二、第四节"]
 
 
 def test_a_numbered_sentence_is_not_a_heading():
-    doc = Document("d", "T", "T\n一、总则\n(一)参保人需持本人社会保障卡到银行激活。\n正文正文。", "d.txt")
+    doc = Document("d", "T", "T\n一、总则\n(一)参保人需持本人社会保障卡到银行激活。\n正文正文。", "d.txt", title_in_text=True)
     passages = PassageSplitter(1, 300).split(doc)
     assert passages[0].heading == "一、总则"
     assert passages[0].text.startswith("(一)参保人")
     assert not re.search("^\\(一\\)", passages[0].heading)
+
+
+def test_a_document_that_is_one_line_is_still_a_passage():
+    one_line = Document("d", "整个文档只有这一行内容。", "整个文档只有这一行内容。", "d.txt", title_in_text=True)
+    assert [p.text for p in PassageSplitter(1, 300).split(one_line)] == ["整个文档只有这一行内容。"]
+    untitled = Document("j", "", "第一行。\n第二行。", "c.jsonl")
+    assert [p.text for p in PassageSplitter(1, 300).split(untitled)] == ["第一行。\n第二行。"]
