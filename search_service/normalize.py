@@ -66,34 +66,69 @@ def _converter(config: str) -> opencc.OpenCC:
     return opencc.OpenCC(config)
 
 
+@functools.lru_cache(maxsize=1)
+def _special_chars() -> re.Pattern[str]:
+    """Characters that folding changes or that combine with their neighbour.
+
+    Most Chinese text is ideographs and ASCII, which folding leaves alone; only
+    the characters this pattern finds need the per-character path. The BMP is
+    scanned once per process (about 50 ms); astral characters (emoji, rare
+    ideographs, mathematical letters) always take the careful path.
+    """
+    special = []
+    for code in range(0x10000):
+        ch = chr(code)
+        if 0xD800 <= code <= 0xDFFF or _fold_char(ch) != ch or _is_combining(ch):
+            special.append(code)
+    ranges = []
+    start = prev = special[0]
+    for code in special[1:]:
+        if code != prev + 1:
+            ranges.append((start, prev))
+            start = code
+        prev = code
+    ranges.append((start, prev))
+    body = "".join(re.escape(chr(a)) if a == b else f"{re.escape(chr(a))}-{re.escape(chr(b))}" for a, b in ranges)
+    return re.compile(f"[{body}\U00010000-\U0010ffff]")
+
+
 def fold(text: str) -> tuple[str, list[int], list[int]]:
     """NFKC + lowercase, one grapheme-ish cluster (a base and its marks) at a time."""
+    specials = [m.start() for m in _special_chars().finditer(text)]
+    if not specials:
+        return text, list(range(len(text))), list(range(1, len(text) + 1))
     out: list[str] = []
     starts: list[int] = []
     ends: list[int] = []
-    i, n = 0, len(text)
-    while i < n:
+    n = len(text)
+    i = 0
+    for k in specials:
+        if k < i:
+            continue  # already consumed as a combining mark of a cluster
+        # A plain run up to the special character (its base, if it combines).
+        base = k - 1 if k > i and _is_combining(text[k]) else k
+        if base > i:
+            out.append(text[i:base])
+            starts.extend(range(i, base))
+            ends.extend(range(i + 1, base + 1))
+            i = base
         j = i + 1
         while j < n and _is_combining(text[j]):
             j += 1
         piece = text[i:j]
-        folded = _fold_char(piece) if j == i + 1 else "".join(_fold_char(c) for c in unicodedata.normalize("NFKC", piece).lower())
-        for ch in folded:
-            out.append(ch)
-            starts.append(i)
-            ends.append(j)
+        if j == i + 1:
+            folded = _fold_char(piece)
+        else:
+            folded = "".join(_fold_char(c) for c in unicodedata.normalize("NFKC", piece).lower())
+        out.append(folded)
+        starts.extend([i] * len(folded))
+        ends.extend([j] * len(folded))
         i = j
+    if i < n:
+        out.append(text[i:])
+        starts.extend(range(i, n))
+        ends.extend(range(i + 1, n + 1))
     return "".join(out), starts, ends
-
-
-def convert(text: str, config: str = "t2s") -> tuple[str, list[int], list[int]]:
-    """OpenCC conversion; returns the text and each output character's input span."""
-    converter = _converter(config)
-    converted = converter.convert(text)
-    if len(converted) == len(text):
-        # The usual case (t2s, tw2s, hk2s never change the length): 1:1.
-        return converted, list(range(len(text))), list(range(1, len(text) + 1))
-    return _convert_realigned(text, converter)
 
 
 def _convert_realigned(text: str, converter: opencc.OpenCC) -> tuple[str, list[int], list[int]]:
@@ -149,7 +184,11 @@ class Normalizer:
 
     def __call__(self, text: str) -> Normalized:
         folded, f_starts, f_ends = fold(text)
-        converted, c_starts, c_ends = convert(folded, self.opencc_config)
+        converted = _converter(self.opencc_config).convert(folded)
+        if len(converted) == len(folded):
+            # The usual case (t2s, tw2s, hk2s never change the length): 1:1.
+            return Normalized(text, converted, tuple(f_starts), tuple(f_ends))
+        converted, c_starts, c_ends = _convert_realigned(folded, _converter(self.opencc_config))
         starts = tuple(f_starts[s] for s in c_starts)
         ends = tuple(f_ends[e - 1] for e in c_ends)
         return Normalized(text, converted, starts, ends)

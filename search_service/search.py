@@ -51,6 +51,7 @@ class Ranking:
     title: float = 0.6
     title_grams: float = 0.3
     synonym: float = 0.8
+    common_ratio: float = 1.0
     k1: float = 1.2
     b: float = 0.75
 
@@ -331,11 +332,21 @@ class SearchService:
     # -- queries --------------------------------------------------------------
 
     def build_query(self, version: _Version, text: str) -> tuple[wq.Query | None, set[str]]:
-        """The Whoosh query for ``text`` and the normalized terms to highlight."""
-        should: list[wq.Query] = []
+        """The Whoosh query for ``text`` and the normalized terms to highlight.
+
+        Scoring terms are split by how common they are: a passage must match at
+        least one selective term, and common terms (in more than
+        ``Ranking.common_ratio`` of the passages) only add to the score of the
+        passages found that way. This is the ranking a plain disjunction gives,
+        minus the long tail of passages that share only a common word with the
+        query, which Whoosh would otherwise have to score one by one.
+        """
+        rare: list[wq.Query] = []
+        common: list[wq.Query] = []
         must: list[wq.Query] = []
         must_not: list[wq.Query] = []
         marks: set[str] = set()
+        searcher = version.searcher()
         for clause in parse_query(text):
             words = version.analysis.words(clause.text)
             grams = _query_grams(version.analysis, clause.text)
@@ -350,38 +361,49 @@ class SearchService:
                 continue
             marks.update(t.text for t in words)
             marks.update(g for g in grams if len(g) > 1 or len(grams) == 1)
-            scored = self._scored(version, words, grams)
             if clause.kind == "phrase" or clause.occur == "must":
                 must.append(matcher)
-            if scored is not None:
-                should.append(scored)
-        if not should and not must:
+            for part, key in self._scored(version, words, grams):
+                ratio = searcher.doc_frequency(*key) / max(searcher.doc_count_all(), 1)
+                (common if ratio > self.ranking.common_ratio else rare).append(part)
+        if not (rare or common or must):
             return None, marks
-        query: wq.Query = wq.Or(should) if should else wq.Every()
+        if rare and common:
+            query: wq.Query = wq.AndMaybe(wq.Or(rare), wq.Or(common))
+        elif rare or common:
+            query = wq.Or(rare or common)
+        else:
+            query = wq.Every()
         if must:
-            query = wq.AndMaybe(wq.And(must), query) if should else wq.And(must)
+            query = wq.AndMaybe(wq.And(must), query) if (rare or common) else wq.And(must)
         if must_not:
             query = wq.AndNot(query, wq.Or(must_not))
         return query, marks
 
-    def _scored(self, version: _Version, words: list[Term], grams: list[str]) -> wq.Query | None:
+    def _scored(self, version: _Version, words: list[Term], grams: list[str]) -> list[tuple[wq.Query, tuple[str, str]]]:
+        """Weighted scoring parts, each with the (field, term) that decides how common it is."""
         r = self.ranking
-        parts: list[wq.Query] = []
-        for t in {w.text for w in words}:
-            body: wq.Query = wq.Term("body", t, boost=r.body)
+        parts: list[tuple[wq.Query, tuple[str, str]]] = []
+
+        def add(field: str, term: str, weight: float) -> None:
+            if weight > 0:
+                parts.append((wq.Term(field, term, boost=weight), (field, term)))
+
+        for t in sorted({w.text for w in words}):
             synonyms = [wq.Term("body", s, boost=r.body * r.synonym) for s in version.synonyms.expand(t)]
             if synonyms:
                 # A synonym is another spelling of the same word, not more evidence:
                 # the best of the alternatives counts, once.
-                body = DisMax([body, *synonyms])
-            parts.append(body)
-            parts.append(wq.Term("heading", t, boost=r.heading))
-            parts.append(wq.Term("title", t, boost=r.title))
-        for g in set(grams):
-            parts.append(wq.Term("grams", g, boost=r.grams))
-            parts.append(wq.Term("heading_grams", g, boost=r.heading_grams))
-            parts.append(wq.Term("title_grams", g, boost=r.title_grams))
-        return wq.Or(parts) if parts else None
+                parts.append((DisMax([wq.Term("body", t, boost=r.body), *synonyms]), ("body", t)))
+            else:
+                add("body", t, r.body)
+            add("heading", t, r.heading)
+            add("title", t, r.title)
+        for g in sorted(set(grams)):
+            add("grams", g, r.grams)
+            add("heading_grams", g, r.heading_grams)
+            add("title_grams", g, r.title_grams)
+        return parts
 
     @staticmethod
     def _contains(words: list[Term], grams: list[str]) -> wq.Query | None:

@@ -71,3 +71,27 @@ def test_every_normalized_char_comes_from_its_span(text):
 def test_normalization_is_idempotent_on_cjk_and_ascii(text):
     once = normalize(text).text
     assert normalize(once).text == normalize(once).text
+
+
+def reference_fold(text):
+    """The obvious per-cluster loop that the fast path in fold() must agree with."""
+    import unicodedata
+    out, starts, ends, i = [], [], [], 0
+    while i < len(text):
+        j = i + 1
+        while j < len(text) and (unicodedata.combining(text[j]) or unicodedata.category(text[j]) == "Mn"):
+            j += 1
+        piece = text[i:j]
+        folded = unicodedata.normalize("NFKC", piece).lower()
+        folded = "".join("\ufffd" if "\ud800" <= c <= "\udfff" else unicodedata.normalize("NFKC", c).lower() for c in folded)
+        out.append(folded)
+        starts += [i] * len(folded)
+        ends += [j] * len(folded)
+        i = j
+    return "".join(out), starts, ends
+
+
+@hsettings(max_examples=400, deadline=None)
+@given(mixed_text)
+def test_fast_fold_agrees_with_the_reference(text):
+    assert fold(text) == reference_fold(text)
