@@ -83,4 +83,4 @@ def test_a_document_that_is_one_line_is_still_a_passage():
     one_line = Document("d", "整个文档只有这一行内容。", "整个文档只有这一行内容。", "d.txt", title_in_text=True)
     assert [p.text for p in PassageSplitter(1, 300).split(one_line)] == ["整个文档只有这一行内容。"]
     untitled = Document("j", "", "第一行。\n第二行。", "c.jsonl")
-    assert [p.text for p in PassageSplitter(1, 300).split(untitled)] == ["第一行。\n第二行。"]
+    assert [p.text for p in PassageSplitter(10, 300).split(untitled)] == ["第一行。\n第二行。"]
