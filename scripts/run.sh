@@ -2,7 +2,7 @@
 # The README's two commands, on a fresh machine with Python 3.11, pip and apt:
 #
 #   bash scripts/run.sh serve   # set up, index the bundled corpus, serve it on http://127.0.0.1:8000
-#   bash scripts/run.sh test    # set up, then run the whole test suite
+#   bash scripts/run.sh test    # set up (and install Chromium for the browser test), run the whole suite
 #
 # Setup makes ./.venv and installs the project with the exact versions in
 # constraints.txt. Extra arguments go to pytest (test) or to `serve` (serve).
@@ -25,6 +25,16 @@ setup() {
     "$VENV/bin/python" -m pip install -q --disable-pip-version-check -c constraints.txt -e ".[test]"
 }
 
+browser() {
+    # The browser test drives Debian's Chromium; install it when missing.
+    if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+        local sudo=""
+        [ "$(id -u)" = 0 ] || sudo="sudo"
+        $sudo apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium chromium-driver fonts-noto-cjk >/dev/null
+    fi
+}
+
 cmd=${1:-}
 shift || true
 case "$cmd" in
@@ -35,6 +45,7 @@ case "$cmd" in
         ;;
     test)
         setup
+        browser
         exec "$VENV/bin/python" -m pytest "$@"
         ;;
     *)

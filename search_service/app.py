@@ -18,6 +18,7 @@ from werkzeug.exceptions import HTTPException
 
 from search_service.errors import InvalidRequest, SearchError
 from search_service.openapi import openapi_document
+from search_service.pages import page, render_page
 from search_service.search import SearchRequest, SearchService
 from search_service.settings import Settings
 
@@ -41,6 +42,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.extensions["search"] = SearchService(settings)
     app.extensions["settings"] = settings
     app.register_blueprint(api)
+    app.register_blueprint(page)
+    app.after_request(_security_headers)
     app.register_error_handler(SearchError, _search_error)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected_error)
@@ -51,7 +54,30 @@ def service() -> SearchService:
     return current_app.extensions["search"]
 
 
+# No script may run on our pages; styles and images only from this origin.
+CONTENT_SECURITY_POLICY = ("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+                           "base-uri 'none'; frame-ancestors 'none'")
+
+
+def _security_headers(response):
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["X-Frame-Options"] = "DENY"
+    if response.mimetype == "text/html":
+        response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+    return response
+
+
+def wants_html() -> bool:
+    """A browser navigating (Accept prefers HTML over JSON), not an API client."""
+    best = request.accept_mimetypes.best_match(["application/json", "text/html"])
+    return best == "text/html" and request.accept_mimetypes[best] > request.accept_mimetypes["application/json"]
+
+
 def error_response(status: int, code: str, message: str):
+    if wants_html():
+        response = current_app.make_response(render_page("error.html", status, message=message))
+        return response
     response = jsonify({"error": {"status": status, "code": code, "message": message}})
     response.status_code = status
     return response
@@ -112,7 +138,10 @@ def search():
 
 @api.get("/documents/<path:doc_id>")
 def document(doc_id: str):
-    return jsonify(dataclasses.asdict(service().document(doc_id)))
+    doc = service().document(doc_id)
+    if wants_html():
+        return render_page("document.html", doc=doc)
+    return jsonify(dataclasses.asdict(doc))
 
 
 @api.get("/passages/<path:passage_id>")

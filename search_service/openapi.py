@@ -129,6 +129,13 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
         "info": {"title": "中文全文检索 search-service", "version": __version__,
                  "description": "Ranked, highlighted passages for Chinese queries in simplified or traditional script."},
         "paths": {
+            "/": {"get": {
+                "summary": "The search page for people (HTML)", "operationId": "page",
+                "parameters": [{"name": "q", "in": "query", "schema": {"type": "string"}},
+                               {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1}}],
+                "responses": {"200": {"description": "results page", "content": {"text/html": {"schema": {"type": "string"}}}},
+                              "400": {"description": "the page, with a message about the bad query",
+                                      "content": {"text/html": {"schema": {"type": "string"}}}}}}},
             "/search": {
                 "get": {"summary": "Search passages", "operationId": "search", "parameters": search_params,
                         "responses": {"200": _json("SearchResult", "ranked passages"), **_errors(400, 503)}},
@@ -137,9 +144,13 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                          "responses": {"200": _json("SearchResult", "ranked passages"), **_errors(400, 413, 503)}},
             },
             "/documents/{doc_id}": {"get": {
-                "summary": "A document and its passages", "operationId": "document",
+                "summary": "A document and its passages (a readable page when the client prefers HTML)",
+                "operationId": "document",
                 "parameters": [{"name": "doc_id", "in": "path", "required": True, "schema": {"type": "string"}}],
-                "responses": {"200": _json("Document", "the document"), **_errors(404, 503)}}},
+                "responses": {"200": {"description": "the document",
+                                      "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Document"}},
+                                                  "text/html": {"schema": {"type": "string"}}}},
+                              **_errors(404, 503)}}},
             "/passages/{passage_id}": {"get": {
                 "summary": "One passage", "operationId": "passage",
                 "parameters": [{"name": "passage_id", "in": "path", "required": True, "schema": {"type": "string"}}],
