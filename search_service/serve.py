@@ -44,8 +44,13 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000, workers
     except IndexUnavailable as exc:
         print(f"search-service serve: {exc.message}", file=sys.stderr)
         return 1
-    # Workers must not share the master's open files (one seek pointer for all).
+    # Workers must not share the master's open files (one seek pointer for all):
+    # each opens its own right after it is forked, before its first request.
     service.close()
+
+    def open_index_in_worker(worker: Any) -> None:
+        service.current()
+
     options = {
         "bind": f"{host}:{port}",
         "workers": workers,
@@ -56,6 +61,7 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000, workers
         "accesslog": None,
         "errorlog": "-",
         "loglevel": "warning",
+        "post_worker_init": open_index_in_worker,
     }
     _Gunicorn(app, options).run()
     return 0
