@@ -1,4 +1,4 @@
-"""The ``search-service`` command: reindex, serve, search, evaluate.
+"""The ``search-service`` command: reindex, serve, search, evaluate, bench.
 
 A thin shell: each subcommand parses its options, makes one core call and
 prints the result. Errors leave as one line on stderr and an exit code:
@@ -62,6 +62,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--index", help="index root to build into (default: a temporary folder)")
     p.add_argument("--run", help="write the ranking here in TREC run format")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p = sub.add_parser("bench", help="benchmark indexing, queries and HTTP against peers (bounded, loopback)",
+                       description="Build corpora of N passages from ../shared/eval texts, index them with this "
+                                   "service and with the peers (naive Whoosh + jieba, tantivy), time queries in "
+                                   "process and over HTTP. Writes a JSON report and prints a table.")
+    p.add_argument("--sizes", default="10000,50000,100000", help="passage counts (default 10000,50000,100000)")
+    p.add_argument("--queries", type=int, default=1000, help="queries per size (default 1000)")
+    p.add_argument("--http-seconds", type=float, default=10, help="seconds per HTTP load step; 0 skips HTTP")
+    p.add_argument("--clients", default="1,8,32", help="concurrent HTTP clients per step (default 1,8,32)")
+    p.add_argument("--no-peers", action="store_true", help="skip the naive Whoosh and tantivy peers")
+    p.add_argument("--eval-dir", default=None, help="evaluation data folder (default ../shared/eval)")
+    p.add_argument("--out", default="bench.json", help="JSON report (default bench.json)")
     return parser
 
 
@@ -153,7 +164,19 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"reindex": cmd_reindex, "serve": cmd_serve, "search": cmd_search, "evaluate": cmd_evaluate}
+def cmd_bench(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from search_service.bench import EVAL, main_bench, table
+
+    report = main_bench([int(s) for s in args.sizes.split(",")], args.queries, args.http_seconds,
+                        [int(c) for c in args.clients.split(",")], not args.no_peers, Path(args.out),
+                        eval_dir=Path(args.eval_dir) if args.eval_dir else EVAL)
+    print(table(report))
+    return 0
+
+
+COMMANDS = {"reindex": cmd_reindex, "serve": cmd_serve, "search": cmd_search, "evaluate": cmd_evaluate, "bench": cmd_bench}
 
 if __name__ == "__main__":
     sys.exit(main())

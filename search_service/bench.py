@@ -1,0 +1,400 @@
+"""The benchmark suite: indexing, in-process queries, HTTP, cold start, and peers.
+
+Bounded (every loop stops by count or time) and loopback only. Each figure of
+ours is reported next to the same figure of two peers measured in the same run
+on the same corpus and queries:
+
+* ``naive``: what jieba's README gives a user — Whoosh with
+  ``jieba.analyse.ChineseAnalyzer`` on one stored text field, one process;
+* ``tantivy``: the tantivy Python bindings fed the same jieba search-mode
+  tokens (a compiled engine: the floor of what the writer could cost).
+
+Indexing runs in a subprocess per build, so peak memory (ru_maxrss) is that
+build's own.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from search_service.corpus import CorpusReader
+from search_service.passages import PassageSplitter
+
+EVAL = Path(__file__).resolve().parent.parent.parent / "shared" / "eval"
+
+
+# -- the corpus --------------------------------------------------------------
+
+
+def base_passages(eval_dir: Path) -> list[str]:
+    """Passage-sized texts from the evaluation collections (both scripts)."""
+    texts = []
+    splitter = PassageSplitter(50, 300)
+    for name in ("cmrc2018/corpus.jsonl", "drcd-dev/corpus.jsonl"):
+        for doc in CorpusReader(eval_dir / name).read().documents:
+            texts.extend(p.text for p in splitter.split(doc))
+    return texts
+
+
+def write_corpus(path: Path, texts: list[str], size: int) -> int:
+    """``size`` one-passage documents, replicating ``texts`` deterministically; returns bytes."""
+    total = 0
+    with open(path, "w", encoding="utf-8") as fh:
+        for i in range(size):
+            text = texts[i % len(texts)]
+            replica = i // len(texts)
+            if replica:
+                # Replicas differ a little, as real near-duplicates do.
+                text = f"{text}（{replica}）"
+            total += len(text.encode("utf-8"))
+            fh.write(json.dumps({"id": f"b{i}", "title": "", "text": text}, ensure_ascii=False) + "\n")
+    return total
+
+
+def eval_queries(eval_dir: Path, count: int) -> list[str]:
+    queries = []
+    for name in ("cmrc2018/queries.jsonl", "drcd-dev/queries_zhs.jsonl", "drcd-dev/queries.jsonl"):
+        with open(eval_dir / name, encoding="utf-8") as fh:
+            queries.extend(json.loads(line)["text"] for line in fh if line.strip())
+    queries = [q for q in queries if q.strip()]
+    random.Random(42).shuffle(queries)
+    return queries[:count]
+
+
+# -- measuring helpers ---------------------------------------------------------
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    k = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[k]
+
+
+# Appended to every child: its own peak RSS, and that of the writer processes it forked.
+PEAK = """
+import resource as _r
+print(json.dumps({"peak_rss_mb": round(max(_r.getrusage(_r.RUSAGE_SELF).ru_maxrss,
+                                            _r.getrusage(_r.RUSAGE_CHILDREN).ru_maxrss) / 1024, 1)}))
+"""
+
+
+def run_child(code: str, *args: str) -> dict[str, Any]:
+    """Run ``code`` in a fresh interpreter; it prints JSON objects, merged here."""
+    out = subprocess.run([sys.executable, "-c", code + PEAK, *args], capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        raise RuntimeError(f"child failed: {out.stderr[-2000:]}")
+    result: dict[str, Any] = {}
+    for line in out.stdout.strip().splitlines()[-2:]:
+        result.update(json.loads(line))
+    return result
+
+
+def folder_mb(path: Path) -> float:
+    return round(sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) / 1e6, 1)
+
+
+OURS_BUILD = """
+import json, sys, time
+from search_service.index import build_index
+from search_service.settings import Settings
+began = time.perf_counter()
+report = build_index(Settings.from_env(corpus_dir=sys.argv[1], index_dir=sys.argv[2]))
+print(json.dumps({"seconds": time.perf_counter() - began, "passages": report.passages}))
+"""
+
+NAIVE_BUILD = """
+import json, sys, time, warnings, logging
+warnings.simplefilter("ignore")
+import jieba
+jieba.setLogLevel(logging.WARNING)
+from jieba.analyse import ChineseAnalyzer
+from whoosh import fields, index
+began = time.perf_counter()
+schema = fields.Schema(id=fields.ID(stored=True), content=fields.TEXT(stored=True, analyzer=ChineseAnalyzer()))
+ix = index.create_in(sys.argv[2], schema)
+w = ix.writer(limitmb=256)
+n = 0
+for line in open(sys.argv[1], encoding="utf-8"):
+    d = json.loads(line); w.add_document(id=d["id"], content=d["text"]); n += 1
+w.commit()
+print(json.dumps({"seconds": time.perf_counter() - began, "passages": n}))
+"""
+
+TANTIVY_BUILD = """
+import json, sys, time, warnings, logging
+warnings.simplefilter("ignore")
+import jieba, tantivy
+jieba.setLogLevel(logging.WARNING)
+began = time.perf_counter()
+sb = tantivy.SchemaBuilder()
+sb.add_text_field("id", stored=True, tokenizer_name="raw")
+sb.add_text_field("content", stored=True, tokenizer_name="whitespace")
+ix = tantivy.Index(sb.build(), path=sys.argv[2])
+w = ix.writer(heap_size=256_000_000, num_threads=2)
+n = 0
+seg = 0.0
+for line in open(sys.argv[1], encoding="utf-8"):
+    d = json.loads(line)
+    t = time.perf_counter(); toks = " ".join(jieba.cut_for_search(d["text"])); seg += time.perf_counter() - t
+    w.add_document(tantivy.Document(id=d["id"], content=toks)); n += 1
+w.commit(); w.wait_merging_threads()
+print(json.dumps({"seconds": time.perf_counter() - began, "passages": n, "segment_seconds": seg}))
+"""
+
+SEGMENT_ONLY = """
+import json, sys, time, warnings, logging
+warnings.simplefilter("ignore")
+import jieba
+jieba.setLogLevel(logging.WARNING)
+jieba.initialize()
+texts = [json.loads(l)["text"] for l in open(sys.argv[1], encoding="utf-8")]
+began = time.perf_counter()
+for t in texts:
+    list(jieba.cut_for_search(t))
+print(json.dumps({"seconds": time.perf_counter() - began, "passages": len(texts)}))
+"""
+
+
+# -- queries -----------------------------------------------------------------------
+
+
+def time_queries(run: Callable[[str], Any], queries: list[str]) -> dict[str, float]:
+    for q in queries[:20]:
+        run(q)  # warm caches, as a serving process would be
+    latencies = []
+    for q in queries:
+        began = time.perf_counter()
+        run(q)
+        latencies.append((time.perf_counter() - began) * 1000)
+    return {"p50_ms": round(percentile(latencies, 50), 2), "p99_ms": round(percentile(latencies, 99), 2),
+            "queries": len(latencies)}
+
+
+def ours_queries(index_dir: Path, queries: list[str]) -> dict[str, float]:
+    from search_service.search import SearchRequest, SearchService
+    from search_service.settings import Settings
+
+    settings = Settings.from_env(index_dir=str(index_dir))
+    service = SearchService(settings)
+    return time_queries(lambda q: service.search(SearchRequest.create(settings, q=q[:256], size=10)), queries)
+
+
+def naive_queries(index_dir: Path, queries: list[str]) -> dict[str, float]:
+    from whoosh import index
+    from whoosh.qparser import OrGroup, QueryParser
+
+    ix = index.open_dir(str(index_dir))
+    searcher = ix.searcher()
+    parser = QueryParser("content", ix.schema, group=OrGroup)
+
+    def run(q: str) -> None:
+        results = searcher.search(parser.parse(q), limit=10)
+        for hit in results:
+            hit.highlights("content")
+
+    return time_queries(run, queries)
+
+
+def tantivy_queries(index_dir: Path, queries: list[str]) -> dict[str, float]:
+    import jieba
+    import tantivy
+
+    ix = tantivy.Index.open(str(index_dir))
+    searcher = ix.searcher()
+
+    def run(q: str) -> None:
+        words = [w for w in jieba.cut_for_search(q) if w.strip() and any(c.isalnum() for c in w)]
+        if not words:
+            return
+        query = tantivy.Query.boolean_query(
+            [(tantivy.Occur.Should, tantivy.Query.term_query(ix.schema, "content", w)) for w in words])
+        for _, addr in searcher.search(query, 10).hits:
+            searcher.doc(addr)
+
+    return time_queries(run, queries)
+
+
+# -- HTTP -----------------------------------------------------------------------------
+
+
+def http_load(url_for: Callable[[int], str], clients: int, seconds: float) -> dict[str, float]:
+    """``clients`` threads, each sending requests back to back for ``seconds``."""
+    latencies: list[float] = []
+    errors = [0]
+    lock = threading.Lock()
+    deadline = time.monotonic() + seconds
+
+    def client(n: int) -> None:
+        i = n
+        local = []
+        while time.monotonic() < deadline:
+            began = time.perf_counter()
+            try:
+                with urllib.request.urlopen(url_for(i), timeout=10) as r:
+                    r.read()
+                    ok = r.status == 200
+            except Exception:
+                ok = False
+            local.append((time.perf_counter() - began) * 1000)
+            if not ok:
+                with lock:
+                    errors[0] += 1
+            i += clients
+        with lock:
+            latencies.extend(local)
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
+    began = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.monotonic() - began
+    return {"clients": clients, "requests": len(latencies), "rps": round(len(latencies) / elapsed, 1),
+            "p50_ms": round(percentile(latencies, 50), 2), "p99_ms": round(percentile(latencies, 99), 2),
+            "errors": errors[0]}
+
+
+def serve(index_dir: Path, port: int, workers: int = 2) -> tuple[subprocess.Popen[bytes], float]:
+    """Start ``search-service serve``; returns it and the seconds to the first answered query."""
+    began = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "search_service.cli", "serve", "--index", str(index_dir),
+                             "--port", str(port), "--workers", str(workers)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}/search?q=" + urllib.parse.quote("医保卡")
+    while time.perf_counter() - began < 60:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as r:
+                if r.status == 200:
+                    return proc, time.perf_counter() - began
+        except Exception:
+            time.sleep(0.02)
+    proc.kill()
+    raise RuntimeError("server did not start")
+
+
+def worker_rss_mb(proc: subprocess.Popen[bytes]) -> list[float]:
+    import psutil
+
+    return [round(c.memory_info().rss / 1e6, 1) for c in psutil.Process(proc.pid).children()]
+
+
+# -- the whole run ----------------------------------------------------------------------
+
+
+def run_bench(sizes: list[int], query_count: int, http_seconds: float, clients: list[int], peers: bool,
+              workdir: Path, eval_dir: Path = EVAL, log: Callable[[str], None] = print) -> dict[str, Any]:
+    texts = base_passages(eval_dir)
+    queries = eval_queries(eval_dir, query_count)
+    report: dict[str, Any] = {"machine": {"cpus": os.cpu_count()}, "sizes": {}}
+    for size in sizes:
+        row: dict[str, Any] = {}
+        corpus_dir = workdir / f"corpus-{size}"
+        corpus_dir.mkdir(parents=True, exist_ok=True)
+        nbytes = write_corpus(corpus_dir / "bench.jsonl", texts, size)
+        row["corpus_mb"] = round(nbytes / 1e6, 2)
+        ours_dir = workdir / f"ours-{size}"
+        build = run_child(OURS_BUILD, str(corpus_dir), str(ours_dir))
+        build.update(passages_per_s=round(build["passages"] / build["seconds"], 1),
+                     mb_per_s=round(nbytes / 1e6 / build["seconds"], 3), index_mb=folder_mb(ours_dir))
+        row["index"] = {"ours": build}
+        log(f"{size}: ours indexed in {build['seconds']:.1f} s")
+        seg = run_child(SEGMENT_ONLY, str(corpus_dir / "bench.jsonl"))
+        row["segmentation_only"] = {**seg, "passages_per_s": round(seg["passages"] / seg["seconds"], 1)}
+        row["queries"] = {"ours": ours_queries(ours_dir, queries)}
+        if peers:
+            for name, code, timer in (("naive", NAIVE_BUILD, naive_queries), ("tantivy", TANTIVY_BUILD, tantivy_queries)):
+                peer_dir = workdir / f"{name}-{size}"
+                peer_dir.mkdir(parents=True, exist_ok=True)
+                peer = run_child(code, str(corpus_dir / "bench.jsonl"), str(peer_dir))
+                peer.update(passages_per_s=round(peer["passages"] / peer["seconds"], 1), index_mb=folder_mb(peer_dir))
+                row["index"][name] = peer
+                row["queries"][name] = timer(peer_dir, queries)
+                log(f"{size}: {name} indexed in {peer['seconds']:.1f} s")
+        report["sizes"][str(size)] = row
+    if http_seconds > 0:
+        size = sorted(sizes)[len(sizes) // 2]
+        report["http"] = http_bench(workdir / f"ours-{size}", queries, http_seconds, clients)
+        report["http"]["passages"] = size
+    return report
+
+
+def http_bench(index_dir: Path, queries: list[str], seconds: float, clients: list[int]) -> dict[str, Any]:
+    port = _free_port()
+    proc, cold = serve(index_dir, port)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        encoded = [base + "/search?q=" + urllib.parse.quote(q[:256]) for q in queries]
+        out: dict[str, Any] = {"cold_start_s": round(cold, 2), "worker_rss_mb": worker_rss_mb(proc),
+                               "search": [], "health": []}
+        for n in clients:
+            out["search"].append(http_load(lambda i: encoded[i % len(encoded)], n, seconds))
+            out["health"].append(http_load(lambda i: base + "/health", n, seconds))
+        out["worker_rss_mb_after"] = worker_rss_mb(proc)
+        return out
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def table(report: dict[str, Any]) -> str:
+    lines = ["| passages | engine | index s | passages/s | × naive | index MB | peak MB | q p50 ms | q p99 ms | p50 × naive |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for size, row in report["sizes"].items():
+        naive = row["index"].get("naive")
+        naive_q = row["queries"].get("naive")
+        for engine, build in row["index"].items():
+            q = row["queries"][engine]
+            ratio = f"{build['passages_per_s'] / naive['passages_per_s']:.2f}" if naive else "—"
+            qratio = f"{q['p50_ms'] / naive_q['p50_ms']:.2f}" if naive_q else "—"
+            lines.append(f"| {size} | {engine} | {build['seconds']:.1f} | {build['passages_per_s']:.0f} | {ratio} | "
+                         f"{build['index_mb']} | {build['peak_rss_mb']} | {q['p50_ms']} | {q['p99_ms']} | {qratio} |")
+        seg = row["segmentation_only"]
+        lines.append(f"| {size} | jieba alone (1 core) | {seg['seconds']:.1f} | {seg['passages_per_s']:.0f} | | | | | | |")
+    if "http" in report:
+        h = report["http"]
+        lines += ["", f"HTTP on {h['passages']} passages, gunicorn 2 workers; cold start to first answer "
+                      f"{h['cold_start_s']} s; worker RSS {h['worker_rss_mb']} → {h['worker_rss_mb_after']} MB", "",
+                  "| clients | /search rps | p50 ms | p99 ms | errors | /health rps | search / health |",
+                  "|---|---|---|---|---|---|---|"]
+        for s, hh in zip(h["search"], h["health"]):
+            lines.append(f"| {s['clients']} | {s['rps']} | {s['p50_ms']} | {s['p99_ms']} | {s['errors']} | "
+                         f"{hh['rps']} | {s['rps'] / hh['rps']:.2f} |")
+    return "\n".join(lines)
+
+
+def main_bench(sizes: list[int], query_count: int, http_seconds: float, clients: list[int], peers: bool,
+               out: Path, keep: bool = False, eval_dir: Path = EVAL) -> dict[str, Any]:
+    workdir = Path(tempfile.mkdtemp(prefix="search-bench-"))
+    try:
+        report = run_bench(sizes, query_count, http_seconds, clients, peers, workdir, eval_dir,
+                           log=lambda m: print(m, file=sys.stderr, flush=True))
+    finally:
+        if not keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+    out.write_text(json.dumps(report, indent=1, ensure_ascii=False))
+    return report
+
