@@ -9,11 +9,16 @@ JSON), leaves through one handler in one shape:
 from __future__ import annotations
 
 import dataclasses
+import hmac
+import json
 import logging
+import re
+import time
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Blueprint, Flask, current_app, jsonify, request
+from flask import Blueprint, Flask, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from search_service.errors import InvalidRequest, SearchError
@@ -23,7 +28,10 @@ from search_service.search import SearchRequest, SearchService
 from search_service.settings import Settings
 
 log = logging.getLogger(__name__)
+# One JSON line per request; keys and Authorization headers are never logged.
+access_log = logging.getLogger("search_service.access")
 api = Blueprint("api", __name__)
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 SEARCH_FIELDS = ("q", "size", "page", "doc", "collapse", "filters")
 
@@ -41,9 +49,13 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["search"] = SearchService(settings)
     app.extensions["settings"] = settings
+    app.extensions["api_keys"] = tuple(k.encode("utf-8") for k in settings.keys())
     app.register_blueprint(api)
     app.register_blueprint(page)
+    app.before_request(_start_request)
+    app.before_request(_require_api_key)
     app.after_request(_security_headers)
+    app.after_request(_log_request)
     app.register_error_handler(SearchError, _search_error)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected_error)
@@ -52,6 +64,48 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
 def service() -> SearchService:
     return current_app.extensions["search"]
+
+
+# Open without a key: load balancers probe /health; the page's stylesheet.
+PUBLIC_ENDPOINTS = {"api.health", "static"}
+
+
+def _start_request() -> None:
+    g.started = time.perf_counter()
+    incoming = request.headers.get("X-Request-ID", "")
+    # Echo a client's id only when it is short and plain; never log arbitrary bytes.
+    g.request_id = incoming if _REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
+
+
+def _require_api_key():
+    keys: tuple[bytes, ...] = current_app.extensions["api_keys"]
+    if not keys or request.endpoint in PUBLIC_ENDPOINTS:
+        return None
+    auth = request.headers.get("Authorization", "")
+    given = auth[7:].strip() if auth[:7].lower() == "bearer " else request.headers.get("X-API-Key", "")
+    given_bytes = given.encode("utf-8", "replace")
+    # Compare against every key, in constant time, without stopping at a match.
+    matched = False
+    for key in keys:
+        matched |= hmac.compare_digest(given_bytes, key)
+    if not matched:
+        response = error_response(401, "unauthorized", "a valid API key is required "
+                                  "(Authorization: Bearer <key> or X-API-Key: <key>)")
+        response.headers["WWW-Authenticate"] = 'Bearer realm="search-service"'
+        return response
+    return None
+
+
+def _log_request(response):
+    response.headers["X-Request-ID"] = g.get("request_id", "")
+    settings = current_app.extensions["settings"]
+    path = request.full_path.rstrip("?") if settings.log_queries.lower() not in ("false", "0", "no") else request.path
+    access_log.info(json.dumps({
+        "request_id": g.get("request_id"), "method": request.method, "path": path,
+        "status": response.status_code,
+        "ms": round((time.perf_counter() - g.get("started", time.perf_counter())) * 1000, 2),
+    }, ensure_ascii=False))
+    return response
 
 
 # No script may run on our pages; styles and images only from this origin.

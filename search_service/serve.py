@@ -9,6 +9,7 @@ the workers copy-on-write.
 
 from __future__ import annotations
 
+import logging
 import sys
 from typing import Any
 
@@ -35,6 +36,13 @@ class _Gunicorn(BaseApplication):
 
 def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000, workers: int = 2, timeout: int = 30) -> int:
     """Run the API until interrupted. Exits 1 at once when there is no index."""
+    access = logging.getLogger("search_service.access")
+    if not access.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        access.addHandler(handler)
+        access.setLevel(logging.INFO)
+        access.propagate = False
     app = create_app(settings.__dict__)
     service = app.extensions["search"]
     try:

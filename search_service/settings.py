@@ -57,6 +57,12 @@ class Settings:
     reload_seconds: float = _setting(
         1.0, "How often a server checks the CURRENT pointer for a new index version."
     )
+    api_keys: str = _setting(
+        "", "API keys: a comma-separated list, or @path of a file with one key a line; empty means no keys needed."
+    )
+    log_queries: str = _setting(
+        "true", "Log the query string of each request; set to false for privacy (paths and statuses are still logged)."
+    )
 
     @classmethod
     def from_env(
@@ -79,6 +85,14 @@ class Settings:
 
     def replace(self, **changes: Any) -> "Settings":
         return dataclasses.replace(self, **changes)
+
+    def keys(self) -> tuple[str, ...]:
+        """The configured API keys (read from the file when ``api_keys`` is @path)."""
+        raw = self.api_keys.strip()
+        if raw.startswith("@"):
+            lines = Path(raw[1:]).read_text("utf-8").splitlines()
+            return tuple(k.strip() for k in lines if k.strip() and not k.startswith("#"))
+        return tuple(k.strip() for k in raw.split(",") if k.strip())
 
     @property
     def userdict_path(self) -> Path:

@@ -1,0 +1,68 @@
+import json
+import logging
+
+import pytest
+
+from search_service.app import create_app
+
+KEY = "s3cret-key-1"
+
+
+@pytest.fixture
+def keyed(seed_settings, tmp_path):
+    keys = tmp_path / "keys.txt"
+    keys.write_text(f"# keys\n{KEY}\nother-key\n")
+    return create_app({**seed_settings.__dict__, "api_keys": f"@{keys}"}).test_client()
+
+
+def test_api_keys_guard_every_endpoint_but_health(keyed):
+    for path in ["/search?q=医保卡", "/documents/x", "/analyze?text=x", "/stats", "/openapi.json", "/", "/nowhere"]:
+        r = keyed.get(path)
+        assert r.status_code == 401, path
+        assert r.get_json()["error"]["code"] == "unauthorized"
+    assert keyed.get("/health").status_code == 200
+    with keyed.get("/static/style.css") as css:
+        assert css.status_code == 200
+    assert keyed.get("/search?q=医保卡", headers={"Authorization": f"Bearer {KEY}"}).status_code == 200
+    assert keyed.get("/search?q=医保卡", headers={"X-API-Key": "other-key"}).status_code == 200
+    assert keyed.get("/search?q=医保卡", headers={"X-API-Key": KEY + "x"}).status_code == 401
+    assert keyed.get("/search?q=医保卡", headers={"Authorization": "Bearer "}).status_code == 401
+    assert keyed.get("/search?q=医保卡", headers={"X-API-Key": "医保"}).status_code == 401
+
+
+def test_no_keys_configured_means_open(client):
+    assert client.get("/search?q=医保卡").status_code == 200
+
+
+def test_one_log_line_per_request_with_request_id_and_no_key(seed_settings, caplog):
+    app = create_app({**seed_settings.__dict__, "api_keys": KEY, "log_queries": "false"})
+    client = app.test_client()
+    with caplog.at_level(logging.INFO, logger="search_service.access"):
+        r = client.get("/search?q=医保卡", headers={"Authorization": f"Bearer {KEY}", "X-Request-ID": "abc-123"})
+    assert r.headers["X-Request-ID"] == "abc-123"
+    lines = [json.loads(rec.getMessage()) for rec in caplog.records if rec.name == "search_service.access"]
+    assert lines == [{"request_id": "abc-123", "method": "GET", "path": "/search", "status": 200, "ms": lines[0]["ms"]}]
+    assert KEY not in caplog.text and "医保卡" not in caplog.text
+
+
+def test_request_ids_are_generated_when_missing_or_unsafe(client):
+    generated = client.get("/health").headers["X-Request-ID"]
+    assert len(generated) == 32
+    assert client.get("/health", headers={"X-Request-ID": "bad id <x>"}).headers["X-Request-ID"] != "bad id <x>"
+
+
+def test_security_headers(client):
+    api = client.get("/search?q=医保卡")
+    assert api.headers["X-Content-Type-Options"] == "nosniff"
+    page = client.get("/?q=医保卡")
+    csp = page.headers["Content-Security-Policy"]
+    assert "default-src 'none'" in csp and "script-src" not in csp.replace("default-src", "")
+
+
+@pytest.mark.parametrize("path", ["/documents/../../etc/passwd", "/documents/..%2F..%2Fetc%2Fpasswd",
+                                  "/passages/..%2f..%2fetc%2fpasswd%231", "/documents/%2e%2e/%2e%2e/etc/passwd",
+                                  "/static/../setup.cfg", "/static/..%2f..%2fsetup.cfg"])
+def test_path_traversal_reaches_nothing(client, path):
+    with client.get(path) as r:
+        assert r.status_code == 404
+        assert b"root:" not in r.data and b"[metadata]" not in r.data
