@@ -51,9 +51,9 @@ class Ranking:
     title: float = 0.6
     title_grams: float = 0.3
     synonym: float = 0.8
-    common_ratio: float = 1.0
+    common_ratio: float = 0.05
     k1: float = 1.2
-    b: float = 0.75
+    b: float = 0.5
 
     def weighting(self, avg_lengths: dict[str, float] | None = None) -> scoring.WeightingModel:
         return ManifestBM25F(avg_lengths or {}, B=self.b, K1=self.k1)
