@@ -363,8 +363,11 @@ class SearchService:
             marks.update(g for g in grams if len(g) > 1 or len(grams) == 1)
             if clause.kind == "phrase" or clause.occur == "must":
                 must.append(matcher)
-            for part, key in self._scored(version, words, grams):
-                ratio = searcher.doc_frequency(*key) / max(searcher.doc_count_all(), 1)
+            for part, keys in self._scored(version, words, grams):
+                df = max(searcher.doc_frequency(*key) for key in keys)
+                if df == 0:
+                    continue  # matches nothing; as a "rare" term it would require nothing
+                ratio = df / max(searcher.doc_count_all(), 1)
                 (common if ratio > self.ranking.common_ratio else rare).append(part)
         if not (rare or common or must):
             return None, marks
@@ -380,21 +383,24 @@ class SearchService:
             query = wq.AndNot(query, wq.Or(must_not))
         return query, marks
 
-    def _scored(self, version: _Version, words: list[Term], grams: list[str]) -> list[tuple[wq.Query, tuple[str, str]]]:
-        """Weighted scoring parts, each with the (field, term) that decides how common it is."""
+    def _scored(self, version: _Version, words: list[Term], grams: list[str]
+                ) -> list[tuple[wq.Query, list[tuple[str, str]]]]:
+        """Weighted scoring parts, each with the (field, term) keys that decide how common it is."""
         r = self.ranking
-        parts: list[tuple[wq.Query, tuple[str, str]]] = []
+        parts: list[tuple[wq.Query, list[tuple[str, str]]]] = []
 
         def add(field: str, term: str, weight: float) -> None:
             if weight > 0:
-                parts.append((wq.Term(field, term, boost=weight), (field, term)))
+                parts.append((wq.Term(field, term, boost=weight), [(field, term)]))
 
         for t in sorted({w.text for w in words}):
-            synonyms = [wq.Term("body", s, boost=r.body * r.synonym) for s in version.synonyms.expand(t)]
-            if synonyms:
+            alternatives = version.synonyms.expand(t)
+            if alternatives:
                 # A synonym is another spelling of the same word, not more evidence:
                 # the best of the alternatives counts, once.
-                parts.append((DisMax([wq.Term("body", t, boost=r.body), *synonyms]), ("body", t)))
+                synonyms = [wq.Term("body", s, boost=r.body * r.synonym) for s in alternatives]
+                parts.append((DisMax([wq.Term("body", t, boost=r.body), *synonyms]),
+                              [("body", t), *(("body", s) for s in alternatives)]))
             else:
                 add("body", t, r.body)
             add("heading", t, r.heading)
