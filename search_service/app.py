@@ -19,6 +19,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import Blueprint, Flask, current_app, g, jsonify, request
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
 from werkzeug.exceptions import HTTPException
 
 from search_service.errors import InvalidRequest, SearchError
@@ -50,6 +52,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.extensions["search"] = SearchService(settings)
     app.extensions["settings"] = settings
     app.extensions["api_keys"] = tuple(k.encode("utf-8") for k in settings.keys())
+    if settings.rate_limit:
+        Limiter(get_remote_address, app=app, default_limits=[settings.rate_limit], headers_enabled=True,
+                storage_uri="memory://", default_limits_exempt_when=lambda: request.endpoint in PUBLIC_ENDPOINTS)
     app.register_blueprint(api)
     app.register_blueprint(page)
     app.before_request(_start_request)
@@ -143,12 +148,14 @@ def _search_error(exc: SearchError):
 
 def _http_error(exc: HTTPException):
     status = exc.code or 500
-    code = {400: "bad_request", 404: "not_found", 405: "method_not_allowed",
-            413: "request_too_large"}.get(status, (exc.name or "error").lower().replace(" ", "_"))
-    messages = {404: "no such endpoint; see /openapi.json", 413: "request body too large"}
+    code = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "request_too_large",
+            429: "rate_limited"}.get(status, (exc.name or "error").lower().replace(" ", "_"))
+    messages = {404: "no such endpoint; see /openapi.json", 413: "request body too large",
+                429: "too many requests; retry after the number of seconds in Retry-After"}
     response = error_response(status, code, messages.get(status, exc.description or exc.name))
-    if status == 405 and exc.get_response().headers.get("Allow"):
-        response.headers["Allow"] = exc.get_response().headers["Allow"]
+    for header in ("Allow", "Retry-After"):
+        if exc.get_response().headers.get(header):
+            response.headers[header] = exc.get_response().headers[header]
     return response
 
 

@@ -60,6 +60,9 @@ class Settings:
     api_keys: str = _setting(
         "", "API keys: a comma-separated list, or @path of a file with one key a line; empty means no keys needed."
     )
+    rate_limit: str = _setting(
+        "", "Per-client rate limit such as '120/minute' (flask-limiter syntax), counted per worker process; empty means off."
+    )
     log_queries: str = _setting(
         "true", "Log the query string of each request; set to false for privacy (paths and statuses are still logged)."
     )

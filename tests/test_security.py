@@ -66,3 +66,13 @@ def test_path_traversal_reaches_nothing(client, path):
     with client.get(path) as r:
         assert r.status_code == 404
         assert b"root:" not in r.data and b"[metadata]" not in r.data
+
+
+def test_rate_limit_answers_429_with_retry_after(seed_settings):
+    client = create_app({**seed_settings.__dict__, "rate_limit": "3/minute"}).test_client()
+    statuses = [client.get("/search?q=医保卡").status_code for _ in range(5)]
+    assert statuses == [200, 200, 200, 429, 429]
+    r = client.get("/search?q=医保卡")
+    assert r.get_json()["error"] == {"status": 429, "code": "rate_limited", "message": r.get_json()["error"]["message"]}
+    assert int(r.headers["Retry-After"]) > 0
+    assert client.get("/health").status_code == 200  # probes are never limited
