@@ -8,6 +8,7 @@ version current. A lock makes a second concurrent reindex fail at once.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import multiprocessing
@@ -15,6 +16,7 @@ import os
 import re
 import shutil
 import time
+import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -228,35 +230,24 @@ def build_index(
             report.mode = "full (no compatible previous version for --incremental)"
             previous = None
         version_dir = root.new_version_dir()
-        try:
-            if previous is not None:
-                report.mode = "incremental"
-                _write_incremental(root, version_dir, previous, prepared, report, progress)
-            else:
-                _write_full(version_dir, config, prepared, settings, progress)
-                report.reanalyzed = len(prepared.documents)
-            avg_lengths = _check(version_dir, report.passages)
-            write_json_atomic(version_dir / MANIFEST, {
-                "avg_field_length": avg_lengths,
-                "version": version_dir.name,
-                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                "schema_version": SCHEMA_VERSION,
-                "settings_key": key,
-                "analysis": asdict(config),
-                "corpus": str(settings.corpus_dir),
-                "synonyms": list(read_word_list(settings.synonyms_path)),
-                "documents": {d.doc_id: {"hash": prepared.hashes[d.doc_id], "source": d.source,
-                                         "passages": len(prepared.passages[d.doc_id])} for d in prepared.documents},
-                "document_count": report.documents,
-                "passage_count": report.passages,
-                "skipped": report.skipped,
-            })
-        except SearchError:
+        failure: str | None = None
+        # A failed Whoosh writer (disk full, ...) leaves temp files open; they are
+        # closed once the exception is dropped, here, without a warning.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ResourceWarning)
+            try:
+                _write_version(root, version_dir, previous, prepared, report, settings, config, key, progress)
+            except SearchError:
+                shutil.rmtree(version_dir, ignore_errors=True)
+                raise
+            except Exception as exc:  # disk full, a Whoosh error: never switch
+                failure = (f"building the index failed ({type(exc).__name__}: {exc}); "
+                           "the previous version stays current")
+            if failure is not None:
+                gc.collect()
+        if failure is not None:
             shutil.rmtree(version_dir, ignore_errors=True)
-            raise
-        except Exception as exc:  # disk full, a Whoosh error: never switch
-            shutil.rmtree(version_dir, ignore_errors=True)
-            raise BuildError(f"building the index failed ({type(exc).__name__}: {exc}); the previous version stays current") from exc
+            raise BuildError(failure)
         root.switch(version_dir)
         report.version = version_dir.name
         report.switched = True
@@ -265,6 +256,34 @@ def build_index(
         lock.release()
     report.seconds = time.perf_counter() - began
     return report
+
+
+def _write_version(root: IndexRoot, version_dir: Path, previous: dict[str, Any] | None, prepared: _Prepared,
+                   report: BuildReport, settings: Settings, config: AnalysisConfig, key: str,
+                   progress: Callable[[int, int], Any] | None) -> None:
+    """Write, check and describe (manifest.json) one new version; does not switch to it."""
+    if previous is not None:
+        report.mode = "incremental"
+        _write_incremental(root, version_dir, previous, prepared, report, progress)
+    else:
+        _write_full(version_dir, config, prepared, settings, progress)
+        report.reanalyzed = len(prepared.documents)
+    avg_lengths = _check(version_dir, report.passages)
+    write_json_atomic(version_dir / MANIFEST, {
+        "avg_field_length": avg_lengths,
+        "version": version_dir.name,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "schema_version": SCHEMA_VERSION,
+        "settings_key": key,
+        "analysis": asdict(config),
+        "corpus": str(settings.corpus_dir),
+        "synonyms": list(read_word_list(settings.synonyms_path)),
+        "documents": {d.doc_id: {"hash": prepared.hashes[d.doc_id], "source": d.source,
+                                 "passages": len(prepared.passages[d.doc_id])} for d in prepared.documents},
+        "document_count": report.documents,
+        "passage_count": report.passages,
+        "skipped": report.skipped,
+    })
 
 
 def _fill(report: BuildReport, prepared: _Prepared) -> None:

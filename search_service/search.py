@@ -14,8 +14,10 @@ missing one word is still found.
 
 from __future__ import annotations
 
+import gc
 import logging
 import re
+import warnings
 import threading
 import time
 from dataclasses import dataclass, field
@@ -311,21 +313,29 @@ class SearchService:
             raise IndexUnavailable(f"no index in {str(self.root.root)!r}: run `search-service reindex` first")
         path = self.root.current_dir() if name == self.root.current_name() else self.root.versions_dir / name
         manifest = self.root.manifest(path)
-        try:
-            ix = whoosh_index.open_dir(str(path))
-            body = ix.schema["body"].analyzer
-            config: AnalysisConfig = body.config
-            analysis = get_analysis(config)
-            version = _Version(name, path, ix, manifest, analysis, Synonyms.parse(manifest.get("synonyms", []), analysis))
-            version.weighting = self.ranking.weighting(manifest.get("avg_field_length"))
-            searcher = version.searcher()
-            if searcher.doc_count() != manifest.get("passage_count"):
-                raise IndexUnavailable(f"index version {name!r} holds {searcher.doc_count()} passages, "
-                                       f"its manifest says {manifest.get('passage_count')}")
-        except IndexUnavailable:
-            raise
-        except Exception as exc:  # a truncated or corrupt segment file
-            raise IndexUnavailable(f"index version {name!r} cannot be opened: {type(exc).__name__}: {exc}") from exc
+        failure = None
+        # Whoosh leaves open the file it failed on when a segment is corrupt; it is
+        # closed when the exception is dropped, which must not warn or leak.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ResourceWarning)
+            try:
+                ix = whoosh_index.open_dir(str(path))
+                config: AnalysisConfig = ix.schema["body"].analyzer.config
+                analysis = get_analysis(config)
+                version = _Version(name, path, ix, manifest, analysis,
+                                   Synonyms.parse(manifest.get("synonyms", []), analysis))
+                version.weighting = self.ranking.weighting(manifest.get("avg_field_length"))
+                count = version.searcher().doc_count()
+                if count != manifest.get("passage_count"):
+                    failure = (f"index version {name!r} holds {count} passages, "
+                               f"its manifest says {manifest.get('passage_count')}")
+            except Exception as exc:  # a truncated or corrupt segment file
+                failure = f"index version {name!r} cannot be opened: {type(exc).__name__}: {exc}"
+            if failure is not None:
+                version = ix = None  # type: ignore[assignment]
+                gc.collect()
+        if failure is not None:
+            raise IndexUnavailable(failure)
         analysis.segmenter.initialize()
         return version
 

@@ -1,0 +1,85 @@
+"""Injected faults: nothing served is lost, and the service keeps answering."""
+
+import errno
+
+import pytest
+from whoosh.filedb import filestore
+
+from conftest import write_corpus
+from search_service.errors import BuildError, IndexUnavailable
+from search_service.index import build_index
+from search_service.search import SearchRequest, SearchService
+from search_service.versions import IndexRoot
+
+DOC = "标题\n医保卡密码忘了可以带身份证到医保中心重置密码。"
+
+
+@pytest.fixture
+def built(tmp_path, make_settings):
+    corpus = write_corpus(tmp_path / "corpus", {"a.txt": DOC})
+    settings = make_settings(corpus=corpus, reload_seconds=0)
+    build_index(settings)
+    return corpus, settings
+
+
+def segment_files(version_dir):
+    return [p for p in version_dir.iterdir() if p.suffix in (".seg", ".trm", ".pst", ".col")]
+
+
+def test_a_truncated_new_version_is_not_served_and_health_says_why(built):
+    corpus, settings = built
+    service = SearchService(settings)
+    good = service.health()["version"]
+    (corpus / "b.txt").write_text("标题二\n社保卡激活要去银行。", encoding="utf-8")
+    build_index(settings)
+    root = IndexRoot(settings.index_dir)
+    for f in segment_files(root.current_dir()):
+        f.write_bytes(f.read_bytes()[:20])  # truncated on disk
+    health = service.health()
+    assert health["status"] == "degraded" and health["version"] == good
+    assert "cannot be opened" in health["warning"]
+    assert service.search(SearchRequest.create(settings, q="医保卡")).total == 1  # still answering
+    with pytest.raises(IndexUnavailable, match="cannot be opened"):
+        SearchService(settings).health()  # a fresh worker has nothing good to fall back on: 503
+
+
+def test_a_full_disk_while_building_fails_cleanly(built, monkeypatch):
+    corpus, settings = built
+    root = IndexRoot(settings.index_dir)
+    before = root.current_name()
+    (corpus / "b.txt").write_text("标题二\n社保卡激活要去银行。", encoding="utf-8")
+    original = filestore.FileStorage.create_file
+    calls = {"n": 0}
+
+    def failing_create_file(self, name, **kwargs):
+        calls["n"] += 1
+        if calls["n"] > 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return original(self, name, **kwargs)
+
+    monkeypatch.setattr(filestore.FileStorage, "create_file", failing_create_file)
+    with pytest.raises(BuildError, match="No space left on device"):
+        build_index(settings)
+    monkeypatch.undo()
+    assert root.current_name() == before
+    assert [p.name for p in root.versions_dir.iterdir()] == [before]  # the half-built version is gone
+    assert SearchService(settings).search(SearchRequest.create(settings, q="医保卡")).total == 1
+    assert build_index(settings).switched  # and the next reindex succeeds
+
+
+def test_a_missing_or_unreadable_corpus_leaves_the_index_untouched(built, tmp_path):
+    corpus, settings = built
+    root = IndexRoot(settings.index_dir)
+    before = root.current_name()
+    from search_service.errors import CorpusError
+
+    with pytest.raises(CorpusError):
+        build_index(settings.replace(corpus_dir=str(tmp_path / "gone")))
+    corpus.chmod(0)
+    try:
+        if not __import__("os").access(corpus, __import__("os").R_OK):
+            with pytest.raises(CorpusError, match="not readable"):
+                build_index(settings)
+    finally:
+        corpus.chmod(0o755)
+    assert root.current_name() == before and len(list(root.versions_dir.iterdir())) == 1
