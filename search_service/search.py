@@ -22,7 +22,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from whoosh import index as whoosh_index
 from whoosh import query as wq
@@ -198,6 +198,14 @@ class _Version:
     weighting: Any = None
 
 
+class QueryPlan(NamedTuple):
+    """The selective query, the broad one to fall back on (or None), the terms to mark."""
+
+    query: wq.Query | None
+    broad: wq.Query | None
+    marks: set[str]
+
+
 @dataclass
 class Hit:
     rank: int
@@ -341,15 +349,17 @@ class SearchService:
 
     # -- queries --------------------------------------------------------------
 
-    def build_query(self, version: _Version, text: str) -> tuple[wq.Query | None, set[str]]:
-        """The Whoosh query for ``text`` and the normalized terms to highlight.
+    def build_query(self, version: _Version, text: str) -> QueryPlan:
+        """The Whoosh queries for ``text`` and the normalized terms to highlight.
 
         Scoring terms are split by how common they are: a passage must match at
         least one selective term, and common terms (in more than
         ``Ranking.common_ratio`` of the passages) only add to the score of the
         passages found that way. This is the ranking a plain disjunction gives,
         minus the long tail of passages that share only a common word with the
-        query, which Whoosh would otherwise have to score one by one.
+        query, which Whoosh would otherwise have to score one by one. When that
+        finds fewer passages than asked for, ``broad`` (the plain disjunction)
+        runs instead, so recall is never lost.
         """
         rare: list[wq.Query] = []
         common: list[wq.Query] = []
@@ -380,18 +390,19 @@ class SearchService:
                 ratio = df / max(searcher.doc_count_all(), 1)
                 (common if ratio > self.ranking.common_ratio else rare).append(part)
         if not (rare or common or must):
-            return None, marks
+            return QueryPlan(None, None, marks)
+
+        def assemble(scoring: wq.Query | None) -> wq.Query:
+            query = scoring if scoring is not None else wq.Every()
+            if must:
+                query = wq.AndMaybe(wq.And(must), query) if scoring is not None else wq.And(must)
+            if must_not:
+                query = wq.AndNot(query, wq.Or(must_not))
+            return query
+
         if rare and common:
-            query: wq.Query = wq.AndMaybe(wq.Or(rare), wq.Or(common))
-        elif rare or common:
-            query = wq.Or(rare or common)
-        else:
-            query = wq.Every()
-        if must:
-            query = wq.AndMaybe(wq.And(must), query) if (rare or common) else wq.And(must)
-        if must_not:
-            query = wq.AndNot(query, wq.Or(must_not))
-        return query, marks
+            return QueryPlan(assemble(wq.AndMaybe(wq.Or(rare), wq.Or(common))), assemble(wq.Or(rare + common)), marks)
+        return QueryPlan(assemble(wq.Or(rare or common) if (rare or common) else None), None, marks)
 
     def _scored(self, version: _Version, words: list[Term], grams: list[str]
                 ) -> list[tuple[wq.Query, list[tuple[str, str]]]]:
@@ -448,10 +459,11 @@ class SearchService:
     def search(self, request: SearchRequest) -> SearchResult:
         began = time.perf_counter()
         version = self.current()
-        query, marks = self.build_query(version, request.q)
+        plan = self.build_query(version, request.q)
+        marks = plan.marks
         hits: list[Hit] = []
         total = 0
-        if query is not None:
+        if plan.query is not None:
             searcher = version.searcher()
             filter_q = _filter_query(request)
             limit = request.page * request.size
@@ -459,11 +471,14 @@ class SearchService:
             if request.collapse == "doc":
                 kwargs["collapse"] = "doc_id"
                 kwargs["groupedby"] = sorting.FieldFacet("doc_id")
-            results = searcher.search(query, **kwargs)
-            if request.collapse == "doc":
-                total = len(results.groups("doc_id"))
-            else:
-                total = len(results)
+
+            def run(query: wq.Query) -> tuple[Any, int]:
+                results = searcher.search(query, **kwargs)
+                return results, len(results.groups("doc_id")) if request.collapse == "doc" else len(results)
+
+            results, total = run(plan.query)
+            if total < limit and plan.broad is not None:
+                results, total = run(plan.broad)
             offset = (request.page - 1) * request.size
             for rank, hit in enumerate(results[offset:limit], start=offset + 1):
                 hits.append(self._hit(version, rank, hit.score, hit.fields(), marks))
@@ -516,7 +531,7 @@ class SearchService:
         trace["synonyms"] = {
             t["term"]: version.synonyms.expand(t["term"]) for t in trace["words"] if version.synonyms.expand(t["term"])
         }
-        trace["query"] = str(self.build_query(version, text)[0])
+        trace["query"] = str(self.build_query(version, text).query)
         return trace
 
     def stats(self) -> dict[str, Any]:
