@@ -1,6 +1,7 @@
 import json
 
 import jsonschema
+import pytest
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 from openapi_spec_validator import validate
 
@@ -157,3 +158,51 @@ def test_hostile_queries_never_produce_a_5xx(client, q, size, page):
 def test_lone_surrogates_in_json_are_not_a_500(client):
     r = client.post("/search", data='{"q": "\\ud800医保卡\\udfff"}', content_type="application/json")
     assert r.status_code == 200
+
+
+json_values = st.recursive(st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.floats(allow_nan=False)
+                           | st.text(max_size=30), lambda inner: st.lists(inner, max_size=3)
+                           | st.dictionaries(st.text(max_size=8), inner, max_size=3), max_leaves=6)
+param_text = st.text(max_size=40) | st.sampled_from(["", "doc", "none", "10", "-1", "0", "1e3", "category:faq"])
+
+
+@pytest.fixture(scope="module")
+def schemas(seed_app):
+    doc = seed_app.test_client().get("/openapi.json").get_json()
+
+    def validator(name):
+        return jsonschema.Draft202012Validator({"$ref": f"#/components/schemas/{name}", "components": doc["components"]})
+
+    return {name: validator(name) for name in ["SearchResult", "Error", "Document", "Passage", "AnalyzeTrace"]}
+
+
+def check(response, schemas, ok_schema):
+    assert response.status_code < 500, response.get_data(as_text=True)
+    body = response.get_json()
+    (schemas[ok_schema] if response.status_code == 200 else schemas["Error"]).validate(body)
+
+
+@hsettings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(q=hostile, size=param_text, page=param_text, doc=st.lists(param_text, max_size=3),
+       collapse=param_text, filters=st.lists(param_text, max_size=3))
+def test_every_get_parameter_fuzzed_matches_its_documented_shape(client, schemas, q, size, page, doc, collapse, filters):
+    r = client.get("/search", query_string={"q": q, "size": size, "page": page, "doc": doc, "collapse": collapse,
+                                            "filter": filters})
+    check(r, schemas, "SearchResult")
+
+
+@hsettings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=st.dictionaries(st.sampled_from(["q", "size", "page", "doc", "collapse", "filters", "x"]), json_values)
+       | json_values)
+def test_every_post_body_fuzzed_matches_its_documented_shape(client, schemas, body):
+    check(client.post("/search", json=body), schemas, "SearchResult")
+
+
+@hsettings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=st.text(max_size=60))
+def test_ids_and_analyze_fuzzed(client, schemas, text):
+    from urllib.parse import quote
+
+    check(client.get("/documents/" + quote(text or "x", safe="")), schemas, "Document")
+    check(client.get("/passages/" + quote(text or "x", safe="")), schemas, "Passage")
+    check(client.get("/analyze", query_string={"text": text}), schemas, "AnalyzeTrace")

@@ -1,0 +1,104 @@
+"""A bounded load test: clients query a live server while reindex switches versions.
+
+Loopback only; every loop stops by time. Each answer names the index version
+that served it, so afterwards every hit is checked against that version: a
+passage id that does not exist there is a *wrong answer*.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import threading
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from whoosh import index as whoosh_index
+
+from search_service.bench import _free_port, percentile, serve
+from search_service.index import build_index
+from search_service.settings import Settings
+from search_service.versions import IndexRoot
+
+QUERIES = ["医保卡被锁了怎么解锁", "醫保卡密碼忘了怎麼辦", "12333", "锁", "社保卡激活", "密码 -银行", '"社会保障卡"',
+           "医保卡每个月返多少钱", "解鎖", "身份证"]
+
+
+def run_load(corpus: Path, seconds: float, clients: int, switches: int, workers: int = 2) -> dict[str, Any]:
+    """Serve a copy of ``corpus``, load it for ``seconds`` and reindex ``switches`` times meanwhile."""
+    work = Path(tempfile.mkdtemp(prefix="search-load-"))
+    try:
+        shutil.copytree(corpus, work / "corpus")
+        # Keep every version, so that each answer can be checked against its own.
+        settings = Settings.from_env(corpus_dir=str(work / "corpus"), index_dir=str(work / "index"),
+                                     keep_versions=switches + 2)
+        build_index(settings)
+        port = _free_port()
+        proc, _ = serve(Path(settings.index_dir), port, workers)
+        base = f"http://127.0.0.1:{port}/search?size=10&q="
+        latencies: list[float] = []
+        errors: list[str] = []
+        answers: list[tuple[str, list[str]]] = []
+        lock = threading.Lock()
+        deadline = time.monotonic() + seconds
+
+        def client(n: int) -> None:
+            i = n
+            mine: list[float] = []
+            while time.monotonic() < deadline:
+                began = time.perf_counter()
+                try:
+                    with urllib.request.urlopen(base + urllib.parse.quote(QUERIES[i % len(QUERIES)]), timeout=10) as r:
+                        body = json.loads(r.read())
+                    with lock:
+                        answers.append((body["version"], [h["passage_id"] for h in body["hits"]]))
+                except Exception as exc:  # any failure is an error to report
+                    with lock:
+                        errors.append(f"{type(exc).__name__}: {exc}")
+                mine.append((time.perf_counter() - began) * 1000)
+                i += clients
+            with lock:
+                latencies.extend(mine)
+
+        threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
+        try:
+            for t in threads:
+                t.start()
+            for k in range(switches):
+                time.sleep(seconds / (switches + 1))
+                (work / "corpus" / f"load-{k}.txt").write_text(
+                    f"负载测试文档{k}\n医保卡解锁测试第{k}版：持身份证到社保局办理。", encoding="utf-8")
+                build_index(settings, incremental=True)
+            for t in threads:
+                t.join()
+        finally:
+            proc.terminate()
+            proc.wait(timeout=20)
+        wrong = check_answers(IndexRoot(settings.index_dir), answers)
+        versions = sorted({v for v, _ in answers})
+        return {"clients": clients, "seconds": seconds, "workers": workers, "switches": switches,
+                "requests": len(latencies), "errors": len(errors), "error_samples": errors[:5],
+                "wrong_answers": wrong, "versions_served": len(versions),
+                "p50_ms": round(percentile(latencies, 50), 2), "p99_ms": round(percentile(latencies, 99), 2)}
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def check_answers(root: IndexRoot, answers: list[tuple[str, list[str]]]) -> int:
+    """Hits whose passage id does not exist in the version that served them."""
+    known: dict[str, set[str]] = {}
+    wrong = 0
+    for version, ids in answers:
+        if version not in known:
+            path = root.versions_dir / version
+            if not path.is_dir():
+                known[version] = set()
+            else:
+                with whoosh_index.open_dir(str(path)).searcher() as searcher:
+                    known[version] = {f["passage_id"] for f in searcher.all_stored_fields()}
+        wrong += sum(1 for pid in ids if pid not in known[version])
+    return wrong

@@ -1,0 +1,22 @@
+"""A short run of scripts/loadtest.py: zero errors and zero wrong answers while versions switch."""
+
+import json
+import sys
+
+import pytest
+
+from conftest import ROOT, SEED_CORPUS
+
+sys.path.insert(0, str(ROOT / "scripts"))
+import loadtest  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+
+def test_load_while_reindex_switches_twice(capsys):
+    code = loadtest.main(["--corpus", str(SEED_CORPUS), "--clients", "4", "--seconds", "6", "--switches", "2"])
+    report = json.loads(capsys.readouterr().out)
+    assert report["requests"] > 30
+    assert report["versions_served"] >= 2
+    assert (report["errors"], report["wrong_answers"]) == (0, 0), report["error_samples"]
+    assert code == 0
