@@ -45,6 +45,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     setting_names = {f.name for f in dataclasses.fields(Settings)}
     settings = Settings.from_env(**{k: v for k, v in config.items() if k in setting_names})
     app = Flask(__name__)
+    # Ids may contain "/" (nested corpus folders): never redirect "//" to "/",
+    # which would answer a client with an HTML redirect instead of JSON.
+    app.url_map.merge_slashes = False
     app.config.update({k: v for k, v in config.items() if k not in setting_names})
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
