@@ -18,7 +18,9 @@ from typing import Literal
 Kind = Literal["text", "phrase"]
 Occur = Literal["should", "must", "must_not"]
 
-_QUOTES = {'"': '"', "“": "”", "＂": "＂", "「": "」"}
+# 「」 are not here: Chinese questions quote titles and sayings with them
+# (「媽祖在馬祖」這個口號…), and that must not turn a question into a strict phrase.
+_QUOTES = {'"': '"', "“": "”", "＂": "＂"}
 
 
 @dataclass(frozen=True)

@@ -27,3 +27,7 @@ def test_every_string_parses_into_non_empty_clauses(text):
     for clause in parse_query(text):
         assert clause.text.strip() or clause.kind == "text"
         assert clause.text
+
+
+def test_corner_brackets_are_plain_text_not_phrase_quotes():
+    assert parse_query("「媽祖在馬祖」這個口號") == [Clause("「媽祖在馬祖」這個口號")]
