@@ -142,7 +142,8 @@ def test_incremental_gives_the_same_passages_and_results_as_a_full_rebuild(tmp_p
     assert incremental == snapshot(full_settings)
 
 
-def test_a_killed_reindex_leaves_the_previous_version_current(tmp_path, make_settings):
+@pytest.mark.parametrize("delay", [0.0, 0.4, 1.2], ids=["at-start", "writing", "later"])
+def test_a_killed_reindex_leaves_the_previous_version_current(tmp_path, make_settings, delay):
     corpus = write_corpus(tmp_path / "corpus", {"a.txt": DOC_A})
     settings = make_settings(corpus=corpus)
     build_index(settings)
@@ -159,7 +160,7 @@ def test_a_killed_reindex_leaves_the_previous_version_current(tmp_path, make_set
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and len(list(root.versions_dir.iterdir())) < 2:
         time.sleep(0.02)
-    time.sleep(0.3)
+    time.sleep(delay)
     assert proc.poll() is None, "the reindex ended before it could be killed"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
