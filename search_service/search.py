@@ -186,6 +186,7 @@ class _Version:
     manifest: dict[str, Any]
     analysis: Analysis
     synonyms: Synonyms
+    weighting: scoring.WeightingModel
     local: threading.local = field(default_factory=threading.local)
 
     def searcher(self) -> Any:
@@ -194,8 +195,6 @@ class _Version:
         if s is None:
             s = self.local.searcher = self.ix.searcher(weighting=self.weighting)
         return s
-
-    weighting: Any = None
 
 
 class QueryPlan(NamedTuple):
@@ -331,8 +330,8 @@ class SearchService:
                 config: AnalysisConfig = ix.schema["body"].analyzer.config
                 analysis = get_analysis(config)
                 version = _Version(name, path, ix, manifest, analysis,
-                                   Synonyms.parse(manifest.get("synonyms", []), analysis))
-                version.weighting = self.ranking.weighting(manifest.get("avg_field_length"))
+                                   Synonyms.parse(manifest.get("synonyms", []), analysis),
+                                   self.ranking.weighting(manifest.get("avg_field_length")))
                 count = version.searcher().doc_count()
                 if count != manifest.get("passage_count"):
                     failure = (f"index version {name!r} holds {count} passages, "
