@@ -24,7 +24,6 @@ from flask_limiter.util import get_remote_address
 from werkzeug.exceptions import HTTPException
 
 from search_service.errors import InvalidRequest, SearchError
-from search_service.openapi import openapi_document
 from search_service.pages import page, render_page
 from search_service.search import SearchRequest, SearchService
 from search_service.settings import Settings
@@ -237,4 +236,6 @@ def stats():
 
 @api.get("/openapi.json")
 def openapi():
+    from search_service.openapi import openapi_document  # pydantic: loaded on first use, not at start-up
+
     return jsonify(openapi_document(current_app.extensions["settings"]))

@@ -19,9 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import charset_normalizer
-from bs4 import BeautifulSoup
-
 from search_service.errors import CorpusError, DocumentError
 
 SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm", ".jsonl")
@@ -79,6 +76,8 @@ def decode(data: bytes, source: str) -> tuple[str, str]:
         try:
             text, encoding = data.decode("utf-8"), "utf-8"
         except UnicodeDecodeError:
+            import charset_normalizer  # only for non-UTF-8 files; keeps serving start-up light
+
             best = charset_normalizer.from_bytes(data, cp_isolation=CANDIDATE_ENCODINGS).best()
             if best is None:
                 raise DocumentError(source, "cannot detect the text encoding (not UTF-8, GB18030 or Big5)")
@@ -114,6 +113,8 @@ def markdown_title(text: str) -> str:
 
 def html_to_text(html: str) -> tuple[str, str]:
     """(title, visible text with one block a line) of an HTML page."""
+    from bs4 import BeautifulSoup  # only reindex reads HTML; keeps serving start-up light
+
     soup = BeautifulSoup(html, "html.parser")
     title = soup.title.get_text(" ", strip=True) if soup.title else ""
     for tag in soup(_HIDDEN_HTML):
