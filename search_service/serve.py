@@ -34,6 +34,21 @@ class _Gunicorn(BaseApplication):
         return self.application
 
 
+def gunicorn_options(host: str, port: int, workers: int, timeout: int) -> dict[str, Any]:
+    """gunicorn's settings; ``timeout`` is the request time limit (a stuck worker is killed and replaced)."""
+    return {
+        "bind": f"{host}:{port}",
+        "workers": workers,
+        "worker_class": "sync",
+        "preload_app": True,
+        "timeout": timeout,
+        "graceful_timeout": 10,
+        "accesslog": None,
+        "errorlog": "-",
+        "loglevel": "warning",
+    }
+
+
 def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000, workers: int = 2, timeout: int = 30) -> int:
     """Run the API until interrupted. Exits 1 at once when there is no index."""
     access = logging.getLogger("search_service.access")
@@ -59,17 +74,7 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000, workers
     def open_index_in_worker(worker: Any) -> None:
         service.current()
 
-    options = {
-        "bind": f"{host}:{port}",
-        "workers": workers,
-        "worker_class": "sync",
-        "preload_app": True,
-        "timeout": timeout,
-        "graceful_timeout": 10,
-        "accesslog": None,
-        "errorlog": "-",
-        "loglevel": "warning",
-        "post_worker_init": open_index_in_worker,
-    }
+    options = gunicorn_options(host, port, workers, timeout)
+    options["post_worker_init"] = open_index_in_worker
     _Gunicorn(app, options).run()
     return 0

@@ -76,3 +76,13 @@ def test_rate_limit_answers_429_with_retry_after(seed_settings):
     assert r.get_json()["error"] == {"status": 429, "code": "rate_limited", "message": r.get_json()["error"]["message"]}
     assert int(r.headers["Retry-After"]) > 0
     assert client.get("/health").status_code == 200  # probes are never limited
+
+
+def test_request_time_limit_is_gunicorns_worker_timeout():
+    from search_service.cli import build_parser
+    from search_service.serve import gunicorn_options
+
+    args = build_parser().parse_args(["serve", "--timeout", "7", "--workers", "3"])
+    options = gunicorn_options(args.host, args.port, args.workers, args.timeout)
+    assert options["timeout"] == 7 and options["workers"] == 3 and options["worker_class"] == "sync"
+    assert options["bind"] == "127.0.0.1:8000" and options["preload_app"] is True
