@@ -27,7 +27,7 @@ from whoosh.analysis import Token, Tokenizer
 
 from search_service.analyze import AnalysisConfig, GramTokenizer, WordTokenizer, get_analysis
 from search_service.corpus import CorpusReader, Document
-from search_service.errors import BuildError, CorpusError, DocumentError, SearchError
+from search_service.errors import BuildError, DocumentError, SearchError
 from search_service.segment import read_word_list
 from search_service.passages import Passage, PassageSplitter, line_key, repeated_lines
 from search_service.settings import Settings
@@ -40,7 +40,6 @@ _META_KEY = re.compile(r"^[A-Za-z0-9_]{1,40}$")
 # Below this many passages one process is faster than starting writer processes.
 PARALLEL_MIN_PASSAGES = 2000
 
-Progress = Callable[[int], None]
 
 
 class ValuesTokenizer(Tokenizer):

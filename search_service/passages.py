@@ -163,16 +163,16 @@ class PassageSplitter:
                     flush()
                     buf = piece
         flush()
-        spans = self._merge_short_tail(doc.text, spans)
+        spans = self._merge_short_tail(spans)
         return [
             Passage(f"{doc.doc_id}#{n}", doc.doc_id, n, doc.text[s:e], s, e, h, doc.title)
             for n, (s, e, h) in enumerate(spans)
         ]
 
-    def _merge_short_tail(self, text: str, spans: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
+    def _merge_short_tail(self, spans: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
         """A short last passage under the same heading joins the one before it."""
         if len(spans) >= 2:
-            (s0, e0, h0), (s1, e1, h1) = spans[-2], spans[-1]
+            (s0, _, h0), (s1, e1, h1) = spans[-2], spans[-1]
             if h0 == h1 and e1 - s1 < self.min_chars and e1 - s0 <= self.max_chars:
                 spans[-2:] = [(s0, e1, h0)]
         return spans

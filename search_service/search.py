@@ -29,10 +29,10 @@ from whoosh import query as wq
 from whoosh import collectors, scoring, sorting
 
 from search_service.analyze import Analysis, AnalysisConfig, Term, get_analysis
-from search_service.errors import IndexUnavailable, InvalidRequest, NotFound, SearchError
+from search_service.errors import IndexUnavailable, InvalidRequest, NotFound
 from search_service.highlight import find_matches, render
 from search_service.index import META_PREFIX, meta_field_name
-from search_service.query import Clause, parse_query
+from search_service.query import parse_query
 from search_service.settings import Settings
 from search_service.versions import IndexRoot
 from search_service.whoosh_fixes import DisMax
