@@ -25,7 +25,7 @@ from typing import Any, Iterator
 from whoosh.analysis import Token, Tokenizer
 
 from search_service.normalize import Normalized, get_normalizer
-from search_service.segment import get_segmenter, read_word_list
+from search_service.segment import Segmenter, get_segmenter, read_word_list
 from search_service.settings import Settings
 
 # CJK ideographs (unified, extension A, compatibility, and the supplementary planes).
@@ -90,8 +90,10 @@ class Analysis:
         # the terms of short texts rather than segmenting them again.
         self._short: dict[tuple[str, str], list[Term]] = {}
 
-    @property
-    def segmenter(self):  # resolved lazily: loading jieba costs about a second
+    @functools.cached_property
+    def segmenter(self) -> Segmenter:
+        # Resolved once, on first use (the dictionary itself loads on the first
+        # segmentation); not on every call, which is the indexing and query path.
         return get_segmenter(self.config.userdict, str(Settings.from_env().jieba_cache_dir))
 
     def normalize(self, text: str) -> Normalized:

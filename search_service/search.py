@@ -115,6 +115,7 @@ class SearchRequest:
         return cls(q, size_v, page_v, tuple(docs), tuple(pairs), "doc" if collapse == "doc" else None)
 
 
+_INTEGER = re.compile(r"[+-]?[0-9]+")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -126,14 +127,10 @@ def clean_text(text: str) -> str:
 def _int_param(name: str, value: Any, default: int, lo: int, hi: int | None) -> int:
     if value is None or value == "":
         return default
-    if isinstance(value, bool):
+    text = str(value).strip() if isinstance(value, (int, str)) and not isinstance(value, bool) else ""
+    if not _INTEGER.fullmatch(text):  # refuses floats, booleans, "1e3", "+-5", "²"
         raise InvalidRequest(f"parameter {name!r} must be an integer", code="bad_parameter")
-    try:
-        number = int(value) if isinstance(value, (int, str)) and str(value).strip().lstrip("+-").isdigit() else None
-    except ValueError:
-        number = None
-    if number is None:
-        raise InvalidRequest(f"parameter {name!r} must be an integer", code="bad_parameter")
+    number = int(text)
     if number < lo or (hi is not None and number > hi):
         bound = f"between {lo} and {hi}" if hi is not None else f"at least {lo}"
         raise InvalidRequest(f"parameter {name!r} must be {bound}", code="bad_parameter")
@@ -272,6 +269,7 @@ class SearchService:
         self._version: _Version | None = None
         self._checked = 0.0
         self.last_error: str | None = None
+        self._failed: tuple[str, IndexUnavailable] | None = None  # versions never change: don't retry one
 
     # -- versions -------------------------------------------------------------
 
@@ -290,9 +288,13 @@ class SearchService:
             self._checked = now
             if version is not None and name == version.name:
                 return version
+            if self._failed is not None and self._failed[0] == name:
+                return self._keep_or_raise(version, self._failed[1])
             try:
                 new = self._open(name)
             except IndexUnavailable as exc:
+                if name is not None:
+                    self._failed = (name, exc)
                 return self._keep_or_raise(version, exc)
             self._version = new
             self.last_error = None
@@ -318,8 +320,8 @@ class SearchService:
     def _open(self, name: str | None) -> _Version:
         if name is None:
             raise IndexUnavailable(f"no index in {str(self.root.root)!r}: run `search-service reindex` first")
-        path = self.root.current_dir() if name == self.root.current_name() else self.root.versions_dir / name
-        manifest = self.root.manifest(path)
+        path = self.root.versions_dir / name
+        manifest = self.root.manifest(path)  # IndexUnavailable when missing or unfinished
         failure = None
         # Whoosh leaves open the file it failed on when a segment is corrupt; it is
         # closed when the exception is dropped, which must not warn or leak.
@@ -525,9 +527,8 @@ class SearchService:
         text = clean_text(text)
         version = self.current()
         trace = version.analysis.trace(text)
-        trace["synonyms"] = {
-            t["term"]: version.synonyms.expand(t["term"]) for t in trace["words"] if version.synonyms.expand(t["term"])
-        }
+        expansions = {t["term"]: version.synonyms.expand(t["term"]) for t in trace["words"]}
+        trace["synonyms"] = {term: words for term, words in expansions.items() if words}
         trace["query"] = str(self.build_query(version, text).query)
         return trace
 

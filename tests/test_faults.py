@@ -39,6 +39,11 @@ def test_a_truncated_new_version_is_not_served_and_health_says_why(built):
     assert health["status"] == "degraded" and health["version"] == good
     assert "cannot be opened" in health["warning"]
     assert service.search(SearchRequest.create(settings, q="医保卡")).total == 1  # still answering
+    opened = []
+    original_open = service._open
+    service._open = lambda name: opened.append(name) or original_open(name)
+    service.health()
+    assert opened == []  # a version that failed to open is not reopened on every check
     with pytest.raises(IndexUnavailable, match="cannot be opened"):
         SearchService(settings).health()  # a fresh worker has nothing good to fall back on: 503
 
