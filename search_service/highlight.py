@@ -8,6 +8,7 @@ the original text, never rebuilt from tokens.
 
 from __future__ import annotations
 
+import bisect
 import html
 from collections.abc import Iterable
 
@@ -45,15 +46,28 @@ def merge_spans(spans: Iterable[tuple[int, int]]) -> list[list[int]]:
 
 
 def snippet_window(length: int, matches: list[list[int]], window: int) -> tuple[int, int]:
-    """The [start, end) of at most ``window`` characters covering the most matched text."""
+    """The [start, end) of at most ``window`` characters covering the most matched text.
+
+    ``matches`` are sorted and disjoint (as :func:`merge_spans` makes them),
+    so the cover of a window is a difference of prefix sums, less the parts
+    of its first and last match that stick out.
+    """
     if length <= window or not matches:
         return 0, min(length, window)
+    starts = [s for s, _ in matches]
+    ends = [e for _, e in matches]
+    prefix = [0]
+    for s, e in matches:
+        prefix.append(prefix[-1] + e - s)
     best, best_cover = (0, window), -1
-    for m_start, _ in matches:
+    for m_start in starts:
         # Start a little before the match, so the reader sees its context.
         start = max(0, min(m_start - window // 8, length - window))
         end = start + window
-        cover = sum(max(0, min(e, end) - max(s, start)) for s, e in matches)
+        i, j = bisect.bisect_right(ends, start), bisect.bisect_left(starts, end)
+        cover = 0
+        if i < j:
+            cover = prefix[j] - prefix[i] - max(0, start - starts[i]) - max(0, ends[j - 1] - end)
         if cover > best_cover:
             best, best_cover = (start, end), cover
     return best

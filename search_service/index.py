@@ -17,11 +17,12 @@ import re
 import shutil
 import time
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from whoosh import fields, formats, index as whoosh_index
 from whoosh.analysis import Token, Tokenizer
 
@@ -32,7 +33,9 @@ from search_service.segment import read_word_list
 from search_service.passages import Passage, PassageSplitter, line_key, repeated_lines
 from search_service.settings import Settings
 from search_service.versions import MANIFEST, IndexRoot, write_json_atomic
+from search_service.score import field_lengths
 from search_service.whoosh_fixes import InliningCodec
+from search_service.writer import BulkSegmentWriter, write_parallel
 
 SCHEMA_VERSION = 1
 META_PREFIX = "meta_"
@@ -306,19 +309,38 @@ def _write_full(version_dir: Path, config: AnalysisConfig, prepared: _Prepared, 
                 progress: Callable[[int, int], Any] | None) -> None:
     ix = whoosh_index.create_in(str(version_dir), build_schema(config))
     total = sum(len(v) for v in prepared.passages.values())
-    procs = _workers(settings)
+    procs = min(_workers(settings), max(1, total // PARALLEL_MIN_PASSAGES))
     # Load jieba before forking writer processes, so they inherit the dictionary.
     get_analysis(config).segmenter.initialize()
-    if procs > 1 and total >= PARALLEL_MIN_PASSAGES and multiprocessing.get_start_method() == "fork":
-        writer = ix.writer(procs=procs, multisegment=True, limitmb=128, codec=InliningCodec())
-    else:
-        writer = ix.writer(limitmb=256, codec=InliningCodec())
+    if procs > 1 and "fork" in multiprocessing.get_all_start_methods():
+        shares = _shares(prepared, procs)
+        write_parallel(ix, [_records(share, prepared) for share in shares],
+                       progress=(lambda done: progress(done, total)) if progress is not None else None)
+        return
+    writer = BulkSegmentWriter(ix)
     try:
         _add_documents(writer, prepared.documents, prepared, progress, total)
     except BaseException:
         writer.cancel()
         raise
     writer.commit()
+
+
+def _shares(prepared: _Prepared, count: int) -> list[list[Document]]:
+    """The documents cut into ``count`` runs of about as many passages each, in order."""
+    total = sum(len(v) for v in prepared.passages.values())
+    shares: list[list[Document]] = [[] for _ in range(count)]
+    done = 0
+    for doc in prepared.documents:
+        shares[min(count - 1, done * count // total)].append(doc)
+        done += len(prepared.passages[doc.doc_id])
+    return [share for share in shares if share]
+
+
+def _records(documents: list[Document], prepared: _Prepared) -> Iterator[dict[str, Any]]:
+    for doc in documents:
+        for p in prepared.passages[doc.doc_id]:
+            yield passage_fields(p, doc, prepared.hashes[doc.doc_id])
 
 
 def _write_incremental(root: IndexRoot, version_dir: Path, previous: dict[str, Any], prepared: _Prepared,
@@ -381,8 +403,6 @@ def _check(version_dir: Path, expected_passages: int) -> dict[str, float]:
             if "passage_id" not in stored:
                 raise BuildError("the new index cannot be read back; not switched")
         reader = searcher.reader()
-        totals = dict.fromkeys(SCORED_FIELDS, 0)
-        for docnum in reader.all_doc_ids():
-            for name in SCORED_FIELDS:
-                totals[name] += reader.doc_field_length(docnum, name, 0) or 0
-        return {name: (total / count if count else 0.0) for name, total in totals.items()}
+        live = np.fromiter(reader.all_doc_ids(), dtype=np.int64) if reader.has_deletions() else slice(None)
+        return {name: (float(field_lengths(reader, name)[live].sum()) / count if count else 0.0)
+                for name in SCORED_FIELDS}

@@ -14,6 +14,7 @@ import difflib
 import functools
 import re
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import opencc
@@ -33,8 +34,8 @@ class Normalized:
 
     original: str
     text: str
-    starts: tuple[int, ...]
-    ends: tuple[int, ...]
+    starts: Sequence[int]  # a range when normalization kept every position
+    ends: Sequence[int]
 
     def span(self, start: int, end: int) -> tuple[int, int]:
         """Original [start, end) of the normalized characters [start, end)."""
@@ -67,22 +68,40 @@ def _converter(config: str) -> opencc.OpenCC:
 
 
 @functools.lru_cache(maxsize=1)
-def _special_chars() -> re.Pattern[str]:
-    """Characters that folding changes or that combine with their neighbour.
+def _tables() -> tuple[re.Pattern[str], re.Pattern[str], dict[str, str]]:
+    """What folding does to the BMP, scanned once per process (about 50 ms).
 
-    Most Chinese text is ideographs and ASCII, which folding leaves alone; only
-    the characters this pattern finds need the per-character path. The BMP is
-    scanned once per process (about 50 ms); astral characters (emoji, rare
-    ideographs, mathematical letters) always take the careful path.
+    Most Chinese text is ideographs, ASCII and full-width punctuation. Folding
+    leaves the first two alone and maps each of the last to one character;
+    those one-to-one changes are a table. ``hard`` finds the
+    rest, which need the per-cluster path: characters that fold to several
+    (㎏ → kg) or none, combining marks, lone surrogates, and every astral
+    character (emoji, rare ideographs, mathematical letters). ``special``
+    finds both kinds.
     """
-    special = []
+    hard: list[int] = []
+    table: dict[str, str] = {}
     for code in range(0x10000):
         ch = chr(code)
-        if 0xD800 <= code <= 0xDFFF or _fold_char(ch) != ch or _is_combining(ch):
-            special.append(code)
+        if 0xD800 <= code <= 0xDFFF or _is_combining(ch):
+            hard.append(code)
+            continue
+        folded = _fold_char(ch)
+        if folded == ch:
+            continue
+        if len(folded) == 1 and not _is_combining(folded):
+            table[ch] = folded
+        else:
+            hard.append(code)
+    _fold_char.cache_clear()  # the scan filled it with characters text rarely holds
+    return _char_class(hard), _char_class(sorted(hard + [ord(c) for c in table])), table
+
+
+def _char_class(codes: list[int]) -> re.Pattern[str]:
+    """A pattern matching one of ``codes`` (BMP code points, ascending) or any astral character."""
     ranges = []
-    start = prev = special[0]
-    for code in special[1:]:
+    start = prev = codes[0]
+    for code in codes[1:]:
         if code != prev + 1:
             ranges.append((start, prev))
             start = code
@@ -92,11 +111,16 @@ def _special_chars() -> re.Pattern[str]:
     return re.compile(f"[{body}\U00010000-\U0010ffff]")
 
 
-def fold(text: str) -> tuple[str, list[int], list[int]]:
+def fold(text: str) -> tuple[str, Sequence[int], Sequence[int]]:
     """NFKC + lowercase, one grapheme-ish cluster (a base and its marks) at a time."""
-    specials = [m.start() for m in _special_chars().finditer(text)]
-    if not specials:
-        return text, list(range(len(text))), list(range(1, len(text) + 1))
+    hard, special, table = _tables()
+    if not hard.search(text):
+        # Every change is one character for one: positions stay as they are.
+        # (A substitution per changed character beats str.translate, which
+        # looks up every character of the text.)
+        folded = special.sub(lambda m: table[m.group()], text)
+        return folded, range(len(text)), range(1, len(text) + 1)
+    specials = [m.start() for m in special.finditer(text)]
     out: list[str] = []
     starts: list[int] = []
     ends: list[int] = []
@@ -187,7 +211,7 @@ class Normalizer:
         converted = _converter(self.opencc_config).convert(folded)
         if len(converted) == len(folded):
             # The usual case (t2s, tw2s, hk2s never change the length): 1:1.
-            return Normalized(text, converted, tuple(f_starts), tuple(f_ends))
+            return Normalized(text, converted, f_starts, f_ends)
         converted, c_starts, c_ends = _convert_realigned(folded, _converter(self.opencc_config))
         starts = tuple(f_starts[s] for s in c_starts)
         ends = tuple(f_ends[e - 1] for e in c_ends)

@@ -9,7 +9,10 @@ Ranking: each plain clause is analyzed exactly like the indexed text and
 becomes a disjunction of word terms (precision) and character bigrams
 (recall) over body, heading and title, each with its weight; BM25F scores the
 sum, so a passage that matches more of a question ranks higher and a passage
-missing one word is still found.
+missing one word is still found. The scores are summed by
+:class:`~search_service.score.TermScorer` over whole posting lists at once;
+Whoosh's matchers only decide the boolean parts (phrases, ``+``, ``-``,
+filters), which constrain the candidates but do not score.
 """
 
 from __future__ import annotations
@@ -24,18 +27,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import numpy as np
 from whoosh import index as whoosh_index
 from whoosh import query as wq
-from whoosh import collectors, scoring, sorting
 
 from search_service.analyze import Analysis, AnalysisConfig, Term, get_analysis
 from search_service.errors import IndexUnavailable, InvalidRequest, NotFound
 from search_service.highlight import find_matches, render
 from search_service.index import META_PREFIX, meta_field_name
 from search_service.query import parse_query
+from search_service.score import Alternative, TermScorer
 from search_service.settings import Settings
 from search_service.versions import IndexRoot
-from search_service.whoosh_fixes import DisMax
 
 log = logging.getLogger(__name__)
 
@@ -57,27 +60,10 @@ class Ranking:
     k1: float = 1.2
     b: float = 0.5
 
-    def weighting(self, avg_lengths: dict[str, float] | None = None) -> scoring.WeightingModel:
-        return ManifestBM25F(avg_lengths or {}, B=self.b, K1=self.k1)
-
-
-class ManifestBM25F(scoring.BM25F):
-    """BM25F with the average field lengths recorded in the version's manifest.
-
-    Whoosh derives them from segment totals that are exact for analyzed passages
-    but approximate for merged ones, so an incremental index would otherwise
-    rank a hair differently from a full rebuild of the same corpus.
-    """
-
-    def __init__(self, avg_lengths: dict[str, float], **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.avg_lengths = avg_lengths
-
-    def scorer(self, searcher: Any, fieldname: str, text: bytes, qf: int = 1) -> Any:
-        scorer = super().scorer(searcher, fieldname, text, qf=qf)
-        if isinstance(scorer, scoring.BM25FScorer) and self.avg_lengths.get(fieldname):
-            scorer.avgfl = self.avg_lengths[fieldname]
-        return scorer
+    def fields(self) -> dict[str, float]:
+        """The scored fields and their weights."""
+        return {"body": self.body, "grams": self.grams, "heading": self.heading,
+                "heading_grams": self.heading_grams, "title": self.title, "title_grams": self.title_grams}
 
 
 @dataclass(frozen=True)
@@ -183,22 +169,41 @@ class _Version:
     manifest: dict[str, Any]
     analysis: Analysis
     synonyms: Synonyms
-    weighting: scoring.WeightingModel
+    scorer: TermScorer
     local: threading.local = field(default_factory=threading.local)
+    _groups: np.ndarray | None = None
 
     def searcher(self) -> Any:
         # Whoosh readers seek and read shared file handles: one searcher per thread.
         s = getattr(self.local, "searcher", None)
         if s is None:
-            s = self.local.searcher = self.ix.searcher(weighting=self.weighting)
+            s = self.local.searcher = self.ix.searcher()
         return s
+
+    def groups(self) -> np.ndarray:
+        """Each passage's document as a small integer (for ``collapse=doc``), built on first use."""
+        if self._groups is None:
+            groups = np.zeros(self.scorer.doc_count, dtype=np.int32)
+            numbers: dict[str, int] = {}
+            for segment, base in self.searcher().reader().leaf_readers():
+                for doc_id in segment.lexicon("doc_id"):
+                    number = numbers.setdefault(doc_id, len(numbers))
+                    groups[np.fromiter(segment.postings("doc_id", doc_id).all_ids(), dtype=np.int64) + base] = number
+            self._groups = groups
+        return self._groups
 
 
 class QueryPlan(NamedTuple):
-    """The selective query, the broad one to fall back on (or None), the terms to mark."""
+    """What a query asks for: scored parts, boolean constraints, the terms to mark.
 
-    query: wq.Query | None
-    broad: wq.Query | None
+    Each part is one term, or several spellings of one word of which the best
+    counts (a synonym group). ``must`` and ``must_not`` are Whoosh queries
+    (phrases, ``+word``, ``-word``) that passages must or must not match.
+    """
+
+    parts: list[tuple[Alternative, ...]]
+    must: wq.Query | None
+    must_not: wq.Query | None
     marks: set[str]
 
 
@@ -331,10 +336,15 @@ class SearchService:
                 ix = whoosh_index.open_dir(str(path))
                 config: AnalysisConfig = ix.schema["body"].analyzer.config
                 analysis = get_analysis(config)
+                searcher = ix.searcher()
+                r = self.ranking
+                scorer = TermScorer(searcher.reader(), [f for f, w in r.fields().items() if w > 0],
+                                    manifest.get("avg_field_length") or {}, k1=r.k1, b=r.b,
+                                    cache_bytes=self.settings.posting_cache_mb * 1_000_000)
                 version = _Version(name, path, ix, manifest, analysis,
-                                   Synonyms.parse(manifest.get("synonyms", []), analysis),
-                                   self.ranking.weighting(manifest.get("avg_field_length")))
-                count = version.searcher().doc_count()
+                                   Synonyms.parse(manifest.get("synonyms", []), analysis), scorer)
+                version.local.searcher = searcher
+                count = searcher.doc_count()
                 if count != manifest.get("passage_count"):
                     failure = (f"index version {name!r} holds {count} passages, "
                                f"its manifest says {manifest.get('passage_count')}")
@@ -351,23 +361,11 @@ class SearchService:
     # -- queries --------------------------------------------------------------
 
     def build_query(self, version: _Version, text: str) -> QueryPlan:
-        """The Whoosh queries for ``text`` and the normalized terms to highlight.
-
-        Scoring terms are split by how common they are: a passage must match at
-        least one selective term, and common terms (in more than
-        ``Ranking.common_ratio`` of the passages) only add to the score of the
-        passages found that way. This is the ranking a plain disjunction gives,
-        minus the long tail of passages that share only a common word with the
-        query, which Whoosh would otherwise have to score one by one. When that
-        finds fewer passages than asked for, ``broad`` (the plain disjunction)
-        runs instead, so recall is never lost.
-        """
-        rare: list[wq.Query] = []
-        common: list[wq.Query] = []
+        """The scored parts of ``text``, its boolean constraints and the normalized terms to highlight."""
+        parts: list[tuple[Alternative, ...]] = []
         must: list[wq.Query] = []
         must_not: list[wq.Query] = []
         marks: set[str] = set()
-        searcher = version.searcher()
         for clause in parse_query(text):
             words = version.analysis.words(clause.text)
             grams = _query_grams(version.analysis, clause.text)
@@ -384,45 +382,24 @@ class SearchService:
             marks.update(g for g in grams if len(g) > 1 or len(grams) == 1)
             if clause.kind == "phrase" or clause.occur == "must":
                 must.append(matcher)
-            for part, keys in self._scored(version, words, grams):
-                df = max(searcher.doc_frequency(*key) for key in keys)
-                if df == 0:
-                    continue  # matches nothing; as a "rare" term it would require nothing
-                ratio = df / max(searcher.doc_count_all(), 1)
-                (common if ratio > self.ranking.common_ratio else rare).append(part)
-        if not (rare or common or must):
-            return QueryPlan(None, None, marks)
+            parts.extend(self._scored(version, words, grams))
+        return QueryPlan(parts, wq.And(must) if must else None, wq.Or(must_not) if must_not else None, marks)
 
-        def assemble(scoring: wq.Query | None) -> wq.Query:
-            query = scoring if scoring is not None else wq.Every()
-            if must:
-                query = wq.AndMaybe(wq.And(must), query) if scoring is not None else wq.And(must)
-            if must_not:
-                query = wq.AndNot(query, wq.Or(must_not))
-            return query
-
-        if rare and common:
-            return QueryPlan(assemble(wq.AndMaybe(wq.Or(rare), wq.Or(common))), assemble(wq.Or(rare + common)), marks)
-        return QueryPlan(assemble(wq.Or(rare or common) if (rare or common) else None), None, marks)
-
-    def _scored(self, version: _Version, words: list[Term], grams: list[str]
-                ) -> list[tuple[wq.Query, list[tuple[str, str]]]]:
-        """Weighted scoring parts, each with the (field, term) keys that decide how common it is."""
+    def _scored(self, version: _Version, words: list[Term], grams: list[str]) -> list[tuple[Alternative, ...]]:
+        """The weighted scoring parts of one clause."""
         r = self.ranking
-        parts: list[tuple[wq.Query, list[tuple[str, str]]]] = []
+        parts: list[tuple[Alternative, ...]] = []
 
         def add(field: str, term: str, weight: float) -> None:
             if weight > 0:
-                parts.append((wq.Term(field, term, boost=weight), [(field, term)]))
+                parts.append(((field, term, weight),))
 
         for t in sorted({w.text for w in words}):
             alternatives = version.synonyms.expand(t)
             if alternatives:
                 # A synonym is another spelling of the same word, not more evidence:
                 # the best of the alternatives counts, once.
-                synonyms = [wq.Term("body", s, boost=r.body * r.synonym) for s in alternatives]
-                parts.append((DisMax([wq.Term("body", t, boost=r.body), *synonyms]),
-                              [("body", t), *(("body", s) for s in alternatives)]))
+                parts.append((("body", t, r.body), *(("body", s, r.body * r.synonym) for s in alternatives)))
             else:
                 add("body", t, r.body)
             add("heading", t, r.heading)
@@ -461,28 +438,64 @@ class SearchService:
         began = time.perf_counter()
         version = self.current()
         plan = self.build_query(version, request.q)
-        marks = plan.marks
-        hits: list[Hit] = []
-        total = 0
-        if plan.query is not None:
-            searcher = version.searcher()
-            filter_q = _filter_query(request)
-            limit = request.page * request.size
-
-            def run(query: wq.Query) -> tuple[Any, int]:
-                collector = _collector(limit, filter_q, request.collapse == "doc")
-                searcher.search_with_collector(query, collector)
-                results = collector.results()
-                return results, len(results.groups("doc_id")) if request.collapse == "doc" else len(results)
-
-            results, total = run(plan.query)
-            if total < limit and plan.broad is not None:
-                results, total = run(plan.broad)
-            offset = (request.page - 1) * request.size
-            for rank, hit in enumerate(results[offset:limit], start=offset + 1):
-                hits.append(self._hit(version, rank, hit.score, hit.fields(), marks))
+        top, total, scores = self._rank(version, plan, request)
+        offset = (request.page - 1) * request.size
+        searcher = version.searcher()
+        hits = [self._hit(version, rank, scores[i], searcher.stored_fields(int(top[i])), plan.marks)
+                for rank, i in enumerate(range(offset, len(top)), start=offset + 1)]
         took = (time.perf_counter() - began) * 1000
         return SearchResult(request.q, total, request.page, request.size, round(took, 2), hits, version.name)
+
+    def _rank(self, version: _Version, plan: QueryPlan, request: SearchRequest
+              ) -> tuple[np.ndarray, int, np.ndarray]:
+        """The best ``page * size`` passages (document numbers, best first), the total, their scores.
+
+        Every part adds its weighted BM25F scores into one vector. Candidates
+        are split by how selective the parts are: a passage must match at least
+        one selective part (in at most ``Ranking.common_ratio`` of the
+        passages), and common parts only add to the score of passages found
+        that way — the ranking a plain disjunction gives, minus the long tail
+        of passages that share only a common word with the query. When that
+        finds fewer passages than asked for, every matching passage counts,
+        so recall is never lost. Ties go to the earlier passage, as in Whoosh.
+        """
+        none = (np.empty(0, np.int64), 0, np.empty(0, np.float64))
+        if not plan.parts and plan.must is None:
+            return none
+        scorer = version.scorer
+        searcher = version.searcher()
+        reader = searcher.reader()
+        n = scorer.doc_count
+        scores = np.zeros(n, dtype=np.float64)
+        rare = np.zeros(n, dtype=bool)
+        common = np.zeros(n, dtype=bool)
+        for alternatives in plan.parts:
+            found = scorer.best_of(reader, alternatives)
+            if len(found.ids):
+                scores[found.ids] += found.scores
+                (common if found.df > self.ranking.common_ratio * n else rare)[found.ids] = True
+
+        allowed = scorer.live
+        constraints = [(plan.must, True), (plan.must_not, False), (_filter_query(request), True)]
+        for query, wanted in constraints:
+            if query is not None:
+                mask = np.zeros(n, dtype=bool)
+                mask[np.fromiter(searcher.docs_for_query(query), dtype=np.int64)] = True
+                allowed = allowed & (mask if wanted else ~mask)
+        limit = request.page * request.size
+        collapse = request.collapse == "doc"
+        if plan.must is not None:
+            candidates = [allowed]  # the required clauses decide; every part only scores
+        elif rare.any():
+            candidates = [rare & allowed] + ([(rare | common) & allowed] if common.any() else [])
+        else:
+            candidates = [common & allowed]
+        for matched in candidates:
+            docs = np.flatnonzero(matched)
+            top, total = _top(docs, scores[docs], limit, version.groups() if collapse else None)
+            if total >= limit:
+                break
+        return top, total, scores[top]
 
     def _hit(self, version: _Version, rank: int, score: float, stored: dict[str, Any], marks: set[str]) -> Hit:
         text = stored["text"]
@@ -529,8 +542,28 @@ class SearchService:
         trace = version.analysis.trace(text)
         expansions = {t["term"]: version.synonyms.expand(t["term"]) for t in trace["words"]}
         trace["synonyms"] = {term: words for term, words in expansions.items() if words}
-        trace["query"] = str(self.build_query(version, text).query)
+        trace["query"] = self.describe(self.build_query(version, text), version)
         return trace
+
+    def describe(self, plan: QueryPlan, version: _Version) -> str:
+        """The plan as operators read it on /analyze: each part with its weight, selective or common."""
+        reader = version.searcher().reader()
+        out = []
+        for alternatives in plan.parts:
+            df = max(reader.doc_frequency(f, t) for f, t, _ in alternatives)
+            text = " | ".join(f"{f}:{t}^{w:g}" for f, t, w in alternatives)
+            if len(alternatives) > 1:
+                text = f"best({text})"
+            if not df:
+                out.append(f"{text} [absent]")
+            else:
+                kind = "common" if df > self.ranking.common_ratio * version.scorer.doc_count else "selective"
+                out.append(f"{text} [{kind}, df={df}]")
+        if plan.must is not None:
+            out.append(f"must: {plan.must}")
+        if plan.must_not is not None:
+            out.append(f"must not: {plan.must_not}")
+        return "; ".join(out)
 
     def stats(self) -> dict[str, Any]:
         version = self.current()
@@ -579,22 +612,24 @@ def _query_grams(analysis: Analysis, text: str) -> list[str]:
     return out
 
 
-def _collector(limit: int, filter_q: wq.Query | None, collapse: bool) -> collectors.Collector:
-    """Whoosh's top-N collector, configured for our queries.
+def _top(docs: np.ndarray, scores: np.ndarray, limit: int, groups: np.ndarray | None
+         ) -> tuple[np.ndarray, int]:
+    """The ``limit`` best of ``docs`` by score, then document number; and how many there are.
 
-    Whoosh by default re-plans the matcher tree every 10 documents and whenever
-    the N-th best score rises (``replace``), and skips blocks by quality; both
-    walk the whole tree of a many-term query and cost more than they save here
-    (10k passages: p50 60 -> 39 ms, same ranking). Exact totals then come free: a
-    collector that skips nothing counts every match.
+    With ``groups``, only the best passage of each group counts.
     """
-    c: collectors.Collector = collectors.TopCollector(limit, usequality=False, replace=0)
-    if collapse:
-        c = collectors.FacetCollector(c, sorting.FieldFacet("doc_id"))
-        c = collectors.CollapseCollector(c, "doc_id", limit=1)
-    if filter_q is not None:
-        c = collectors.FilterCollector(c, filter_q)
-    return c
+    if groups is not None:
+        order = np.lexsort((docs, -scores))
+        ranked = docs[order]
+        _, first = np.unique(groups[ranked], return_index=True)
+        return ranked[np.sort(first)[:limit]], len(first)
+    total = len(docs)
+    if total > limit:
+        # Everything scoring at least the limit-th best score (ties included) is sorted.
+        threshold = -np.partition(-scores, limit - 1)[limit - 1]
+        keep = scores >= threshold
+        docs, scores = docs[keep], scores[keep]
+    return docs[np.lexsort((docs, -scores))[:limit]], total
 
 
 def _filter_query(request: SearchRequest) -> wq.Query | None:

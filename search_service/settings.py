@@ -54,6 +54,9 @@ class Settings:
     max_page_depth: int = _setting(1000, "Largest accepted page x size.")
     max_body_bytes: int = _setting(65536, "Largest accepted request body, in bytes.")
     snippet_chars: int = _setting(160, "Highlights of longer passages are cut to this window.")
+    posting_cache_mb: int = _setting(
+        64, "Decoded posting lists kept in memory per server process, in MB (least recently used dropped first)."
+    )
     reload_seconds: float = _setting(
         1.0, "How often a server checks the CURRENT pointer for a new index version."
     )

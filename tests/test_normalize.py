@@ -94,4 +94,5 @@ def reference_fold(text):
 @hsettings(max_examples=400, deadline=None)
 @given(mixed_text)
 def test_fast_fold_agrees_with_the_reference(text):
-    assert fold(text) == reference_fold(text)
+    folded, starts, ends = fold(text)
+    assert (folded, list(starts), list(ends)) == reference_fold(text)

@@ -1,0 +1,202 @@
+"""Step 5a of the pipeline: BM25F scores of query terms, vectorized with NumPy.
+
+Whoosh matches a query by walking a tree of matchers one posting at a time in
+Python: on 10,000 passages a question of 45 weighted terms took about 100 ms,
+nearly all of it in ``collectors.collect_matches``. Here each term's posting
+list is decoded once, block by block, by Whoosh's own codec into two arrays
+(document numbers and BM25F contributions); a query is then a handful of
+array additions into a dense score vector, whatever the number of postings.
+
+The formula and its statistics are Whoosh's ``BM25F``: idf
+``log(doc_count_all / (df + 1)) + 1`` over the whole index, the one-byte field
+lengths Whoosh stores, and the average field lengths of the version's manifest
+(see ``search.ManifestBM25F``). ``tests/test_score.py`` checks every score
+against Whoosh's own scorer.
+
+Decoded lists are kept per index version in a least-recently-used cache
+bounded in bytes (``Settings.posting_cache_mb``): the common terms that would
+cost the most to decode again are the ones queries meet most.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from whoosh.codec.whoosh3 import LENGTHS_COLUMN, W3LeafMatcher, _lenfield
+from whoosh.matching import FilterMatcher
+from whoosh.reading import TermNotFound
+from whoosh.util.numeric import byte_to_length
+
+# Whoosh stores each field length as one byte; this decodes all 256 at once.
+_BYTE_TO_LENGTH = np.array([byte_to_length(i) for i in range(256)], dtype=np.float64)
+# Bookkeeping bytes charged per cache entry on top of its arrays.
+_ENTRY_OVERHEAD = 200
+
+Alternative = tuple[str, str, float]  # (field, term, boost)
+
+
+@dataclass(frozen=True)
+class Postings:
+    """One term's matching passages and BM25F contributions (at boost 1)."""
+
+    ids: np.ndarray  # int32 document numbers, ascending, deleted ones left out
+    scores: np.ndarray  # float64
+    df: int  # document frequency as Whoosh counts it (deleted documents included)
+
+    @property
+    def nbytes(self) -> int:
+        return self.ids.nbytes + self.scores.nbytes + _ENTRY_OVERHEAD
+
+
+_NOTHING = Postings(np.empty(0, np.int32), np.empty(0, np.float64), 0)
+
+
+class TermScorer:
+    """BM25F contributions of single terms, and of weighted groups of them, in one index version.
+
+    Build it once per opened version (it reads every scored field's lengths);
+    pass each call the reader of the calling thread's searcher, since Whoosh
+    readers share file positions.
+    """
+
+    def __init__(self, reader: Any, fields: Iterable[str], avg_lengths: dict[str, float],
+                 k1: float, b: float, cache_bytes: int) -> None:
+        self.doc_count = reader.doc_count_all()
+        self.k1 = k1
+        self.b = b
+        self.cache_bytes = cache_bytes
+        self._norms: dict[str, np.ndarray] = {}
+        # Fields no passage has (titles of a corpus without titles) match nothing:
+        # no need to look their terms up, segment by segment.
+        self._empty = {name for name in fields if not reader.field_length(name)}
+        for name in fields:
+            # Whoosh: avgfl = manifest value, else field total / doc_count_all, else 1.
+            avg = avg_lengths.get(name) or (reader.field_length(name) / (self.doc_count or 1)) or 1
+            # The length part of BM25's denominator, per document, computed once.
+            self._norms[name] = k1 * ((1 - b) + b * field_lengths(reader, name) / avg)
+        self.live = np.ones(self.doc_count, dtype=bool)
+        for segment, base in reader.leaf_readers():
+            deleted = list(segment.deleted_docs_set)
+            if deleted:
+                self.live[np.asarray(deleted, dtype=np.int64) + base] = False
+        self._cache: OrderedDict[tuple[str, str], Postings] = OrderedDict()
+        self._cached_bytes = 0
+        self._lock = threading.Lock()
+
+    # -- single terms -----------------------------------------------------------
+
+    def postings(self, reader: Any, field: str, term: str) -> Postings:
+        """The term's passages and scores, from the cache or decoded now."""
+        if field in self._empty:
+            return _NOTHING
+        key = (field, term)
+        with self._lock:
+            found = self._cache.get(key)
+            if found is not None:
+                self._cache.move_to_end(key)
+                return found
+        found = self._read(reader, field, term)
+        with self._lock:
+            if key not in self._cache and found.nbytes <= self.cache_bytes:
+                self._cache[key] = found
+                self._cached_bytes += found.nbytes
+                while self._cached_bytes > self.cache_bytes:
+                    _, old = self._cache.popitem(last=False)
+                    self._cached_bytes -= old.nbytes
+        return found
+
+    def _read(self, reader: Any, field: str, term: str) -> Postings:
+        norms = self._norms.get(field)
+        if norms is None:
+            raise ValueError(f"field {field!r} is not scored")
+        id_parts, tf_parts = [], []
+        for segment, base in reader.leaf_readers():
+            try:
+                matcher = segment.postings(field, term)
+            except TermNotFound:
+                continue
+            if isinstance(matcher, FilterMatcher):
+                matcher = matcher.child  # deleted documents: masked with self.live below
+            ids, tfs = _decode(matcher)
+            id_parts.append(ids + base)
+            tf_parts.append(tfs)
+        if not id_parts:
+            return _NOTHING
+        ids = np.concatenate(id_parts).astype(np.int32)
+        tf = np.concatenate(tf_parts)
+        df = len(ids)
+        if not self.live.all():
+            keep = self.live[ids]
+            ids, tf = ids[keep], tf[keep]
+        idf = math.log(self.doc_count / (df + 1)) + 1
+        scores = idf * (tf * (self.k1 + 1)) / (tf + norms[ids])
+        return Postings(ids, scores, df)
+
+    # -- groups of terms -------------------------------------------------------
+
+    def best_of(self, reader: Any, alternatives: Sequence[Alternative]) -> Postings:
+        """The weighted scores of one query part: one term, or the best of several
+        spellings of a word (a synonym group counts once, at its best match).
+
+        ``df`` is the largest of the alternatives', which decides whether the
+        part is selective.
+        """
+        found = [(self.postings(reader, f, t), boost) for f, t, boost in alternatives]
+        found = [(p, boost) for p, boost in found if len(p.ids)]
+        df = max((p.df for p, _ in found), default=0)
+        if not found:
+            return Postings(_NOTHING.ids, _NOTHING.scores, df)
+        if len(found) == 1:
+            p, boost = found[0]
+            return Postings(p.ids, p.scores * boost, df)
+        best = np.zeros(self.doc_count, dtype=np.float64)
+        for p, boost in found:  # ids are unique within one list
+            best[p.ids] = np.maximum(best[p.ids], p.scores * boost)
+        ids = np.unique(np.concatenate([p.ids for p, _ in found]))
+        return Postings(ids, best[ids], df)
+
+    def cache_info(self) -> dict[str, int]:
+        with self._lock:
+            return {"terms": len(self._cache), "bytes": self._cached_bytes, "limit": self.cache_bytes}
+
+
+def field_lengths(reader: Any, field: str) -> np.ndarray:
+    """Every document's length of ``field`` (deleted ones included), as Whoosh stores it: one byte each."""
+    lengths = np.zeros(reader.doc_count_all(), dtype=np.float64)
+    for segment, base in reader.leaf_readers():
+        column = segment._perdoc._cached_reader(_lenfield(field), LENGTHS_COLUMN)
+        if column is None:  # no document of this segment has the field
+            continue
+        # A fixed-size column stores one byte per document up to the last
+        # non-zero one; the rest are the default (0).
+        raw = column._dbfile.get(column._basepos, column._count)
+        codes = np.frombuffer(raw, dtype=np.uint8)
+        lengths[base:base + len(codes)] = _BYTE_TO_LENGTH[codes]
+    return lengths
+
+
+def _decode(matcher: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(ids, term frequencies) of a posting list, a block at a time where possible."""
+    ids: list[Any] = []
+    weights: list[Any] = []
+    if isinstance(matcher, W3LeafMatcher):
+        while matcher.is_active():
+            matcher._read_ids()
+            matcher._read_weights()
+            ids.append(np.asarray(matcher._ids, dtype=np.int64))
+            weights.append(np.asarray(matcher._weights, dtype=np.float64))
+            matcher._next_block()
+        if ids:
+            return np.concatenate(ids), np.concatenate(weights)
+        return np.empty(0, np.int64), np.empty(0, np.float64)
+    while matcher.is_active():  # an inlined list: a few postings
+        ids.append(matcher.id())
+        weights.append(matcher.weight())
+        matcher.next()
+    return np.asarray(ids, dtype=np.int64), np.asarray(weights, dtype=np.float64)

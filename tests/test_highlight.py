@@ -1,0 +1,36 @@
+"""Highlight spans and snippet windows."""
+
+from hypothesis import given, settings as hsettings, strategies as st
+
+from search_service.highlight import merge_spans, render, snippet_window
+
+
+def reference_window(length, matches, window):
+    """The obvious quadratic search that snippet_window must agree with."""
+    if length <= window or not matches:
+        return 0, min(length, window)
+    best, best_cover = (0, window), -1
+    for m_start, _ in matches:
+        start = max(0, min(m_start - window // 8, length - window))
+        end = start + window
+        cover = sum(max(0, min(e, end) - max(s, start)) for s, e in matches)
+        if cover > best_cover:
+            best, best_cover = (start, end), cover
+    return best
+
+
+spans = st.lists(st.tuples(st.integers(0, 400), st.integers(1, 12)), max_size=40)
+
+
+@hsettings(max_examples=300, deadline=None)
+@given(spans, st.integers(1, 200))
+def test_snippet_window_agrees_with_the_quadratic_search(raw, window):
+    matches = merge_spans((s, s + n) for s, n in raw)
+    length = max([e for _, e in matches], default=0) + 20
+    assert snippet_window(length, matches, window) == reference_window(length, matches, window)
+
+
+def test_render_marks_and_escapes_slices_of_the_original():
+    text = "<b>醫保卡</b>被鎖了"
+    assert render(text, [[3, 6], [10, 12]]) == "&lt;b&gt;<mark>醫保卡</mark>&lt;/b&gt;<mark>被鎖</mark>了"
+    assert render("一二三四五六七八九十", [[8, 10]], window=4) == "…七八<mark>九十</mark>"

@@ -1,0 +1,128 @@
+"""TermScorer gives Whoosh's BM25F scores, over whole posting lists at once."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from whoosh import index as whoosh_index
+from whoosh import scoring
+
+from conftest import SEED_CORPUS, write_corpus
+from search_service.index import build_index
+from search_service.score import TermScorer, field_lengths
+from search_service.search import Ranking, SearchService
+from search_service.versions import IndexRoot
+
+FIELDS = ("body", "grams", "title", "title_grams", "heading", "heading_grams")
+
+
+def whoosh_scores(searcher, field, term, avg_lengths, ranking):
+    """Whoosh's own BM25F scorer, with the manifest's average length, posting by posting."""
+    scorer = scoring.BM25F(B=ranking.b, K1=ranking.k1).scorer(searcher, field, term)
+    if avg_lengths.get(field):
+        scorer.avgfl = avg_lengths[field]
+    m = searcher.postings(field, term)
+    out = {}
+    while m.is_active():
+        out[m.id()] = scorer.score(m)
+        m.next()
+    return out
+
+
+@pytest.fixture(scope="module")
+def seed_version(tmp_path_factory):
+    from search_service.settings import Settings
+    import shutil
+    root = tmp_path_factory.mktemp("score")
+    shutil.copytree(SEED_CORPUS, root / "corpus")
+    settings = Settings.from_env(corpus_dir=str(root / "corpus"), index_dir=str(root / "index"))
+    build_index(settings)
+    path = IndexRoot(settings.index_dir).current_dir()
+    return whoosh_index.open_dir(str(path)), IndexRoot(settings.index_dir).manifest(path)
+
+
+def test_every_score_of_every_term_equals_whoosh_bm25f(seed_version):
+    ix, manifest = seed_version
+    ranking = Ranking()
+    avg = manifest["avg_field_length"]
+    with ix.searcher() as searcher:
+        reader = searcher.reader()
+        scorer = TermScorer(reader, FIELDS, avg, k1=ranking.k1, b=ranking.b, cache_bytes=10_000_000)
+        checked = 0
+        for field, tbytes in reader.all_terms():
+            if field not in FIELDS:
+                continue
+            term = tbytes.decode("utf-8")
+            expected = whoosh_scores(searcher, field, term, avg, ranking)
+            got = scorer.postings(reader, field, term)
+            assert got.df == reader.doc_frequency(field, term)
+            assert list(got.ids) == sorted(expected)
+            np.testing.assert_allclose(got.scores, [expected[d] for d in got.ids], rtol=1e-12)
+            checked += 1
+        assert checked > 1000
+        assert scorer.postings(reader, "body", "不存在的词").df == 0
+
+
+def test_field_lengths_are_whooshs(seed_version):
+    ix, _ = seed_version
+    with ix.searcher() as searcher:
+        reader = searcher.reader()
+        for field in FIELDS:
+            expected = [reader.doc_field_length(d, field, 0) or 0 for d in range(reader.doc_count_all())]
+            assert list(field_lengths(reader, field)) == expected
+
+
+def test_deleted_passages_match_nothing_but_still_count_in_idf_as_in_whoosh(tmp_path, make_settings):
+    corpus = write_corpus(tmp_path / "corpus", {"a.txt": "医保卡密码忘了怎么办\n" + "带上身份证和医保卡到银行重置密码。" * 3,
+                                                "b.txt": "医保卡被锁了\n到社保中心解锁医保卡。",
+                                                "c.txt": "社保卡激活\n持身份证到银行激活社保卡。"})
+    settings = make_settings(corpus=corpus)
+    build_index(settings)
+    ix = whoosh_index.open_dir(str(IndexRoot(settings.index_dir).current_dir()))
+    writer = ix.writer()
+    writer.delete_by_term("doc_id", "b")
+    writer.commit(merge=False)
+    with ix.searcher() as searcher:
+        reader = searcher.reader()
+        assert reader.has_deletions()
+        scorer = TermScorer(reader, FIELDS, {}, k1=1.2, b=0.5, cache_bytes=1_000_000)
+        got = scorer.postings(reader, "body", "医保卡")
+        expected = whoosh_scores(searcher, "body", "医保卡", {}, Ranking())
+        assert got.df == 2 and len(got.ids) == 1  # b is gone from the matches, not from df
+        assert list(got.ids) == sorted(expected)
+        assert math.isclose(got.scores[0], expected[got.ids[0]], rel_tol=1e-12)
+
+
+def test_synonym_groups_count_their_best_spelling_once(seed_version):
+    ix, manifest = seed_version
+    with ix.searcher() as searcher:
+        reader = searcher.reader()
+        scorer = TermScorer(reader, FIELDS, manifest["avg_field_length"], k1=1.2, b=0.5, cache_bytes=1_000_000)
+        a, b = scorer.postings(reader, "body", "医保卡"), scorer.postings(reader, "body", "密码")
+        best = scorer.best_of(reader, [("body", "医保卡", 1.0), ("body", "密码", 0.8)])
+        expected = {}
+        for ids, scores in ((a.ids, a.scores), (b.ids, b.scores * 0.8)):
+            for d, s in zip(ids, scores):
+                expected[d] = max(expected.get(d, 0.0), s)
+        assert list(best.ids) == sorted(expected)
+        assert list(best.scores) == [expected[d] for d in best.ids]
+        assert best.df == max(a.df, b.df)
+
+
+def test_the_posting_cache_stays_within_its_budget(seed_version):
+    ix, manifest = seed_version
+    with ix.searcher() as searcher:
+        reader = searcher.reader()
+        scorer = TermScorer(reader, FIELDS, manifest["avg_field_length"], k1=1.2, b=0.5, cache_bytes=3_000)
+        for field, tbytes in list(reader.all_terms())[:2000]:
+            if field in FIELDS:
+                scorer.postings(reader, field, tbytes.decode("utf-8"))
+                assert scorer.cache_info()["bytes"] <= 3_000
+        assert scorer.cache_info()["terms"] > 0
+
+
+def test_search_service_uses_the_configured_cache_budget(seed_settings):
+    service = SearchService(seed_settings.replace(posting_cache_mb=7))
+    assert service.current().scorer.cache_info()["limit"] == 7_000_000

@@ -1,0 +1,128 @@
+"""BulkSegmentWriter writes what Whoosh's SegmentWriter writes; parallel builds rank like serial ones."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from whoosh import index as whoosh_index
+
+from conftest import SEED_CORPUS, jsonl, write_corpus
+from search_service import index as index_module
+from search_service.analyze import AnalysisConfig
+from search_service.index import build_index, build_schema, passage_fields, prepare
+from search_service.search import SearchRequest, SearchService
+from search_service.whoosh_fixes import InliningCodec
+from search_service.writer import BulkSegmentWriter
+
+SENTENCES = [line for line in (SEED_CORPUS / "000_0cfe50795da03c63.txt").read_text("utf-8").splitlines()
+             + (SEED_CORPUS / "001_965e0e36aae651b5.txt").read_text("utf-8").splitlines() if len(line) > 8]
+
+
+def corpus_records(count: int, seed: int = 7) -> str:
+    """``count`` documents mixing the seeds' lines: terms from 1 to ``count`` postings,
+    so inlined lists and multi-block lists (over 128 postings) both occur."""
+    rng = random.Random(seed)
+    records = []
+    for i in range(count):
+        lines = rng.sample(SENTENCES, 3)
+        records.append({"id": f"d{i}", "title": f"医保卡问答 第{i % 17}篇",
+                        "text": "\n".join(lines) + f"\n医保卡编号{i}。",
+                        "category": ["faq", "law"][i % 2], "tags": ["x", f"t{i % 5}"]})
+    return jsonl(*records)
+
+
+def segment_contents(ix):
+    """Every term's statistics and postings, every document's stored fields and lengths."""
+    with ix.searcher() as searcher:
+        reader = searcher.reader()
+        terms = {}
+        for fieldname, tbytes in reader.all_terms():
+            info = reader.term_info(fieldname, tbytes)
+            m = reader.postings(fieldname, tbytes)
+            postings = []
+            while m.is_active():
+                postings.append((m.id(), m.weight(), m.value()))
+                m.next()
+            terms[(fieldname, tbytes)] = ((info.weight(), info.doc_frequency(), info.min_length(),
+                                          info.max_length(), info.max_weight(), info.min_id(), info.max_id()),
+                                         postings)
+        stored = [reader.stored_fields(d) for d in range(reader.doc_count_all())]
+        lengths = {(d, f): reader.doc_field_length(d, f) for d in range(reader.doc_count_all())
+                   for f in ("body", "grams", "title", "title_grams", "heading", "heading_grams")}
+        ordinals = [reader.column_reader("ordinal")[d] for d in range(reader.doc_count_all())]
+    return terms, stored, lengths, ordinals
+
+
+def test_bulk_writer_writes_the_same_segment_as_whoosh(tmp_path, make_settings):
+    corpus = write_corpus(tmp_path / "corpus", {"docs.jsonl": corpus_records(400)})
+    settings = make_settings(corpus=corpus)
+    prepared = prepare(settings)
+    config = AnalysisConfig.from_settings(settings)
+    records = [passage_fields(p, doc, prepared.hashes[doc.doc_id])
+               for doc in prepared.documents for p in prepared.passages[doc.doc_id]]
+    built = []
+    for name, make_writer in (("whoosh", lambda ix: ix.writer(codec=InliningCodec())),
+                              ("bulk", lambda ix: BulkSegmentWriter(ix))):
+        folder = tmp_path / name
+        folder.mkdir()
+        ix = whoosh_index.create_in(str(folder), build_schema(config))
+        writer = make_writer(ix)
+        for record in records:
+            writer.add_document(**record)
+        writer.commit()
+        built.append(segment_contents(ix))
+    (terms_a, stored_a, lengths_a, ordinals_a), (terms_b, stored_b, lengths_b, ordinals_b) = built
+    assert max(len(p) for _, p in terms_a.values()) > 300  # multi-block lists are covered
+    assert sum(1 for _, p in terms_a.values() if len(p) < 8) > 1000  # and inlined ones
+    assert any(f.startswith("meta_") for f, _ in terms_a)
+    assert terms_b.keys() == terms_a.keys()
+    for key in terms_a:
+        assert terms_b[key] == terms_a[key], key
+    assert stored_b == stored_a and lengths_b == lengths_a and ordinals_b == ordinals_a
+
+
+def test_a_parallel_build_ranks_exactly_like_a_serial_one(tmp_path, make_settings, monkeypatch):
+    corpus = write_corpus(tmp_path / "corpus", {"docs.jsonl": corpus_records(300, seed=3)})
+    results = []
+    for workers in (1, 2):
+        monkeypatch.setattr(index_module, "PARALLEL_MIN_PASSAGES", 50)
+        settings = make_settings(corpus=corpus, workers=workers).replace(index_dir=str(tmp_path / f"ix{workers}"))
+        report = build_index(settings)
+        assert report.passages >= 300
+        ix = whoosh_index.open_dir(str(next((tmp_path / f"ix{workers}" / "versions").iterdir())))
+        assert len(ix._segments()) == workers  # the parallel build really wrote two segments
+        service = SearchService(settings)
+        run = []
+        for q in ("医保卡密码忘了怎么办", "醫保卡被鎖", "银行 解锁", "编号123", "\"重新设置密码\""):
+            r = service.search(SearchRequest.create(settings, q=q, size=20))
+            run.append((r.total, [(h.passage_id, h.score, h.highlight) for h in r.hits]))
+        r = service.search(SearchRequest.create(settings, q="医保卡", size=50, collapse="doc"))
+        run.append((r.total, [h.passage_id for h in r.hits]))
+        results.append(run)
+    assert results[0] == results[1]
+
+
+@pytest.mark.parametrize("failing_batch", [0, 1])
+def test_a_failing_writer_process_fails_the_build_and_keeps_the_old_version(tmp_path, make_settings, monkeypatch,
+                                                                             failing_batch):
+    corpus = write_corpus(tmp_path / "corpus", {"docs.jsonl": corpus_records(120, seed=5)})
+    settings = make_settings(corpus=corpus, workers=2)
+    first = build_index(settings)
+    monkeypatch.setattr(index_module, "PARALLEL_MIN_PASSAGES", 20)
+    original = BulkSegmentWriter.add_document
+    calls = {"n": 0}
+
+    def explode(self, **fields):
+        calls["n"] += 1
+        if fields["passage_id"].startswith(f"d{60 * failing_batch + 30}#"):
+            raise OSError(28, "No space left on device")
+        return original(self, **fields)
+
+    monkeypatch.setattr(BulkSegmentWriter, "add_document", explode)
+    from search_service.errors import BuildError
+    with pytest.raises(BuildError, match="No space left"):
+        build_index(settings)
+    service = SearchService(settings)
+    assert service.current().name == first.version
+    assert service.search(SearchRequest.create(settings, q="医保卡")).total > 0
