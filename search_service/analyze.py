@@ -48,6 +48,7 @@ class AnalysisConfig:
     """Everything that decides which terms a text produces. Stored in the index."""
 
     opencc_config: str = "t2s"
+    segmenter: str = "jieba"
     userdict: tuple[str, ...] = ()
     stopwords: tuple[str, ...] = field(default_factory=bundled_stopwords)
 
@@ -63,6 +64,7 @@ class AnalysisConfig:
             userdict.append(" ".join([normalizer(word).text, *rest.split()]))
         return cls(
             opencc_config=settings.opencc_config,
+            segmenter=settings.segmenter,
             userdict=tuple(userdict),
             stopwords=tuple(sorted({normalizer(w).text for w in stopwords})),
         )
@@ -94,7 +96,7 @@ class Analysis:
     def segmenter(self) -> Segmenter:
         # Resolved once, on first use (the dictionary itself loads on the first
         # segmentation); not on every call, which is the indexing and query path.
-        return get_segmenter(self.config.userdict, str(Settings.from_env().jieba_cache_dir))
+        return get_segmenter(self.config.userdict, str(Settings.from_env().jieba_cache_dir), self.config.segmenter)
 
     def normalize(self, text: str) -> Normalized:
         # Indexing analyzes each passage once per field; keep the last result.

@@ -113,7 +113,7 @@ import json, sys, time
 from search_service.index import build_index
 from search_service.settings import Settings
 began = time.perf_counter()
-report = build_index(Settings.from_env(corpus_dir=sys.argv[1], index_dir=sys.argv[2]))
+report = build_index(Settings.from_env(corpus_dir=sys.argv[1], index_dir=sys.argv[2], segmenter=sys.argv[3]))
 print(json.dumps({"seconds": time.perf_counter() - began, "passages": report.passages}))
 """
 
@@ -288,36 +288,53 @@ def serve(index_dir: Path, port: int, workers: int = 2) -> tuple[subprocess.Pope
     raise RuntimeError("server did not start")
 
 
-def worker_rss_mb(proc: subprocess.Popen[bytes]) -> list[float]:
+def worker_memory_mb(proc: subprocess.Popen[bytes]) -> dict[str, list[float]]:
     import psutil
 
-    return [round(c.memory_info().rss / 1e6, 1) for c in psutil.Process(proc.pid).children()]
+    workers = [c.memory_full_info() for c in psutil.Process(proc.pid).children()]
+    return {"worker_rss_mb": [round(m.rss / 1e6, 1) for m in workers],
+            "worker_uss_mb": [round(m.uss / 1e6, 1) for m in workers]}
 
 
 # -- the whole run ----------------------------------------------------------------------
 
 
+def our_variants() -> list[tuple[str, str]]:
+    """(name, segmenter) of each configuration of ours to measure: jieba, and rjieba when installed."""
+    variants = [("ours", "jieba")]
+    try:
+        import rjieba  # noqa: F401
+    except ImportError:
+        return variants
+    return variants + [("ours+rjieba", "rjieba")]
+
+
 def run_bench(sizes: list[int], query_count: int, http_seconds: float, clients: list[int], peers: bool,
-              workdir: Path, eval_dir: Path = EVAL, log: Callable[[str], None] = print) -> dict[str, Any]:
+              workdir: Path, eval_dir: Path = EVAL, log: Callable[[str], None] = print,
+              peer_sizes: list[int] | None = None) -> dict[str, Any]:
     texts = base_passages(eval_dir)
     queries = eval_queries(eval_dir, query_count)
+    variants = our_variants()
     report: dict[str, Any] = {"machine": {"cpus": os.cpu_count()}, "sizes": {}}
     for size in sizes:
-        row: dict[str, Any] = {}
+        row: dict[str, Any] = {"index": {}, "queries": {}, "server": {}}
         corpus_dir = workdir / f"corpus-{size}"
         corpus_dir.mkdir(parents=True, exist_ok=True)
         nbytes = write_corpus(corpus_dir / "bench.jsonl", texts, size)
         row["corpus_mb"] = round(nbytes / 1e6, 2)
-        ours_dir = workdir / f"ours-{size}"
-        build = run_child(OURS_BUILD, str(corpus_dir), str(ours_dir))
-        build.update(passages_per_s=round(build["passages"] / build["seconds"], 1),
-                     mb_per_s=round(nbytes / 1e6 / build["seconds"], 3), index_mb=folder_mb(ours_dir))
-        row["index"] = {"ours": build}
-        log(f"{size}: ours indexed in {build['seconds']:.1f} s")
+        for name, engine in variants:
+            ours_dir = workdir / f"{name}-{size}"
+            build = run_child(OURS_BUILD, str(corpus_dir), str(ours_dir), engine)
+            build.update(passages_per_s=round(build["passages"] / build["seconds"], 1),
+                         mb_per_s=round(nbytes / 1e6 / build["seconds"], 3), index_mb=folder_mb(ours_dir))
+            row["index"][name] = build
+            log(f"{size}: {name} indexed in {build['seconds']:.1f} s")
+            row["queries"][name] = ours_queries(ours_dir, queries)
+            row["server"][name] = server_probe(ours_dir, queries)
+            log(f"{size}: {name} queries p50 {row['queries'][name]['p50_ms']} ms; server {row['server'][name]}")
         seg = run_child(SEGMENT_ONLY, str(corpus_dir / "bench.jsonl"))
         row["segmentation_only"] = {**seg, "passages_per_s": round(seg["passages"] / seg["seconds"], 1)}
-        row["queries"] = {"ours": ours_queries(ours_dir, queries)}
-        if peers:
+        if peers and (peer_sizes is None or size in peer_sizes):
             for name, code, timer in (("naive", NAIVE_BUILD, naive_queries), ("tantivy", TANTIVY_BUILD, tantivy_queries)):
                 peer_dir = workdir / f"{name}-{size}"
                 peer_dir.mkdir(parents=True, exist_ok=True)
@@ -329,9 +346,27 @@ def run_bench(sizes: list[int], query_count: int, http_seconds: float, clients: 
         report["sizes"][str(size)] = row
     if http_seconds > 0:
         size = sorted(sizes)[len(sizes) // 2]
-        report["http"] = http_bench(workdir / f"ours-{size}", queries, http_seconds, clients)
-        report["http"]["passages"] = size
+        report["http"] = {"passages": size, "variants": {}}
+        for name, _ in variants:
+            report["http"]["variants"][name] = http_bench(workdir / f"{name}-{size}", queries, http_seconds, clients)
     return report
+
+
+def server_probe(index_dir: Path, queries: list[str]) -> dict[str, Any]:
+    """``serve --workers 2``: seconds from start to the first answer, then memory per
+    worker after answering ``queries`` once (RSS counts the pages shared with the
+    master and the other worker; USS only the worker's own)."""
+    port = _free_port()
+    proc, cold = serve(index_dir, port)
+    try:
+        base = f"http://127.0.0.1:{port}/search?q="
+        for q in queries:
+            with urllib.request.urlopen(base + urllib.parse.quote(q[:256]), timeout=30) as r:
+                r.read()
+        return {"cold_start_s": round(cold, 2), **worker_memory_mb(proc)}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
 
 
 def http_bench(index_dir: Path, queries: list[str], seconds: float, clients: list[int]) -> dict[str, Any]:
@@ -340,12 +375,11 @@ def http_bench(index_dir: Path, queries: list[str], seconds: float, clients: lis
     try:
         base = f"http://127.0.0.1:{port}"
         encoded = [base + "/search?q=" + urllib.parse.quote(q[:256]) for q in queries]
-        out: dict[str, Any] = {"cold_start_s": round(cold, 2), "worker_rss_mb": worker_rss_mb(proc),
-                               "search": [], "health": []}
+        out: dict[str, Any] = {"cold_start_s": round(cold, 2), "search": [], "health": []}
         for n in clients:
             out["search"].append(http_load(lambda i: encoded[i % len(encoded)], n, seconds))
             out["health"].append(http_load(lambda i: base + "/health", n, seconds))
-        out["worker_rss_mb_after"] = worker_rss_mb(proc)
+        out.update(worker_memory_mb(proc))
         return out
     finally:
         proc.terminate()
@@ -374,24 +408,31 @@ def table(report: dict[str, Any]) -> str:
                          f"{build['index_mb']} | {build['peak_rss_mb']} | {q['p50_ms']} | {q['p99_ms']} | {qratio} |")
         seg = row["segmentation_only"]
         lines.append(f"| {size} | jieba alone (1 core) | {seg['seconds']:.1f} | {seg['passages_per_s']:.0f} | | | | | | |")
+    lines += ["", "| passages | engine | cold start s | worker RSS MB | worker USS MB |", "|---|---|---|---|---|"]
+    for size, row in report["sizes"].items():
+        for engine, probe in row.get("server", {}).items():
+            lines.append(f"| {size} | {engine} | {probe['cold_start_s']} | {probe['worker_rss_mb']} | "
+                         f"{probe['worker_uss_mb']} |")
     if "http" in report:
         h = report["http"]
-        lines += ["", f"HTTP on {h['passages']} passages, gunicorn 2 workers; cold start to first answer "
-                      f"{h['cold_start_s']} s; worker RSS {h['worker_rss_mb']} → {h['worker_rss_mb_after']} MB", "",
-                  "| clients | /search rps | p50 ms | p99 ms | errors | /health rps | search / health |",
-                  "|---|---|---|---|---|---|---|"]
-        for s, hh in zip(h["search"], h["health"]):
-            lines.append(f"| {s['clients']} | {s['rps']} | {s['p50_ms']} | {s['p99_ms']} | {s['errors']} | "
-                         f"{hh['rps']} | {s['rps'] / hh['rps']:.2f} |")
+        for engine, run in h["variants"].items():
+            lines += ["", f"HTTP, {engine}, {h['passages']} passages, gunicorn 2 workers "
+                          f"(worker RSS {run['worker_rss_mb']} MB, USS {run['worker_uss_mb']} MB after the run)", "",
+                      "| clients | /search rps | p50 ms | p99 ms | errors | /health rps | search / health |",
+                      "|---|---|---|---|---|---|---|"]
+            for s, hh in zip(run["search"], run["health"]):
+                lines.append(f"| {s['clients']} | {s['rps']} | {s['p50_ms']} | {s['p99_ms']} | {s['errors']} | "
+                             f"{hh['rps']} | {s['rps'] / hh['rps']:.2f} |")
     return "\n".join(lines)
 
 
 def main_bench(sizes: list[int], query_count: int, http_seconds: float, clients: list[int], peers: bool,
-               out: Path, keep: bool = False, eval_dir: Path = EVAL) -> dict[str, Any]:
+               out: Path, keep: bool = False, eval_dir: Path = EVAL,
+               peer_sizes: list[int] | None = None) -> dict[str, Any]:
     workdir = Path(tempfile.mkdtemp(prefix="search-bench-"))
     try:
         report = run_bench(sizes, query_count, http_seconds, clients, peers, workdir, eval_dir,
-                           log=lambda m: print(m, file=sys.stderr, flush=True))
+                           log=lambda m: print(m, file=sys.stderr, flush=True), peer_sizes=peer_sizes)
     finally:
         if not keep:
             shutil.rmtree(workdir, ignore_errors=True)

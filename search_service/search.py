@@ -32,7 +32,7 @@ from whoosh import index as whoosh_index
 from whoosh import query as wq
 
 from search_service.analyze import Analysis, AnalysisConfig, Term, get_analysis
-from search_service.errors import IndexUnavailable, InvalidRequest, NotFound
+from search_service.errors import IndexUnavailable, InvalidRequest, NotFound, SearchError
 from search_service.highlight import find_matches, render
 from search_service.index import META_PREFIX, meta_field_name
 from search_service.query import parse_query
@@ -344,10 +344,13 @@ class SearchService:
                 version = _Version(name, path, ix, manifest, analysis,
                                    Synonyms.parse(manifest.get("synonyms", []), analysis), scorer)
                 version.local.searcher = searcher
+                analysis.segmenter.initialize()  # an engine this process lacks fails here
                 count = searcher.doc_count()
                 if count != manifest.get("passage_count"):
                     failure = (f"index version {name!r} holds {count} passages, "
                                f"its manifest says {manifest.get('passage_count')}")
+            except SearchError as exc:  # e.g. built with a segmenter this process lacks
+                failure = f"index version {name!r} cannot be opened: {exc.message}"
             except Exception as exc:  # a truncated or corrupt segment file
                 failure = f"index version {name!r} cannot be opened: {type(exc).__name__}: {exc}"
             if failure is not None:
@@ -355,7 +358,6 @@ class SearchService:
                 gc.collect()
         if failure is not None:
             raise IndexUnavailable(failure)
-        analysis.segmenter.initialize()
         return version
 
     # -- queries --------------------------------------------------------------
@@ -575,6 +577,7 @@ class SearchService:
             "passages": m.get("passage_count"),
             "skipped": len(m.get("skipped", [])),
             "analysis": {"opencc_config": version.analysis.config.opencc_config,
+                         "segmenter": version.analysis.config.segmenter,
                          "userdict_words": len(version.analysis.config.userdict),
                          "stopwords": len(version.analysis.config.stopwords)},
             "synonym_groups": len(version.synonyms.groups),

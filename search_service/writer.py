@@ -27,6 +27,7 @@ together, in order, so document numbers follow the corpus order.
 
 from __future__ import annotations
 
+import hashlib
 import multiprocessing
 import os
 import pickle
@@ -38,6 +39,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from whoosh import formats
+from whoosh.filedb import filetables
 from whoosh.analysis import Tokenizer
 from whoosh.system import pack_uint, pack_ushort
 from whoosh.util.numeric import byte_to_length, length_to_byte
@@ -72,6 +74,7 @@ class MemoryPool:
     def __init__(self) -> None:
         self.terms: dict[tuple[str, bytes], _Postings] = {}
         self.fieldnames: set[str] = set()
+        self.unordered = False  # set when a term's postings arrive out of document order
 
     def add(self, item: tuple[str, bytes, int, float, bytes | None]) -> None:
         """Whoosh's entry point (used when a merge copies another segment's postings)."""
@@ -80,6 +83,8 @@ class MemoryPool:
         p = self.terms.get((fieldname, tbytes))
         if p is None:
             p = self.terms[(fieldname, tbytes)] = _Postings()
+        elif docnum <= p.docs[-1]:
+            self.unordered = True
         p.docs.append(docnum)
         p.weights.append(weight)
         p.values.append(value or b"")
@@ -248,11 +253,11 @@ class BulkSegmentWriter(SegmentWriter):
             fieldwriter.start_field(name, field)
             postwriter = fieldwriter._postwriter
             key_prefix = pack_ushort(fieldwriter._fieldid)
-            add_term = fieldwriter._tindex.add
             inline_limit = self.codec._inlinelimit
+            inlined: list[tuple[bytes, bytes]] = []
             for tbytes, p in sorted(by_field[name], key=lambda item: item[0]):
                 docs = p.docs
-                if any(a >= b for a, b in zip(docs, docs[1:])):
+                if self.pool.unordered and any(a >= b for a, b in zip(docs, docs[1:])):
                     order = sorted(range(len(docs)), key=docs.__getitem__)
                     docs = [docs[i] for i in order]
                     p.weights = [p.weights[i] for i in order]
@@ -261,11 +266,14 @@ class BulkSegmentWriter(SegmentWriter):
                 if len(docs) < inline_limit:
                     # Most terms (rare bigrams) occur in a few passages: their
                     # postings go into the term table, with no block of their own.
-                    add_term(key_prefix + tbytes, _inlined_terminfo(docs, p.weights, p.values, doc_lengths))
+                    inlined.append((key_prefix + tbytes, _inlined_terminfo(docs, p.weights, p.values, doc_lengths)))
                     continue
+                _add_terms(fieldwriter._tindex, inlined)
+                inlined = []
                 fieldwriter.start_term(tbytes)
                 postwriter.add_postings(docs, p.weights, p.values, doc_lengths)
                 fieldwriter.finish_term()
+            _add_terms(fieldwriter._tindex, inlined)
             fieldwriter.finish_field()
         fieldwriter.close()
         if pdr is not None:
@@ -293,6 +301,35 @@ def _inlined_terminfo(docs: Sequence[int], weights: Sequence[float], values: Seq
     )
     kept = tuple(v for v in values if v) or (b"",) * len(docs)
     return head + pickle.dumps((tuple(docs), stored_weights, kept), 2)
+
+
+def _add_terms(tindex: Any, items: list[tuple[bytes, bytes]]) -> None:
+    """``OrderedHashWriter.add`` for each (key, value) of ``items``, in one write."""
+    if not items:
+        return
+    if tindex.hashfn is not filetables.md5_hash or items[0][0] <= tindex.lastkey:
+        for key, value in items:  # not the layout this shortcut knows: Whoosh's own way
+            tindex.add(key, value)
+        return
+    dbfile = tindex.dbfile
+    buckets = tindex.buckets
+    index = tindex.index
+    pack = _KEY_VALUE_LENGTHS.pack
+    pos = dbfile.tell()
+    parts = []
+    for key, value in items:
+        index.append(pos)
+        # md5_hash(key): the digest's last four bytes, read as an integer
+        h = int.from_bytes(hashlib.md5(key, usedforsecurity=False).digest()[12:], "big")
+        buckets[h & 255].append((h, pos))
+        head = pack(len(key), len(value))
+        parts += (head, key, value)
+        pos += len(head) + len(key) + len(value)
+    dbfile.write(b"".join(parts))
+    tindex.lastkey = items[-1][0]
+
+
+_KEY_VALUE_LENGTHS = struct.Struct("!ii")  # filetables._lengths
 
 
 class _LengthsFrom:

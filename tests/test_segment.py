@@ -1,0 +1,75 @@
+"""The two segmenter engines: jieba (reference) and rjieba (optional, compiled)."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+from hypothesis import given, settings as hsettings, strategies as st
+
+from conftest import SEED_CORPUS, write_corpus
+from search_service.analyze import AnalysisConfig, get_analysis
+from search_service.errors import IndexUnavailable
+from search_service.index import build_index
+from search_service.search import SearchRequest, SearchService
+
+USERDICT = ("医保卡 2000 n", "社保卡 2000 n")
+JIEBA = get_analysis(AnalysisConfig(segmenter="jieba", userdict=USERDICT))
+RJIEBA = get_analysis(AnalysisConfig(segmenter="rjieba", userdict=USERDICT))
+
+
+def seed_lines():
+    for path in sorted(SEED_CORPUS.glob("0*.txt")):
+        yield from (line for line in path.read_text("utf-8").splitlines() if line.strip())
+
+
+def test_rjieba_segments_the_seed_corpus_like_jieba():
+    lines = list(seed_lines())
+    same = sum(JIEBA.words(line) == RJIEBA.words(line) for line in lines)
+    assert same == len(lines), f"{same}/{len(lines)} lines identical"
+    both = [(t.text, t.start, t.end, t.pos) for t in RJIEBA.words("醫保卡密碼輸錯後被鎖住")]
+    assert both == [(t.text, t.start, t.end, t.pos) for t in JIEBA.words("醫保卡密碼輸錯後被鎖住")]
+
+
+def test_rjieba_applies_the_user_dictionary_like_jieba():
+    odd = ("保卡锁 2000 n",)  # a made-up word that changes the segmentation
+    plain = get_analysis(AnalysisConfig(segmenter="rjieba"))
+    assert [t.text for t in plain.words("医保卡锁住了")] == ["医保", "医保卡", "锁住"]
+    for engine in ("jieba", "rjieba"):
+        with_word = get_analysis(AnalysisConfig(segmenter=engine, userdict=odd))
+        assert [t.text for t in with_word.words("医保卡锁住了")] == ["医", "保卡锁", "住"]
+
+
+@hsettings(max_examples=150, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("醫保卡密码锁住銀行12333abc-，。 \u0301㎏")), max_size=40))
+def test_rjieba_offsets_point_into_the_original(text):
+    for t in RJIEBA.words(text):
+        assert 0 <= t.start < t.end <= len(text)
+        assert RJIEBA.normalize(text[t.start:t.end]).text.find(t.text) != -1 or t.text in RJIEBA.normalize(text).text
+
+
+def test_queries_use_the_engine_that_built_the_index(tmp_path, make_settings):
+    corpus = write_corpus(tmp_path / "corpus", {f: (SEED_CORPUS / f).read_text("utf-8")
+                                                for f in ("000_0cfe50795da03c63.txt", "001_965e0e36aae651b5.txt")})
+    build_index(make_settings(corpus=corpus, segmenter="rjieba"))
+    serving = make_settings(corpus=corpus)  # the server's own setting says jieba
+    assert serving.segmenter == "jieba"
+    service = SearchService(serving)
+    version = service.current()
+    assert version.analysis.config.segmenter == "rjieba"
+    assert version.analysis.segmenter.engine == "rjieba"
+    result = service.search(SearchRequest.create(serving, q="医保卡被锁了怎么解锁", size=3))
+    assert result.total > 0 and "<mark>醫保卡</mark>" in result.hits[0].highlight
+
+
+def test_an_rjieba_index_without_rjieba_is_unavailable_with_the_reason(tmp_path, make_settings, monkeypatch):
+    corpus = write_corpus(tmp_path / "corpus", {"a.txt": "医保卡密码忘了怎么办\n带上身份证到银行重置密码。"})
+    settings = make_settings(corpus=corpus, segmenter="rjieba")
+    build_index(settings)
+    monkeypatch.setitem(sys.modules, "rjieba", None)  # as if not installed
+    from search_service import analyze, search, segment
+    monkeypatch.setattr(search, "get_analysis", analyze.get_analysis.__wrapped__)
+    segment.get_segmenter.cache_clear()
+    with pytest.raises(IndexUnavailable, match="rjieba"):
+        SearchService(settings).current()
+    segment.get_segmenter.cache_clear()
