@@ -173,28 +173,38 @@ print(json.dumps({"seconds": time.perf_counter() - began, "passages": len(texts)
 # -- queries -----------------------------------------------------------------------
 
 
-def time_queries(run: Callable[[str], Any], queries: list[str]) -> dict[str, float]:
-    for q in queries[:20]:
-        run(q)  # warm caches, as a serving process would be
-    latencies = []
-    for q in queries:
-        began = time.perf_counter()
+def time_queries(run: Callable[[str], Any], queries: list[str], warmup: list[str]) -> dict[str, float]:
+    """Latency of ``queries`` in a fresh process (cold: nothing cached but what 20
+    queries bring), then again after ``warmup`` — other queries, never the
+    measured ones — as in a server that has been answering for a while."""
+    for q in warmup[:20]:
         run(q)
-        latencies.append((time.perf_counter() - began) * 1000)
-    return {"p50_ms": round(percentile(latencies, 50), 2), "p99_ms": round(percentile(latencies, 99), 2),
-            "queries": len(latencies)}
+    out: dict[str, float] = {"queries": len(queries)}
+    for phase in ("cold", "warm"):
+        if phase == "warm":
+            for q in warmup:
+                run(q)
+        latencies = []
+        for q in queries:
+            began = time.perf_counter()
+            run(q)
+            latencies.append((time.perf_counter() - began) * 1000)
+        prefix = "" if phase == "warm" else "cold_"
+        out[f"{prefix}p50_ms"] = round(percentile(latencies, 50), 2)
+        out[f"{prefix}p99_ms"] = round(percentile(latencies, 99), 2)
+    return out
 
 
-def ours_queries(index_dir: Path, queries: list[str]) -> dict[str, float]:
+def ours_queries(index_dir: Path, queries: list[str], warmup: list[str]) -> dict[str, float]:
     from search_service.search import SearchRequest, SearchService
     from search_service.settings import Settings
 
     settings = Settings.from_env(index_dir=str(index_dir))
     service = SearchService(settings)
-    return time_queries(lambda q: service.search(SearchRequest.create(settings, q=q[:256], size=10)), queries)
+    return time_queries(lambda q: service.search(SearchRequest.create(settings, q=q[:256], size=10)), queries, warmup)
 
 
-def naive_queries(index_dir: Path, queries: list[str]) -> dict[str, float]:
+def naive_queries(index_dir: Path, queries: list[str], warmup: list[str]) -> dict[str, float]:
     from whoosh import index
     from whoosh.qparser import OrGroup, QueryParser
 
@@ -207,10 +217,10 @@ def naive_queries(index_dir: Path, queries: list[str]) -> dict[str, float]:
         for hit in results:
             hit.highlights("content")
 
-    return time_queries(run, queries)
+    return time_queries(run, queries, warmup)
 
 
-def tantivy_queries(index_dir: Path, queries: list[str]) -> dict[str, float]:
+def tantivy_queries(index_dir: Path, queries: list[str], warmup: list[str]) -> dict[str, float]:
     import jieba
     import tantivy
 
@@ -226,7 +236,7 @@ def tantivy_queries(index_dir: Path, queries: list[str]) -> dict[str, float]:
         for _, addr in searcher.search(query, 10).hits:
             searcher.doc(addr)
 
-    return time_queries(run, queries)
+    return time_queries(run, queries, warmup)
 
 
 # -- HTTP -----------------------------------------------------------------------------
@@ -313,7 +323,8 @@ def run_bench(sizes: list[int], query_count: int, http_seconds: float, clients: 
               workdir: Path, eval_dir: Path = EVAL, log: Callable[[str], None] = print,
               peer_sizes: list[int] | None = None) -> dict[str, Any]:
     texts = base_passages(eval_dir)
-    queries = eval_queries(eval_dir, query_count)
+    drawn = eval_queries(eval_dir, 2 * query_count)
+    queries, warmup = drawn[:query_count], drawn[query_count:]
     variants = our_variants()
     report: dict[str, Any] = {"machine": {"cpus": os.cpu_count()}, "sizes": {}}
     for size in sizes:
@@ -329,7 +340,7 @@ def run_bench(sizes: list[int], query_count: int, http_seconds: float, clients: 
                          mb_per_s=round(nbytes / 1e6 / build["seconds"], 3), index_mb=folder_mb(ours_dir))
             row["index"][name] = build
             log(f"{size}: {name} indexed in {build['seconds']:.1f} s")
-            row["queries"][name] = ours_queries(ours_dir, queries)
+            row["queries"][name] = ours_queries(ours_dir, queries, warmup)
             row["server"][name] = server_probe(ours_dir, queries)
             log(f"{size}: {name} queries p50 {row['queries'][name]['p50_ms']} ms; server {row['server'][name]}")
         seg = run_child(SEGMENT_ONLY, str(corpus_dir / "bench.jsonl"))
@@ -341,7 +352,7 @@ def run_bench(sizes: list[int], query_count: int, http_seconds: float, clients: 
                 peer = run_child(code, str(corpus_dir / "bench.jsonl"), str(peer_dir))
                 peer.update(passages_per_s=round(peer["passages"] / peer["seconds"], 1), index_mb=folder_mb(peer_dir))
                 row["index"][name] = peer
-                row["queries"][name] = timer(peer_dir, queries)
+                row["queries"][name] = timer(peer_dir, queries, warmup)
                 log(f"{size}: {name} indexed in {peer['seconds']:.1f} s")
         report["sizes"][str(size)] = row
     if http_seconds > 0:
@@ -395,8 +406,9 @@ def _free_port() -> int:
 
 
 def table(report: dict[str, Any]) -> str:
-    lines = ["| passages | engine | index s | passages/s | × naive | index MB | peak MB | q p50 ms | q p99 ms | p50 × naive |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| passages | engine | index s | passages/s | × naive | index MB | peak MB | cold p50 / p99 ms "
+             "| warm p50 ms | warm p99 ms | warm p50 × naive |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for size, row in report["sizes"].items():
         naive = row["index"].get("naive")
         naive_q = row["queries"].get("naive")
@@ -405,9 +417,10 @@ def table(report: dict[str, Any]) -> str:
             ratio = f"{build['passages_per_s'] / naive['passages_per_s']:.2f}" if naive else "—"
             qratio = f"{q['p50_ms'] / naive_q['p50_ms']:.2f}" if naive_q else "—"
             lines.append(f"| {size} | {engine} | {build['seconds']:.1f} | {build['passages_per_s']:.0f} | {ratio} | "
-                         f"{build['index_mb']} | {build['peak_rss_mb']} | {q['p50_ms']} | {q['p99_ms']} | {qratio} |")
+                         f"{build['index_mb']} | {build['peak_rss_mb']} | {q['cold_p50_ms']} / {q['cold_p99_ms']} | "
+                         f"{q['p50_ms']} | {q['p99_ms']} | {qratio} |")
         seg = row["segmentation_only"]
-        lines.append(f"| {size} | jieba alone (1 core) | {seg['seconds']:.1f} | {seg['passages_per_s']:.0f} | | | | | | |")
+        lines.append(f"| {size} | jieba alone (1 core) | {seg['seconds']:.1f} | {seg['passages_per_s']:.0f} | | | | | | | |")
     lines += ["", "| passages | engine | cold start s | worker RSS MB | worker USS MB |", "|---|---|---|---|---|"]
     for size, row in report["sizes"].items():
         for engine, probe in row.get("server", {}).items():

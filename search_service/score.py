@@ -185,12 +185,21 @@ def _decode(matcher: Any) -> tuple[np.ndarray, np.ndarray]:
     """(ids, term frequencies) of a posting list, a block at a time where possible."""
     ids: list[Any] = []
     weights: list[Any] = []
-    if isinstance(matcher, W3LeafMatcher):
+    if isinstance(matcher, W3LeafMatcher) and not matcher._byteids:
+        # W3LeafMatcher decodes ids one posting at a time through a Python
+        # generator; a block's ids are its first id and deltas, so cumsum them.
         while matcher.is_active():
-            matcher._read_ids()
-            matcher._read_weights()
-            ids.append(np.asarray(matcher._ids, dtype=np.int64))
-            weights.append(np.asarray(matcher._weights, dtype=np.float64))
+            if matcher._data is None:
+                matcher._read_data()
+            deltas, block_weights = matcher._data[0], matcher._data[1]
+            n = matcher._blocklength
+            ids.append(np.cumsum(np.asarray(deltas, dtype=np.int64)))
+            if block_weights is None:  # every weight is 1.0
+                weights.append(np.ones(n, dtype=np.float64))
+            elif isinstance(block_weights, float):  # every weight is the same
+                weights.append(np.full(n, block_weights, dtype=np.float64))
+            else:
+                weights.append(np.asarray(block_weights, dtype=np.float64))
             matcher._next_block()
         if ids:
             return np.concatenate(ids), np.concatenate(weights)

@@ -126,3 +126,27 @@ def test_the_posting_cache_stays_within_its_budget(seed_version):
 def test_search_service_uses_the_configured_cache_budget(seed_settings):
     service = SearchService(seed_settings.replace(posting_cache_mb=7))
     assert service.current().scorer.cache_info()["limit"] == 7_000_000
+
+
+def test_multi_block_posting_lists_decode_exactly(tmp_path, make_settings):
+    from test_writer import corpus_records
+    corpus = write_corpus(tmp_path / "corpus", {"docs.jsonl": corpus_records(400)})
+    settings = make_settings(corpus=corpus)
+    build_index(settings)
+    path = IndexRoot(settings.index_dir).current_dir()
+    ix = whoosh_index.open_dir(str(path))
+    avg = IndexRoot(settings.index_dir).manifest(path)["avg_field_length"]
+    ranking = Ranking()
+    with ix.searcher() as searcher:
+        reader = searcher.reader()
+        scorer = TermScorer(reader, FIELDS, avg, k1=ranking.k1, b=ranking.b, cache_bytes=10_000_000)
+        longest = 0
+        for field, tbytes in reader.all_terms():
+            if field in ("body", "grams") and reader.doc_frequency(field, tbytes) > 20:
+                term = tbytes.decode("utf-8")
+                expected = whoosh_scores(searcher, field, term, avg, ranking)
+                got = scorer.postings(reader, field, term)
+                assert list(got.ids) == sorted(expected)
+                np.testing.assert_allclose(got.scores, [expected[d] for d in got.ids], rtol=1e-12)
+                longest = max(longest, len(got.ids))
+        assert longest > 3 * 128  # several blocks
