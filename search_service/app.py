@@ -196,7 +196,7 @@ def search():
     settings = current_app.extensions["settings"]
     search_request = SearchRequest.create(settings, **_search_params())
     result = service().search(search_request)
-    return jsonify(dataclasses.asdict(result))
+    return jsonify(result.as_dict())
 
 
 @api.get("/documents/<path:doc_id>")

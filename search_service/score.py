@@ -85,6 +85,7 @@ class TermScorer:
             deleted = list(segment.deleted_docs_set)
             if deleted:
                 self.live[np.asarray(deleted, dtype=np.int64) + base] = False
+        self.has_deletions = not self.live.all()
         self._cache: OrderedDict[tuple[str, str], Postings] = OrderedDict()
         self._cached_bytes = 0
         self._lock = threading.Lock()
@@ -131,7 +132,7 @@ class TermScorer:
         ids = np.concatenate(id_parts).astype(np.int32)
         tf = np.concatenate(tf_parts)
         df = len(ids)
-        if not self.live.all():
+        if self.has_deletions:
             keep = self.live[ids]
             ids, tf = ids[keep], tf[keep]
         idf = math.log(self.doc_count / (df + 1)) + 1
@@ -158,7 +159,10 @@ class TermScorer:
         best = np.zeros(self.doc_count, dtype=np.float64)
         for p, boost in found:  # ids are unique within one list
             best[p.ids] = np.maximum(best[p.ids], p.scores * boost)
-        ids = np.unique(np.concatenate([p.ids for p, _ in found]))
+        matched = np.zeros(self.doc_count, dtype=bool)
+        for p, _ in found:
+            matched[p.ids] = True
+        ids = np.flatnonzero(matched).astype(np.int32)
         return Postings(ids, best[ids], df)
 
     def cache_info(self) -> dict[str, int]:

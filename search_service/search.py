@@ -33,7 +33,7 @@ from whoosh import query as wq
 
 from search_service.analyze import Analysis, AnalysisConfig, Term, get_analysis
 from search_service.errors import IndexUnavailable, InvalidRequest, NotFound, SearchError
-from search_service.highlight import find_matches, render
+from search_service.highlight import Marker, render
 from search_service.index import META_PREFIX, meta_field_name
 from search_service.query import parse_query
 from search_service.score import Alternative, TermScorer
@@ -262,6 +262,12 @@ class SearchResult:
     hits: list[Hit]
     version: str
 
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON body; what ``dataclasses.asdict`` gives, without deep-copying every hit."""
+        out = dict(vars(self))
+        out["hits"] = [dict(vars(h)) for h in self.hits]
+        return out
+
 
 class SearchService:
     """Opens the current index version of ``settings.index_dir`` and answers queries."""
@@ -443,7 +449,8 @@ class SearchService:
         top, total, scores = self._rank(version, plan, request)
         offset = (request.page - 1) * request.size
         searcher = version.searcher()
-        hits = [self._hit(version, rank, scores[i], searcher.stored_fields(int(top[i])), plan.marks)
+        marker = Marker(plan.marks)
+        hits = [self._hit(version, rank, scores[i], searcher.stored_fields(int(top[i])), marker)
                 for rank, i in enumerate(range(offset, len(top)), start=offset + 1)]
         took = (time.perf_counter() - began) * 1000
         return SearchResult(request.q, total, request.page, request.size, round(took, 2), hits, version.name)
@@ -468,40 +475,51 @@ class SearchService:
         searcher = version.searcher()
         reader = searcher.reader()
         n = scorer.doc_count
-        scores = np.zeros(n, dtype=np.float64)
-        rare = np.zeros(n, dtype=bool)
-        common = np.zeros(n, dtype=bool)
+        found_ids: list[np.ndarray] = []
+        found_scores: list[np.ndarray] = []
+        selective: list[np.ndarray] = []
+        common: list[np.ndarray] = []
         for alternatives in plan.parts:
             found = scorer.best_of(reader, alternatives)
             if len(found.ids):
-                scores[found.ids] += found.scores
-                (common if found.df > self.ranking.common_ratio * n else rare)[found.ids] = True
+                found_ids.append(found.ids)
+                found_scores.append(found.scores)
+                (common if found.df > self.ranking.common_ratio * n else selective).append(found.ids)
+        if not found_ids and plan.must is None:
+            return none  # no term of the query is in the index
+        # One pass sums every part's contribution per passage (in part order).
+        scores = (np.bincount(np.concatenate(found_ids), np.concatenate(found_scores), minlength=n)
+                  if found_ids else np.zeros(n, dtype=np.float64))
 
-        allowed = scorer.live
+        allowed = scorer.live if scorer.has_deletions else None
         constraints = [(plan.must, True), (plan.must_not, False), (_filter_query(request), True)]
         for query, wanted in constraints:
             if query is not None:
                 mask = np.zeros(n, dtype=bool)
                 mask[np.fromiter(searcher.docs_for_query(query), dtype=np.int64)] = True
-                allowed = allowed & (mask if wanted else ~mask)
+                mask = mask if wanted else ~mask
+                allowed = mask if allowed is None else allowed & mask
         limit = request.page * request.size
         collapse = request.collapse == "doc"
         if plan.must is not None:
-            candidates = [allowed]  # the required clauses decide; every part only scores
-        elif rare.any():
-            candidates = [rare & allowed] + ([(rare | common) & allowed] if common.any() else [])
+            candidates = [np.flatnonzero(allowed)]  # the required clauses decide; every part only scores
+        elif selective:
+            candidates = [_union(selective, n)]
+            if common:
+                candidates.append(_union(selective + common, n))
         else:
-            candidates = [common & allowed]
-        for matched in candidates:
-            docs = np.flatnonzero(matched)
+            candidates = [_union(common, n)]
+        for docs in candidates:
+            if plan.must is None and allowed is not None:
+                docs = docs[allowed[docs]]
             top, total = _top(docs, scores[docs], limit, version.groups() if collapse else None)
             if total >= limit:
                 break
         return top, total, scores[top]
 
-    def _hit(self, version: _Version, rank: int, score: float, stored: dict[str, Any], marks: set[str]) -> Hit:
+    def _hit(self, version: _Version, rank: int, score: float, stored: dict[str, Any], marker: Marker) -> Hit:
         text = stored["text"]
-        matches = find_matches(version.analysis.normalize(text), marks)
+        matches = marker.matches(version.analysis.normalize(text))
         return Hit(
             rank=rank,
             score=round(float(score), 4),
@@ -613,6 +631,14 @@ def _query_grams(analysis: Analysis, text: str) -> list[str]:
         else:
             out.extend(run[i:i + 2] for i in range(len(run) - 1))
     return out
+
+
+def _union(id_lists: list[np.ndarray], n: int) -> np.ndarray:
+    """The sorted distinct ids of ``id_lists`` (a mask beats np.unique's hashing here)."""
+    mask = np.zeros(n, dtype=bool)
+    for ids in id_lists:
+        mask[ids] = True
+    return np.flatnonzero(mask)
 
 
 def _top(docs: np.ndarray, scores: np.ndarray, limit: int, groups: np.ndarray | None

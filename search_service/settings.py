@@ -59,7 +59,7 @@ class Settings:
     max_body_bytes: int = _setting(65536, "Largest accepted request body, in bytes.")
     snippet_chars: int = _setting(160, "Highlights of longer passages are cut to this window.")
     posting_cache_mb: int = _setting(
-        64, "Decoded posting lists kept in memory per server process, in MB (least recently used dropped first)."
+        128, "Decoded posting lists kept in memory per server process, in MB (least recently used dropped first)."
     )
     reload_seconds: float = _setting(
         1.0, "How often a server checks the CURRENT pointer for a new index version."

@@ -34,3 +34,26 @@ def test_render_marks_and_escapes_slices_of_the_original():
     text = "<b>醫保卡</b>被鎖了"
     assert render(text, [[3, 6], [10, 12]]) == "&lt;b&gt;<mark>醫保卡</mark>&lt;/b&gt;<mark>被鎖</mark>了"
     assert render("一二三四五六七八九十", [[8, 10]], window=4) == "…七八<mark>九十</mark>"
+
+
+def reference_matches(norm, terms):
+    """The obvious loop: every occurrence of every term, by str.find."""
+    spans = []
+    for term in set(terms):
+        if not term:
+            continue
+        start = norm.text.find(term)
+        while start != -1:
+            spans.append(norm.span(start, start + len(term)))
+            start = norm.text.find(term, start + 1)
+    return merge_spans(spans)
+
+
+@hsettings(max_examples=300, deadline=None)
+@given(st.text(alphabet="医保卡密碼码锁鎖aA.(", max_size=30),
+       st.lists(st.text(alphabet="医保卡密码锁a.(", min_size=0, max_size=4), max_size=6))
+def test_marker_finds_what_a_find_loop_finds(text, terms):
+    from search_service.highlight import find_matches
+    from search_service.normalize import normalize
+    norm = normalize(text)
+    assert find_matches(norm, terms) == reference_matches(norm, terms)

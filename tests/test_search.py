@@ -136,3 +136,9 @@ def test_synonyms_expand_queries(tmp_path, make_settings):
     without = settings.replace(synonyms=str(empty), index_dir=str(tmp_path / "plain"))
     build_index(without)
     assert SearchService(without).search(SearchRequest.create(without, q="社保卡")).total == 0
+
+
+def test_the_json_body_is_what_asdict_gives(search):
+    import dataclasses
+    result = search("医保卡被锁了怎么解锁", size=5)
+    assert result.hits and result.as_dict() == dataclasses.asdict(result)
