@@ -19,8 +19,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import Blueprint, Flask, current_app, g, jsonify, request
-from flask_limiter import Limiter
-from flask_limiter.util import get_remote_address
 from werkzeug.exceptions import HTTPException
 
 from search_service.errors import InvalidRequest, SearchError
@@ -55,6 +53,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.extensions["settings"] = settings
     app.extensions["api_keys"] = tuple(k.encode("utf-8") for k in settings.keys())
     if settings.rate_limit:
+        from flask_limiter import Limiter  # only when asked for: 50 ms of imports
+        from flask_limiter.util import get_remote_address
+
         Limiter(get_remote_address, app=app, default_limits=[settings.rate_limit], headers_enabled=True,
                 storage_uri="memory://", default_limits_exempt_when=lambda: request.endpoint in PUBLIC_ENDPOINTS)
     app.register_blueprint(api)

@@ -28,3 +28,32 @@ def test_inlining_codec_writes_reads_and_merges_short_posting_lists():
         assert sorted(h["id"] for h in s.search(wq.Term("body", "alpha"), limit=None)) == ["1", "2", "3", "4", "5"]
         assert [h["id"] for h in s.search(wq.Term("body", "beta3"))] == ["3"]
         assert len(s.search(wq.Phrase("pos", ["one", "two"]), limit=None)) == 5
+
+
+def test_compound_segment_files_are_read_in_place_not_copied(tmp_path):
+    from whoosh import index as whoosh_index
+    from whoosh.filedb import compound
+    from whoosh.filedb.structfile import BufferFile
+
+    from search_service.whoosh_fixes import MappedBufferFile
+
+    schema = fields.Schema(id=fields.ID(stored=True), body=fields.TEXT(phrase=True))
+    ix = whoosh_index.create_in(str(tmp_path), schema)
+    with ix.writer() as w:
+        for i in range(300):
+            w.add_document(id=str(i), body=f"alpha beta gamma{i % 7} delta{i}")
+    # Upstream wraps the buffer in BytesIO, which reads from a copy: a change to
+    # the underlying memory is not seen. Ours reads the memory itself.
+    data = bytearray(b"0123456789" * 100)
+    upstream, ours = BufferFile(memoryview(data)), MappedBufferFile(memoryview(data))
+    data[0:4] = b"ABCD"
+    assert upstream.read(4) == b"0123"
+    assert ours.read(4) == b"ABCD" and ours.tell() == 4
+    ours.seek(100)
+    assert ours.read(8) == bytes(data[100:108]) and ours.get(200, 4) == bytes(data[200:204])
+    upstream.close()
+    ours.close()
+    assert compound.BufferFile is MappedBufferFile  # installed for every compound segment
+    with ix.searcher() as s:
+        assert [h["id"] for h in s.search(wq.Phrase("body", ["beta", "gamma3"]), limit=None)][:2] == ["3", "10"]
+        assert s.doc_count() == 300
