@@ -73,3 +73,18 @@ def test_an_rjieba_index_without_rjieba_is_unavailable_with_the_reason(tmp_path,
     with pytest.raises(IndexUnavailable, match="rjieba"):
         SearchService(settings).current()
     segment.get_segmenter.cache_clear()
+
+
+def test_jiebas_dictionary_cache_loads_as_jieba_loads_it_and_a_broken_one_is_rebuilt(tmp_path):
+    from search_service.segment import Segmenter
+    built = Segmenter(cache_dir=tmp_path)  # no cache yet: jieba builds the dictionary and writes one
+    built.initialize()
+    cache = tmp_path / "jieba.cache"
+    assert cache.is_file()
+    loaded = Segmenter(cache_dir=tmp_path)
+    loaded.initialize()
+    assert loaded._tokenizer.FREQ == built._tokenizer.FREQ and loaded._tokenizer.total == built._tokenizer.total
+    cache.write_bytes(b"not a marshal dump")
+    rebuilt = Segmenter(cache_dir=tmp_path)
+    rebuilt.initialize()
+    assert [w.text for w in rebuilt.words("医保卡密码")] == ["医保", "医保卡", "密码"]
