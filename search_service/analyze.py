@@ -17,7 +17,9 @@ same analysis is applied to queries.
 from __future__ import annotations
 
 import functools
+import operator
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any, Iterator
@@ -126,6 +128,18 @@ class Analysis:
     def grams(self, text: str) -> list[Term]:
         return self._remember("g", text, self._grams)
 
+    def gram_counts(self, text: str) -> Counter[str]:
+        """How often each gram of :meth:`grams` occurs: what a frequency field
+        indexes, counted without building a term (and its offsets) per gram."""
+        return self._remember("gc", text, self._gram_counts)
+
+    def _gram_counts(self, text: str) -> Counter[str]:
+        counts: Counter[str] = Counter()
+        for run in _CJK_RUN.findall(self.normalize(text).text):
+            counts.update(run)
+            counts.update(map(operator.add, run, run[1:]))
+        return counts
+
     def _words(self, text: str, *, keep_stopwords: bool = False) -> list[Term]:
         norm = self.normalize(text)
         out = []
@@ -225,3 +239,6 @@ class GramTokenizer(_TermTokenizer):
 
     def terms(self, text: str) -> list[Term]:
         return get_analysis(self.config).grams(text)
+
+    def counts(self, text: str) -> Counter[str]:
+        return get_analysis(self.config).gram_counts(text)

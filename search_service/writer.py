@@ -197,10 +197,11 @@ class BulkSegmentWriter(SegmentWriter):
 
     def _index_fast(self, name: str, field: Any, text: str, docnum: int) -> int:
         """Add one fast field's postings; returns its length (number of tokens)."""
-        terms = field.analyzer.terms(text)
         pool = self.pool.terms
         if self._fast[name] == "frequency":  # Frequency.word_values, without tokens
-            counts = Counter(t.text for t in terms)
+            count = getattr(field.analyzer, "counts", None)
+            counts = count(text) if count is not None else Counter(t.text for t in field.analyzer.terms(text))
+            length = sum(counts.values())
             for word, freq in counts.items():
                 key = (name, word.encode("utf-8"))
                 p = pool.get(key)
@@ -213,6 +214,8 @@ class BulkSegmentWriter(SegmentWriter):
                 p.weights.append(float(freq))
                 p.values.append(value)
         else:  # Positions.word_values, without tokens
+            terms = field.analyzer.terms(text)
+            length = len(terms)
             positions: dict[str, list[int]] = {}
             for t in terms:
                 found = positions.get(t.text)
@@ -229,10 +232,10 @@ class BulkSegmentWriter(SegmentWriter):
                 p.docs.append(docnum)
                 p.weights.append(float(len(poslist)))
                 p.values.append(encode(poslist))
-        if terms:
+        if length:
             self.pool.fieldnames.add(name)
-            self._lengths.setdefault(name, {})[docnum] = stored_length(len(terms))
-        return len(terms)
+            self._lengths.setdefault(name, {})[docnum] = stored_length(length)
+        return length
 
     def _flush_segment(self) -> None:
         self.perdocwriter.close()

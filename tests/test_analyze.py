@@ -75,3 +75,10 @@ def test_query_terms_are_a_subset_of_the_indexed_terms_of_the_same_text(text):
 def test_every_term_maps_to_a_span_inside_the_original(text):
     for t in ANALYSIS.words(text) + ANALYSIS.grams(text):
         assert 0 <= t.start < t.end <= len(text)
+
+
+@hsettings(max_examples=200, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("醫保卡密码锁住銀行12333abc，。 \u0301㎏𠀀")), max_size=40))
+def test_gram_counts_count_the_grams(text):
+    from collections import Counter
+    assert ANALYSIS.gram_counts(text) == Counter(t.text for t in ANALYSIS.grams(text))
