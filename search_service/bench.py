@@ -303,6 +303,7 @@ def worker_memory_mb(proc: subprocess.Popen[bytes]) -> dict[str, list[float]]:
 
     workers = [c.memory_full_info() for c in psutil.Process(proc.pid).children()]
     return {"worker_rss_mb": [round(m.rss / 1e6, 1) for m in workers],
+            "worker_pss_mb": [round(m.pss / 1e6, 1) for m in workers],
             "worker_uss_mb": [round(m.uss / 1e6, 1) for m in workers]}
 
 
@@ -365,8 +366,10 @@ def run_bench(sizes: list[int], query_count: int, http_seconds: float, clients: 
 
 def server_probe(index_dir: Path, queries: list[str]) -> dict[str, Any]:
     """``serve --workers 2``: seconds from start to the first answer, then memory per
-    worker after answering ``queries`` once (RSS counts the pages shared with the
-    master and the other worker; USS only the worker's own)."""
+    worker after answering ``queries`` once. RSS counts every page a worker
+    touches, including the memory-mapped index (file cache, shared by both
+    workers) and what it shares with the master; PSS splits shared pages
+    between the processes sharing them; USS is the worker's own."""
     port = _free_port()
     proc, cold = serve(index_dir, port)
     try:
@@ -421,16 +424,17 @@ def table(report: dict[str, Any]) -> str:
                          f"{q['p50_ms']} | {q['p99_ms']} | {qratio} |")
         seg = row["segmentation_only"]
         lines.append(f"| {size} | jieba alone (1 core) | {seg['seconds']:.1f} | {seg['passages_per_s']:.0f} | | | | | | | |")
-    lines += ["", "| passages | engine | cold start s | worker RSS MB | worker USS MB |", "|---|---|---|---|---|"]
+    lines += ["", "| passages | engine | cold start s | worker RSS MB | worker PSS MB | worker USS MB |",
+              "|---|---|---|---|---|---|"]
     for size, row in report["sizes"].items():
         for engine, probe in row.get("server", {}).items():
             lines.append(f"| {size} | {engine} | {probe['cold_start_s']} | {probe['worker_rss_mb']} | "
-                         f"{probe['worker_uss_mb']} |")
+                         f"{probe['worker_pss_mb']} | {probe['worker_uss_mb']} |")
     if "http" in report:
         h = report["http"]
         for engine, run in h["variants"].items():
-            lines += ["", f"HTTP, {engine}, {h['passages']} passages, gunicorn 2 workers "
-                          f"(worker RSS {run['worker_rss_mb']} MB, USS {run['worker_uss_mb']} MB after the run)", "",
+            lines += ["", f"HTTP, {engine}, {h['passages']} passages, gunicorn 2 workers (after the run: worker "
+                          f"RSS {run['worker_rss_mb']}, PSS {run['worker_pss_mb']}, USS {run['worker_uss_mb']} MB)", "",
                       "| clients | /search rps | p50 ms | p99 ms | errors | /health rps | search / health |",
                       "|---|---|---|---|---|---|---|"]
             for s, hh in zip(run["search"], run["health"]):
