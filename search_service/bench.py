@@ -104,6 +104,18 @@ def run_child(code: str, *args: str) -> dict[str, Any]:
     return result
 
 
+def median_run(repeat: int, code: str, *args: str) -> dict[str, Any]:
+    """``run_child`` ``repeat`` times (each into an emptied output folder); the run
+    with the median time, and every run's seconds."""
+    runs = []
+    for _ in range(max(1, repeat)):
+        shutil.rmtree(args[1], ignore_errors=True)
+        Path(args[1]).mkdir(parents=True)
+        runs.append(run_child(code, *args))
+    runs.sort(key=lambda r: r["seconds"])
+    return {**runs[len(runs) // 2], "runs_seconds": [round(r["seconds"], 1) for r in runs]}
+
+
 def folder_mb(path: Path) -> float:
     return round(sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) / 1e6, 1)
 
@@ -322,7 +334,7 @@ def our_variants() -> list[tuple[str, str]]:
 
 def run_bench(sizes: list[int], query_count: int, http_seconds: float, clients: list[int], peers: bool,
               workdir: Path, eval_dir: Path = EVAL, log: Callable[[str], None] = print,
-              peer_sizes: list[int] | None = None) -> dict[str, Any]:
+              peer_sizes: list[int] | None = None, repeat: int = 1) -> dict[str, Any]:
     texts = base_passages(eval_dir)
     drawn = eval_queries(eval_dir, 2 * query_count)
     queries, warmup = drawn[:query_count], drawn[query_count:]
@@ -336,7 +348,7 @@ def run_bench(sizes: list[int], query_count: int, http_seconds: float, clients: 
         row["corpus_mb"] = round(nbytes / 1e6, 2)
         for name, engine in variants:
             ours_dir = workdir / f"{name}-{size}"
-            build = run_child(OURS_BUILD, str(corpus_dir), str(ours_dir), engine)
+            build = median_run(repeat, OURS_BUILD, str(corpus_dir), str(ours_dir), engine)
             build.update(passages_per_s=round(build["passages"] / build["seconds"], 1),
                          mb_per_s=round(nbytes / 1e6 / build["seconds"], 3), index_mb=folder_mb(ours_dir))
             row["index"][name] = build
@@ -350,7 +362,7 @@ def run_bench(sizes: list[int], query_count: int, http_seconds: float, clients: 
             for name, code, timer in (("naive", NAIVE_BUILD, naive_queries), ("tantivy", TANTIVY_BUILD, tantivy_queries)):
                 peer_dir = workdir / f"{name}-{size}"
                 peer_dir.mkdir(parents=True, exist_ok=True)
-                peer = run_child(code, str(corpus_dir / "bench.jsonl"), str(peer_dir))
+                peer = median_run(repeat, code, str(corpus_dir / "bench.jsonl"), str(peer_dir))
                 peer.update(passages_per_s=round(peer["passages"] / peer["seconds"], 1), index_mb=folder_mb(peer_dir))
                 row["index"][name] = peer
                 row["queries"][name] = timer(peer_dir, queries, warmup)
@@ -445,11 +457,12 @@ def table(report: dict[str, Any]) -> str:
 
 def main_bench(sizes: list[int], query_count: int, http_seconds: float, clients: list[int], peers: bool,
                out: Path, keep: bool = False, eval_dir: Path = EVAL,
-               peer_sizes: list[int] | None = None) -> dict[str, Any]:
+               peer_sizes: list[int] | None = None, repeat: int = 1) -> dict[str, Any]:
     workdir = Path(tempfile.mkdtemp(prefix="search-bench-"))
     try:
         report = run_bench(sizes, query_count, http_seconds, clients, peers, workdir, eval_dir,
-                           log=lambda m: print(m, file=sys.stderr, flush=True), peer_sizes=peer_sizes)
+                           log=lambda m: print(m, file=sys.stderr, flush=True), peer_sizes=peer_sizes,
+                           repeat=repeat)
     finally:
         if not keep:
             shutil.rmtree(workdir, ignore_errors=True)

@@ -72,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--clients", default="1,8,32", help="concurrent HTTP clients per step (default 1,8,32)")
     p.add_argument("--no-peers", action="store_true", help="skip the naive Whoosh and tantivy peers")
     p.add_argument("--peer-sizes", default=None, help="sizes at which the peers run too (default: all)")
+    p.add_argument("--repeat", type=int, default=1, help="builds per engine and size; the median is reported (default 1)")
     p.add_argument("--eval-dir", default=None, help="evaluation data folder (default ../shared/eval)")
     p.add_argument("--out", default="bench.json", help="JSON report (default bench.json)")
     return parser
@@ -173,7 +174,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     report = main_bench([int(s) for s in args.sizes.split(",")], args.queries, args.http_seconds,
                         [int(c) for c in args.clients.split(",")], not args.no_peers, Path(args.out),
                         eval_dir=Path(args.eval_dir) if args.eval_dir else EVAL,
-                        peer_sizes=[int(s) for s in args.peer_sizes.split(",")] if args.peer_sizes else None)
+                        peer_sizes=[int(s) for s in args.peer_sizes.split(",")] if args.peer_sizes else None,
+                        repeat=args.repeat)
     print(table(report))
     return 0
 

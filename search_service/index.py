@@ -391,7 +391,7 @@ def _check(version_dir: Path, expected_passages: int) -> dict[str, float]:
     lengths Whoosh stores. Whoosh's own segment totals are exact for passages it
     analyzed but rebuilt from one-byte approximations for passages it merged,
     so an incremental index would score a hair differently from a full rebuild;
-    these averages are the same either way (see search.ManifestBM25F).
+    these averages are the same either way (the scorer, ``score.TermScorer``, uses them).
     """
     ix = whoosh_index.open_dir(str(version_dir))
     with ix.searcher() as searcher:

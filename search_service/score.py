@@ -10,8 +10,9 @@ array additions into a dense score vector, whatever the number of postings.
 The formula and its statistics are Whoosh's ``BM25F``: idf
 ``log(doc_count_all / (df + 1)) + 1`` over the whole index, the one-byte field
 lengths Whoosh stores, and the average field lengths of the version's manifest
-(see ``search.ManifestBM25F``). ``tests/test_score.py`` checks every score
-against Whoosh's own scorer.
+(``index._check`` computes them from the stored lengths, so a merged index and
+a fresh one agree, which Whoosh's own segment totals do not).
+``tests/test_score.py`` checks every score against Whoosh's own scorer.
 
 Decoded lists are kept per index version in a least-recently-used cache
 bounded in bytes (``Settings.posting_cache_mb``): the common terms that would
