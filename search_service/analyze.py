@@ -100,6 +100,13 @@ class Analysis:
         # segmentation); not on every call, which is the indexing and query path.
         return get_segmenter(self.config.userdict, str(Settings.from_env().jieba_cache_dir), self.config.segmenter)
 
+    def initialize(self) -> None:
+        """Load what the first text would otherwise pay for: the segmenter's
+        dictionary and the normalizer's tables (a server does this once, in the
+        master, before its workers fork)."""
+        self.segmenter.initialize()
+        self.normalizer("")
+
     def normalize(self, text: str) -> Normalized:
         # Indexing analyzes each passage once per field; keep the last result.
         last = self._last

@@ -350,7 +350,7 @@ class SearchService:
                 version = _Version(name, path, ix, manifest, analysis,
                                    Synonyms.parse(manifest.get("synonyms", []), analysis), scorer)
                 version.local.searcher = searcher
-                analysis.segmenter.initialize()  # an engine this process lacks fails here
+                analysis.initialize()  # an engine this process lacks fails here
                 count = searcher.doc_count()
                 if count != manifest.get("passage_count"):
                     failure = (f"index version {name!r} holds {count} passages, "
