@@ -144,6 +144,13 @@ class BulkSegmentWriter(SegmentWriter):
                 raise ValueError(f"field {name!r}: term vectors and spelling are not supported")
         self._fast = {name: self._fast_kind(field) for name, field in self.schema.items()}
         self._freq_values: dict[int, bytes] = {}
+        self._merged = False
+
+    def add_postings_to_pool(self, reader: Any, startdoc: int, docmap: Any) -> None:
+        # A merge (commit(optimize=True), add_reader) brings postings whose
+        # field lengths this writer did not record.
+        self._merged = True
+        super().add_postings_to_pool(reader, startdoc, docmap)
 
     @staticmethod
     def _fast_kind(field: Any) -> str | None:
@@ -245,16 +252,19 @@ class BulkSegmentWriter(SegmentWriter):
         by_field: dict[str, list[tuple[bytes, _Postings]]] = {}
         for (name, tbytes), p in self.pool.terms.items():
             by_field.setdefault(name, []).append((tbytes, p))
-        pdr = None
+        readers: list[Any] = []
+
+        def per_document_reader() -> Any:
+            if not readers:
+                readers.append(self.per_document_reader())
+            return readers[0]
+
         for name in sorted(by_field):
             field = self.schema[name]
-            lengths = self._lengths.get(name)
-            if lengths is None and field.scorable:
-                # Postings Whoosh merged in from another segment: read their
-                # lengths back as Whoosh does.
-                if pdr is None:
-                    pdr = self.per_document_reader()
-                lengths = _LengthsFrom(pdr, name)
+            lengths: Any = None
+            if field.scorable:
+                known = self._lengths.get(name, {})
+                lengths = _Lengths(known, name, per_document_reader) if self._merged else known
             fieldwriter.start_field(name, field)
             postwriter = fieldwriter._postwriter
             key_prefix = pack_ushort(fieldwriter._fieldid)
@@ -281,8 +291,8 @@ class BulkSegmentWriter(SegmentWriter):
             _add_terms(fieldwriter._tindex, inlined)
             fieldwriter.finish_field()
         fieldwriter.close()
-        if pdr is not None:
-            pdr.close()
+        for reader in readers:
+            reader.close()
 
 
 _TERMINFO = struct.Struct("!BfIBBfII")  # W3TermInfo._struct
@@ -337,15 +347,21 @@ def _add_terms(tindex: Any, items: list[tuple[bytes, bytes]]) -> None:
 _KEY_VALUE_LENGTHS = struct.Struct("!ii")  # filetables._lengths
 
 
-class _LengthsFrom:
-    """``dict.get``-like access to the field lengths a per-document reader stores."""
+class _Lengths:
+    """Field lengths for a field's postings: the ones this writer recorded, and
+    for documents merged in from another segment, what Whoosh stored for them
+    (read back as Whoosh's own writer reads every one)."""
 
-    def __init__(self, pdr: Any, name: str) -> None:
-        self._pdr = pdr
+    def __init__(self, known: dict[int, int], name: str, per_document_reader: Callable[[], Any]) -> None:
+        self._known = known
         self._name = name
+        self._per_document_reader = per_document_reader
 
     def get(self, docnum: int, default: int = 0) -> int:
-        return self._pdr.doc_field_length(docnum, self._name) or default
+        n = self._known.get(docnum)
+        if n is None:
+            n = self._per_document_reader().doc_field_length(docnum, self._name) or default
+        return n
 
 
 def write_parallel(ix: Any, batches: Sequence[Iterable[dict[str, Any]]],

@@ -126,3 +126,30 @@ def test_a_failing_writer_process_fails_the_build_and_keeps_the_old_version(tmp_
     service = SearchService(settings)
     assert service.current().name == first.version
     assert service.search(SearchRequest.create(settings, q="医保卡")).total > 0
+
+
+def test_bulk_writer_merges_existing_segments_as_whoosh_does(tmp_path, make_settings):
+    corpus = write_corpus(tmp_path / "corpus", {"docs.jsonl": corpus_records(240, seed=11)})
+    settings = make_settings(corpus=corpus)
+    prepared = prepare(settings)
+    config = AnalysisConfig.from_settings(settings)
+    records = [passage_fields(p, doc, prepared.hashes[doc.doc_id])
+               for doc in prepared.documents for p in prepared.passages[doc.doc_id]]
+    half = len(records) // 2
+    built = []
+    for name, make_writer in (("whoosh", lambda ix: ix.writer(codec=InliningCodec())),
+                              ("bulk", lambda ix: BulkSegmentWriter(ix))):
+        folder = tmp_path / name
+        folder.mkdir()
+        ix = whoosh_index.create_in(str(folder), build_schema(config))
+        with ix.writer(codec=InliningCodec()) as first:  # an existing segment, written by Whoosh
+            for record in records[:half]:
+                first.add_document(**record)
+        writer = make_writer(ix)
+        writer.delete_by_term("doc_id", "d3")
+        for record in records[half:]:
+            writer.add_document(**record)
+        writer.commit(optimize=True)  # the old segment's postings are merged into the new one
+        assert len(ix._segments()) == 1
+        built.append(segment_contents(ix))
+    assert built[1] == built[0]
