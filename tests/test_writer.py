@@ -54,16 +54,23 @@ def segment_contents(ix):
     return terms, stored, lengths, ordinals
 
 
-def test_bulk_writer_writes_the_same_segment_as_whoosh(tmp_path, make_settings):
-    corpus = write_corpus(tmp_path / "corpus", {"docs.jsonl": corpus_records(400)})
+WRITERS = (("whoosh", lambda ix: ix.writer(codec=InliningCodec())), ("bulk", BulkSegmentWriter))
+
+
+def passage_records(tmp_path, make_settings, count, seed):
+    """The schema config and every passage's fields for a generated corpus, as reindex makes them."""
+    corpus = write_corpus(tmp_path / "corpus", {"docs.jsonl": corpus_records(count, seed=seed)})
     settings = make_settings(corpus=corpus)
     prepared = prepare(settings)
-    config = AnalysisConfig.from_settings(settings)
     records = [passage_fields(p, doc, prepared.hashes[doc.doc_id])
                for doc in prepared.documents for p in prepared.passages[doc.doc_id]]
+    return AnalysisConfig.from_settings(settings), records
+
+
+def test_bulk_writer_writes_the_same_segment_as_whoosh(tmp_path, make_settings):
+    config, records = passage_records(tmp_path, make_settings, 400, seed=7)
     built = []
-    for name, make_writer in (("whoosh", lambda ix: ix.writer(codec=InliningCodec())),
-                              ("bulk", lambda ix: BulkSegmentWriter(ix))):
+    for name, make_writer in WRITERS:
         folder = tmp_path / name
         folder.mkdir()
         ix = whoosh_index.create_in(str(folder), build_schema(config))
@@ -129,16 +136,10 @@ def test_a_failing_writer_process_fails_the_build_and_keeps_the_old_version(tmp_
 
 
 def test_bulk_writer_merges_existing_segments_as_whoosh_does(tmp_path, make_settings):
-    corpus = write_corpus(tmp_path / "corpus", {"docs.jsonl": corpus_records(240, seed=11)})
-    settings = make_settings(corpus=corpus)
-    prepared = prepare(settings)
-    config = AnalysisConfig.from_settings(settings)
-    records = [passage_fields(p, doc, prepared.hashes[doc.doc_id])
-               for doc in prepared.documents for p in prepared.passages[doc.doc_id]]
+    config, records = passage_records(tmp_path, make_settings, 240, seed=11)
     half = len(records) // 2
     built = []
-    for name, make_writer in (("whoosh", lambda ix: ix.writer(codec=InliningCodec())),
-                              ("bulk", lambda ix: BulkSegmentWriter(ix))):
+    for name, make_writer in WRITERS:
         folder = tmp_path / name
         folder.mkdir()
         ix = whoosh_index.create_in(str(folder), build_schema(config))
