@@ -34,10 +34,13 @@ from search_service.passages import Passage, PassageSplitter, line_key, repeated
 from search_service.settings import Settings
 from search_service.versions import MANIFEST, IndexRoot, write_json_atomic
 from search_service.score import field_lengths
-from search_service.whoosh_fixes import InliningCodec
+from search_service.codec import ArrayCodec
 from search_service.writer import BulkSegmentWriter, write_parallel
 
-SCHEMA_VERSION = 1
+# The on-disk layout: 2 = array posting blocks (:mod:`codec`). A version of
+# another layout is not opened (reindex rebuilds it; --incremental falls back
+# to a full build, as the settings key includes this number).
+SCHEMA_VERSION = 2
 META_PREFIX = "meta_"
 _META_KEY = re.compile(r"^[A-Za-z0-9_]{1,40}$")
 # Below this many passages one process is faster than starting writer processes.
@@ -353,7 +356,7 @@ def _write_incremental(root: IndexRoot, version_dir: Path, previous: dict[str, A
     changed = [d for d in prepared.documents if old_docs.get(d.doc_id, {}).get("hash") != prepared.hashes[d.doc_id]]
     removed = [doc_id for doc_id in old_docs if doc_id not in prepared.passages]
     ix = whoosh_index.open_dir(str(version_dir))
-    writer = ix.writer(limitmb=256, codec=InliningCodec())
+    writer = ix.writer(limitmb=256, codec=ArrayCodec())
     try:
         for doc_id in removed + [d.doc_id for d in changed if d.doc_id in old_docs]:
             writer.delete_by_term("doc_id", doc_id)

@@ -3,8 +3,8 @@
 Whoosh matches a query by walking a tree of matchers one posting at a time in
 Python: on 10,000 passages a question of about 45 weighted terms took 40-55 ms
 (p50), nearly all of it in ``collectors.collect_matches``. Here each term's posting
-list is decoded once, block by block, by Whoosh's own codec into two arrays
-(document numbers and BM25F contributions); a query is then a handful of
+list is read once, block by block (array blocks, see :mod:`codec`), into two
+arrays (document numbers and BM25F contributions); a query is then a handful of
 array additions into a dense score vector, whatever the number of postings.
 
 The formula and its statistics are Whoosh's ``BM25F``: idf
@@ -29,10 +29,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from whoosh.codec.whoosh3 import LENGTHS_COLUMN, W3LeafMatcher, _lenfield
+from whoosh.codec.whoosh3 import LENGTHS_COLUMN, _lenfield
 from whoosh.matching import FilterMatcher
 from whoosh.reading import TermNotFound
 from whoosh.util.numeric import byte_to_length
+
+from search_service.codec import ArrayLeafMatcher
 
 # Whoosh stores each field length as one byte; this decodes all 256 at once.
 _BYTE_TO_LENGTH = np.array([byte_to_length(i) for i in range(256)], dtype=np.float64)
@@ -187,29 +189,13 @@ def field_lengths(reader: Any, field: str) -> np.ndarray:
 
 
 def _decode(matcher: Any) -> tuple[np.ndarray, np.ndarray]:
-    """(ids, term frequencies) of a posting list, a block at a time where possible."""
-    ids: list[Any] = []
-    weights: list[Any] = []
-    if isinstance(matcher, W3LeafMatcher) and not matcher._byteids:
-        # W3LeafMatcher decodes ids one posting at a time through a Python
-        # generator; a block's ids are its first id and deltas, so cumsum them.
-        while matcher.is_active():
-            if matcher._data is None:
-                matcher._read_data()
-            deltas, block_weights = matcher._data[0], matcher._data[1]
-            n = matcher._blocklength
-            ids.append(np.cumsum(np.asarray(deltas, dtype=np.int64)))
-            if block_weights is None:  # every weight is 1.0
-                weights.append(np.ones(n, dtype=np.float64))
-            elif isinstance(block_weights, float):  # every weight is the same
-                weights.append(np.full(n, block_weights, dtype=np.float64))
-            else:
-                weights.append(np.asarray(block_weights, dtype=np.float64))
-            matcher._next_block()
-        if ids:
-            return np.concatenate(ids), np.concatenate(weights)
-        return np.empty(0, np.int64), np.empty(0, np.float64)
-    while matcher.is_active():  # an inlined list: a few postings
+    """(ids, term frequencies) of a posting list: array blocks at once, anything else one posting at a time."""
+    if isinstance(matcher, ArrayLeafMatcher):
+        return matcher.arrays()
+    # An inlined list (a few postings), or a segment written by another codec.
+    ids: list[int] = []
+    weights: list[float] = []
+    while matcher.is_active():
         ids.append(matcher.id())
         weights.append(matcher.weight())
         matcher.next()

@@ -34,7 +34,7 @@ from whoosh import query as wq
 from search_service.analyze import Analysis, AnalysisConfig, Term, get_analysis
 from search_service.errors import IndexUnavailable, InvalidRequest, NotFound, SearchError
 from search_service.highlight import Marker, render
-from search_service.index import META_PREFIX, meta_field_name
+from search_service.index import META_PREFIX, SCHEMA_VERSION, meta_field_name
 from search_service.query import parse_query
 from search_service.score import Alternative, TermScorer
 from search_service.settings import Settings
@@ -333,6 +333,9 @@ class SearchService:
             raise IndexUnavailable(f"no index in {str(self.root.root)!r}: run `search-service reindex` first")
         path = self.root.versions_dir / name
         manifest = self.root.manifest(path)  # IndexUnavailable when missing or unfinished
+        if manifest.get("schema_version") != SCHEMA_VERSION:
+            raise IndexUnavailable(f"index version {name!r} was written in layout {manifest.get('schema_version')}, "
+                                   f"this release reads layout {SCHEMA_VERSION}: run `search-service reindex`")
         failure = None
         # Whoosh leaves open the file it failed on when a segment is corrupt; it is
         # closed when the exception is dropped, which must not warn or leak.

@@ -46,7 +46,7 @@ from whoosh.util.numeric import byte_to_length, length_to_byte
 from whoosh.writing import SegmentWriter
 
 from search_service.errors import BuildError
-from search_service.whoosh_fixes import InliningCodec, _InliningPostingsWriter
+from search_service.codec import ArrayCodec, ArrayPostingsWriter
 
 # Whoosh hands the codec each posting's field length as read back from its
 # one-byte column; the blocks' length statistics must see the same values.
@@ -93,7 +93,7 @@ class MemoryPool:
         self.terms = {}
 
 
-class _BulkPostingsWriter(_InliningPostingsWriter):
+class _BulkPostingsWriter(ArrayPostingsWriter):
     def add_postings(self, docs: Sequence[int], weights: Sequence[float], values: Sequence[bytes],
                      lengths: Sequence[int]) -> None:
         """What ``add_posting`` does once per posting, a block at a time.
@@ -116,12 +116,12 @@ class _BulkPostingsWriter(_InliningPostingsWriter):
             self._maxlength = max(block_lengths, default=0)
 
 
-class BulkCodec(InliningCodec):
-    """The codec Whoosh writes with (with inlining fixed), plus block-at-a-time postings."""
+class BulkCodec(ArrayCodec):
+    """The service's codec (:mod:`codec`), plus block-at-a-time postings."""
 
     def postings_writer(self, dbfile: Any, byteids: bool = False) -> Any:
         return _BulkPostingsWriter(dbfile, blocklimit=self._blocklimit, byteids=byteids,
-                                   compression=self._compression, inlinelimit=self._inlinelimit)
+                                   compression=0, inlinelimit=self._inlinelimit)
 
 
 class BulkSegmentWriter(SegmentWriter):

@@ -41,8 +41,9 @@ def jsonl(*records: dict[str, Any]) -> str:
     return "\n".join(json.dumps(r, ensure_ascii=False) for r in records) + "\n"
 
 
-@pytest.fixture
-def make_settings(tmp_path: Path) -> Callable[..., Settings]:
+def settings_factory(tmp_path: Path) -> Callable[..., Settings]:
+    """Settings for a corpus and an index under ``tmp_path``, with the bundled userdict and synonyms."""
+
     def make(corpus: Path | None = None, **overrides: Any) -> Settings:
         return Settings.from_env(
             corpus_dir=str(corpus or tmp_path / "corpus"),
@@ -53,6 +54,11 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
         )
 
     return make
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path) -> Callable[..., Settings]:
+    return settings_factory(tmp_path)
 
 
 @pytest.fixture(scope="session")

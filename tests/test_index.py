@@ -142,6 +142,27 @@ def test_incremental_gives_the_same_passages_and_results_as_a_full_rebuild(tmp_p
     assert incremental == snapshot(full_settings)
 
 
+def test_a_version_of_an_older_layout_is_not_opened_and_is_rebuilt(tmp_path, make_settings, monkeypatch):
+    import json
+
+    from search_service import index as index_module
+    from search_service.errors import IndexUnavailable
+
+    settings = make_settings(corpus=write_corpus(tmp_path / "corpus", {"a.txt": DOC_A}))
+    # A version written by an older release, in another posting layout.
+    monkeypatch.setattr(index_module, "SCHEMA_VERSION", 1)
+    build_index(settings)
+    monkeypatch.undo()
+    root = IndexRoot(settings.index_dir)
+    manifest = json.loads((root.current_dir() / "manifest.json").read_text("utf-8"))
+    assert manifest["schema_version"] == 1
+    with pytest.raises(IndexUnavailable, match="layout 1, this release reads layout 2: run `search-service reindex`"):
+        SearchService(settings).current()
+    report = build_index(settings, incremental=True)
+    assert report.mode.startswith("full")
+    assert SearchService(settings).search(SearchRequest.create(settings, q="医保卡密码")).total == 1
+
+
 @pytest.mark.parametrize("delay", [0.0, 0.4, 1.2], ids=["at-start", "writing", "later"])
 def test_a_killed_reindex_leaves_the_previous_version_current(tmp_path, make_settings, delay):
     corpus = write_corpus(tmp_path / "corpus", {"a.txt": DOC_A})

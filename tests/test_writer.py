@@ -12,8 +12,8 @@ from search_service import index as index_module
 from search_service.analyze import AnalysisConfig
 from search_service.index import build_index, build_schema, passage_fields, prepare
 from search_service.search import SearchRequest, SearchService
-from search_service.whoosh_fixes import InliningCodec
-from search_service.writer import BulkSegmentWriter
+from search_service.codec import ArrayCodec
+from search_service.writer import BulkCodec, BulkSegmentWriter
 
 SENTENCES = [line for line in (SEED_CORPUS / "000_0cfe50795da03c63.txt").read_text("utf-8").splitlines()
              + (SEED_CORPUS / "001_965e0e36aae651b5.txt").read_text("utf-8").splitlines() if len(line) > 8]
@@ -54,7 +54,9 @@ def segment_contents(ix):
     return terms, stored, lengths, ordinals
 
 
-WRITERS = (("whoosh", lambda ix: ix.writer(codec=InliningCodec())), ("bulk", BulkSegmentWriter))
+# Blocks of 128 postings, so that the 400-passage corpus has multi-block lists.
+WRITERS = (("whoosh", lambda ix: ix.writer(codec=ArrayCodec(blocklimit=128))),
+           ("bulk", lambda ix: BulkSegmentWriter(ix, codec=BulkCodec(blocklimit=128))))
 
 
 def passage_records(tmp_path, make_settings, count, seed):
@@ -143,7 +145,7 @@ def test_bulk_writer_merges_existing_segments_as_whoosh_does(tmp_path, make_sett
         folder = tmp_path / name
         folder.mkdir()
         ix = whoosh_index.create_in(str(folder), build_schema(config))
-        with ix.writer(codec=InliningCodec()) as first:  # an existing segment, written by Whoosh
+        with ix.writer(codec=ArrayCodec()) as first:  # an existing segment, written by Whoosh
             for record in records[:half]:
                 first.add_document(**record)
         writer = make_writer(ix)

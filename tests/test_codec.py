@@ -1,0 +1,94 @@
+"""ArrayCodec stores what Whoosh's codec stores, and reads it back faster."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings as hsettings, strategies as st
+from whoosh import fields, index as whoosh_index, query as wq
+from whoosh.filedb.filestore import RamStorage
+
+from conftest import settings_factory
+from search_service.codec import ArrayCodec, ArrayLeafMatcher
+from search_service.index import build_schema
+from search_service.whoosh_fixes import InliningCodec
+from test_writer import passage_records, segment_contents
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """The same 400 passages written by Whoosh's writer with Whoosh's codec and with ours."""
+    tmp_path = tmp_path_factory.mktemp("codec")
+    config, records = passage_records(tmp_path, settings_factory(tmp_path), 400, seed=11)
+    indexes = {}
+    # Small blocks, so that 400 passages make lists of many blocks.
+    for name, codec in (("whoosh", InliningCodec(blocklimit=64)), ("array", ArrayCodec(blocklimit=64))):
+        folder = tmp_path / name
+        folder.mkdir()
+        ix = whoosh_index.create_in(str(folder), build_schema(config))
+        with ix.writer(codec=codec) as writer:
+            for record in records:
+                writer.add_document(**record)
+        indexes[name] = ix
+    return indexes
+
+
+def test_same_statistics_postings_weights_and_values_as_whoosh_codec(built):
+    ours, theirs = segment_contents(built["array"]), segment_contents(built["whoosh"])
+    terms = theirs[0]
+    assert max(len(p) for _, p in terms.values()) > 5 * 64  # several blocks per list
+    assert any(w != 1.0 for _, p in terms.values() for _, w, _ in p)  # weights are stored
+    assert ours == theirs
+
+
+def test_arrays_read_every_posting_of_every_block(built):
+    with built["array"].searcher() as searcher:
+        reader = searcher.reader()
+        long_lists = 0
+        for fieldname, tbytes in reader.all_terms():
+            m = reader.postings(fieldname, tbytes)
+            if not isinstance(m, ArrayLeafMatcher):
+                continue  # inlined into the term table
+            expected = list(reader.postings(fieldname, tbytes).items_as("weight"))
+            ids, weights = m.arrays()
+            assert ids.dtype == np.int64 and weights.dtype == np.float64
+            assert list(zip(ids.tolist(), weights.tolist())) == [(i, pytest.approx(w)) for i, w in expected]
+            long_lists += len(ids) > 5 * 64
+        assert long_lists
+
+
+@hsettings(max_examples=40, deadline=None)
+@given(st.data())
+def test_phrases_and_boolean_queries_match_as_with_whoosh_codec(built, data):
+    with built["whoosh"].searcher() as reference:
+        words = sorted({t.decode() for f, t in reference.reader().all_terms() if f == "body"})
+    picked = data.draw(st.lists(st.sampled_from(words), min_size=1, max_size=3))
+    queries = [wq.Phrase("body", picked), wq.And([wq.Term("body", w) for w in picked]),
+               wq.Or([wq.Term("body", w) for w in picked])]
+    for q in queries:
+        found = []
+        for name in ("whoosh", "array"):
+            with built[name].searcher() as searcher:
+                found.append(sorted(searcher.docs_for_query(q)))
+        assert found[0] == found[1], q
+
+
+def test_merging_whoosh_codec_segments_into_array_segments():
+    """An index written with Whoosh's codec (an older version) upgrades on its next merge."""
+    schema = fields.Schema(id=fields.ID(stored=True, unique=True), body=fields.TEXT(phrase=True),
+                           tag=fields.KEYWORD)
+    ix = RamStorage().create_index(schema)
+    with ix.writer(codec=InliningCodec()) as w:
+        for i in range(1500):
+            w.add_document(id=str(i), body=f"alpha beta gamma{i % 7} alpha", tag=f"t{i % 3}")
+    w = ix.writer(codec=ArrayCodec())
+    w.delete_by_term("id", "0")
+    w.add_document(id="new", body="alpha delta", tag="t9")
+    w.commit(optimize=True)
+    with ix.searcher() as s:
+        m = s.reader().postings("body", "alpha")
+        assert isinstance(m, ArrayLeafMatcher)
+        ids, weights = m.arrays()
+        assert len(ids) == 1500 and set(weights.tolist()) == {2.0, 1.0}
+        assert len(s.search(wq.Phrase("body", ["alpha", "beta"]), limit=None)) == 1499
+        assert [h["id"] for h in s.search(wq.Term("tag", "t9"))] == ["new"]
