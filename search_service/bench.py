@@ -316,7 +316,9 @@ def worker_memory_mb(proc: subprocess.Popen[bytes]) -> dict[str, list[float]]:
     workers = [c.memory_full_info() for c in psutil.Process(proc.pid).children()]
     return {"worker_rss_mb": [round(m.rss / 1e6, 1) for m in workers],
             "worker_pss_mb": [round(m.pss / 1e6, 1) for m in workers],
-            "worker_uss_mb": [round(m.uss / 1e6, 1) for m in workers]}
+            "worker_uss_mb": [round(m.uss / 1e6, 1) for m in workers],
+            # RSS less file-backed and shared-memory pages: the heap no other process can use.
+            "worker_anon_mb": [round((m.rss - m.shared) / 1e6, 1) for m in workers]}
 
 
 # -- the whole run ----------------------------------------------------------------------

@@ -23,11 +23,15 @@ class Marker:
 
     Built once per query. Each term is looked for with ``str.find`` (a regular
     expression over all terms was measured slower: compiling it per query
-    costs more than the searches it saves).
+    costs more than the searches it saves). A query marks its words and their
+    character bigrams; a word whose every bigram is marked is not looked for,
+    since the occurrences of its bigrams overlap into the same span.
     """
 
     def __init__(self, terms: Iterable[str]) -> None:
-        self._terms = sorted({t for t in terms if t})
+        unique = {t for t in terms if t}
+        self._terms = sorted(t for t in unique
+                             if len(t) < 3 or not all(t[i:i + 2] in unique for i in range(len(t) - 1)))
 
     def matches(self, norm: Normalized) -> list[list[int]]:
         """Original-text spans of every occurrence, overlapping spans merged

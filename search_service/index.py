@@ -26,7 +26,7 @@ import numpy as np
 from whoosh import fields, formats, index as whoosh_index
 from whoosh.analysis import Token, Tokenizer
 
-from search_service.analyze import AnalysisConfig, GramTokenizer, WordTokenizer, get_analysis
+from search_service.analyze import Analysis, AnalysisConfig, GramTokenizer, WordTokenizer, get_analysis
 from search_service.corpus import CorpusReader, Document
 from search_service.errors import BuildError, DocumentError, SearchError
 from search_service.segment import read_word_list
@@ -86,6 +86,9 @@ def build_schema(config: AnalysisConfig) -> fields.Schema:
         start=fields.STORED,
         end=fields.STORED,
         text=fields.STORED,  # the passage exactly as in the document
+        # Its normalized text when that differs character for character; ""
+        # when normalization changed its length (then queries normalize it).
+        normalized=fields.STORED,
         body=fields.TEXT(analyzer=word, phrase=True),
         grams=fields.TEXT(analyzer=gram, phrase=False),
         title=fields.TEXT(analyzer=word, phrase=False, stored=True),
@@ -100,7 +103,8 @@ def build_schema(config: AnalysisConfig) -> fields.Schema:
     return schema
 
 
-def passage_fields(p: Passage, doc: Document, content_hash: str) -> dict[str, Any]:
+def passage_fields(p: Passage, doc: Document, content_hash: str, analysis: Analysis) -> dict[str, Any]:
+    """The fields Whoosh stores and indexes for one passage."""
     record: dict[str, Any] = dict(
         passage_id=p.passage_id,
         doc_id=p.doc_id,
@@ -118,6 +122,12 @@ def passage_fields(p: Passage, doc: Document, content_hash: str) -> dict[str, An
         metadata=doc.metadata,
         content_hash=content_hash,
     )
+    # Highlighting finds query terms in the normalized passage. Store it, so
+    # that queries need not normalize every hit again (the analyzers reuse
+    # this normalization: it costs the build nothing).
+    norm = analysis.normalize(p.text)
+    if norm.text != p.text:
+        record["normalized"] = norm.text if norm.one_to_one() else ""
     for key, value in doc.metadata.items():
         name = meta_field_name(key)
         if name and value is not None and not isinstance(value, dict):
@@ -269,7 +279,7 @@ def _write_version(root: IndexRoot, version_dir: Path, previous: dict[str, Any] 
     """Write, check and describe (manifest.json) one new version; does not switch to it."""
     if previous is not None:
         report.mode = "incremental"
-        _write_incremental(root, version_dir, previous, prepared, report, progress)
+        _write_incremental(root, version_dir, previous, prepared, config, report, progress)
     else:
         _write_full(version_dir, config, prepared, settings, progress)
         report.reanalyzed = len(prepared.documents)
@@ -317,12 +327,12 @@ def _write_full(version_dir: Path, config: AnalysisConfig, prepared: _Prepared, 
     get_analysis(config).segmenter.initialize()
     if procs > 1 and "fork" in multiprocessing.get_all_start_methods():
         shares = _shares(prepared, procs)
-        write_parallel(ix, [_records(share, prepared) for share in shares],
+        write_parallel(ix, [_records(share, prepared, config) for share in shares],
                        progress=(lambda done: progress(done, total)) if progress is not None else None)
         return
     writer = BulkSegmentWriter(ix)
     try:
-        _add_documents(writer, prepared.documents, prepared, progress, total)
+        _add_documents(writer, prepared.documents, prepared, config, progress, total)
     except BaseException:
         writer.cancel()
         raise
@@ -340,13 +350,15 @@ def _shares(prepared: _Prepared, count: int) -> list[list[Document]]:
     return [share for share in shares if share]
 
 
-def _records(documents: list[Document], prepared: _Prepared) -> Iterator[dict[str, Any]]:
+def _records(documents: list[Document], prepared: _Prepared, config: AnalysisConfig) -> Iterator[dict[str, Any]]:
+    analysis = get_analysis(config)
     for doc in documents:
         for p in prepared.passages[doc.doc_id]:
-            yield passage_fields(p, doc, prepared.hashes[doc.doc_id])
+            yield passage_fields(p, doc, prepared.hashes[doc.doc_id], analysis)
 
 
 def _write_incremental(root: IndexRoot, version_dir: Path, previous: dict[str, Any], prepared: _Prepared,
+                       config: AnalysisConfig,
                        report: BuildReport, progress: Callable[[int, int], Any] | None) -> None:
     old_dir = root.versions_dir / previous["version"]
     shutil.rmtree(version_dir)
@@ -361,7 +373,7 @@ def _write_incremental(root: IndexRoot, version_dir: Path, previous: dict[str, A
         for doc_id in removed + [d.doc_id for d in changed if d.doc_id in old_docs]:
             writer.delete_by_term("doc_id", doc_id)
         total = sum(len(prepared.passages[d.doc_id]) for d in changed)
-        _add_documents(writer, changed, prepared, progress, total)
+        _add_documents(writer, changed, prepared, config, progress, total)
     except BaseException:
         writer.cancel()
         raise
@@ -373,12 +385,13 @@ def _write_incremental(root: IndexRoot, version_dir: Path, previous: dict[str, A
     report.removed = len(removed)
 
 
-def _add_documents(writer: Any, documents: list[Document], prepared: _Prepared,
+def _add_documents(writer: Any, documents: list[Document], prepared: _Prepared, config: AnalysisConfig,
                    progress: Callable[[int, int], Any] | None, total: int) -> None:
+    analysis = get_analysis(config)
     done = 0
     for doc in documents:
         for p in prepared.passages[doc.doc_id]:
-            writer.add_document(**passage_fields(p, doc, prepared.hashes[doc.doc_id]))
+            writer.add_document(**passage_fields(p, doc, prepared.hashes[doc.doc_id], analysis))
             done += 1
         if progress is not None:
             progress(done, total)

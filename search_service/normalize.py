@@ -37,6 +37,20 @@ class Normalized:
     starts: Sequence[int]  # a range when normalization kept every position
     ends: Sequence[int]
 
+    @classmethod
+    def aligned(cls, original: str, text: str) -> "Normalized":
+        """``text`` normalized from ``original`` character for character."""
+        return cls(original, text, range(len(original)), range(1, len(original) + 1))
+
+    def one_to_one(self) -> bool:
+        """Whether each normalized character came from the original character at its position."""
+        n = len(self.original)
+        if len(self.text) != n:
+            return False
+        if isinstance(self.starts, range) and isinstance(self.ends, range):
+            return self.starts == range(n) and self.ends == range(1, n + 1)
+        return all(s == i for i, s in enumerate(self.starts)) and all(e == i + 1 for i, e in enumerate(self.ends))
+
     def span(self, start: int, end: int) -> tuple[int, int]:
         """Original [start, end) of the normalized characters [start, end)."""
         if end <= start:

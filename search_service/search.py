@@ -34,6 +34,7 @@ from whoosh import query as wq
 from search_service.analyze import Analysis, AnalysisConfig, Term, get_analysis
 from search_service.errors import IndexUnavailable, InvalidRequest, NotFound, SearchError
 from search_service.highlight import Marker, render
+from search_service.normalize import Normalized
 from search_service.index import META_PREFIX, SCHEMA_VERSION, meta_field_name
 from search_service.query import parse_query
 from search_service.score import Alternative, TermScorer
@@ -522,7 +523,14 @@ class SearchService:
 
     def _hit(self, version: _Version, rank: int, score: float, stored: dict[str, Any], marker: Marker) -> Hit:
         text = stored["text"]
-        matches = marker.matches(version.analysis.normalize(text))
+        normalized = stored.get("normalized")
+        if normalized is None:  # the text is its own normalization
+            norm = Normalized.aligned(text, text)
+        elif normalized:
+            norm = Normalized.aligned(text, normalized)
+        else:  # normalization changed the length: map offsets again
+            norm = version.analysis.normalize(text)
+        matches = marker.matches(norm)
         return Hit(
             rank=rank,
             score=round(float(score), 4),

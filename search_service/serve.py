@@ -9,6 +9,7 @@ the workers copy-on-write.
 
 from __future__ import annotations
 
+import gc
 import logging
 import sys
 from typing import Any
@@ -74,6 +75,11 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000, workers
     def open_index_in_worker(worker: Any) -> None:
         service.current()
 
+    # Objects loaded so far (jieba's dictionary above all) live as long as the
+    # process: move them out of the garbage collector's reach, or each
+    # worker's first full collection writes to every page holding one and so
+    # copies the master's memory page by page (copy-on-write).
+    gc.freeze()
     options = gunicorn_options(host, port, workers, timeout)
     options["post_worker_init"] = open_index_in_worker
     _Gunicorn(app, options).run()

@@ -57,3 +57,19 @@ def test_marker_finds_what_a_find_loop_finds(text, terms):
     from search_service.normalize import normalize
     norm = normalize(text)
     assert find_matches(norm, terms) == reference_matches(norm, terms)
+
+
+@hsettings(max_examples=300, deadline=None)
+@given(st.text(alphabet="医保卡密碼码锁鎖aA.(", max_size=30),
+       st.lists(st.text(alphabet="医保卡密码锁a.(", min_size=3, max_size=5), min_size=1, max_size=4),
+       st.data())
+def test_marker_with_words_and_their_bigrams_finds_what_a_find_loop_finds(text, words, data):
+    """As a query marks them: words, and all or some of their bigrams."""
+    from search_service.highlight import Marker
+    from search_service.normalize import normalize
+    bigrams = sorted({w[i:i + 2] for w in words for i in range(len(w) - 1)})
+    terms = words + data.draw(st.lists(st.sampled_from(bigrams), unique=True))
+    if data.draw(st.booleans()):
+        terms += bigrams
+    norm = normalize(text)
+    assert Marker(terms).matches(norm) == reference_matches(norm, terms)

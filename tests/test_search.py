@@ -142,3 +142,30 @@ def test_the_json_body_is_what_asdict_gives(search):
     import dataclasses
     result = search("医保卡被锁了怎么解锁", size=5)
     assert result.hits and result.as_dict() == dataclasses.asdict(result)
+
+
+def test_highlights_from_the_stored_normalization_equal_query_time_normalization(tmp_path, make_settings):
+    from search_service.highlight import Marker
+
+    corpus = write_corpus(tmp_path / "corpus", {
+        "simplified.txt": "医保卡密码忘了怎么办\n忘记医保卡密码可以带上身份证到社保中心办理密码重置。",
+        "traditional.txt": "醫保卡密碼忘了怎麼辦\n忘記醫保卡密碼可以帶上身份證到社保中心辦理密碼重置。",
+        # NFKC changes the length here (㎏ -> kg), so no character-for-character map
+        "folded.txt": "医保卡密码重置须知\n办理密码重置时请带上身份证，行李限重20㎏，ＡＢＣ窗口。",
+    })
+    settings = make_settings(corpus=corpus)
+    build_index(settings)
+    service = SearchService(settings)
+    version = service.current()
+    stored = {f["doc_id"]: f.get("normalized") for f in version.searcher().all_stored_fields()}
+    assert stored["simplified"] is None  # already normalized: nothing stored
+    assert stored["traditional"] == "忘记医保卡密码可以带上身份证到社保中心办理密码重置。"
+    assert stored["folded"] == ""  # normalized again at query time
+    everywhere = {"simplified", "traditional", "folded"}
+    for q, expected in (("医保卡密码重置", everywhere), ("密碼 身份證", everywhere), ("20kg abc 窗口", {"folded"})):
+        result = service.search(SearchRequest.create(settings, q=q))
+        marker = Marker(service.build_query(version, q).marks)
+        assert {h.doc_id for h in result.hits} == expected, q
+        for hit in result.hits:
+            assert hit.matches == marker.matches(normalize(hit.text)), (q, hit.doc_id)
+            assert hit.matches

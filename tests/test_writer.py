@@ -9,7 +9,7 @@ from whoosh import index as whoosh_index
 
 from conftest import SEED_CORPUS, jsonl, write_corpus
 from search_service import index as index_module
-from search_service.analyze import AnalysisConfig
+from search_service.analyze import AnalysisConfig, get_analysis
 from search_service.index import build_index, build_schema, passage_fields, prepare
 from search_service.search import SearchRequest, SearchService
 from search_service.codec import ArrayCodec
@@ -64,9 +64,11 @@ def passage_records(tmp_path, make_settings, count, seed):
     corpus = write_corpus(tmp_path / "corpus", {"docs.jsonl": corpus_records(count, seed=seed)})
     settings = make_settings(corpus=corpus)
     prepared = prepare(settings)
-    records = [passage_fields(p, doc, prepared.hashes[doc.doc_id])
+    config = AnalysisConfig.from_settings(settings)
+    analysis = get_analysis(config)
+    records = [passage_fields(p, doc, prepared.hashes[doc.doc_id], analysis)
                for doc in prepared.documents for p in prepared.passages[doc.doc_id]]
-    return AnalysisConfig.from_settings(settings), records
+    return config, records
 
 
 def test_bulk_writer_writes_the_same_segment_as_whoosh(tmp_path, make_settings):
