@@ -17,7 +17,7 @@ as plain little-endian arrays::
     values       fixed-size formats: n x size bytes; variable-size formats
                  (positions): (n + 1) x u4 offsets, then the bytes
 
-so :meth:`ArrayLeafMatcher.arrays` reads a term's postings with two
+so :func:`term_arrays` reads a term's postings with two
 ``numpy.frombuffer`` calls per block, and Whoosh's own matcher machinery
 (phrases, ``docs_for_query``, merges) reads the same arrays through
 :mod:`array`. Short lists are still inlined into the term table, as by
@@ -28,14 +28,17 @@ every worker, rather than in each worker's heap.
 
 from __future__ import annotations
 
+import io
+import pickle
+import struct
 import sys
-from pickle import dumps
 from array import array
 from itertools import accumulate
 from typing import Any
 
 import numpy as np
 from whoosh.codec.whoosh3 import WHOOSH3_HEADER_MAGIC, W3LeafMatcher
+from whoosh.reading import TermNotFound
 from whoosh.system import emptybytes
 from whoosh.util.numeric import length_to_byte
 
@@ -45,6 +48,7 @@ from search_service.whoosh_fixes import InliningCodec, _InliningPostingsWriter
 # scoring; Whoosh still skips whole blocks in phrase and boolean matching.
 BLOCK_LIMIT = 512
 _WEIGHTS = 1
+_BLOCK_LENGTH = struct.Struct("!i")  # Whoosh's block length prefix
 _BIG_ENDIAN = sys.byteorder == "big"
 
 
@@ -92,7 +96,7 @@ class ArrayPostingsWriter(_InliningPostingsWriter):
         # matcher can skip blocks by last id, weight and lengths.
         info = (n, self._ids[-1], self._maxweight, 0,
                 length_to_byte(self._minlength), length_to_byte(self._maxlength))
-        infobytes = dumps(info, 2)
+        infobytes = pickle.dumps(info, 2)
         length = len(infobytes) + len(data)
         self._postfile.write_int(-length if last else length)
         self._postfile.write(infobytes)
@@ -102,7 +106,7 @@ class ArrayPostingsWriter(_InliningPostingsWriter):
 
 
 class ArrayLeafMatcher(W3LeafMatcher):
-    """Whoosh's block matcher over array blocks, plus :meth:`arrays` for scoring."""
+    """Whoosh's block matcher over array blocks (for phrases, boolean queries and merges)."""
 
     def _read_data(self) -> None:
         self._data = self._postfile.get(self._dataoffset, self._nextoffset - self._dataoffset)
@@ -141,22 +145,54 @@ class ArrayLeafMatcher(W3LeafMatcher):
         else:
             self._values = [data[values_at + i * size:values_at + (i + 1) * size] for i in range(n)]
 
-    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
-        """All remaining postings: (document numbers as int64, weights as float64)."""
-        ids: list[np.ndarray] = []
-        weights: list[np.ndarray] = []
-        while self.is_active():
-            n = self._blocklength
-            data = self._postfile.get(self._dataoffset, self._nextoffset - self._dataoffset)
-            ids.append(np.frombuffer(data, "<u4", n, 1))
-            if data[0] & _WEIGHTS:
-                weights.append(np.frombuffer(data, "<f4", n, 1 + 4 * n))
-            else:
-                weights.append(np.ones(n, dtype=np.float32))
-            self._next_block()
-        if not ids:
-            return np.empty(0, np.int64), np.empty(0, np.float64)
-        return np.concatenate(ids).astype(np.int64), np.concatenate(weights).astype(np.float64)
+
+def term_arrays(terms: Any, fieldname: str, tbytes: bytes) -> tuple[np.ndarray, np.ndarray] | None:
+    """(document numbers, weights) of a term in one segment, or None if it lacks the term.
+
+    The arrays may be read-only views of the file's bytes (uint32, float32).
+
+    ``terms`` is the segment's terms reader (``SegmentReader._terms``) of an
+    :class:`ArrayCodec` segment. Reads the term table entry and then the
+    term's blocks in one piece, without building a matcher: a query's first
+    use of a term paid more for Whoosh's matcher set-up (about 35 us) than
+    for its postings.
+    """
+    try:
+        info = terms.term_info(fieldname, tbytes)
+    except TermNotFound:
+        return None
+    if info.is_inlined():
+        ids, weights, _ = info.inlined_postings()
+        return np.array(ids, dtype=np.uint32), np.array(weights, dtype=np.float32)
+    offset, length = info.extent()
+    if isinstance(length, tuple):  # W3TermInfo.from_bytes leaves it as struct.unpack's tuple
+        length = length[0]
+    return _parse_blocks(terms._postfile.get(offset, length))
+
+
+def _parse_blocks(data: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """The postings of one term's blocks: magic, then per block its length
+    (negative for the last), its pickled statistics and its array data."""
+    stream = io.BytesIO(data)
+    pos = len(WHOOSH3_HEADER_MAGIC)
+    ids: list[np.ndarray] = []
+    weights: list[np.ndarray] = []
+    while True:
+        (length,) = _BLOCK_LENGTH.unpack_from(data, pos)
+        stream.seek(pos + _BLOCK_LENGTH.size)
+        n = pickle.load(stream)[0]
+        start = stream.tell()
+        ids.append(np.frombuffer(data, "<u4", n, start + 1))
+        if data[start] & _WEIGHTS:
+            weights.append(np.frombuffer(data, "<f4", n, start + 1 + 4 * n))
+        else:
+            weights.append(np.ones(n, dtype=np.float32))
+        if length < 0:
+            break
+        pos += _BLOCK_LENGTH.size + length
+    if len(ids) == 1:
+        return ids[0], weights[0]
+    return np.concatenate(ids), np.concatenate(weights)
 
 
 class ArrayCodec(InliningCodec):

@@ -34,7 +34,7 @@ from whoosh.matching import FilterMatcher
 from whoosh.reading import TermNotFound
 from whoosh.util.numeric import byte_to_length
 
-from search_service.codec import ArrayLeafMatcher
+from search_service.codec import ArrayCodec, term_arrays
 
 # Whoosh stores each field length as one byte; this decodes all 256 at once.
 _BYTE_TO_LENGTH = np.array([byte_to_length(i) for i in range(256)], dtype=np.float64)
@@ -119,27 +119,34 @@ class TermScorer:
         norms = self._norms.get(field)
         if norms is None:
             raise ValueError(f"field {field!r} is not scored")
-        id_parts, tf_parts = [], []
+        parts = []
+        tbytes = term.encode("utf-8")
         for segment, base in reader.leaf_readers():
-            try:
-                matcher = segment.postings(field, term)
-            except TermNotFound:
-                continue
-            if isinstance(matcher, FilterMatcher):
-                matcher = matcher.child  # deleted documents: masked with self.live below
-            ids, tfs = _decode(matcher)
-            id_parts.append(ids + base)
-            tf_parts.append(tfs)
-        if not id_parts:
+            # Deleted documents are read too, and masked with self.live below.
+            if isinstance(getattr(segment._terms, "_codec", None), ArrayCodec):
+                found = term_arrays(segment._terms, field, tbytes)
+            else:
+                found = _decode(segment, field, term)
+            if found is not None:
+                parts.append((found, base))
+        if not parts:
             return _NOTHING
-        ids = np.concatenate(id_parts).astype(np.int32)
-        tf = np.concatenate(tf_parts)
+        if len(parts) == 1:
+            (ids, tf), base = parts[0]
+            ids = ids.astype(np.int32)  # a copy: the cache must not hold the file's bytes
+            if base:
+                ids += base
+        else:
+            ids = np.concatenate([i.astype(np.int32) + base for (i, _), base in parts])
+            tf = np.concatenate([t for (_, t), _ in parts])
+        tf = tf.astype(np.float64)
         df = len(ids)
         if self.has_deletions:
             keep = self.live[ids]
             ids, tf = ids[keep], tf[keep]
         idf = math.log(self.doc_count / (df + 1)) + 1
-        scores = idf * (tf * (self.k1 + 1)) / (tf + norms[ids])
+        scores = tf * (idf * (self.k1 + 1))
+        scores /= tf + norms[ids]
         return Postings(ids, scores, df)
 
     # -- groups of terms -------------------------------------------------------
@@ -188,11 +195,15 @@ def field_lengths(reader: Any, field: str) -> np.ndarray:
     return lengths
 
 
-def _decode(matcher: Any) -> tuple[np.ndarray, np.ndarray]:
-    """(ids, term frequencies) of a posting list: array blocks at once, anything else one posting at a time."""
-    if isinstance(matcher, ArrayLeafMatcher):
-        return matcher.arrays()
-    # An inlined list (a few postings), or a segment written by another codec.
+def _decode(segment: Any, field: str, term: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """(ids, term frequencies) through Whoosh's matcher, one posting at a time:
+    for segments of another codec (an index merged from an older layout)."""
+    try:
+        matcher = segment.postings(field, term)
+    except TermNotFound:
+        return None
+    if isinstance(matcher, FilterMatcher):
+        matcher = matcher.child
     ids: list[int] = []
     weights: list[float] = []
     while matcher.is_active():

@@ -9,7 +9,7 @@ from whoosh import fields, index as whoosh_index, query as wq
 from whoosh.filedb.filestore import RamStorage
 
 from conftest import settings_factory
-from search_service.codec import ArrayCodec, ArrayLeafMatcher
+from search_service.codec import ArrayCodec, ArrayLeafMatcher, term_arrays
 from search_service.index import build_schema
 from search_service.whoosh_fixes import InliningCodec
 from test_writer import passage_records, segment_contents
@@ -41,20 +41,19 @@ def test_same_statistics_postings_weights_and_values_as_whoosh_codec(built):
     assert ours == theirs
 
 
-def test_arrays_read_every_posting_of_every_block(built):
+def test_term_arrays_read_every_posting_of_every_block(built):
     with built["array"].searcher() as searcher:
         reader = searcher.reader()
-        long_lists = 0
+        terms = reader._terms
+        kinds = set()
         for fieldname, tbytes in reader.all_terms():
-            m = reader.postings(fieldname, tbytes)
-            if not isinstance(m, ArrayLeafMatcher):
-                continue  # inlined into the term table
             expected = list(reader.postings(fieldname, tbytes).items_as("weight"))
-            ids, weights = m.arrays()
-            assert ids.dtype == np.int64 and weights.dtype == np.float64
+            ids, weights = term_arrays(terms, fieldname, tbytes)
+            assert ids.dtype == np.uint32 and weights.dtype == np.float32
             assert list(zip(ids.tolist(), weights.tolist())) == [(i, pytest.approx(w)) for i, w in expected]
-            long_lists += len(ids) > 5 * 64
-        assert long_lists
+            kinds.add("inlined" if len(ids) < 8 else "one block" if len(ids) <= 64 else "blocks")
+        assert kinds == {"inlined", "one block", "blocks"}
+        assert term_arrays(terms, "body", "没有这个词".encode()) is None
 
 
 @hsettings(max_examples=40, deadline=None)
@@ -86,9 +85,8 @@ def test_merging_whoosh_codec_segments_into_array_segments():
     w.add_document(id="new", body="alpha delta", tag="t9")
     w.commit(optimize=True)
     with ix.searcher() as s:
-        m = s.reader().postings("body", "alpha")
-        assert isinstance(m, ArrayLeafMatcher)
-        ids, weights = m.arrays()
+        assert isinstance(s.reader().postings("body", "alpha"), ArrayLeafMatcher)
+        ids, weights = term_arrays(s.reader()._terms, "body", b"alpha")
         assert len(ids) == 1500 and set(weights.tolist()) == {2.0, 1.0}
         assert len(s.search(wq.Phrase("body", ["alpha", "beta"]), limit=None)) == 1499
         assert [h["id"] for h in s.search(wq.Term("tag", "t9"))] == ["new"]
