@@ -92,6 +92,8 @@ class SearchRequest:
             raise InvalidRequest(f"page x size must be at most {settings.max_page_depth}", code="page_too_deep")
         docs = _str_list("doc", doc)
         pairs = []
+        if filters is not None and not isinstance(filters, dict):
+            raise InvalidRequest("parameter 'filters' must be an object of key: value or [values]", code="bad_filter")
         for key, value in (filters or {}).items():
             if meta_field_name(key) is None:
                 raise InvalidRequest(f"filter key {key!r} must be 1-40 letters, digits or '_'", code="bad_filter")

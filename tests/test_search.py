@@ -87,7 +87,8 @@ def test_validation(seed_settings):
     for kwargs in [{"q": ""}, {"q": "  "}, {"q": None}, {"q": "x" * 257}, {"q": "x", "size": 0},
                    {"q": "x", "size": 101}, {"q": "x", "size": "ten"}, {"q": "x", "page": 0},
                    {"q": "x", "page": 200, "size": 10}, {"q": "x", "collapse": "yes"},
-                   {"q": "x", "filters": {"bad key": "v"}}, {"q": 5}]:
+                   {"q": "x", "filters": {"bad key": "v"}}, {"q": 5},
+                   {"q": "x", "filters": 0}, {"q": "x", "filters": ["k", "v"]}]:
         with pytest.raises(InvalidRequest):
             SearchRequest.create(seed_settings, **kwargs)
 
