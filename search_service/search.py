@@ -25,6 +25,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -507,15 +508,18 @@ class SearchService:
                 allowed = mask if allowed is None else allowed & mask
         limit = request.page * request.size
         collapse = request.collapse == "doc"
-        if plan.must is not None:
-            candidates = [np.flatnonzero(allowed)]  # the required clauses decide; every part only scores
-        elif selective:
-            candidates = [_union(selective, n)]
-            if common:
-                candidates.append(_union(selective + common, n))
-        else:
-            candidates = [_union(common, n)]
-        for docs in candidates:
+
+        def candidates() -> Iterator[np.ndarray]:
+            if plan.must is not None:
+                yield np.flatnonzero(allowed)  # the required clauses decide; every part only scores
+            elif selective:
+                yield _union(selective, n)
+                if common:  # only when the selective parts found too few (common lists are long)
+                    yield _union(selective + common, n)
+            else:
+                yield _union(common, n)
+
+        for docs in candidates():
             if plan.must is None and allowed is not None:
                 docs = docs[allowed[docs]]
             top, total = _top(docs, scores[docs], limit, version.groups() if collapse else None)
