@@ -438,12 +438,13 @@ def table(report: dict[str, Any]) -> str:
                          f"{q['p50_ms']} | {q['p99_ms']} | {qratio} |")
         seg = row["segmentation_only"]
         lines.append(f"| {size} | jieba alone (1 core) | {seg['seconds']:.1f} | {seg['passages_per_s']:.0f} | | | | | | | |")
-    lines += ["", "| passages | engine | cold start s | worker RSS MB | worker PSS MB | worker USS MB |",
-              "|---|---|---|---|---|---|"]
+    lines += ["", "| passages | engine | cold start s | worker RSS MB | worker PSS MB | worker USS MB "
+                  "| worker anonymous MB |",
+              "|---|---|---|---|---|---|---|"]
     for size, row in report["sizes"].items():
         for engine, probe in row.get("server", {}).items():
             lines.append(f"| {size} | {engine} | {probe['cold_start_s']} | {probe['worker_rss_mb']} | "
-                         f"{probe['worker_pss_mb']} | {probe['worker_uss_mb']} |")
+                         f"{probe['worker_pss_mb']} | {probe['worker_uss_mb']} | {probe.get('worker_anon_mb', '')} |")
     if "http" in report:
         h = report["http"]
         for engine, run in h["variants"].items():

@@ -22,6 +22,7 @@ import logging
 import marshal
 import os
 import re
+import sys
 import threading
 import warnings
 from collections.abc import Iterable
@@ -34,12 +35,22 @@ from search_service.errors import InvalidRequest
 
 def _import_jieba() -> Any:
     """jieba, imported on first use (an rjieba process never needs it: 0.1 s saved)."""
-    with warnings.catch_warnings():
-        # jieba 0.42.1 has invalid escape sequences; a fresh byte-compile under
-        # -W error would turn them into a SyntaxError. Silence them for jieba only.
-        warnings.filterwarnings("ignore", category=DeprecationWarning)
-        warnings.filterwarnings("ignore", category=SyntaxWarning)
-        import jieba
+    # jieba._compat imports setuptools' pkg_resources (0.11 s, most of jieba's
+    # import) only to open its own data files, and opens them directly when
+    # that import fails: make it fail, for jieba's import only.
+    hidden = "pkg_resources" not in sys.modules
+    if hidden:
+        sys.modules["pkg_resources"] = None  # type: ignore[assignment]
+    try:
+        with warnings.catch_warnings():
+            # jieba 0.42.1 has invalid escape sequences; a fresh byte-compile under
+            # -W error would turn them into a SyntaxError. Silence them for jieba only.
+            warnings.filterwarnings("ignore", category=DeprecationWarning)
+            warnings.filterwarnings("ignore", category=SyntaxWarning)
+            import jieba
+    finally:
+        if hidden:
+            del sys.modules["pkg_resources"]
     jieba.setLogLevel(logging.WARNING)
     return jieba
 

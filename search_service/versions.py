@@ -26,6 +26,7 @@ from search_service.errors import IndexLocked, IndexUnavailable
 POINTER = "CURRENT"
 LOCKFILE = ".reindex.lock"
 MANIFEST = "manifest.json"
+DOCUMENTS = "documents.json"  # per document: content hash, source, passage count
 
 
 class IndexRoot:
