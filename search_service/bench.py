@@ -26,6 +26,7 @@ import threading
 import time
 import urllib.parse
 import urllib.request
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -220,7 +221,11 @@ def naive_queries(index_dir: Path, queries: list[str], warmup: list[str]) -> dic
     from whoosh import index
     from whoosh.qparser import OrGroup, QueryParser
 
-    ix = index.open_dir(str(index_dir))
+    with warnings.catch_warnings():
+        # Opening the index imports jieba.analyse (its schema's analyzer), which
+        # reads its IDF table from a file it never closes.
+        warnings.simplefilter("ignore", ResourceWarning)
+        ix = index.open_dir(str(index_dir))
     searcher = ix.searcher()
     parser = QueryParser("content", ix.schema, group=OrGroup)
 
@@ -310,15 +315,22 @@ def serve(index_dir: Path, port: int, workers: int = 2) -> tuple[subprocess.Pope
     raise RuntimeError("server did not start")
 
 
-def worker_memory_mb(proc: subprocess.Popen[bytes]) -> dict[str, list[float]]:
+def worker_memory_mb(proc: subprocess.Popen[bytes], workers: int | None = None) -> dict[str, list[float]]:
+    """Memory of each worker of the server ``proc`` (waiting up to 10 s until ``workers`` of them run)."""
     import psutil
 
-    workers = [c.memory_full_info() for c in psutil.Process(proc.pid).children()]
-    return {"worker_rss_mb": [round(m.rss / 1e6, 1) for m in workers],
-            "worker_pss_mb": [round(m.pss / 1e6, 1) for m in workers],
-            "worker_uss_mb": [round(m.uss / 1e6, 1) for m in workers],
-            # RSS less file-backed and shared-memory pages: the heap no other process can use.
-            "worker_anon_mb": [round((m.rss - m.shared) / 1e6, 1) for m in workers]}
+    deadline = time.monotonic() + 10
+    children = psutil.Process(proc.pid).children()
+    while workers is not None and len(children) < workers and time.monotonic() < deadline:
+        time.sleep(0.05)
+        children = psutil.Process(proc.pid).children()
+    infos = [c.memory_full_info() for c in children]
+    return {"worker_rss_mb": [round(m.rss / 1e6, 1) for m in infos],
+            "worker_pss_mb": [round(m.pss / 1e6, 1) for m in infos],
+            "worker_uss_mb": [round(m.uss / 1e6, 1) for m in infos],
+            # RSS less file-backed pages (the mapped index, libraries): the worker's
+            # heap, part of it still shared copy-on-write with the master.
+            "worker_anon_mb": [round((m.rss - m.shared) / 1e6, 1) for m in infos]}
 
 
 # -- the whole run ----------------------------------------------------------------------
@@ -391,7 +403,7 @@ def server_probe(index_dir: Path, queries: list[str]) -> dict[str, Any]:
         for q in queries:
             with urllib.request.urlopen(base + urllib.parse.quote(q[:256]), timeout=30) as r:
                 r.read()
-        return {"cold_start_s": round(cold, 2), **worker_memory_mb(proc)}
+        return {"cold_start_s": round(cold, 2), **worker_memory_mb(proc, workers=2)}
     finally:
         proc.terminate()
         proc.wait(timeout=20)

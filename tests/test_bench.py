@@ -1,0 +1,43 @@
+"""The benchmark runs end to end on a tiny corpus: every engine, every section of the report."""
+
+from __future__ import annotations
+
+import json
+
+from conftest import SEED_CORPUS
+from search_service.bench import main_bench, table
+
+
+def tiny_eval_dir(root):
+    """The layout of ../shared/eval, filled with the bundled corpus's lines."""
+    lines = [line for name in ("000_0cfe50795da03c63.txt", "001_965e0e36aae651b5.txt")
+             for line in (SEED_CORPUS / name).read_text("utf-8").splitlines() if len(line) > 20]
+    for collection, queries in (("cmrc2018", ["queries.jsonl"]), ("drcd-dev", ["queries_zhs.jsonl", "queries.jsonl"])):
+        folder = root / collection
+        folder.mkdir(parents=True)
+        (folder / "corpus.jsonl").write_text(
+            "".join(json.dumps({"id": f"{collection}-{i}", "text": text}, ensure_ascii=False) + "\n"
+                    for i, text in enumerate(lines)), encoding="utf-8")
+        for name in queries:
+            (folder / name).write_text("".join(json.dumps({"id": f"q{i}", "text": q}, ensure_ascii=False) + "\n"
+                                               for i, q in enumerate(["医保卡密码忘了怎么办", "醫保卡被鎖", "社保卡激活"])),
+                                       encoding="utf-8")
+    return root
+
+
+def test_bench_reports_every_engine_server_and_http_step(tmp_path):
+    report = main_bench([150], 6, 0.5, [1], True, tmp_path / "bench.json", eval_dir=tiny_eval_dir(tmp_path / "eval"))
+    assert json.loads((tmp_path / "bench.json").read_text("utf-8")) == report
+    row = report["sizes"]["150"]
+    assert set(row["index"]) == {"ours", "ours+rjieba", "naive", "tantivy"}
+    for engine, build in row["index"].items():
+        assert build["passages_per_s"] > 0 and build["index_mb"] > 0, engine
+        assert row["queries"][engine]["p50_ms"] > 0 and row["queries"][engine]["cold_p50_ms"] > 0, engine
+    for engine in ("ours", "ours+rjieba"):
+        probe = row["server"][engine]
+        assert 0 < probe["cold_start_s"] < 30
+        assert len(probe["worker_anon_mb"]) == 2 and all(m > 0 for m in probe["worker_anon_mb"])
+    for run in report["http"]["variants"].values():
+        assert [s["errors"] for s in run["search"]] == [0] and run["search"][0]["rps"] > 0
+    text = table(report)
+    assert "| 150 | tantivy |" in text and "search / health" in text
