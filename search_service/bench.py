@@ -212,7 +212,9 @@ def ours_queries(index_dir: Path, queries: list[str], warmup: list[str]) -> dict
     from search_service.search import SearchRequest, SearchService
     from search_service.settings import Settings
 
-    settings = Settings.from_env(index_dir=str(index_dir))
+    # Every query ranked and highlighted: the result cache would answer the warm
+    # pass's repeats.
+    settings = Settings.from_env(index_dir=str(index_dir), result_cache_size=0)
     service = SearchService(settings)
     return time_queries(lambda q: service.search(SearchRequest.create(settings, q=q[:256], size=10)), queries, warmup)
 
@@ -297,12 +299,14 @@ def http_load(url_for: Callable[[int], str], clients: int, seconds: float) -> di
             "errors": errors[0]}
 
 
-def serve(index_dir: Path, port: int, workers: int = 2) -> tuple[subprocess.Popen[bytes], float]:
-    """Start ``search-service serve``; returns it and the seconds to the first answered query."""
+def serve(index_dir: Path, port: int, workers: int = 2, env: dict[str, str] | None = None
+          ) -> tuple[subprocess.Popen[bytes], float]:
+    """Start ``search-service serve`` (with ``env`` added to the environment); returns it
+    and the seconds to the first answered query."""
     began = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-m", "search_service.cli", "serve", "--index", str(index_dir),
                              "--port", str(port), "--workers", str(workers)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, **(env or {})})
     url = f"http://127.0.0.1:{port}/search?q=" + urllib.parse.quote("医保卡")
     while time.perf_counter() - began < 60:
         try:
@@ -387,6 +391,11 @@ def run_bench(sizes: list[int], query_count: int, http_seconds: float, clients: 
         report["http"] = {"passages": size, "variants": {}}
         for name, _ in variants:
             report["http"]["variants"][name] = http_bench(workdir / f"{name}-{size}", queries, http_seconds, clients)
+        # The queries repeat during a step (1,000 of them, thousands of requests):
+        # measure the first engine again with every request ranked and highlighted.
+        name = variants[0][0]
+        report["http"]["variants"][f"{name}, result cache off"] = http_bench(
+            workdir / f"{name}-{size}", queries, http_seconds, clients, env={"SEARCH_RESULT_CACHE_SIZE": "0"})
     return report
 
 
@@ -409,9 +418,12 @@ def server_probe(index_dir: Path, queries: list[str]) -> dict[str, Any]:
         proc.wait(timeout=20)
 
 
-def http_bench(index_dir: Path, queries: list[str], seconds: float, clients: list[int]) -> dict[str, Any]:
+def http_bench(index_dir: Path, queries: list[str], seconds: float, clients: list[int],
+               env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Requests/s and latency of ``/search`` (cycling through ``queries``) and of
+    ``/health``, at each number of concurrent clients, on one fresh server."""
     port = _free_port()
-    proc, cold = serve(index_dir, port)
+    proc, cold = serve(index_dir, port, env=env)
     try:
         base = f"http://127.0.0.1:{port}"
         encoded = [base + "/search?q=" + urllib.parse.quote(q[:256]) for q in queries]

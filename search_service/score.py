@@ -165,7 +165,7 @@ class TermScorer:
             return Postings(_NOTHING.ids, _NOTHING.scores, df)
         if len(found) == 1:
             p, boost = found[0]
-            return Postings(p.ids, p.scores * boost, df)
+            return p if boost == 1.0 else Postings(p.ids, p.scores * boost, df)
         best = np.zeros(self.doc_count, dtype=np.float64)
         for p, boost in found:  # ids are unique within one list
             best[p.ids] = np.maximum(best[p.ids], p.scores * boost)

@@ -17,15 +17,17 @@ filters), which constrain the candidates but do not score.
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import logging
 import re
-import warnings
 import threading
 import time
+import warnings
+from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -35,8 +37,8 @@ from whoosh import query as wq
 from search_service.analyze import Analysis, AnalysisConfig, Term, get_analysis
 from search_service.errors import IndexUnavailable, InvalidRequest, NotFound, SearchError
 from search_service.highlight import Marker, render
-from search_service.normalize import Normalized
 from search_service.index import META_PREFIX, SCHEMA_VERSION, meta_field_name
+from search_service.normalize import Normalized
 from search_service.query import parse_query
 from search_service.score import Alternative, TermScorer
 from search_service.settings import Settings
@@ -174,6 +176,7 @@ class _Version:
     analysis: Analysis
     synonyms: Synonyms
     scorer: TermScorer
+    results: "ResultCache"
     local: threading.local = field(default_factory=threading.local)
     _groups: np.ndarray | None = None
 
@@ -195,6 +198,41 @@ class _Version:
                     groups[np.fromiter(segment.postings("doc_id", doc_id).all_ids(), dtype=np.int64) + base] = number
             self._groups = groups
         return self._groups
+
+
+class ResultCache:
+    """The last ``size`` results of one index version, by request (least recently used dropped first).
+
+    Sites and chatbots repeat their popular queries; a repeated request is
+    answered without ranking or highlighting again, as Solr's
+    ``queryResultCache`` does. An index version never changes, so entries
+    never go stale: a new version starts with an empty cache.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._entries: OrderedDict[SearchRequest, SearchResult] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, request: SearchRequest) -> "SearchResult | None":
+        if not self.size:
+            return None
+        with self._lock:
+            found = self._entries.get(request)
+            if found is not None:
+                self._entries.move_to_end(request)
+            return found
+
+    def put(self, request: SearchRequest, result: "SearchResult") -> None:
+        if not self.size:
+            return
+        with self._lock:
+            self._entries[request] = result
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._entries)
 
 
 class QueryPlan(NamedTuple):
@@ -355,7 +393,8 @@ class SearchService:
                                     manifest.get("avg_field_length") or {}, k1=r.k1, b=r.b,
                                     cache_bytes=self.settings.posting_cache_mb * 1_000_000)
                 version = _Version(name, path, ix, manifest, analysis,
-                                   Synonyms.parse(manifest.get("synonyms", []), analysis), scorer)
+                                   Synonyms.parse(manifest.get("synonyms", []), analysis), scorer,
+                                   ResultCache(self.settings.result_cache_size))
                 version.local.searcher = searcher
                 analysis.initialize()  # an engine this process lacks fails here
                 count = searcher.doc_count()
@@ -452,6 +491,14 @@ class SearchService:
     def search(self, request: SearchRequest) -> SearchResult:
         began = time.perf_counter()
         version = self.current()
+        cached = version.results.get(request)
+        if cached is not None:
+            return dataclasses.replace(cached, took_ms=round((time.perf_counter() - began) * 1000, 2))
+        result = self._search(version, request, began)
+        version.results.put(request, result)
+        return result
+
+    def _search(self, version: _Version, request: SearchRequest, began: float) -> SearchResult:
         plan = self.build_query(version, request.q)
         top, total, scores = self._rank(version, plan, request)
         offset = (request.page - 1) * request.size

@@ -61,6 +61,10 @@ class Settings:
     posting_cache_mb: int = _setting(
         128, "Decoded posting lists kept in memory per server process, in MB (least recently used dropped first)."
     )
+    result_cache_size: int = _setting(
+        512, "Search results kept per server process for repeated requests (per index version, least recently "
+        "used dropped first); 0 turns the cache off."
+    )
     reload_seconds: float = _setting(
         1.0, "How often a server checks the CURRENT pointer for a new index version."
     )

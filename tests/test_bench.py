@@ -37,6 +37,7 @@ def test_bench_reports_every_engine_server_and_http_step(tmp_path):
         probe = row["server"][engine]
         assert 0 < probe["cold_start_s"] < 30
         assert len(probe["worker_anon_mb"]) == 2 and all(m > 0 for m in probe["worker_anon_mb"])
+    assert set(report["http"]["variants"]) == {"ours", "ours+rjieba", "ours, result cache off"}
     for run in report["http"]["variants"].values():
         assert [s["errors"] for s in run["search"]] == [0] and run["search"][0]["rps"] > 0
     text = table(report)

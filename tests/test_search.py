@@ -170,3 +170,37 @@ def test_highlights_from_the_stored_normalization_equal_query_time_normalization
         for hit in result.hits:
             assert hit.matches == marker.matches(normalize(hit.text)), (q, hit.doc_id)
             assert hit.matches
+
+
+def test_repeated_requests_are_answered_from_the_result_cache_of_their_version(tmp_path, make_settings, monkeypatch):
+    corpus = write_corpus(tmp_path / "corpus", {"a.txt": "医保卡密码忘了怎么办\n带上身份证和医保卡到社保中心办理密码重置。"})
+    settings = make_settings(corpus=corpus, result_cache_size=2, reload_seconds=0)
+    build_index(settings)
+    service = SearchService(settings)
+    computed = []
+    original = SearchService._search
+    monkeypatch.setattr(SearchService, "_search", lambda self, *a: computed.append(a[1]) or original(self, *a))
+
+    def search(q, **params):
+        return service.search(SearchRequest.create(settings, q=q, **params))
+
+    first = search("医保卡密码")
+    again = search("医保卡密码")
+    assert len(computed) == 1  # the second answer came from the cache
+    assert again.hits == first.hits and again.total == first.total and again.version == first.version
+    search("医保卡密码", size=5)  # other parameters: another entry
+    search("身份证")
+    assert len(computed) == 3
+    search("医保卡密码")  # dropped: the cache holds the last two requests
+    assert len(computed) == 4
+    # A new version starts with an empty cache.
+    (corpus / "b.txt").write_text("医保卡密码锁了\n输错三次医保卡密码会被锁住。", encoding="utf-8")
+    build_index(settings)
+    newer = search("医保卡密码")
+    assert len(computed) == 5 and newer.version != first.version and newer.total == 2
+    # Size 0: no cache.
+    uncached = SearchService(settings.replace(result_cache_size=0))
+    monkeypatch.setattr(SearchService, "_search", lambda self, *a: computed.append(a[1]) or original(self, *a))
+    uncached.search(SearchRequest.create(settings, q="身份证"))
+    uncached.search(SearchRequest.create(settings, q="身份证"))
+    assert len(computed) == 7
