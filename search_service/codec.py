@@ -9,21 +9,27 @@ milliseconds for it.
 
 :class:`ArrayCodec` keeps Whoosh's framing — per block its length and the
 pickled statistics Whoosh uses to skip blocks — and stores the block's data
-as plain little-endian arrays::
+as plain little-endian arrays, as small as each block allows::
 
-    flags        1 byte    bit 0: weights stored (else every weight is 1.0)
-    ids          n x u4    document numbers, ascending
-    weights      n x f4    when flagged
-    values       fixed-size formats: n x size bytes; variable-size formats
-                 (positions): (n + 1) x u4 offsets, then the bytes
+    flags        1 byte    which of the forms below the block uses
+    ids          n x u4    document numbers, ascending; or, when every gap
+                           fits, the first as u4 and n - 1 gaps as u2
+    weights      absent when every weight is 1.0; n x u1 when every weight
+                 is a whole number below 256 (term counts); else n x f4
+    values       absent when each is ``pack_uint(weight)`` (Whoosh's
+                 ``Frequency`` format: the count again); fixed-size formats:
+                 n x size bytes; variable-size formats (positions):
+                 (n + 1) x u4 offsets, then the bytes
 
-so :func:`term_arrays` reads a term's postings with two
-``numpy.frombuffer`` calls per block, and Whoosh's own matcher machinery
-(phrases, ``docs_for_query``, merges) reads the same arrays through
-:mod:`array`. Short lists are still inlined into the term table, as by
-:class:`~search_service.whoosh_fixes.InliningCodec`. The index is larger
-(no compression: 357 instead of 237 MB at 50,000 passages); those bytes are
-memory-mapped, so they live in the page cache, shared by every worker.
+so :func:`term_arrays` reads a term's postings with one or two
+``numpy.frombuffer`` calls per block, reading (and so touching the pages of)
+the ids and weights only, and Whoosh's own matcher machinery (phrases,
+``docs_for_query``, merges) reads the same blocks back as arrays of Python numbers.
+Short lists are still inlined into the term table, as by
+:class:`~search_service.whoosh_fixes.InliningCodec`. The index is larger than
+with Whoosh's compressed pickles (406 against 237 MB at 50,000 passages);
+it is memory-mapped, so its pages live in the page cache, shared by every
+worker.
 """
 
 from __future__ import annotations
@@ -31,15 +37,15 @@ from __future__ import annotations
 import io
 import pickle
 import struct
-import sys
 from array import array
 from itertools import accumulate
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 from whoosh.codec.whoosh3 import WHOOSH3_HEADER_MAGIC, W3LeafMatcher
 from whoosh.reading import TermNotFound
-from whoosh.system import emptybytes
+from whoosh.system import emptybytes, pack_uint
 from whoosh.util.numeric import length_to_byte
 
 from search_service.whoosh_fixes import InliningCodec, _InliningPostingsWriter
@@ -47,24 +53,14 @@ from search_service.whoosh_fixes import InliningCodec, _InliningPostingsWriter
 # Postings per block: larger blocks mean fewer block headers to read while
 # scoring; Whoosh still skips whole blocks in phrase and boolean matching.
 BLOCK_LIMIT = 512
-_WEIGHTS = 1
+# Block flags (see the module docstring).
+_WEIGHTS = 1  # weights stored
+_GAPS = 2  # ids as the first id and u2 gaps
+_BYTE_WEIGHTS = 4  # weights as u1
+_COUNT_VALUES = 8  # values not stored: each is pack_uint(weight)
 _BLOCK_LENGTH = struct.Struct("!i")  # Whoosh's block length prefix
-_BIG_ENDIAN = sys.byteorder == "big"
-
-
-def _to_bytes(values: array) -> bytes:
-    if _BIG_ENDIAN:  # the layout is little-endian on every machine
-        values = array(values.typecode, values)
-        values.byteswap()
-    return values.tobytes()
-
-
-def _from_bytes(typecode: str, data: bytes) -> array:
-    values = array(typecode)
-    values.frombytes(data)
-    if _BIG_ENDIAN:
-        values.byteswap()
-    return values
+_FIRST_ID = struct.Struct("<I")
+_INFO_BYTES = 64  # more than a block's pickled statistics ever take
 
 
 class ArrayPostingsWriter(_InliningPostingsWriter):
@@ -77,24 +73,10 @@ class ArrayPostingsWriter(_InliningPostingsWriter):
         if not self._blockcount:
             self._postfile.write(WHOOSH3_HEADER_MAGIC)
         self._terminfo.add_block(self)
-        n = len(self._ids)
-        weights = self._weights
-        flags = 0 if all(w == 1.0 for w in weights) else _WEIGHTS
-        parts = [bytes((flags,)), _to_bytes(array("I", self._ids))]
-        if flags & _WEIGHTS:
-            parts.append(_to_bytes(array("f", weights)))
-        size = self._format.fixed_value_size()
-        values = self._values
-        if size is None or size < 0:
-            values = values if values else [emptybytes] * n
-            parts.append(_to_bytes(array("I", accumulate((len(v) for v in values), initial=0))))
-            parts.extend(values)
-        elif size > 0:
-            parts.extend(values)
-        data = emptybytes.join(parts)
+        data = _encode_block(self._ids, self._weights, self._values, self._format.fixed_value_size())
         # The same statistics tuple as Whoosh's blocks (compression 0), so its
         # matcher can skip blocks by last id, weight and lengths.
-        info = (n, self._ids[-1], self._maxweight, 0,
+        info = (len(self._ids), self._ids[-1], self._maxweight, 0,
                 length_to_byte(self._minlength), length_to_byte(self._maxlength))
         infobytes = pickle.dumps(info, 2)
         length = len(infobytes) + len(data)
@@ -105,45 +87,120 @@ class ArrayPostingsWriter(_InliningPostingsWriter):
         self._new_block()
 
 
+def _encode_block(ids: Sequence[int], weights: Sequence[float], values: Sequence[bytes],
+                  value_size: int | None) -> bytes:
+    """A block's data: flags, ids, weights, values (see the module docstring)."""
+    n = len(ids)
+    id_array = np.asarray(ids, dtype=np.int64)
+    gaps = np.diff(id_array)
+    flags = 0
+    if n > 1 and int(gaps.max()) < 1 << 16:
+        flags |= _GAPS
+        parts = [_FIRST_ID.pack(int(id_array[0])), gaps.astype("<u2").tobytes()]
+    else:
+        parts = [id_array.astype("<u4").tobytes()]
+    weight_array = np.asarray(weights, dtype=np.float32)
+    counts = None
+    if bool((weight_array != 1.0).any()):
+        flags |= _WEIGHTS
+        if bool(((weight_array == np.round(weight_array)) & (weight_array >= 0) & (weight_array < 256)).all()):
+            flags |= _BYTE_WEIGHTS
+            counts = weight_array.astype(np.uint8)
+            parts.append(counts.tobytes())
+        else:
+            parts.append(weight_array.astype("<f4").tobytes())
+    else:
+        counts = np.ones(n, dtype=np.uint8)
+    if value_size is not None and value_size < 0:
+        value_size = None
+    if value_size == 0:
+        pass
+    elif counts is not None and len(values) == n and all(
+            v == pack_uint(c) for v, c in zip(values, counts.tolist())):
+        flags |= _COUNT_VALUES
+    elif value_size is None:
+        values = values if values else [emptybytes] * n
+        parts.append(np.fromiter(accumulate((len(v) for v in values), initial=0), dtype="<u4", count=n + 1).tobytes())
+        parts.extend(values)
+    else:
+        parts.extend(values)
+    return emptybytes.join([bytes((flags,)), *parts])
+
+
+def _block_layout(flags: int, n: int) -> tuple[int, int]:
+    """(bytes of ids, bytes of weights) of a block's data after its flags byte."""
+    ids = 4 + 2 * (n - 1) if flags & _GAPS else 4 * n
+    weights = (n if flags & _BYTE_WEIGHTS else 4 * n) if flags & _WEIGHTS else 0
+    return ids, weights
+
+
+def decode_block(data: bytes, n: int, value_size: int | None) -> tuple[np.ndarray, np.ndarray, Sequence[Any]]:
+    """Ids, weights and values of a block's data (what :func:`_encode_block` made of them)."""
+    flags = data[0]
+    id_bytes, weight_bytes = _block_layout(flags, n)
+    weights_at, values_at = 1 + id_bytes, 1 + id_bytes + weight_bytes
+    ids = _decode_ids(flags, data, 1, n)
+    weights = _decode_weights(flags, data, weights_at, n)
+    values: Sequence[Any]
+    if value_size == 0:
+        values = (None,) * n
+    elif flags & _COUNT_VALUES:
+        values = [pack_uint(c) for c in weights.astype(np.int64).tolist()]
+    elif value_size is None or value_size < 0:
+        body = values_at + 4 * (n + 1)
+        offsets = np.frombuffer(data, "<u4", n + 1, values_at).tolist()
+        values = [data[body + offsets[i]:body + offsets[i + 1]] for i in range(n)]
+    else:
+        values = [data[values_at + i * value_size:values_at + (i + 1) * value_size] for i in range(n)]
+    return ids, weights, values
+
+
+def _decode_ids(flags: int, data: bytes, at: int, n: int) -> np.ndarray:
+    if flags & _GAPS:
+        ids = np.empty(n, dtype=np.uint32)
+        ids[0] = _FIRST_ID.unpack_from(data, at)[0]
+        ids[1:] = np.frombuffer(data, "<u2", n - 1, at + 4)
+        return np.cumsum(ids, dtype=np.uint32)
+    return np.frombuffer(data, "<u4", n, at)
+
+
+def _decode_weights(flags: int, data: bytes, at: int, n: int) -> np.ndarray:
+    if not flags & _WEIGHTS:
+        return np.ones(n, dtype=np.float32)
+    if flags & _BYTE_WEIGHTS:
+        return np.frombuffer(data, np.uint8, n, at).astype(np.float32)
+    return np.frombuffer(data, "<f4", n, at)
+
+
 class ArrayLeafMatcher(W3LeafMatcher):
     """Whoosh's block matcher over array blocks (for phrases, boolean queries and merges)."""
 
     def _read_data(self) -> None:
         self._data = self._postfile.get(self._dataoffset, self._nextoffset - self._dataoffset)
 
-    def _layout(self) -> tuple[int, int, int]:
-        """(flags, start of weights, start of values) of the current block's data."""
+    def _read_ids(self) -> None:
         if self._data is None:
             self._read_data()
-        n = self._blocklength
-        flags = self._data[0]
-        weights_at = 1 + 4 * n
-        return flags, weights_at, weights_at + (4 * n if flags & _WEIGHTS else 0)
-
-    def _read_ids(self) -> None:
-        _, weights_at, _ = self._layout()
-        self._ids = _from_bytes("I", self._data[1:weights_at])
+        self._ids = _to_array("I", _decode_ids(self._data[0], self._data, 1, self._blocklength))
 
     def _read_weights(self) -> None:
-        flags, weights_at, values_at = self._layout()
-        if flags & _WEIGHTS:
-            self._weights = _from_bytes("f", self._data[weights_at:values_at])
-        else:
-            self._weights = array("f", [1.0]) * self._blocklength
+        if self._data is None:
+            self._read_data()
+        flags = self._data[0]
+        id_bytes, _ = _block_layout(flags, self._blocklength)
+        self._weights = _to_array("f", _decode_weights(flags, self._data, 1 + id_bytes, self._blocklength))
 
     def _read_values(self) -> None:
-        _, _, values_at = self._layout()
-        n = self._blocklength
-        size = self._fixedsize
-        data = self._data
-        if size is None or size < 0:
-            body = values_at + 4 * (n + 1)
-            offsets = _from_bytes("I", data[values_at:body])
-            self._values = [data[body + offsets[i]:body + offsets[i + 1]] for i in range(n)]
-        elif size == 0:
-            self._values = (None,) * n
-        else:
-            self._values = [data[values_at + i * size:values_at + (i + 1) * size] for i in range(n)]
+        if self._data is None:
+            self._read_data()
+        self._values = decode_block(self._data, self._blocklength, self._fixedsize)[2]
+
+
+def _to_array(typecode: str, values: np.ndarray) -> array:
+    """A numpy array as an :mod:`array` of Python numbers, which Whoosh's code expects."""
+    out = array(typecode)
+    out.frombytes(values.astype(np.uint32 if typecode == "I" else np.float32).tobytes())
+    return out
 
 
 def term_arrays(terms: Any, fieldname: str, tbytes: bytes) -> tuple[np.ndarray, np.ndarray] | None:
@@ -164,32 +221,32 @@ def term_arrays(terms: Any, fieldname: str, tbytes: bytes) -> tuple[np.ndarray, 
     if info.is_inlined():
         ids, weights, _ = info.inlined_postings()
         return np.array(ids, dtype=np.uint32), np.array(weights, dtype=np.float32)
-    offset, length = info.extent()
-    if isinstance(length, tuple):  # W3TermInfo.from_bytes leaves it as struct.unpack's tuple
-        length = length[0]
-    return _parse_blocks(terms._postfile.get(offset, length))
+    offset, _ = info.extent()  # (the length: W3TermInfo.from_bytes leaves it a tuple)
+    return _read_blocks(terms._postfile, offset)
 
 
-def _parse_blocks(data: bytes) -> tuple[np.ndarray, np.ndarray]:
-    """The postings of one term's blocks: magic, then per block its length
-    (negative for the last), its pickled statistics and its array data."""
-    stream = io.BytesIO(data)
-    pos = len(WHOOSH3_HEADER_MAGIC)
+def _read_blocks(postfile: Any, offset: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ids and weights of the term whose blocks start at ``offset``: per
+    block its length (negative for the last), its pickled statistics, then its
+    data, of which only the flags, ids and weights are read."""
+    pos = offset + len(WHOOSH3_HEADER_MAGIC)
     ids: list[np.ndarray] = []
     weights: list[np.ndarray] = []
     while True:
-        (length,) = _BLOCK_LENGTH.unpack_from(data, pos)
-        stream.seek(pos + _BLOCK_LENGTH.size)
+        head = postfile.get(pos, _BLOCK_LENGTH.size + _INFO_BYTES)
+        (length,) = _BLOCK_LENGTH.unpack_from(head)
+        stream = io.BytesIO(head)
+        stream.seek(_BLOCK_LENGTH.size)
         n = pickle.load(stream)[0]
-        start = stream.tell()
-        ids.append(np.frombuffer(data, "<u4", n, start + 1))
-        if data[start] & _WEIGHTS:
-            weights.append(np.frombuffer(data, "<f4", n, start + 1 + 4 * n))
-        else:
-            weights.append(np.ones(n, dtype=np.float32))
+        data_at = pos + stream.tell()
+        flags = head[stream.tell()]
+        id_bytes, weight_bytes = _block_layout(flags, n)
+        data = postfile.get(data_at, 1 + id_bytes + weight_bytes)
+        ids.append(_decode_ids(flags, data, 1, n))
+        weights.append(_decode_weights(flags, data, 1 + id_bytes, n))
         if length < 0:
             break
-        pos += _BLOCK_LENGTH.size + length
+        pos += _BLOCK_LENGTH.size + abs(length)
     if len(ids) == 1:
         return ids[0], weights[0]
     return np.concatenate(ids), np.concatenate(weights)

@@ -90,3 +90,39 @@ def test_merging_whoosh_codec_segments_into_array_segments():
         assert len(ids) == 1500 and set(weights.tolist()) == {2.0, 1.0}
         assert len(s.search(wq.Phrase("body", ["alpha", "beta"]), limit=None)) == 1499
         assert [h["id"] for h in s.search(wq.Term("tag", "t9"))] == ["new"]
+
+
+@hsettings(max_examples=300, deadline=None)
+@given(st.data())
+def test_every_block_form_decodes_to_what_was_encoded(data):
+    """Gaps that fit in u2 or not, weights 1.0 / whole counts / fractions, every kind of value."""
+    from whoosh.system import pack_uint
+
+    from search_service.codec import _encode_block, decode_block
+
+    n = data.draw(st.integers(1, 40))
+    gaps = data.draw(st.lists(st.one_of(st.integers(1, 5), st.integers(1, 1 << 20)), min_size=n - 1, max_size=n - 1))
+    ids = [data.draw(st.integers(0, 1 << 20))]
+    for gap in gaps:
+        ids.append(ids[-1] + gap)
+    kind = data.draw(st.sampled_from(["ones", "counts", "fractions"]))
+    if kind == "ones":
+        weights = [1.0] * n
+    elif kind == "counts":
+        weights = [float(w) for w in data.draw(st.lists(st.integers(1, 400), min_size=n, max_size=n))]
+    else:
+        weights = [float(np.float32(w)) for w in data.draw(
+            st.lists(st.floats(0.5, 1e6, allow_nan=False, width=32), min_size=n, max_size=n))]
+    value_kind = data.draw(st.sampled_from(["none", "counts", "fixed", "variable"]))
+    if value_kind == "none":
+        size, values = 0, []
+    elif value_kind == "counts":  # Whoosh's Frequency format
+        size, values = 4, [pack_uint(int(w)) if w.is_integer() else pack_uint(7) for w in weights]
+    elif value_kind == "fixed":
+        size, values = 3, [data.draw(st.binary(min_size=3, max_size=3)) for _ in range(n)]
+    else:
+        size, values = None, [data.draw(st.binary(min_size=1, max_size=9)) for _ in range(n)]
+    got_ids, got_weights, got_values = decode_block(_encode_block(ids, weights, values, size), n, size)
+    assert got_ids.tolist() == ids
+    assert got_weights.tolist() == weights
+    assert list(got_values) == (values if size != 0 else [None] * n)

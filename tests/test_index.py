@@ -156,7 +156,8 @@ def test_a_version_of_an_older_layout_is_not_opened_and_is_rebuilt(tmp_path, mak
     root = IndexRoot(settings.index_dir)
     manifest = json.loads((root.current_dir() / "manifest.json").read_text("utf-8"))
     assert manifest["schema_version"] == 1
-    with pytest.raises(IndexUnavailable, match="layout 1, this release reads layout 2: run `search-service reindex`"):
+    with pytest.raises(IndexUnavailable, match=f"layout 1, this release reads layout {index_module.SCHEMA_VERSION}: "
+                                               "run `search-service reindex`"):
         SearchService(settings).current()
     report = build_index(settings, incremental=True)
     assert report.mode.startswith("full")
