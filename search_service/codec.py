@@ -27,7 +27,7 @@ the ids and weights only, and Whoosh's own matcher machinery (phrases,
 ``docs_for_query``, merges) reads the same blocks back as arrays of Python numbers.
 Short lists are still inlined into the term table, as by
 :class:`~search_service.whoosh_fixes.InliningCodec`. The index is larger than
-with Whoosh's compressed pickles (406 against 237 MB at 50,000 passages);
+with Whoosh's compressed pickles (277 against 237 MB at 50,000 passages);
 it is memory-mapped, so its pages live in the page cache, shared by every
 worker.
 """
