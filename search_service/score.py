@@ -197,7 +197,8 @@ def field_lengths(reader: Any, field: str) -> np.ndarray:
 
 def _decode(segment: Any, field: str, term: str) -> tuple[np.ndarray, np.ndarray] | None:
     """(ids, term frequencies) through Whoosh's matcher, one posting at a time:
-    for segments of another codec (an index merged from an older layout)."""
+    for segments written with another codec (Whoosh's default writer, as
+    tests/test_score.py uses); reindex writes only :class:`ArrayCodec` ones."""
     try:
         matcher = segment.postings(field, term)
     except TermNotFound:

@@ -176,7 +176,7 @@ class _Version:
     analysis: Analysis
     synonyms: Synonyms
     scorer: TermScorer
-    results: "ResultCache"
+    results: ResultCache
     local: threading.local = field(default_factory=threading.local)
     _groups: np.ndarray | None = None
 
@@ -214,7 +214,7 @@ class ResultCache:
         self._entries: OrderedDict[SearchRequest, SearchResult] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, request: SearchRequest) -> "SearchResult | None":
+    def get(self, request: SearchRequest) -> SearchResult | None:
         if not self.size:
             return None
         with self._lock:
@@ -223,16 +223,13 @@ class ResultCache:
                 self._entries.move_to_end(request)
             return found
 
-    def put(self, request: SearchRequest, result: "SearchResult") -> None:
+    def put(self, request: SearchRequest, result: SearchResult) -> None:
         if not self.size:
             return
         with self._lock:
             self._entries[request] = result
             while len(self._entries) > self.size:
                 self._entries.popitem(last=False)
-
-    def __len__(self) -> int:
-        return len(self._entries)
 
 
 class QueryPlan(NamedTuple):
