@@ -89,23 +89,29 @@ class TermScorer:
             if deleted:
                 self.live[np.asarray(deleted, dtype=np.int64) + base] = False
         self.has_deletions = not self.live.all()
-        self._cache: OrderedDict[tuple[str, str], Postings] = OrderedDict()
+        self._cache: OrderedDict[tuple[str, str, float], Postings] = OrderedDict()
         self._cached_bytes = 0
         self._lock = threading.Lock()
 
     # -- single terms -----------------------------------------------------------
 
-    def postings(self, reader: Any, field: str, term: str) -> Postings:
-        """The term's passages and scores, from the cache or decoded now."""
+    def postings(self, reader: Any, field: str, term: str, boost: float = 1.0) -> Postings:
+        """The term's passages and scores times ``boost``, from the cache or decoded now.
+
+        The boost is part of the cache key: a term is nearly always asked with
+        its field's weight, so the scaled scores are computed once, not per query.
+        """
         if field in self._empty:
             return _NOTHING
-        key = (field, term)
+        key = (field, term, boost)
         with self._lock:
             found = self._cache.get(key)
             if found is not None:
                 self._cache.move_to_end(key)
                 return found
         found = self._read(reader, field, term)
+        if boost != 1.0:
+            found = Postings(found.ids, found.scores * boost, found.df)
         with self._lock:
             if key not in self._cache and found.nbytes <= self.cache_bytes:
                 self._cache[key] = found
@@ -158,19 +164,20 @@ class TermScorer:
         ``df`` is the largest of the alternatives', which decides whether the
         part is selective.
         """
-        found = [(self.postings(reader, f, t), boost) for f, t, boost in alternatives]
-        found = [(p, boost) for p, boost in found if len(p.ids)]
-        df = max((p.df for p, _ in found), default=0)
-        if not found:
-            return Postings(_NOTHING.ids, _NOTHING.scores, df)
-        if len(found) == 1:
-            p, boost = found[0]
-            return p if boost == 1.0 else Postings(p.ids, p.scores * boost, df)
+        if len(alternatives) == 1:  # most parts: one term in one field
+            field, term, boost = alternatives[0]
+            found = self.postings(reader, field, term, boost)
+            return found if len(found.ids) else _NOTHING
+        found = [self.postings(reader, f, t, boost) for f, t, boost in alternatives]
+        found = [p for p in found if len(p.ids)]
+        if len(found) <= 1:
+            return found[0] if found else _NOTHING
+        df = max(p.df for p in found)
         best = np.zeros(self.doc_count, dtype=np.float64)
-        for p, boost in found:  # ids are unique within one list
-            best[p.ids] = np.maximum(best[p.ids], p.scores * boost)
+        for p in found:  # ids are unique within one list
+            best[p.ids] = np.maximum(best[p.ids], p.scores)
         matched = np.zeros(self.doc_count, dtype=bool)
-        for p, _ in found:
+        for p in found:
             matched[p.ids] = True
         ids = np.flatnonzero(matched).astype(np.int32)
         return Postings(ids, best[ids], df)

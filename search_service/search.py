@@ -33,6 +33,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from whoosh import index as whoosh_index
 from whoosh import query as wq
+from whoosh.reading import MultiReader
 
 from search_service.analyze import Analysis, AnalysisConfig, Term, get_analysis
 from search_service.errors import IndexUnavailable, InvalidRequest, NotFound, SearchError
@@ -499,9 +500,9 @@ class SearchService:
         plan = self.build_query(version, request.q)
         top, total, scores = self._rank(version, plan, request)
         offset = (request.page - 1) * request.size
-        searcher = version.searcher()
+        reader = version.searcher().reader()
         marker = Marker(plan.marks)
-        hits = [self._hit(version, rank, scores[i], searcher.stored_fields(int(top[i])), marker)
+        hits = [self._hit(version, rank, scores[i], _stored_fields(reader, int(top[i])), marker)
                 for rank, i in enumerate(range(offset, len(top)), start=offset + 1)]
         took = (time.perf_counter() - began) * 1000
         return SearchResult(request.q, total, request.page, request.size, round(took, 2), hits, version.name)
@@ -671,6 +672,16 @@ class SearchService:
             status["status"] = "degraded"
             status["warning"] = self.last_error
         return status
+
+
+def _stored_fields(reader: Any, docnum: int) -> dict[str, Any]:
+    """A passage's stored fields. Whoosh's ``stored_fields`` also filters them by
+    the schema, for fields removed since they were written; a version's schema
+    never changes, and skipping that check saves a quarter of the call."""
+    if isinstance(reader, MultiReader):
+        segment, docnum = reader._segment_and_docnum(docnum)
+        reader = reader.readers[segment]
+    return reader._perdoc.stored_fields(docnum)
 
 
 def _precise(words: list[Term]) -> list[Term]:

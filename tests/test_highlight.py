@@ -50,8 +50,8 @@ def reference_matches(norm, terms):
 
 
 @hsettings(max_examples=300, deadline=None)
-@given(st.text(alphabet="医保卡密碼码锁鎖aA.(", max_size=30),
-       st.lists(st.text(alphabet="医保卡密码锁a.(", min_size=0, max_size=4), max_size=6))
+@given(st.text(alphabet="医保卡密碼码锁鎖aA.(㎏𠀀", max_size=30),
+       st.lists(st.text(alphabet="医保卡密码锁a.(kg𠀀", min_size=0, max_size=4), max_size=6))
 def test_marker_finds_what_a_find_loop_finds(text, terms):
     from search_service.highlight import find_matches
     from search_service.normalize import normalize
@@ -60,8 +60,8 @@ def test_marker_finds_what_a_find_loop_finds(text, terms):
 
 
 @hsettings(max_examples=300, deadline=None)
-@given(st.text(alphabet="医保卡密碼码锁鎖aA.(", max_size=30),
-       st.lists(st.text(alphabet="医保卡密码锁a.(", min_size=3, max_size=5), min_size=1, max_size=4),
+@given(st.text(alphabet="医保卡密碼码锁鎖aA.(㎏𠀀", max_size=30),
+       st.lists(st.text(alphabet="医保卡密码锁a.(kg𠀀", min_size=3, max_size=5), min_size=1, max_size=4),
        st.data())
 def test_marker_with_words_and_their_bigrams_finds_what_a_find_loop_finds(text, words, data):
     """As a query marks them: words, and all or some of their bigrams."""
@@ -73,3 +73,25 @@ def test_marker_with_words_and_their_bigrams_finds_what_a_find_loop_finds(text, 
         terms += bigrams
     norm = normalize(text)
     assert Marker(terms).matches(norm) == reference_matches(norm, terms)
+
+
+def reference_render(text, matches, window=None):
+    """Escape every piece, as html.escape would, with no shortcut."""
+    import html
+    start, end = (0, len(text)) if window is None else snippet_window(len(text), matches, window)
+    out, pos = ["…"] if start > 0 else [], start
+    for s, e in matches:
+        if e <= start or s >= end:
+            continue
+        s, e = max(s, start), min(e, end)
+        out += [html.escape(text[pos:s]), "<mark>", html.escape(text[s:e]), "</mark>"]
+        pos = e
+    out.append(html.escape(text[pos:end]))
+    return "".join(out) + ("…" if end < len(text) else "")
+
+
+@hsettings(max_examples=300, deadline=None)
+@given(st.text(alphabet="医保卡<>&\"'a ", max_size=40), spans, st.one_of(st.none(), st.integers(1, 30)))
+def test_render_escapes_like_escaping_every_piece(text, raw, window):
+    matches = [[s, e] for s, e in merge_spans((s, s + n) for s, n in raw) if e <= len(text)]
+    assert render(text, matches, window) == reference_render(text, matches, window)
