@@ -208,3 +208,14 @@ def test_ids_and_analyze_fuzzed(client, schemas, text):
     check(client.get("/documents/" + quote(text or "x", safe="")), schemas, "Document")
     check(client.get("/passages/" + quote(text or "x", safe="")), schemas, "Passage")
     check(client.get("/analyze", query_string={"text": text}), schemas, "AnalyzeTrace")
+
+
+def test_json_bodies_are_utf8_in_key_order_and_never_fail_to_encode(seed_app):
+    from flask import jsonify
+
+    with seed_app.app_context():
+        body = jsonify({"query": "醫保卡", "score": 1.5, "hits": [], "none": None}).get_data()
+        assert body == '{"query":"醫保卡","score":1.5,"hits":[],"none":null}\n'.encode("utf-8")
+        # orjson refuses a lone surrogate; the standard encoder escapes it instead of failing.
+        fallback = jsonify({"q": "\ud800卡"}).get_data()
+        assert fallback == b'{"q":"\\ud800\\u5361"}\n' and json.loads(fallback) == {"q": "\ud800卡"}
