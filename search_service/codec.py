@@ -221,8 +221,24 @@ def term_arrays(terms: Any, fieldname: str, tbytes: bytes) -> tuple[np.ndarray, 
     if info.is_inlined():
         ids, weights, _ = info.inlined_postings()
         return np.array(ids, dtype=np.uint32), np.array(weights, dtype=np.float32)
-    offset, _ = info.extent()  # (the length: W3TermInfo.from_bytes leaves it a tuple)
-    return _read_blocks(terms._postfile, offset)
+    offset, length = info.extent()
+    if isinstance(length, tuple):  # W3TermInfo.from_bytes leaves it a 1-tuple
+        (length,) = length
+    # One read of the whole extent: with pread (see store.py) a read per block
+    # cost more than the bytes of positions it skips.
+    return _read_blocks(_Extent(terms._postfile.get(offset, length), offset), offset)
+
+
+class _Extent:
+    """A term's posting bytes, read once, answering ``get`` by file position."""
+
+    def __init__(self, data: bytes, offset: int) -> None:
+        self._data = data
+        self._offset = offset
+
+    def get(self, position: int, length: int) -> bytes:
+        start = position - self._offset
+        return self._data[start:start + length]
 
 
 def _read_blocks(postfile: Any, offset: int) -> tuple[np.ndarray, np.ndarray]:

@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
-from whoosh import index as whoosh_index
 from whoosh import query as wq
 from whoosh.reading import MultiReader
 
@@ -43,6 +42,7 @@ from search_service.normalize import Normalized
 from search_service.query import parse_query
 from search_service.score import Alternative, TermScorer
 from search_service.settings import Settings
+from search_service.store import open_index
 from search_service.versions import IndexRoot
 
 log = logging.getLogger(__name__)
@@ -382,7 +382,7 @@ class SearchService:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ResourceWarning)
             try:
-                ix = whoosh_index.open_dir(str(path))
+                ix = open_index(path)
                 config: AnalysisConfig = ix.schema["body"].analyzer.config
                 analysis = get_analysis(config)
                 searcher = ix.searcher()
