@@ -32,9 +32,9 @@ from whoosh.filedb import compound
 from whoosh.filedb.filestore import FileStorage
 from whoosh.filedb.structfile import _SIZEMAP, StructFile
 from whoosh.index import Index
+from whoosh.system import IS_LITTLE
 
 from search_service.whoosh_fixes import MappedBufferFile
-from whoosh.system import IS_LITTLE
 
 
 def open_index(path: Path | str) -> Index:
