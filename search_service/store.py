@@ -34,7 +34,7 @@ from whoosh.filedb.structfile import _SIZEMAP, StructFile
 from whoosh.index import Index
 from whoosh.system import IS_LITTLE
 
-from search_service.whoosh_fixes import MappedBufferFile
+from search_service.whoosh_fixes import MappedBufferFile, PositionalReader
 
 
 def open_index(path: Path | str) -> Index:
@@ -54,37 +54,15 @@ class _Descriptor:
         weakref.finalize(self, os.close, fd)
 
 
-class _PreadRaw(io.RawIOBase):
-    """A read-only, seekable file over ``length`` bytes at ``offset`` of a descriptor."""
+class _PreadRaw(PositionalReader):
+    """A file over ``length`` bytes at ``offset`` of a descriptor."""
 
     def __init__(self, descriptor: _Descriptor, offset: int, length: int) -> None:
-        super().__init__()
-        self._descriptor, self._offset, self._length = descriptor, offset, length
-        self._pos = 0
+        super().__init__(length)
+        self._descriptor, self._offset = descriptor, offset
 
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def readinto(self, b: Any) -> int:
-        data = self.pread(self._pos, len(b))
-        b[:len(data)] = data
-        self._pos += len(data)
-        return len(data)
-
-    def pread(self, position: int, length: int) -> bytes:
-        length = max(0, min(length, self._length - position))
-        return os.pread(self._descriptor.fd, length, self._offset + position) if length else b""
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._length}[whence]
-        self._pos = max(0, base + offset)
-        return self._pos
-
-    def tell(self) -> int:
-        return self._pos
+    def _read_at(self, position: int, n: int) -> bytes:
+        return os.pread(self._descriptor.fd, n, self._offset + position)
 
 
 class PreadFile(StructFile):

@@ -50,13 +50,23 @@ class InliningCodec(W3Codec):
                                        compression=self._compression, inlinelimit=self._inlinelimit)
 
 
-class _ViewReader(io.RawIOBase):
-    """A read-only, seekable file over a memoryview that never copies the view."""
+class PositionalReader(io.RawIOBase):
+    """A read-only, seekable raw file of ``length`` bytes, each read answered
+    by ``_read_at(position, n)``: from a memory view here, with ``pread`` in
+    :mod:`search_service.store`."""
 
-    def __init__(self, view: memoryview) -> None:
+    def __init__(self, length: int) -> None:
         super().__init__()
-        self._view = view
+        self._length = length
         self._pos = 0
+
+    def _read_at(self, position: int, n: int) -> bytes:
+        raise NotImplementedError
+
+    def pread(self, position: int, length: int) -> bytes:
+        """Up to ``length`` bytes at ``position``, without moving the file position."""
+        length = max(0, min(length, self._length - position))
+        return self._read_at(position, length) if length else b""
 
     def readable(self) -> bool:
         return True
@@ -65,24 +75,29 @@ class _ViewReader(io.RawIOBase):
         return True
 
     def readinto(self, b: Any) -> int:
-        n = max(0, min(len(b), len(self._view) - self._pos))
-        b[:n] = self._view[self._pos:self._pos + n]
-        self._pos += n
-        return n
-
-    def read(self, size: int | None = -1) -> bytes:
-        end = len(self._view) if size is None or size < 0 else min(len(self._view), self._pos + size)
-        data = bytes(self._view[self._pos:end])
-        self._pos = max(self._pos, end)
-        return data
+        data = self.pread(self._pos, len(b))
+        b[:len(data)] = data
+        self._pos += len(data)
+        return len(data)
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: len(self._view)}[whence]
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._length}[whence]
         self._pos = max(0, base + offset)
         return self._pos
 
     def tell(self) -> int:
         return self._pos
+
+
+class _ViewReader(PositionalReader):
+    """A file over a memoryview that never copies the view."""
+
+    def __init__(self, view: memoryview) -> None:
+        super().__init__(len(view))
+        self._view = view
+
+    def _read_at(self, position: int, n: int) -> bytes:
+        return bytes(self._view[position:position + n])
 
     def close(self) -> None:
         self._view = memoryview(b"")  # drop the reference to the mapping
