@@ -24,15 +24,13 @@ import io
 import mmap
 import os
 import weakref
-from array import array
 from pathlib import Path
 from typing import Any
 
 from whoosh.filedb import compound
 from whoosh.filedb.filestore import FileStorage
-from whoosh.filedb.structfile import _SIZEMAP, StructFile
+from whoosh.filedb.structfile import BufferFile, StructFile
 from whoosh.index import Index
-from whoosh.system import IS_LITTLE
 
 from search_service.whoosh_fixes import MappedBufferFile, PositionalReader
 
@@ -59,34 +57,28 @@ class _PreadRaw(PositionalReader):
 
     def __init__(self, descriptor: _Descriptor, offset: int, length: int) -> None:
         super().__init__(length)
-        self._descriptor, self._offset = descriptor, offset
+        self.descriptor, self.offset = descriptor, offset
 
     def _read_at(self, position: int, n: int) -> bytes:
-        return os.pread(self._descriptor.fd, n, self._offset + position)
+        return os.pread(self.descriptor.fd, n, self.offset + position)
 
 
-class PreadFile(StructFile):
+class PreadFile(BufferFile):
     """One file of a compound segment: ``get`` is one ``pread``; sequential
-    reads (pickles, varints) go through a small buffer."""
+    reads (pickles, varints) go through a small buffer. ``get_array`` is
+    Whoosh's ``BufferFile``'s, over ``get``."""
 
     def __init__(self, descriptor: _Descriptor, offset: int, length: int, name: str | None = None) -> None:
         self._raw = _PreadRaw(descriptor, offset, length)
-        self._descriptor, self._offset = descriptor, offset
-        super().__init__(io.BufferedReader(self._raw, buffer_size=512), name=name)
+        StructFile.__init__(self, io.BufferedReader(self._raw, buffer_size=512), name=name)
         self.is_real = False  # no fileno: arrays are read from bytes
 
     def get(self, position: int, length: int) -> bytes:
         return self._raw.pread(position, length)
 
-    def get_array(self, position: int, typecode: str, length: int) -> array:
-        a = array(typecode)
-        a.frombytes(self.get(position, length * _SIZEMAP[typecode]))
-        if IS_LITTLE:
-            a.byteswap()
-        return a
-
     def subset(self, offset: int, length: int, name: str | None = None) -> "PreadFile":
-        return PreadFile(self._descriptor, self._offset + offset, length, name=name or self._name)
+        raw = self._raw
+        return PreadFile(raw.descriptor, raw.offset + offset, length, name=name or self._name)
 
 
 def _open_file(self: compound.CompoundStorage, name: str, *args: Any, **kwargs: Any) -> Any:
