@@ -531,12 +531,13 @@ class SearchService:
         found_scores: list[np.ndarray] = []
         selective: list[np.ndarray] = []
         common: list[np.ndarray] = []
+        common_df = self.ranking.common_ratio * n
         for alternatives in plan.parts:
             found = scorer.best_of(reader, alternatives)
             if len(found.ids):
                 found_ids.append(found.ids)
                 found_scores.append(found.scores)
-                (common if found.df > self.ranking.common_ratio * n else selective).append(found.ids)
+                (common if found.df > common_df else selective).append(found.ids)
         if not found_ids and plan.must is None:
             return none  # no term of the query is in the index
         # One pass sums every part's contribution per passage (in part order).
@@ -706,10 +707,10 @@ def _query_grams(analysis: Analysis, text: str) -> list[str]:
 
 
 def _union(id_lists: list[np.ndarray], n: int) -> np.ndarray:
-    """The sorted distinct ids of ``id_lists`` (a mask beats np.unique's hashing here)."""
+    """The sorted distinct ids of ``id_lists`` (a mask beats np.unique's sort here;
+    one scatter of the joined lists beats one per list)."""
     mask = np.zeros(n, dtype=bool)
-    for ids in id_lists:
-        mask[ids] = True
+    mask[np.concatenate(id_lists)] = True
     return np.flatnonzero(mask)
 
 
