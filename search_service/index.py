@@ -37,10 +37,11 @@ from search_service.score import field_lengths
 from search_service.codec import ArrayCodec
 from search_service.writer import BulkSegmentWriter, write_parallel
 
-# The on-disk layout: 3 = compact array posting blocks (:mod:`codec`). A version of
+# The on-disk layout: 3 = compact array posting blocks, 4 = and uncompressed
+# stored fields (:mod:`codec`). A version of
 # another layout is not opened (reindex rebuilds it; --incremental falls back
 # to a full build, as the settings key includes this number).
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 META_PREFIX = "meta_"
 _META_KEY = re.compile(r"^[A-Za-z0-9_]{1,40}$")
 # Below this many passages one process is faster than starting writer processes.

@@ -9,7 +9,7 @@ from whoosh import fields, index as whoosh_index, query as wq
 from whoosh.filedb.filestore import RamStorage
 
 from conftest import settings_factory
-from search_service.codec import ArrayCodec, ArrayLeafMatcher, term_arrays
+from search_service.codec import STORED_FIELDS, ArrayCodec, ArrayLeafMatcher, term_arrays
 from search_service.index import build_schema
 from search_service.whoosh_fixes import InliningCodec
 from test_writer import passage_records, segment_contents
@@ -56,6 +56,16 @@ def test_term_arrays_read_every_posting_of_every_block(built):
         assert term_arrays(terms, "body", "没有这个词".encode()) is None
 
 
+def test_stored_fields_are_plain_pickles(built):
+    """What a hit shows is read without zlib: the column holds each passage's text as it is."""
+    with built["array"].searcher() as searcher:
+        reader = searcher.reader()
+        column = reader._perdoc._cached_reader("_stored", STORED_FIELDS)
+        raw = column._dbfile.get(column._basepos, column._length)
+        texts = [reader.stored_fields(d)["text"] for d in range(reader.doc_count_all())]
+        assert len(texts) > 100 and all(t.encode("utf-8") in raw for t in texts)
+
+
 @hsettings(max_examples=40, deadline=None)
 @given(st.data())
 def test_phrases_and_boolean_queries_match_as_with_whoosh_codec(built, data):
@@ -90,6 +100,7 @@ def test_merging_whoosh_codec_segments_into_array_segments():
         assert len(ids) == 1500 and set(weights.tolist()) == {2.0, 1.0}
         assert len(s.search(wq.Phrase("body", ["alpha", "beta"]), limit=None)) == 1499
         assert [h["id"] for h in s.search(wq.Term("tag", "t9"))] == ["new"]
+        assert s.document(id="1499") == {"id": "1499"} and s.document(id="0") is None
 
 
 @hsettings(max_examples=300, deadline=None)
