@@ -46,14 +46,20 @@ class Marker:
     def matches(self, norm: Normalized) -> list[list[int]]:
         """Original-text spans of every occurrence, overlapping spans merged
         (so the longest match wins: 马克思 over 马克)."""
+        if isinstance(norm.starts, range) and norm.one_to_one():  # positions kept: spans as found
+            return self.matches_aligned(norm.text)
+        if self._automaton is None:
+            return []
+        span = norm.span
+        return merge_spans(span(end + 1 - n, end + 1) for end, n in self._automaton.iter(norm.text))
+
+    def matches_aligned(self, text: str) -> list[list[int]]:
+        """:meth:`matches` in a text normalized character for character, whose
+        spans are the original's (what a hit's stored normalization is)."""
         if self._automaton is None:
             return []
         # iter yields (index of the last character, length) per occurrence, by end.
-        found = self._automaton.iter(norm.text)
-        if isinstance(norm.starts, range) and norm.one_to_one():  # positions kept: spans as found
-            return _merge_by_end(list(found))
-        span = norm.span
-        return merge_spans(span(end + 1 - n, end + 1) for end, n in found)
+        return _merge_by_end(list(self._automaton.iter(text)))
 
 
 def find_matches(norm: Normalized, terms: Iterable[str]) -> list[list[int]]:

@@ -38,7 +38,6 @@ from search_service.analyze import Analysis, AnalysisConfig, Term, get_analysis
 from search_service.errors import IndexUnavailable, InvalidRequest, NotFound, SearchError
 from search_service.highlight import Marker, render
 from search_service.index import META_PREFIX, SCHEMA_VERSION, meta_field_name
-from search_service.normalize import Normalized
 from search_service.query import parse_query
 from search_service.score import Alternative, TermScorer
 from search_service.settings import Settings
@@ -421,18 +420,17 @@ class SearchService:
         for clause in parse_query(text):
             words = version.analysis.words(clause.text)
             grams = _query_grams(version.analysis, clause.text)
-            if clause.kind == "phrase":
-                matcher = self._phrase(words, grams)
-            else:
-                matcher = self._contains(words, grams)
-            if matcher is None:
+            if not words and not grams:  # nothing to search for (punctuation, stopwords)
                 continue
+            # Whoosh queries only for what passages must (not) match: most clauses only score.
+            constrains = clause.kind == "phrase" or clause.occur != "should"
+            matcher = (self._phrase if clause.kind == "phrase" else self._contains)(words, grams) if constrains else None
             if clause.occur == "must_not":
                 must_not.append(matcher)
                 continue
             marks.update(t.text for t in words)
             marks.update(g for g in grams if len(g) > 1 or len(grams) == 1)
-            if clause.kind == "phrase" or clause.occur == "must":
+            if matcher is not None:
                 must.append(matcher)
             parts.extend(self._scored(version, words, grams))
         return QueryPlan(parts, wq.And(must) if must else None, wq.Or(must_not) if must_not else None, marks)
@@ -577,12 +575,11 @@ class SearchService:
         text = stored["text"]
         normalized = stored.get("normalized")
         if normalized is None:  # the text is its own normalization
-            norm = Normalized.aligned(text, text)
-        elif normalized:
-            norm = Normalized.aligned(text, normalized)
+            matches = marker.matches_aligned(text)
+        elif normalized:  # normalized character for character
+            matches = marker.matches_aligned(normalized)
         else:  # normalization changed the length: map offsets again
-            norm = version.analysis.normalize(text)
-        matches = marker.matches(norm)
+            matches = marker.matches(version.analysis.normalize(text))
         return Hit(
             rank=rank,
             score=round(float(score), 4),
