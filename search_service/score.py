@@ -76,8 +76,8 @@ class TermScorer:
         self.cache_bytes = cache_bytes
         self._norms: dict[str, np.ndarray] = {}
         # Fields no passage has (titles of a corpus without titles) match nothing:
-        # no need to look their terms up, segment by segment.
-        self._empty = {name for name in fields if not reader.field_length(name)}
+        # no need to look their terms up, segment by segment, or score them at all.
+        self.empty_fields = frozenset(name for name in fields if not reader.field_length(name))
         for name in fields:
             # Whoosh: avgfl = manifest value, else field total / doc_count_all, else 1.
             avg = avg_lengths.get(name) or (reader.field_length(name) / (self.doc_count or 1)) or 1
@@ -101,7 +101,7 @@ class TermScorer:
         The boost is part of the cache key: a term is nearly always asked with
         its field's weight, so the scaled scores are computed once, not per query.
         """
-        if field in self._empty:
+        if field in self.empty_fields:
             return _NOTHING
         key = (field, term, boost)
         with self._lock:

@@ -439,9 +439,10 @@ class SearchService:
         """The weighted scoring parts of one clause."""
         r = self.ranking
         parts: list[tuple[Alternative, ...]] = []
+        empty = version.scorer.empty_fields  # no passage has them: they would only cost time
 
         def add(field: str, term: str, weight: float) -> None:
-            if weight > 0:
+            if weight > 0 and field not in empty:
                 parts.append(((field, term, weight),))
 
         for t in sorted({w.text for w in words}):

@@ -5,7 +5,7 @@ from search_service.errors import InvalidRequest
 from search_service.highlight import find_matches, merge_spans, render
 from search_service.index import build_index
 from search_service.normalize import normalize
-from search_service.search import SearchRequest, SearchService
+from search_service.search import ResultCache, SearchRequest, SearchService
 
 
 def marked(hit):
@@ -106,6 +106,26 @@ def test_metadata_filters(tmp_path, make_settings):
     assert [h.doc_id for h in tagged.hits] == ["f1"]
     both = service.search(SearchRequest.create(settings, q="医保卡", filters={"category": ["faq", "regulation"]}))
     assert both.total == 2
+
+
+def test_fields_no_passage_has_are_not_scored(tmp_path, make_settings):
+    """Without titles or headings, a query scores only body and gram terms, and ranks the same."""
+    corpus = write_corpus(tmp_path / "corpus", {"faq.jsonl": jsonl(
+        {"id": "a", "text": "医保卡丢了要先挂失再补办。"}, {"id": "b", "text": "医保卡密码忘了可以重置。"},
+        {"id": "c", "text": "社保卡在银行网点激活。"})})
+    settings = make_settings(corpus=corpus)
+    build_index(settings)
+    service = SearchService(settings)
+    version = service.current()
+    assert version.scorer.empty_fields == {"title", "title_grams", "heading", "heading_grams"}
+    plan = service.build_query(version, "医保卡密码")
+    assert {f for part in plan.parts for f, _, _ in part} == {"body", "grams"}
+    request = SearchRequest.create(settings, q="医保卡密码")
+    found = [(h.passage_id, h.score) for h in service.search(request).hits]
+    version.scorer.empty_fields = frozenset()  # as if they might match: every field scored
+    version.results = ResultCache(0)
+    assert [(h.passage_id, h.score) for h in service.search(request).hits] == found
+    assert [p for p, _ in found] == ["b#0", "a#0", "c#0"]
 
 
 def test_overlapping_matches_merge_to_the_longest():
