@@ -15,6 +15,7 @@ build's own.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import random
@@ -261,42 +262,68 @@ def tantivy_queries(index_dir: Path, queries: list[str], warmup: list[str]) -> d
 # -- HTTP -----------------------------------------------------------------------------
 
 
+class _Load:
+    """Requests sent so far by one kind of load: latencies, errors, seconds spent."""
+
+    def __init__(self) -> None:
+        self.latencies: list[float] = []
+        self.errors = 0
+        self.seconds = 0.0
+        self.sent = itertools.count()  # the next request's number, continued across slices
+
+    def run(self, url_for: Callable[[int], str], clients: int, seconds: float) -> None:
+        """``clients`` threads, each sending requests back to back for ``seconds``."""
+        lock = threading.Lock()
+        deadline = time.monotonic() + seconds
+
+        def client() -> None:
+            local, errors = [], 0
+            while time.monotonic() < deadline:
+                began = time.perf_counter()
+                try:
+                    with urllib.request.urlopen(url_for(next(self.sent)), timeout=10) as r:
+                        r.read()
+                        ok = r.status == 200
+                except Exception:
+                    ok = False
+                local.append((time.perf_counter() - began) * 1000)
+                errors += not ok
+            with lock:
+                self.latencies.extend(local)
+                self.errors += errors
+
+        threads = [threading.Thread(target=client) for _ in range(clients)]
+        began = time.monotonic()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self.seconds += time.monotonic() - began
+
+    def summary(self, clients: int) -> dict[str, float]:
+        return {"clients": clients, "requests": len(self.latencies),
+                "rps": round(len(self.latencies) / self.seconds, 1),
+                "p50_ms": round(percentile(self.latencies, 50), 2), "p99_ms": round(percentile(self.latencies, 99), 2),
+                "errors": self.errors}
+
+
 def http_load(url_for: Callable[[int], str], clients: int, seconds: float) -> dict[str, float]:
     """``clients`` threads, each sending requests back to back for ``seconds``."""
-    latencies: list[float] = []
-    errors = [0]
-    lock = threading.Lock()
-    deadline = time.monotonic() + seconds
+    load = _Load()
+    load.run(url_for, clients, seconds)
+    return load.summary(clients)
 
-    def client(n: int) -> None:
-        i = n
-        local = []
-        while time.monotonic() < deadline:
-            began = time.perf_counter()
-            try:
-                with urllib.request.urlopen(url_for(i), timeout=10) as r:
-                    r.read()
-                    ok = r.status == 200
-            except Exception:
-                ok = False
-            local.append((time.perf_counter() - began) * 1000)
-            if not ok:
-                with lock:
-                    errors[0] += 1
-            i += clients
-        with lock:
-            latencies.extend(local)
 
-    threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
-    began = time.monotonic()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    elapsed = time.monotonic() - began
-    return {"clients": clients, "requests": len(latencies), "rps": round(len(latencies) / elapsed, 1),
-            "p50_ms": round(percentile(latencies, 50), 2), "p99_ms": round(percentile(latencies, 99), 2),
-            "errors": errors[0]}
+def http_compare(loads: dict[str, Callable[[int], str]], clients: int, seconds: float, slices: int = 5
+                 ) -> dict[str, dict[str, float]]:
+    """:func:`http_load` of each kind for ``seconds``, taking turns in ``slices``
+    slices each: on a machine whose speed drifts (this one's varies by ±15 %),
+    kinds compared as a ratio then meet the same conditions."""
+    done = {name: _Load() for name in loads}
+    for _ in range(slices):
+        for name, url_for in loads.items():
+            done[name].run(url_for, clients, seconds / slices)
+    return {name: load.summary(clients) for name, load in done.items()}
 
 
 def serve(index_dir: Path, port: int, workers: int = 2, env: dict[str, str] | None = None
@@ -429,8 +456,10 @@ def http_bench(index_dir: Path, queries: list[str], seconds: float, clients: lis
         encoded = [base + "/search?q=" + urllib.parse.quote(q[:256]) for q in queries]
         out: dict[str, Any] = {"cold_start_s": round(cold, 2), "search": [], "health": []}
         for n in clients:
-            out["search"].append(http_load(lambda i: encoded[i % len(encoded)], n, seconds))
-            out["health"].append(http_load(lambda i: base + "/health", n, seconds))
+            found = http_compare({"search": lambda i: encoded[i % len(encoded)],
+                                  "health": lambda i: base + "/health"}, n, seconds)
+            out["search"].append(found["search"])
+            out["health"].append(found["health"])
         out.update(worker_memory_mb(proc))
         return out
     finally:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from conftest import SEED_CORPUS
-from search_service.bench import main_bench, table
+from search_service.bench import http_compare, main_bench, table
 
 
 def tiny_eval_dir(root):
@@ -42,3 +45,33 @@ def test_bench_reports_every_engine_server_and_http_step(tmp_path):
         assert [s["errors"] for s in run["search"]] == [0] and run["search"][0]["rps"] > 0
     text = table(report)
     assert "| 150 | tantivy |" in text and "search / health" in text
+
+
+def test_http_comparison_takes_turns_and_continues_each_sequence():
+    arrivals: list[tuple[str, int]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            kind, _, number = self.path[1:].partition("/")
+            arrivals.append((kind, int(number)))
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_port}"
+    try:
+        out = http_compare({"a": lambda i: f"{base}/a/{i}", "b": lambda i: f"{base}/b/{i}"}, 2, 1.0, slices=4)
+    finally:
+        server.shutdown()
+        server.server_close()
+    for kind in "ab":
+        numbers = [n for k, n in arrivals if k == kind]
+        assert out[kind]["requests"] == len(numbers) > 4 and out[kind]["errors"] == 0
+        assert sorted(numbers) == list(range(len(numbers)))  # one sequence through every slice
+    assert [k for k, _ in itertools.groupby(k for k, _ in arrivals)] == ["a", "b"] * 4  # turns
