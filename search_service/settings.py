@@ -59,7 +59,8 @@ class Settings:
     max_body_bytes: int = _setting(65536, "Largest accepted request body, in bytes.")
     snippet_chars: int = _setting(160, "Highlights of longer passages are cut to this window.")
     posting_cache_mb: int = _setting(
-        128, "Decoded posting lists kept in memory per server process, in MB (least recently used dropped first)."
+        128, "Decoded posting lists kept in memory per server process, in MB (what is cheapest to read again per "
+        "byte dropped first)."
     )
     result_cache_size: int = _setting(
         512, "Search results kept per server process for repeated requests (per index version, least recently "
