@@ -63,8 +63,8 @@ class Settings:
         "byte dropped first)."
     )
     result_cache_size: int = _setting(
-        512, "Search results kept per server process for repeated requests (per index version, least recently "
-        "used dropped first); 0 turns the cache off."
+        512, "Search results kept per server process for repeated requests, a result of n hits counting as "
+        "ceil(n/10) (per index version, least recently used dropped first); 0 turns the cache off."
     )
     reload_seconds: float = _setting(
         1.0, "How often a server checks the CURRENT pointer for a new index version."

@@ -5,7 +5,7 @@ from search_service.errors import InvalidRequest
 from search_service.highlight import find_matches, merge_spans, render
 from search_service.index import build_index
 from search_service.normalize import normalize
-from search_service.search import ResultCache, SearchRequest, SearchService
+from search_service.search import ResultCache, SearchRequest, SearchResult, SearchService
 
 
 def marked(hit):
@@ -224,3 +224,25 @@ def test_repeated_requests_are_answered_from_the_result_cache_of_their_version(t
     uncached.search(SearchRequest.create(settings, q="身份证"))
     uncached.search(SearchRequest.create(settings, q="身份证"))
     assert len(computed) == 7
+
+
+def test_result_cache_counts_large_pages_by_their_hits():
+    def result(hits: int) -> SearchResult:
+        return SearchResult("q", hits, 1, hits, 0.0, [object()] * hits, "v1")
+
+    def request(q: str) -> SearchRequest:
+        return SearchRequest(q, 10, 1, (), (), None)
+
+    cache = ResultCache(3)
+    cache.put(request("a"), result(10))  # one place
+    cache.put(request("b"), result(11))  # two places
+    assert cache.used == 3 and cache.get(request("a")) is not None
+    cache.put(request("c"), result(0))  # no hits still takes a place: "b", least recently used, goes
+    assert cache.get(request("b")) is None and cache.used == 2
+    cache.put(request("c"), result(20))  # replacing an entry counts its new weight once
+    assert cache.used == 3 and cache.get(request("a")) is not None
+    cache.put(request("d"), result(31))  # larger than the whole cache: not kept, nothing dropped
+    assert cache.get(request("d")) is None and cache.used == 3
+    assert cache.get(request("a")) is not None and cache.get(request("c")) is not None
+    cache.put(request("e"), result(25))  # three places: everything else goes
+    assert cache.used == 3 and cache.get(request("a")) is None and cache.get(request("e")) is not None
