@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from search_service.loadtest import run_load
+from search_service.devtools.loadtest import run_load
 
 
 def main(argv: Sequence[str] | None = None) -> int:

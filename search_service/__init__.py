@@ -1,9 +1,12 @@
 """中文全文检索: a Chinese full-text search service.
 
-The pipeline, one module per step: :mod:`corpus` (read) → :mod:`passages`
-(split) → :mod:`normalize` → :mod:`segment` → :mod:`analyze` → :mod:`index`
-→ :mod:`search` (with :mod:`query` and :mod:`highlight`); :mod:`app` and
-:mod:`cli` are the shells.
+The layout follows the pipeline: :mod:`.text` (normalize, segment, analyze:
+the same for indexing and querying) → :mod:`.build` (read the corpus, split
+it into passages, reindex) → :mod:`.engine` (the seam, and the Whoosh engine
+behind it) → :mod:`.search` (plan, rank, highlight) → :mod:`.web` (the Flask
+API, the page, gunicorn). :mod:`.fields` and :mod:`.settings` declare the
+fields and the settings once; :mod:`.cli` is the command-line shell and
+:mod:`.devtools` holds evaluation, benchmark and load test.
 """
 
 __version__ = "0.1.0"

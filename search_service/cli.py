@@ -1,13 +1,8 @@
-"""The ``search-service`` command: reindex, serve, search, evaluate, bench.
+"""The ``search-service`` command: reindex, serve, search, settings, evaluate, bench.
 
 A thin shell: each subcommand parses its options, makes one core call and
-prints the result. Errors leave as one line on stderr and an exit code:
-
-    0   done (reindex: every file indexed)
-    1   failed; for reindex: nothing switched, the previous index stays current
-    2   reindex: indexed and switched, but some files were skipped (listed on stderr)
-    3   reindex: another reindex is running on this index (nothing done)
-    64  usage error (bad option)
+prints the result. Errors leave as one line on stderr and an exit code, mapped
+from the core's errors here and nowhere else (:data:`EXIT_CODES`).
 """
 
 from __future__ import annotations
@@ -18,10 +13,31 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from search_service.errors import SearchError
+from search_service.errors import ConfigError, IndexLocked, InvalidRequest, SearchError
 from search_service.settings import Settings
 
-EXIT_USAGE = 64
+EXIT_OK = 0
+EXIT_FAILED = 1  # for reindex: nothing switched, the previous index stays current
+EXIT_SKIPPED = 2  # reindex: indexed and switched, but some files were skipped
+EXIT_LOCKED = 3  # reindex: another reindex is running on this index
+EXIT_USAGE = 64  # a bad option or argument (sysexits EX_USAGE)
+EXIT_CONFIG = 78  # a setting's value cannot be used (sysexits EX_CONFIG)
+EXIT_CODES_HELP = (f"exit codes: {EXIT_OK} ok; {EXIT_FAILED} failed (for reindex: nothing switched, the previous "
+                   f"index stays current); {EXIT_SKIPPED} indexed with files skipped; {EXIT_LOCKED} another reindex "
+                   f"is running; {EXIT_USAGE} usage error; {EXIT_CONFIG} bad setting.")
+# The exit code of each core error; any other SearchError is a failure.
+EXIT_CODES: dict[type[SearchError], int] = {
+    InvalidRequest: EXIT_USAGE,
+    ConfigError: EXIT_CONFIG,
+    IndexLocked: EXIT_LOCKED,
+}
+
+
+def exit_code(exc: SearchError) -> int:
+    for cls in type(exc).__mro__:
+        if cls in EXIT_CODES:
+            return EXIT_CODES[cls]
+    return EXIT_FAILED
 
 
 class _Parser(argparse.ArgumentParser):
@@ -31,14 +47,13 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="search-service", description="Chinese full-text search service.")
+    parser = _Parser(prog="search-service", description="Chinese full-text search service.", epilog=EXIT_CODES_HELP)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p = sub.add_parser("reindex", help="build a new index version from the corpus",
                        description="Read the corpus, split it into passages, analyze them (OpenCC + jieba) into a new "
                                    "Whoosh index version and switch to it atomically.",
-                       epilog="exit codes: 0 all indexed; 1 failed, nothing switched; 2 indexed with files skipped; "
-                              "3 another reindex is running; 64 usage error.")
+                       epilog=EXIT_CODES_HELP)
     add_reindex_options(p)
 
     p = sub.add_parser("serve", help="serve the HTTP API with gunicorn")
@@ -53,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--index", help="index root")
     p.add_argument("--size", type=int, default=5, help="results (default 5)")
     p.add_argument("--collapse", choices=["doc", "none"], help="'doc': best passage per document")
+    sub.add_parser("settings", help="print every setting: environment variable, default, current value, meaning")
     p = sub.add_parser("evaluate", help="index a judged collection and measure ranking quality",
                        description="Index CORPUS (a jsonl file or folder), run every query with collapse=doc through "
                                    "the API's code path, and print MRR@10, R@1, R@10, R@100 and queries per second.")
@@ -95,7 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return COMMANDS[args.command](args)
     except SearchError as exc:
         print(f"search-service {args.command}: {exc.message}", file=sys.stderr)
-        return exc.exit_code
+        return exit_code(exc)
     except KeyboardInterrupt:
         print(f"search-service {args.command}: interrupted", file=sys.stderr)
         return 130
@@ -106,7 +122,7 @@ def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
 
 
 def cmd_reindex(args: argparse.Namespace) -> int:
-    from search_service.index import build_index
+    from search_service.build.reindex import build_index
 
     settings = _settings(args, workers=args.workers)
     bar = None
@@ -136,11 +152,11 @@ def cmd_reindex(args: argparse.Namespace) -> int:
         print(f"{report.mode}: {report.documents} documents, {report.passages} passages, "
               f"{len(report.skipped)} skipped, {report.seconds:.2f} s, "
               f"{report.passages_per_second:.0f} passages/s; {where}")
-    return report.exit_code
+    return EXIT_SKIPPED if report.skipped else EXIT_OK
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from search_service.serve import serve
+    from search_service.web.serve import serve
 
     return serve(_settings(args), host=args.host, port=args.port, workers=args.workers, timeout=args.timeout)
 
@@ -148,7 +164,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_search(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from search_service.search import SearchRequest, SearchService
+    from search_service.search.request import SearchRequest
+    from search_service.search.service import SearchService
 
     settings = _settings(args)
     result = SearchService(settings).search(
@@ -157,8 +174,14 @@ def cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_settings(args: argparse.Namespace) -> int:
+    for name, kind, default, value, help_text in Settings.from_env().describe():
+        print(f"{name}  ({kind}, default {default!r}, now {value!r})\n    {help_text}")
+    return 0
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from search_service.evaluate import evaluate
+    from search_service.devtools.evaluate import evaluate
 
     report = evaluate(Settings.from_env(), args.corpus, args.queries, args.qrels, index_dir=args.index,
                       run_file=args.run)
@@ -169,7 +192,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from search_service.bench import EVAL, main_bench, table
+    from search_service.devtools.bench import EVAL, main_bench, table
 
     report = main_bench([int(s) for s in args.sizes.split(",")], args.queries, args.http_seconds,
                         [int(c) for c in args.clients.split(",")], not args.no_peers, Path(args.out),
@@ -180,7 +203,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"reindex": cmd_reindex, "serve": cmd_serve, "search": cmd_search, "evaluate": cmd_evaluate, "bench": cmd_bench}
+COMMANDS = {"reindex": cmd_reindex, "serve": cmd_serve, "search": cmd_search, "settings": cmd_settings,
+            "evaluate": cmd_evaluate, "bench": cmd_bench}
 
 if __name__ == "__main__":
     sys.exit(main())

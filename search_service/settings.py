@@ -13,19 +13,20 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from search_service.errors import InvalidRequest
+from search_service.errors import ConfigError
 
 ENV_PREFIX = "SEARCH_"
 
 
-def _setting(default: Any, help: str) -> Any:
-    return field(default=default, metadata={"help": help})
+def _setting(default: Any, help: str, secret: bool = False) -> Any:
+    return field(default=default, metadata={"help": help, "secret": secret})
 
 
 @dataclass(frozen=True)
 class Settings:
     """The service's configuration. Build with :meth:`from_env`."""
 
+    engine: str = _setting("whoosh", "Search engine: whoosh (embedded, on local disk).")
     index_dir: str = _setting("index", "Index root: holds the versions and the CURRENT pointer.")
     corpus_dir: str = _setting("corpus", "Folder of documents that reindex reads.")
     opencc_config: str = _setting(
@@ -70,7 +71,8 @@ class Settings:
         1.0, "How often a server checks the CURRENT pointer for a new index version."
     )
     api_keys: str = _setting(
-        "", "API keys: a comma-separated list, or @path of a file with one key a line; empty means no keys needed."
+        "", "API keys: a comma-separated list, or @path of a file with one key a line; empty means no keys needed.",
+        secret=True,
     )
     rate_limit: str = _setting(
         "", "Per-client rate limit such as '120/minute' (flask-limiter syntax), counted per worker process; empty means off."
@@ -94,7 +96,7 @@ class Settings:
             if value is None:
                 continue
             if name not in {f.name for f in fields(cls)}:
-                raise InvalidRequest(f"unknown setting {name!r}")
+                raise ConfigError(f"unknown setting {name!r}")
             values[name] = value
         return cls(**values)
 
@@ -123,12 +125,13 @@ class Settings:
             return Path(self.cache_dir)
         return Path(os.path.expanduser("~")) / ".cache" / "search-service"
 
-    @classmethod
-    def describe(cls) -> list[tuple[str, str, Any, str]]:
-        """(environment variable, type, default, help) for every setting."""
+    def describe(self) -> list[tuple[str, str, Any, Any, str]]:
+        """(environment variable, type, default, value, help) for every setting; secrets' values hidden."""
         return [
-            (ENV_PREFIX + f.name.upper(), str(f.type), f.default, f.metadata["help"])
-            for f in fields(cls)
+            (ENV_PREFIX + f.name.upper(), str(f.type), f.default,
+             ("(set)" if getattr(self, f.name) else "") if f.metadata["secret"] else getattr(self, f.name),
+             f.metadata["help"])
+            for f in fields(self)
         ]
 
 
@@ -139,5 +142,5 @@ def _coerce(name: str, type_name: Any, raw: str) -> Any:
         if type_name in (float, "float"):
             return float(raw)
     except ValueError:
-        raise InvalidRequest(f"setting {ENV_PREFIX}{name.upper()}={raw!r} is not a {type_name}")
+        raise ConfigError(f"setting {ENV_PREFIX}{name.upper()}={raw!r} is not a {type_name}")
     return raw

@@ -17,12 +17,12 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from whoosh import index as whoosh_index
-
-from search_service.bench import _free_port, percentile, serve
-from search_service.index import build_index
+from search_service.build.reindex import build_index
+from search_service.devtools.bench import free_port, percentile, serve
+from search_service.engine import open_engine
+from search_service.engine.base import Engine, IndexVersion
+from search_service.errors import IndexUnavailable
 from search_service.settings import Settings
-from search_service.versions import IndexRoot
 
 QUERIES = ["医保卡被锁了怎么解锁", "醫保卡密碼忘了怎麼辦", "12333", "锁", "社保卡激活", "密码 -银行", '"社会保障卡"',
            "医保卡每个月返多少钱", "解鎖", "身份证"]
@@ -37,7 +37,7 @@ def run_load(corpus: Path, seconds: float, clients: int, switches: int, workers:
         settings = Settings.from_env(corpus_dir=str(work / "corpus"), index_dir=str(work / "index"),
                                      keep_versions=switches + 2)
         build_index(settings)
-        port = _free_port()
+        port = free_port()
         proc, _ = serve(Path(settings.index_dir), port, workers)
         base = f"http://127.0.0.1:{port}/search?size=10&q="
         latencies: list[float] = []
@@ -78,7 +78,7 @@ def run_load(corpus: Path, seconds: float, clients: int, switches: int, workers:
         finally:
             proc.terminate()
             proc.wait(timeout=20)
-        wrong = check_answers(IndexRoot(settings.index_dir), answers)
+        wrong = check_answers(open_engine(settings), answers)
         versions = sorted({v for v, _ in answers})
         return {"clients": clients, "seconds": seconds, "workers": workers, "switches": switches,
                 "requests": len(latencies), "errors": len(errors), "error_samples": errors[:5],
@@ -88,17 +88,16 @@ def run_load(corpus: Path, seconds: float, clients: int, switches: int, workers:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def check_answers(root: IndexRoot, answers: list[tuple[str, list[str]]]) -> int:
+def check_answers(engine: Engine, answers: list[tuple[str, list[str]]]) -> int:
     """Hits whose passage id does not exist in the version that served them."""
-    known: dict[str, set[str]] = {}
+    opened: dict[str, IndexVersion | None] = {}
     wrong = 0
     for version, ids in answers:
-        if version not in known:
-            path = root.versions_dir / version
-            if not path.is_dir():
-                known[version] = set()
-            else:
-                with whoosh_index.open_dir(str(path)).searcher() as searcher:
-                    known[version] = {f["passage_id"] for f in searcher.all_stored_fields()}
-        wrong += sum(1 for pid in ids if pid not in known[version])
+        if version not in opened:
+            try:
+                opened[version] = engine.open(version)
+            except IndexUnavailable:  # removed since, or never complete
+                opened[version] = None
+        index = opened[version]
+        wrong += sum(1 for pid in ids if index is None or index.passage(pid) is None)
     return wrong

@@ -17,7 +17,6 @@ positions).
 from __future__ import annotations
 
 import functools
-import hashlib
 import logging
 import marshal
 import os
@@ -30,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from search_service.errors import InvalidRequest
+from search_service.errors import ConfigError
 
 
 def _import_jieba() -> Any:
@@ -77,14 +76,14 @@ class Segmenter:
 
     def __init__(self, userdict: tuple[str, ...] = (), cache_dir: Path | None = None, engine: str = "jieba") -> None:
         if engine not in ENGINES:
-            raise InvalidRequest(f"unknown segmenter {engine!r}; choose one of {', '.join(ENGINES)}")
+            raise ConfigError(f"unknown segmenter {engine!r}; choose one of {', '.join(ENGINES)}")
         self.engine = engine
         self._rjieba: Any = None
         if engine == "rjieba":
             try:
                 import rjieba
             except ImportError:
-                raise InvalidRequest("segmenter 'rjieba' is not installed: pip install rjieba "
+                raise ConfigError("segmenter 'rjieba' is not installed: pip install rjieba "
                                      "(or reindex with SEARCH_SEGMENTER=jieba)") from None
             self._rjieba = rjieba.Jieba()
             self._tokenizer: Any = None
@@ -197,10 +196,6 @@ def read_word_list(path: str | os.PathLike[str] | None) -> tuple[str, ...]:
         return ()
     lines = p.read_text(encoding="utf-8-sig").splitlines()
     return tuple(line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#"))
-
-
-def fingerprint(lines: Iterable[str]) -> str:
-    return hashlib.sha1("\n".join(lines).encode("utf-8")).hexdigest()[:12]
 
 
 @functools.lru_cache(maxsize=8)

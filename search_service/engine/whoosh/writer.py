@@ -46,7 +46,7 @@ from whoosh.util.numeric import byte_to_length, length_to_byte
 from whoosh.writing import SegmentWriter
 
 from search_service.errors import BuildError
-from search_service.codec import ArrayCodec, ArrayPostingsWriter
+from search_service.engine.whoosh.codec import ArrayCodec, ArrayPostingsWriter
 
 # Whoosh hands the codec each posting's field length as read back from its
 # one-byte column; the blocks' length statistics must see the same values.

@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from search_service.corpus import Document
+from search_service.build.corpus import Document
 
 # Headings: 一、… / （一）… / 『壹』… / 第一章 … / # … ; short, on a line of their own.
 _HEADING = re.compile(

@@ -16,7 +16,7 @@ from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
-from search_service.app import create_app
+from search_service.web.app import create_app
 from search_service.errors import IndexUnavailable
 from search_service.settings import Settings
 

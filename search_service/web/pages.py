@@ -1,27 +1,24 @@
 """The search page for people: the same core as the JSON API, rendered with Jinja.
 
 Every piece of corpus text and every query is escaped by Jinja's autoescape;
-the one exception, a hit's ``highlight``, is built by :mod:`highlight` from
+the one exception, a hit's ``highlight``, is built by :mod:`search_service.search.highlight` from
 escaped text and ``<mark>`` tags only. The page runs no script at all, and the
-Content-Security-Policy (see :mod:`app`) forbids any.
+Content-Security-Policy (see :mod:`.app`) forbids any.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
 
-from flask import Blueprint, current_app, render_template, request
+from flask import Blueprint, current_app, request
 
 from search_service.errors import SearchError
-from search_service.search import SearchRequest, SearchService
+from search_service.search.request import SearchRequest
+from search_service.search.service import SearchService
+from search_service.web.errors import status_for
+from search_service.web.html import render_page
 
 page = Blueprint("page", __name__)
-
-
-def render_page(template: str, status: int = 200, **context: Any):
-    settings = current_app.extensions["settings"]
-    return render_template(template, max_query_chars=settings.max_query_chars, **context), status
 
 
 @page.get("/")
@@ -34,7 +31,7 @@ def index():
     try:
         result = service.search(SearchRequest.create(settings, q=q, page=request.args.get("page"), size=10))
     except SearchError as exc:
-        return render_page("search.html", exc.status, q=q, result=None, pages=0, error=_message(exc))
+        return render_page("search.html", status_for(exc), q=q, result=None, pages=0, error=_message(exc))
     pages = min(math.ceil(result.total / result.size), settings.max_page_depth // result.size)
     return render_page("search.html", q=q, result=result, pages=pages)
 

@@ -32,8 +32,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from search_service.corpus import CorpusReader
-from search_service.passages import PassageSplitter
+from search_service.build.corpus import CorpusReader
+from search_service.build.passages import PassageSplitter
 
 EVAL = Path(__file__).resolve().parent.parent.parent / "shared" / "eval"
 
@@ -124,7 +124,7 @@ def folder_mb(path: Path) -> float:
 
 OURS_BUILD = """
 import json, sys, time
-from search_service.index import build_index
+from search_service.build.reindex import build_index
 from search_service.settings import Settings
 began = time.perf_counter()
 report = build_index(Settings.from_env(corpus_dir=sys.argv[1], index_dir=sys.argv[2], segmenter=sys.argv[3]))
@@ -210,7 +210,8 @@ def time_queries(run: Callable[[str], Any], queries: list[str], warmup: list[str
 
 
 def ours_queries(index_dir: Path, queries: list[str], warmup: list[str]) -> dict[str, float]:
-    from search_service.search import SearchRequest, SearchService
+    from search_service.search.request import SearchRequest
+    from search_service.search.service import SearchService
     from search_service.settings import Settings
 
     # Every query ranked and highlighted: the result cache would answer the warm
@@ -307,16 +308,9 @@ class _Load:
                 "errors": self.errors}
 
 
-def http_load(url_for: Callable[[int], str], clients: int, seconds: float) -> dict[str, float]:
-    """``clients`` threads, each sending requests back to back for ``seconds``."""
-    load = _Load()
-    load.run(url_for, clients, seconds)
-    return load.summary(clients)
-
-
 def http_compare(loads: dict[str, Callable[[int], str]], clients: int, seconds: float, slices: int = 5
                  ) -> dict[str, dict[str, float]]:
-    """:func:`http_load` of each kind for ``seconds``, taking turns in ``slices``
+    """``clients`` threads of each kind sending requests back to back for ``seconds``, taking turns in ``slices``
     slices each: on a machine whose speed drifts (this one's varies by ±15 %),
     kinds compared as a ratio then meet the same conditions."""
     done = {name: _Load() for name in loads}
@@ -432,7 +426,7 @@ def server_probe(index_dir: Path, queries: list[str]) -> dict[str, Any]:
     touches, including the memory-mapped index (file cache, shared by both
     workers) and what it shares with the master; PSS splits shared pages
     between the processes sharing them; USS is the worker's own."""
-    port = _free_port()
+    port = free_port()
     proc, cold = serve(index_dir, port)
     try:
         base = f"http://127.0.0.1:{port}/search?q="
@@ -449,7 +443,7 @@ def http_bench(index_dir: Path, queries: list[str], seconds: float, clients: lis
                env: dict[str, str] | None = None) -> dict[str, Any]:
     """Requests/s and latency of ``/search`` (cycling through ``queries``) and of
     ``/health``, at each number of concurrent clients, on one fresh server."""
-    port = _free_port()
+    port = free_port()
     proc, cold = serve(index_dir, port, env=env)
     try:
         base = f"http://127.0.0.1:{port}"
@@ -467,7 +461,7 @@ def http_bench(index_dir: Path, queries: list[str], seconds: float, clients: lis
         proc.wait(timeout=20)
 
 
-def _free_port() -> int:
+def free_port() -> int:
     import socket
 
     with socket.socket() as s:

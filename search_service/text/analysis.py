@@ -1,17 +1,15 @@
-"""Step 3 of the pipeline: analyzers that turn text into index terms.
+"""Text analysis: the terms a text produces, identical for indexing and querying.
 
-Both analyzers run over the *normalized* text (see :mod:`normalize`) and report
+Both analyses run over the *normalized* text (see :mod:`.normalize`) and report
 every term's offsets in the *original* text:
 
-* the word analyzer: jieba search-mode words, stopwords dropped, positions fit
-  for phrase queries (precision);
-* the gram analyzer: CJK character unigrams and bigrams, so a word the
-  dictionary splits differently, or a one-character query, still matches
-  (recall).
+* words: jieba search-mode words, stopwords dropped, positions fit for phrase
+  queries (precision);
+* grams: CJK character unigrams and bigrams, so a word the dictionary splits
+  differently, or a one-character query, still matches (recall).
 
-The Whoosh tokenizers at the bottom are what the schema stores; they hold only
-an :class:`AnalysisConfig`, so the index remembers how it was analyzed and the
-same analysis is applied to queries.
+An :class:`AnalysisConfig` is stored with every index version, so queries are
+analyzed exactly like the index they run against.
 """
 
 from __future__ import annotations
@@ -22,16 +20,19 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Any, Iterator
+from typing import Any
 
-from whoosh.analysis import Token, Tokenizer
-
-from search_service.normalize import Normalized, get_normalizer
-from search_service.segment import Segmenter, get_segmenter, read_word_list
 from search_service.settings import Settings
+from search_service.text.normalize import Normalized, get_normalizer
+from search_service.text.segment import Segmenter, get_segmenter, read_word_list
 
 # CJK ideographs (unified, extension A, compatibility, and the supplementary planes).
-_CJK_RUN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f]+")
+CJK_RUN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f]+")
+
+
+def bigrams(run: str) -> list[str]:
+    """The character bigrams of a run of text, in order."""
+    return list(map(operator.add, run, run[1:]))
 
 
 def bundled_stopwords() -> tuple[str, ...]:
@@ -142,9 +143,9 @@ class Analysis:
 
     def _gram_counts(self, text: str) -> Counter[str]:
         counts: Counter[str] = Counter()
-        for run in _CJK_RUN.findall(self.normalize(text).text):
+        for run in CJK_RUN.findall(self.normalize(text).text):
             counts.update(run)
-            counts.update(map(operator.add, run, run[1:]))
+            counts.update(bigrams(run))
         return counts
 
     def _words(self, text: str, *, keep_stopwords: bool = False) -> list[Term]:
@@ -162,13 +163,20 @@ class Analysis:
         t = norm.text
         out = []
         pos = 0
-        for m in _CJK_RUN.finditer(t):
+        for m in CJK_RUN.finditer(t):
             a, b = m.span()
             for i in range(a, b):
                 out.append(Term(t[i], norm.starts[i], norm.ends[i], pos))
                 if i + 1 < b:
                     out.append(Term(t[i : i + 2], norm.starts[i], norm.ends[i + 1], pos))
                 pos += 1
+        return out
+
+    def query_grams(self, text: str) -> list[str]:
+        """Bigrams of each CJK run of a query clause; a one-character run stays a unigram."""
+        out = []
+        for run in CJK_RUN.findall(self.normalize(text).text):
+            out.extend(bigrams(run) if len(run) > 1 else [run])
         return out
 
     def trace(self, text: str) -> dict[str, Any]:
@@ -188,6 +196,16 @@ class Analysis:
         }
 
 
+def precise(words: list[Term]) -> list[Term]:
+    """The precise segmentation among search-mode ``words``: per position, the
+    longest word (its dictionary sub-words share its position)."""
+    best: dict[int, Term] = {}
+    for w in words:
+        if w.pos not in best or len(w.text) > len(best[w.pos].text):
+            best[w.pos] = w
+    return [best[p] for p in sorted(best)]
+
+
 def _term_json(t: Term, original: str) -> dict[str, Any]:
     return {"term": t.text, "start": t.start, "end": t.end, "position": t.pos, "original": original[t.start : t.end]}
 
@@ -195,57 +213,3 @@ def _term_json(t: Term, original: str) -> dict[str, Any]:
 @functools.lru_cache(maxsize=8)
 def get_analysis(config: AnalysisConfig) -> Analysis:
     return Analysis(config)
-
-
-class _TermTokenizer(Tokenizer):
-    """A Whoosh tokenizer over :class:`Analysis`; subclasses pick the terms."""
-
-    def __init__(self, config: AnalysisConfig | None = None) -> None:
-        self.config = config or AnalysisConfig()
-
-    def terms(self, text: str) -> list[Term]:
-        raise NotImplementedError
-
-    def __call__(
-        self,
-        value: str,
-        positions: bool = False,
-        chars: bool = False,
-        keeporiginal: bool = False,
-        removestops: bool = True,
-        start_pos: int = 0,
-        start_char: int = 0,
-        tokenize: bool = True,
-        mode: str = "",
-        **kwargs: Any,
-    ) -> Iterator[Token]:
-        token = Token(positions, chars, removestops=removestops, mode=mode, **kwargs)
-        for term in self.terms(value):
-            token.text = term.text
-            token.boost = 1.0
-            token.stopped = False
-            if keeporiginal:
-                token.original = value[term.start : term.end]
-            if positions:
-                token.pos = start_pos + term.pos
-            if chars:
-                token.startchar = start_char + term.start
-                token.endchar = start_char + term.end
-            yield token
-
-
-class WordTokenizer(_TermTokenizer):
-    """jieba search-mode words of the normalized text (the word field)."""
-
-    def terms(self, text: str) -> list[Term]:
-        return get_analysis(self.config).words(text)
-
-
-class GramTokenizer(_TermTokenizer):
-    """CJK unigrams and bigrams of the normalized text (the gram field)."""
-
-    def terms(self, text: str) -> list[Term]:
-        return get_analysis(self.config).grams(text)
-
-    def counts(self, text: str) -> Counter[str]:
-        return get_analysis(self.config).gram_counts(text)

@@ -1,9 +1,7 @@
 """The HTTP JSON API: a thin shell over :class:`SearchService`.
 
-Routes parse input, make one core call and format the output. Every error,
-whether the core's (:class:`SearchError`) or Werkzeug's (404, 405, 413, bad
-JSON), leaves through one handler in one shape:
-``{"error": {"status": 400, "code": "missing_query", "message": "…"}}``.
+Routes parse input, make one core call and format the output. Every error
+leaves through :mod:`.errors`, in one shape.
 """
 
 from __future__ import annotations
@@ -21,12 +19,14 @@ from typing import Any
 import orjson
 from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
 from flask.json.provider import DefaultJSONProvider
-from werkzeug.exceptions import HTTPException
 
-from search_service.errors import InvalidRequest, SearchError
-from search_service.pages import page, render_page
-from search_service.search import SearchRequest, SearchService
+from search_service.errors import InvalidRequest
+from search_service.search.request import SearchRequest
+from search_service.search.service import SearchService
 from search_service.settings import Settings
+from search_service.web.errors import error_response, register_error_handlers
+from search_service.web.html import render_page, wants_html
+from search_service.web.pages import page
 
 log = logging.getLogger(__name__)
 # One JSON line per request; keys and Authorization headers are never logged.
@@ -87,9 +87,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.before_request(_require_api_key)
     app.after_request(_security_headers)
     app.after_request(_log_request)
-    app.register_error_handler(SearchError, _search_error)
-    app.register_error_handler(HTTPException, _http_error)
-    app.register_error_handler(Exception, _unexpected_error)
+    register_error_handlers(app)
     return app
 
 
@@ -151,43 +149,6 @@ def _security_headers(response):
     if response.mimetype == "text/html":
         response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
     return response
-
-
-def wants_html() -> bool:
-    """A browser navigating (Accept prefers HTML over JSON), not an API client."""
-    best = request.accept_mimetypes.best_match(["application/json", "text/html"])
-    return best == "text/html" and request.accept_mimetypes[best] > request.accept_mimetypes["application/json"]
-
-
-def error_response(status: int, code: str, message: str):
-    if wants_html():
-        response = current_app.make_response(render_page("error.html", status, message=message))
-        return response
-    response = jsonify({"error": {"status": status, "code": code, "message": message}})
-    response.status_code = status
-    return response
-
-
-def _search_error(exc: SearchError):
-    return error_response(exc.status, exc.code, exc.message)
-
-
-def _http_error(exc: HTTPException):
-    status = exc.code or 500
-    code = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "request_too_large",
-            429: "rate_limited"}.get(status, (exc.name or "error").lower().replace(" ", "_"))
-    messages = {404: "no such endpoint; see /openapi.json", 413: "request body too large",
-                429: "too many requests; retry after the number of seconds in Retry-After"}
-    response = error_response(status, code, messages.get(status, exc.description or exc.name))
-    for header in ("Allow", "Retry-After"):
-        if exc.get_response().headers.get(header):
-            response.headers[header] = exc.get_response().headers[header]
-    return response
-
-
-def _unexpected_error(exc: Exception):
-    log.exception("unexpected error")
-    return error_response(500, "internal_error", "internal error; see the server log")
 
 
 def _search_params() -> dict[str, Any]:
@@ -260,6 +221,6 @@ def stats():
 
 @api.get("/openapi.json")
 def openapi():
-    from search_service.openapi import openapi_document  # pydantic: loaded on first use, not at start-up
+    from search_service.web.openapi import openapi_document  # pydantic: loaded on first use, not at start-up
 
     return jsonify(openapi_document(current_app.extensions["settings"]))

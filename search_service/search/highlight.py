@@ -14,7 +14,7 @@ from collections.abc import Iterable
 
 import ahocorasick
 
-from search_service.normalize import Normalized
+from search_service.text.normalize import Normalized
 
 MARK_OPEN, MARK_CLOSE = "<mark>", "</mark>"
 ELLIPSIS = "…"

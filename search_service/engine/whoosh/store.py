@@ -34,7 +34,7 @@ from whoosh.filedb.filestore import FileStorage
 from whoosh.filedb.structfile import BufferFile, StructFile
 from whoosh.index import Index
 
-from search_service.whoosh_fixes import PositionalReader
+from search_service.engine.whoosh.fixes import PositionalReader
 
 
 def open_index(path: Path | str) -> Index:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import opencc
 
-from search_service.errors import InvalidRequest
+from search_service.errors import ConfigError
 
 OPENCC_CONFIGS = ("t2s", "tw2s", "hk2s", "tw2sp")
 
@@ -36,11 +36,6 @@ class Normalized:
     text: str
     starts: Sequence[int]  # a range when normalization kept every position
     ends: Sequence[int]
-
-    @classmethod
-    def aligned(cls, original: str, text: str) -> "Normalized":
-        """``text`` normalized from ``original`` character for character."""
-        return cls(original, text, range(len(original)), range(1, len(original) + 1))
 
     def one_to_one(self) -> bool:
         """Whether each normalized character came from the original character at its position."""
@@ -75,7 +70,7 @@ def _is_combining(ch: str) -> bool:
 @functools.lru_cache(maxsize=8)
 def _converter(config: str) -> opencc.OpenCC:
     if config not in OPENCC_CONFIGS:
-        raise InvalidRequest(
+        raise ConfigError(
             f"unknown OpenCC config {config!r}; choose one of {', '.join(OPENCC_CONFIGS)}"
         )
     return opencc.OpenCC(config)

@@ -15,7 +15,7 @@ from typing_extensions import TypedDict
 from pydantic import TypeAdapter
 
 from search_service import __version__
-from search_service.search import DocumentRecord, PassageRecord, SearchResult
+from search_service.search.results import DocumentRecord, PassageRecord, SearchResult
 from search_service.settings import Settings
 
 

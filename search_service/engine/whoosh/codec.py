@@ -52,7 +52,7 @@ from whoosh.reading import TermNotFound
 from whoosh.system import emptybytes, pack_uint
 from whoosh.util.numeric import length_to_byte
 
-from search_service.whoosh_fixes import InliningCodec, _InliningPostingsWriter
+from search_service.engine.whoosh.fixes import InliningCodec, _InliningPostingsWriter
 
 # Postings per block: larger blocks mean fewer block headers to read while
 # scoring; Whoosh still skips whole blocks in phrase and boolean matching.

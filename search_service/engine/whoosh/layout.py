@@ -1,9 +1,5 @@
-"""The on-disk layout of an index root, shared by the builder and the searcher.
-
-    index/
-      CURRENT              name of the version being served (switched with os.replace)
-      .reindex.lock        held by the one running reindex
-      versions/<name>/     a complete Whoosh index + manifest.json
+"""The on-disk layout of an index root (see :mod:`.engine`): versions, the
+CURRENT pointer, the build lock.
 
 A version directory without ``manifest.json`` is a build that never finished;
 it is never served and the next reindex removes it.
@@ -16,6 +12,8 @@ import os
 import shutil
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -110,15 +108,19 @@ class IndexRoot:
             stray.unlink(missing_ok=True)
         return removed
 
-    def lock(self) -> FileLock:
-        """The reindex lock, acquired at once or IndexLocked (released on exit, even SIGKILL)."""
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold the reindex lock: acquired at once or IndexLocked (released on exit, even SIGKILL)."""
         self.root.mkdir(parents=True, exist_ok=True)
         lock = FileLock(str(self.root / LOCKFILE), timeout=0)
         try:
             lock.acquire()
         except Timeout:
-            raise IndexLocked(f"another reindex is running on {str(self.root)!r}; try again when it ends")
-        return lock
+            raise IndexLocked(f"another reindex is running on {str(self.root)!r}; try again when it ends") from None
+        try:
+            yield
+        finally:
+            lock.release()
 
 
 def write_json_atomic(path: Path, data: Any) -> None:

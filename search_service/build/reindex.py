@@ -1,0 +1,233 @@
+"""Reindex: read the corpus, split it into passages and write them, analyzed,
+into a new version of the engine's index, then switch to it.
+
+``build_index`` reads and splits the corpus, has the engine write a *new*
+version (in parallel shares of the corpus, or only the changed documents with
+``--incremental``), check and describe it, and only then switches to it. A
+run that fails at any point leaves the previous version current; the engine's
+lock makes a second concurrent reindex fail at once.
+"""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import json
+import os
+import time
+import warnings
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from search_service.build.corpus import CorpusReader, Document
+from search_service.build.passages import Passage, PassageSplitter, line_key, repeated_lines
+from search_service.build.records import passage_record
+from search_service.engine import open_engine
+from search_service.engine.base import Build, Engine, Record
+from search_service.errors import BuildError, DocumentError, SearchError
+from search_service.settings import Settings
+from search_service.text.analysis import AnalysisConfig, get_analysis
+from search_service.text.segment import read_word_list
+
+# Below this many passages a share, one process is faster than starting writer processes.
+PARALLEL_MIN_PASSAGES = 2000
+
+
+@dataclass
+class BuildReport:
+    """What a reindex did."""
+
+    version: str | None = None
+    documents: int = 0
+    passages: int = 0
+    reanalyzed: int = 0
+    removed: int = 0
+    skipped: list[dict[str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+    mode: str = "full"
+    dry_run: bool = False
+    switched: bool = False
+
+    @property
+    def passages_per_second(self) -> float:
+        return self.passages / self.seconds if self.seconds > 0 else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["passages_per_second"] = round(self.passages_per_second, 1)
+        return data
+
+
+@dataclass
+class _Prepared:
+    documents: list[Document]
+    passages: dict[str, list[Passage]]
+    hashes: dict[str, str]
+    skipped: list[DocumentError]
+
+
+def settings_key(config: AnalysisConfig, settings: Settings, layout: int) -> str:
+    """Everything that changes the passages or terms of an unchanged document."""
+    payload = json.dumps(
+        [layout, asdict(config), settings.passage_min_chars, settings.passage_max_chars],
+        ensure_ascii=False, sort_keys=True,
+    )
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]
+
+
+def prepare(settings: Settings, exclude: Iterable[str | os.PathLike[str]] = ()) -> _Prepared:
+    """Read the corpus and split it into passages (no analysis yet)."""
+    corpus = CorpusReader(settings.corpus_dir, exclude=exclude).read()
+    boilerplate = repeated_lines(corpus.documents)
+    splitter = PassageSplitter(settings.passage_min_chars, settings.passage_max_chars, boilerplate)
+    passages: dict[str, list[Passage]] = {}
+    hashes: dict[str, str] = {}
+    documents = []
+    skipped = list(corpus.skipped)
+    for doc in corpus.documents:
+        split = splitter.split(doc)
+        if not split:
+            skipped.append(DocumentError(doc.source, f"document {doc.doc_id!r} has no text left after removing boilerplate"))
+            continue
+        documents.append(doc)
+        passages[doc.doc_id] = split
+        # A document's passages also depend on which of its lines are corpus-wide
+        # boilerplate, so that goes into its hash: --incremental then reanalyzes
+        # exactly the documents a full rebuild would split differently.
+        dropped = sorted({line_key(l) for l in doc.text.split("\n")} & boilerplate)
+        hashes[doc.doc_id] = hashlib.sha256(
+            (doc.content_hash + "\n" + "\n".join(dropped)).encode("utf-8")
+        ).hexdigest()[:32]
+    return _Prepared(documents, passages, hashes, skipped)
+
+
+def build_index(
+    settings: Settings,
+    *,
+    incremental: bool = False,
+    dry_run: bool = False,
+    progress: Callable[[int, int], Any] | None = None,
+    engine: Engine | None = None,
+) -> BuildReport:
+    """Reindex ``settings.corpus_dir`` into a new version of the engine's index.
+
+    ``progress(done, total)`` is called as passages are written. Raises
+    :class:`IndexLocked`, :class:`CorpusError` or :class:`BuildError`; in every
+    such case the previous version stays current.
+    """
+    began = time.perf_counter()
+    config = AnalysisConfig.from_settings(settings)
+    exclude = [settings.userdict_path, settings.synonyms_path, settings.stopwords]
+    report = BuildReport(dry_run=dry_run)
+
+    if dry_run:
+        prepared = prepare(settings, exclude)
+        _fill(report, prepared)
+        report.mode = "dry-run"
+        report.seconds = time.perf_counter() - began
+        return report
+
+    engine = engine or open_engine(settings)
+    with engine.lock():
+        prepared = prepare(settings, exclude)
+        _fill(report, prepared)
+        if not prepared.documents:
+            raise BuildError("no readable documents in the corpus: nothing indexed, the previous index stays current")
+        key = settings_key(config, settings, engine.layout)
+        previous = engine.previous() if incremental else None
+        if incremental and (previous is None or previous[0].get("settings_key") != key):
+            report.mode = "full (no compatible previous version for --incremental)"
+            previous = None
+        build = engine.new_build(config, base=previous[0]["version"] if previous else None)
+        failure: str | None = None
+        # A failed writer (disk full, ...) leaves temp files open; they are
+        # closed once the exception is dropped, here, without a warning.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ResourceWarning)
+            try:
+                _write_version(build, previous, prepared, report, settings, config, key, progress)
+            except SearchError:
+                build.discard()
+                raise
+            except Exception as exc:  # disk full, an engine error: never switch
+                failure = (f"building the index failed ({type(exc).__name__}: {exc}); "
+                           "the previous version stays current")
+            if failure is not None:
+                gc.collect()
+        if failure is not None:
+            build.discard()
+            raise BuildError(failure)
+        engine.switch(build)
+        report.version = build.name
+        report.switched = True
+        engine.clean(settings.keep_versions)
+    report.seconds = time.perf_counter() - began
+    return report
+
+
+def _write_version(build: Build, previous: tuple[dict[str, Any], dict[str, Any]] | None, prepared: _Prepared,
+                   report: BuildReport, settings: Settings, config: AnalysisConfig, key: str,
+                   progress: Callable[[int, int], Any] | None) -> None:
+    """Write, check and describe one new version; does not switch to it."""
+    if previous is not None:
+        report.mode = "incremental"
+        old_docs = previous[1]
+        changed = [d for d in prepared.documents if old_docs.get(d.doc_id, {}).get("hash") != prepared.hashes[d.doc_id]]
+        removed = [doc_id for doc_id in old_docs if doc_id not in prepared.passages]
+        total = sum(len(prepared.passages[d.doc_id]) for d in changed)
+        build.write([_records(changed, prepared, config)],
+                    delete_docs=removed + [d.doc_id for d in changed if d.doc_id in old_docs],
+                    progress=_with_total(progress, total))
+        report.reanalyzed = len(changed)
+        report.removed = len(removed)
+    else:
+        workers = settings.workers if settings.workers > 0 else (os.cpu_count() or 1)
+        shares = _shares(prepared, min(workers, max(1, report.passages // PARALLEL_MIN_PASSAGES)))
+        build.write([_records(share, prepared, config) for share in shares],
+                    progress=_with_total(progress, report.passages))
+        report.reanalyzed = len(prepared.documents)
+    # What --incremental compares, kept apart from the manifest: the manifest is
+    # read whenever a server opens a version, and this grows with the corpus.
+    documents = {d.doc_id: {"hash": prepared.hashes[d.doc_id], "source": d.source,
+                            "passages": len(prepared.passages[d.doc_id])}
+                 for d in prepared.documents}
+    build.finish(report.passages, {
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "settings_key": key,
+        "analysis": asdict(config),
+        "corpus": str(settings.corpus_dir),
+        "synonyms": list(read_word_list(settings.synonyms_path)),
+        "document_count": report.documents,
+        "passage_count": report.passages,
+        "skipped": report.skipped,
+    }, documents)
+
+
+def _with_total(progress: Callable[[int, int], Any] | None, total: int) -> Callable[[int], Any] | None:
+    return (lambda done: progress(done, total)) if progress is not None else None
+
+
+def _fill(report: BuildReport, prepared: _Prepared) -> None:
+    report.documents = len(prepared.documents)
+    report.passages = sum(len(v) for v in prepared.passages.values())
+    report.skipped = [{"source": e.source, "reason": e.reason} for e in prepared.skipped]
+
+
+def _shares(prepared: _Prepared, count: int) -> list[list[Document]]:
+    """The documents cut into ``count`` runs of about as many passages each, in order."""
+    total = sum(len(v) for v in prepared.passages.values())
+    shares: list[list[Document]] = [[] for _ in range(count)]
+    done = 0
+    for doc in prepared.documents:
+        shares[min(count - 1, done * count // total)].append(doc)
+        done += len(prepared.passages[doc.doc_id])
+    return [share for share in shares if share]
+
+
+def _records(documents: list[Document], prepared: _Prepared, config: AnalysisConfig) -> Iterator[Record]:
+    """The passage records of ``documents``, made lazily (in the process that writes them)."""
+    analysis = get_analysis(config)
+    for doc in documents:
+        for p in prepared.passages[doc.doc_id]:
+            yield passage_record(p, doc, prepared.hashes[doc.doc_id], analysis)

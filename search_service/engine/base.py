@@ -1,0 +1,127 @@
+"""The engine seam: what the search and build layers ask of an index engine.
+
+An :class:`Engine` keeps versions of an index (one is current), opens them
+for searching and writes new ones. The search layer hands an opened
+:class:`IndexVersion` a whole :class:`~.plan.QueryPlan` and gets ranked
+passage references back, so an engine can rank on its own side (a cluster) or
+over posting arrays in process (:mod:`.bm25`, as the Whoosh engine does).
+Passages go in and come out as plain records: the attributes of
+:data:`search_service.fields.STORED` plus, going in, ``filters`` (metadata key
+→ indexed values).
+
+Engines raise only :mod:`search_service.errors` exceptions across this seam:
+:class:`IndexUnavailable` when a version cannot be read, :class:`IndexLocked`
+when another build holds the lock, :class:`BuildError` when a build fails.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager
+from typing import Any
+
+from search_service.engine.bm25 import Ranked
+from search_service.engine.plan import QueryPlan
+from search_service.text.analysis import AnalysisConfig
+
+Record = dict[str, Any]
+Progress = Callable[[int], Any]  # passages written so far
+
+
+class IndexVersion(ABC):
+    """One complete, immutable index version, opened for searching."""
+
+    name: str
+    manifest: dict[str, Any]
+    config: AnalysisConfig  # how the version was analyzed: queries are analyzed alike
+    doc_count: int
+    # Searched fields no passage has (a corpus without titles): the planner leaves them out.
+    empty_fields: frozenset[str] = frozenset()
+
+    @abstractmethod
+    def rank(self, plan: QueryPlan, limit: int, collapse: bool) -> Ranked:
+        """The best ``limit`` passages of ``plan`` (with ``collapse``, each document's best only)."""
+
+    @abstractmethod
+    def stored(self, ref: Any) -> Record:
+        """The stored record of a passage that :meth:`rank` returned."""
+
+    @abstractmethod
+    def passage(self, passage_id: str) -> Record | None:
+        """A passage's record by id."""
+
+    @abstractmethod
+    def document(self, doc_id: str) -> list[Record]:
+        """A document's passage records in order (empty when there is no such document)."""
+
+    @abstractmethod
+    def doc_frequency(self, field: str, term: str) -> int:
+        """How many passages hold ``term`` in ``field``."""
+
+    @abstractmethod
+    def size_bytes(self) -> int:
+        """The version's size on disk."""
+
+    def cache_info(self) -> dict[str, int]:
+        """What the version keeps in memory for queries (empty when nothing)."""
+        return {}
+
+
+class Build(ABC):
+    """One new version being written; served only after :meth:`finish` and the engine's switch."""
+
+    name: str
+
+    @abstractmethod
+    def write(self, shares: Sequence[Iterable[Record]], *, delete_docs: Sequence[str] = (),
+              progress: Progress | None = None) -> None:
+        """Add the passages of ``shares`` (each may be written in parallel, in order) after
+        removing the passages of ``delete_docs`` (an incremental build's changed and removed documents)."""
+
+    @abstractmethod
+    def finish(self, passages: int, manifest: dict[str, Any], documents: dict[str, Any]) -> None:
+        """Check that the version holds ``passages`` passages and can be read back, then store
+        ``documents`` (what ``--incremental`` compares) and, last, ``manifest``: a version is
+        complete once its manifest exists. Raises BuildError."""
+
+    @abstractmethod
+    def discard(self) -> None:
+        """Remove what this build wrote (it failed or was interrupted)."""
+
+
+class Engine(ABC):
+    """Where versions of one index live."""
+
+    # Bumped when the engine's on-disk layout changes: versions of another
+    # layout are not opened, and --incremental rebuilds them in full.
+    layout: int
+    location: str
+
+    @abstractmethod
+    def current_name(self) -> str | None:
+        """The name of the current version; None when there is none. Raises IndexUnavailable."""
+
+    @abstractmethod
+    def open(self, name: str) -> IndexVersion:
+        """Open a complete version for searching. Raises IndexUnavailable."""
+
+    @abstractmethod
+    def lock(self) -> AbstractContextManager[Any]:
+        """Held by the one running build; raises IndexLocked at once when taken."""
+
+    @abstractmethod
+    def previous(self) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """The current version's manifest and documents record, or None (for ``--incremental``)."""
+
+    @abstractmethod
+    def new_build(self, config: AnalysisConfig, base: str | None = None) -> Build:
+        """Start a new version: empty, or a copy of the version ``base`` to change."""
+
+    @abstractmethod
+    def switch(self, build: Build) -> None:
+        """Make a finished build the current version, atomically."""
+
+    @abstractmethod
+    def clean(self, keep: int) -> None:
+        """Remove unfinished builds and complete versions beyond the newest ``keep`` (never the current)."""

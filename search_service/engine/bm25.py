@@ -1,0 +1,322 @@
+"""BM25F over posting arrays, for engines that hand us their postings (Whoosh).
+
+Whoosh matches a query by walking a tree of matchers one posting at a time in
+Python. Here each term's posting list is read once, into two arrays (document
+numbers and BM25F contributions); a query is then a handful of array
+additions into a dense score vector, whatever the number of postings.
+
+The formula and its statistics are Whoosh's ``BM25F``: idf
+``log(doc_count_all / (df + 1)) + 1`` over the whole index, the field lengths
+the engine stores, and the average field lengths of the version's manifest
+(computed at build time from the stored lengths, so a merged index and a fresh
+one agree). ``tests/engine/whoosh/test_bm25_vs_whoosh.py`` checks every score
+against Whoosh's own scorer.
+
+Decoded lists are kept per index version in a :class:`CostAwareCache`
+bounded in bytes (``Settings.posting_cache_mb``), which evicts what is cheapest
+to read again per byte it holds, least recently used first among equals.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import math
+import threading
+import time
+from collections.abc import Hashable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, Protocol, TypeVar
+
+import numpy as np
+
+from search_service.engine.plan import Constraint, Part, QueryPlan
+# Bookkeeping bytes charged per cache entry on top of its arrays (the arrays'
+# headers, the key, the cache's and its heap's entries).
+_ENTRY_OVERHEAD = 400
+
+@dataclass(frozen=True)
+class Postings:
+    """One term's matching passages and BM25F contributions (at boost 1)."""
+
+    ids: np.ndarray  # int32 document numbers, ascending, deleted ones left out
+    scores: np.ndarray  # float64
+    df: int  # document frequency as Whoosh counts it (deleted documents included)
+
+    @property
+    def nbytes(self) -> int:
+        return self.ids.nbytes + self.scores.nbytes + _ENTRY_OVERHEAD
+
+
+_NOTHING = Postings(np.empty(0, np.int32), np.empty(0, np.float64), 0)
+
+
+V = TypeVar("V")
+
+
+class CostAwareCache(Generic[V]):
+    """A cache bounded in bytes that evicts what is cheapest to make again per
+    byte it holds: GreedyDual-Size (Cao and Irani, 1997).
+
+    Each entry's priority is a floor plus its cost per byte, set when it is
+    stored or used; the entry of lowest priority goes first, and its priority
+    becomes the floor, so entries not used for a while sink below new ones.
+    Among entries of equal cost per byte this is least recently used.
+
+    Why not plain LRU: looking a posting list up costs about as much whatever
+    its length, so a short list is worth many times more per byte than a
+    long one, and LRU thrashed on the benchmark's cyclic queries (the README's
+    performance section has the measurements).
+    """
+
+    def __init__(self, limit_bytes: int) -> None:
+        self.limit_bytes = limit_bytes
+        # key -> [value, bytes, cost per byte, priority, tick of the last use]
+        self._entries: dict[Hashable, list[Any]] = {}
+        # One (priority, tick, key) per entry, as of when it was pushed: a use
+        # only raises the entry's priority, and eviction pushes such an entry
+        # back with its current one, so a use costs no heap operation.
+        self._heap: list[tuple[float, int, Hashable]] = []
+        self._ticks = itertools.count()  # the least recently used first among equal priorities
+        self._floor = 0.0
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable) -> V | None:
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                return None
+            entry[3] = self._floor + entry[2]
+            entry[4] = next(self._ticks)
+            return entry[0]
+
+    def put(self, key: Hashable, value: V, size: int, cost: float) -> None:
+        """Keep ``value`` (``size`` bytes, ``cost`` seconds to make again) unless it is already kept or too big."""
+        if size > self.limit_bytes or size <= 0:
+            return
+        with self._lock:
+            if key in self._entries:
+                return
+            entry = [value, size, cost / size, self._floor + cost / size, next(self._ticks)]
+            self._entries[key] = entry
+            heapq.heappush(self._heap, (entry[3], entry[4], key))
+            self._bytes += size
+            while self._bytes > self.limit_bytes:
+                priority, tick, victim = heapq.heappop(self._heap)
+                entry = self._entries[victim]
+                if entry[4] != tick:  # used since it was pushed: back, at its current priority
+                    heapq.heappush(self._heap, (entry[3], entry[4], victim))
+                    continue
+                del self._entries[victim]
+                self._bytes -= entry[1]
+                self._floor = priority
+
+    def info(self) -> dict[str, int]:
+        with self._lock:
+            return {"terms": len(self._entries), "bytes": self._bytes, "limit": self.limit_bytes}
+
+
+class PostingSource(Protocol):
+    """What an engine gives the ranker: one reader's view of an index version."""
+
+    def term_postings(self, field: str, term: str) -> tuple[np.ndarray, np.ndarray] | None:
+        """(document numbers ascending, term frequencies) of ``term`` in ``field``,
+        deleted passages included; None when no passage has it."""
+
+    def matching(self, constraint: Constraint) -> np.ndarray:
+        """The document numbers of the passages matching ``constraint``."""
+
+
+class TermScorer:
+    """BM25F contributions of single terms, and of weighted groups of them, in one index version.
+
+    Build it once per opened version from each scored field's lengths per
+    passage and average length; each call reads postings through the calling
+    thread's :class:`PostingSource`.
+    """
+
+    def __init__(self, doc_count: int, lengths: Mapping[str, np.ndarray], avg_lengths: Mapping[str, float],
+                 live: np.ndarray, k1: float, b: float, cache_bytes: int) -> None:
+        self.doc_count = doc_count
+        self.k1 = k1
+        self.b = b
+        self._norms: dict[str, np.ndarray] = {}
+        # Fields no passage has (titles of a corpus without titles) match nothing:
+        # no need to look their terms up, segment by segment, or score them at all.
+        self.empty_fields = frozenset(name for name, lens in lengths.items() if not lens.any())
+        for name, lens in lengths.items():
+            # The length part of BM25's denominator, per document, computed once.
+            self._norms[name] = k1 * ((1 - b) + b * lens / avg_lengths[name])
+        self.live = live
+        self.has_deletions = not live.all()
+        self._cache: CostAwareCache[Postings] = CostAwareCache(cache_bytes)
+
+    # -- single terms -----------------------------------------------------------
+
+    def postings(self, source: PostingSource, field: str, term: str, boost: float = 1.0) -> Postings:
+        """The term's passages and scores times ``boost``, from the cache or decoded now.
+
+        The boost is part of the cache key: a term is nearly always asked with
+        its field's weight, so the scaled scores are computed once, not per query.
+        """
+        if field in self.empty_fields:
+            return _NOTHING
+        key = (field, term, boost)
+        found = self._cache.get(key)
+        if found is not None:
+            return found
+        began = time.perf_counter()
+        found = self._read(source, field, term)
+        if boost != 1.0:
+            found = Postings(found.ids, found.scores * boost, found.df)
+        self._cache.put(key, found, found.nbytes, time.perf_counter() - began)
+        return found
+
+    def _read(self, source: PostingSource, field: str, term: str) -> Postings:
+        norms = self._norms.get(field)
+        if norms is None:
+            raise ValueError(f"field {field!r} is not scored")
+        found = source.term_postings(field, term)
+        if found is None:
+            return _NOTHING
+        ids, tf = found
+        tf = tf.astype(np.float64)
+        df = len(ids)
+        if self.has_deletions:
+            keep = self.live[ids]
+            ids, tf = ids[keep], tf[keep]
+        idf = math.log(self.doc_count / (df + 1)) + 1
+        scores = tf * (idf * (self.k1 + 1))
+        scores /= tf + norms[ids]
+        return Postings(ids, scores, df)
+
+    # -- groups of terms -------------------------------------------------------
+
+    def best_of(self, source: PostingSource, alternatives: Part) -> Postings:
+        """The weighted scores of one query part: one term, or the best of several
+        spellings of a word (a synonym group counts once, at its best match).
+
+        ``df`` is the largest of the alternatives', which decides whether the
+        part is selective.
+        """
+        if len(alternatives) == 1:  # most parts: one term in one field
+            field, term, boost = alternatives[0]
+            found = self.postings(source, field, term, boost)
+            return found if len(found.ids) else _NOTHING
+        found = [self.postings(source, f, t, boost) for f, t, boost in alternatives]
+        found = [p for p in found if len(p.ids)]
+        if len(found) <= 1:
+            return found[0] if found else _NOTHING
+        df = max(p.df for p in found)
+        best = np.zeros(self.doc_count, dtype=np.float64)
+        for p in found:  # ids are unique within one list
+            best[p.ids] = np.maximum(best[p.ids], p.scores)
+        matched = np.zeros(self.doc_count, dtype=bool)
+        for p in found:
+            matched[p.ids] = True
+        ids = np.flatnonzero(matched).astype(np.int32)
+        return Postings(ids, best[ids], df)
+
+    def cache_info(self) -> dict[str, int]:
+        return self._cache.info()
+
+
+@dataclass(frozen=True)
+class Ranked:
+    """The best passages of a plan (engine references, best first), their scores, and how many matched."""
+
+    refs: Sequence[Any]
+    scores: Sequence[float]
+    total: int
+
+
+NOTHING_RANKED = Ranked(np.empty(0, np.int64), np.empty(0, np.float64), 0)
+
+
+def rank(scorer: TermScorer, source: PostingSource, plan: QueryPlan, limit: int,
+         groups: np.ndarray | None, common_ratio: float) -> Ranked:
+    """The best ``limit`` passages of ``plan`` (with ``groups``, the best one of each group).
+
+    Every part adds its weighted BM25F scores into one vector. Candidates
+    are split by how selective the parts are: a passage must match at least
+    one selective part (in at most ``common_ratio`` of the passages), and
+    common parts only add to the score of passages found that way — the
+    ranking a plain disjunction gives, minus the long tail of passages that
+    share only a common word with the query. When that finds fewer passages
+    than asked for, every matching passage counts, so recall is never lost.
+    Ties go to the earlier passage, as in Whoosh.
+    """
+    if not plan.parts and plan.must is None:
+        return NOTHING_RANKED
+    n = scorer.doc_count
+    found_ids: list[np.ndarray] = []
+    found_scores: list[np.ndarray] = []
+    selective: list[np.ndarray] = []
+    common: list[np.ndarray] = []
+    common_df = common_ratio * n
+    for alternatives in plan.parts:
+        found = scorer.best_of(source, alternatives)
+        if len(found.ids):
+            found_ids.append(found.ids)
+            found_scores.append(found.scores)
+            (common if found.df > common_df else selective).append(found.ids)
+    if not found_ids and plan.must is None:
+        return NOTHING_RANKED  # no term of the query is in the index
+    # One pass sums every part's contribution per passage (in part order).
+    scores = (np.bincount(np.concatenate(found_ids), np.concatenate(found_scores), minlength=n)
+              if found_ids else np.zeros(n, dtype=np.float64))
+
+    allowed = scorer.live if scorer.has_deletions else None
+    for constraint, wanted in ((plan.must, True), (plan.must_not, False), (plan.filter, True)):
+        if constraint is not None:
+            mask = np.zeros(n, dtype=bool)
+            mask[source.matching(constraint)] = True
+            mask = mask if wanted else ~mask
+            allowed = mask if allowed is None else allowed & mask
+
+    def candidates() -> Iterator[np.ndarray]:
+        if plan.must is not None:
+            yield np.flatnonzero(allowed)  # the required clauses decide; every part only scores
+        elif selective:
+            yield _union(selective, n)
+            if common:  # only when the selective parts found too few (common lists are long)
+                yield _union(selective + common, n)
+        else:
+            yield _union(common, n)
+
+    for docs in candidates():
+        if plan.must is None and allowed is not None:
+            docs = docs[allowed[docs]]
+        top, total = _top(docs, scores[docs], limit, groups)
+        if total >= limit:
+            break
+    return Ranked(top, scores[top], total)
+
+
+def _union(id_lists: list[np.ndarray], n: int) -> np.ndarray:
+    """The sorted distinct ids of ``id_lists`` (a mask beats np.unique's sort here;
+    one scatter of the joined lists beats one per list)."""
+    mask = np.zeros(n, dtype=bool)
+    mask[np.concatenate(id_lists)] = True
+    return np.flatnonzero(mask)
+
+
+def _top(docs: np.ndarray, scores: np.ndarray, limit: int, groups: np.ndarray | None
+         ) -> tuple[np.ndarray, int]:
+    """The ``limit`` best of ``docs`` by score, then document number; and how many there are.
+
+    With ``groups``, only the best passage of each group counts.
+    """
+    if groups is not None:
+        order = np.lexsort((docs, -scores))
+        ranked = docs[order]
+        _, first = np.unique(groups[ranked], return_index=True)
+        return ranked[np.sort(first)[:limit]], len(first)
+    total = len(docs)
+    if total > limit:
+        # Everything scoring at least the limit-th best score (ties included) is sorted.
+        threshold = -np.partition(-scores, limit - 1)[limit - 1]
+        keep = scores >= threshold
+        docs, scores = docs[keep], scores[keep]
+    return docs[np.lexsort((docs, -scores))[:limit]], total

@@ -1,0 +1,75 @@
+"""The Whoosh engine: index versions as folders of one index root on local disk.
+
+    index/
+      CURRENT              name of the version being served (switched with os.replace)
+      .reindex.lock        held by the one running reindex
+      versions/<name>/     a Whoosh index, documents.json and, written last, manifest.json
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from contextlib import AbstractContextManager
+from typing import Any
+
+from search_service.engine.base import Build, Engine, IndexVersion
+from search_service.engine.whoosh.build import WhooshBuild
+from search_service.engine.whoosh.layout import DOCUMENTS, IndexRoot
+from search_service.engine.whoosh.version import WhooshVersion
+from search_service.errors import IndexUnavailable, SearchError
+from search_service.fields import Ranking
+from search_service.settings import Settings
+from search_service.text.analysis import AnalysisConfig
+
+# The on-disk layout: 3 = compact array posting blocks, 4 = and uncompressed
+# stored fields (:mod:`.codec`), 5 = the modules of the engine package (the
+# schema and codec pickled in each index name them).
+LAYOUT = 5
+
+
+class WhooshEngine(Engine):
+    layout = LAYOUT
+
+    def __init__(self, settings: Settings, ranking: Ranking | None = None) -> None:
+        self.root = IndexRoot(settings.index_dir)
+        self.location = str(self.root.root)
+        self.ranking = ranking or Ranking()
+        self.cache_bytes = settings.posting_cache_mb * 1_000_000
+
+    def current_name(self) -> str | None:
+        return self.root.current_name()
+
+    def open(self, name: str) -> IndexVersion:
+        path = self.root.versions_dir / name
+        manifest = self.root.manifest(path)  # IndexUnavailable when missing or unfinished
+        if manifest.get("schema_version") != LAYOUT:
+            raise IndexUnavailable(f"index version {name!r} was written in layout {manifest.get('schema_version')}, "
+                                   f"this release reads layout {LAYOUT}: run `search-service reindex`")
+        return WhooshVersion(name, path, manifest, self.ranking, self.cache_bytes)
+
+    def lock(self) -> AbstractContextManager[Any]:
+        return self.root.lock()
+
+    def previous(self) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        try:
+            path = self.root.current_dir()
+            manifest = self.root.manifest(path)
+            documents = json.loads((path / DOCUMENTS).read_text("utf-8"))
+        except (SearchError, OSError, ValueError):
+            return None
+        return manifest, documents
+
+    def new_build(self, config: AnalysisConfig, base: str | None = None) -> Build:
+        path = self.root.new_version_dir()
+        try:
+            return WhooshBuild(path, config, self.root.versions_dir / base if base else None, LAYOUT)
+        except BaseException:
+            shutil.rmtree(path, ignore_errors=True)
+            raise
+
+    def switch(self, build: Build) -> None:
+        self.root.switch(self.root.versions_dir / build.name)
+
+    def clean(self, keep: int) -> None:
+        self.root.clean(keep)

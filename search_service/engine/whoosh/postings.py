@@ -1,0 +1,114 @@
+"""What the ranker (:mod:`search_service.engine.bm25`) reads from a Whoosh index:
+posting arrays, field lengths, and the passages matching a constraint."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from whoosh import query as wq
+from whoosh.codec.whoosh3 import LENGTHS_COLUMN, _lenfield
+from whoosh.matching import FilterMatcher
+from whoosh.reading import TermNotFound
+from whoosh.util.numeric import byte_to_length
+
+from search_service.engine import plan
+from search_service.engine.whoosh.codec import ArrayCodec, term_arrays
+from search_service.engine.whoosh.schema import META_PREFIX
+
+# Whoosh stores each field length as one byte; this decodes all 256 at once.
+_BYTE_TO_LENGTH = np.array([byte_to_length(i) for i in range(256)], dtype=np.float64)
+
+
+class ReaderSource:
+    """A :class:`~search_service.engine.bm25.PostingSource` over one Whoosh searcher
+    (Whoosh readers share file positions: one per thread)."""
+
+    def __init__(self, searcher: Any) -> None:
+        self.searcher = searcher
+        self.reader = searcher.reader()
+
+    def term_postings(self, field: str, term: str) -> tuple[np.ndarray, np.ndarray] | None:
+        parts = []
+        tbytes = term.encode("utf-8")
+        for segment, base in self.reader.leaf_readers():
+            if isinstance(getattr(segment._terms, "_codec", None), ArrayCodec):
+                found = term_arrays(segment._terms, field, tbytes)
+            else:
+                found = _decode(segment, field, term)
+            if found is not None:
+                parts.append((found, base))
+        if not parts:
+            return None
+        if len(parts) == 1:
+            (ids, tf), base = parts[0]
+            ids = ids.astype(np.int32)  # a copy: the cache must not hold the file's bytes
+            if base:
+                ids += base
+            return ids, tf
+        return (np.concatenate([i.astype(np.int32) + base for (i, _), base in parts]),
+                np.concatenate([t for (_, t), _ in parts]))
+
+    def matching(self, constraint: plan.Constraint) -> np.ndarray:
+        return np.fromiter(self.searcher.docs_for_query(whoosh_query(constraint)), dtype=np.int64)
+
+
+def whoosh_query(c: plan.Constraint) -> wq.Query:
+    """The Whoosh query matching the passages of a plan's constraint."""
+    if isinstance(c, plan.Term):
+        return wq.Term(c.field, c.text)
+    if isinstance(c, plan.Phrase):
+        return wq.Phrase(c.field, list(c.words))
+    if isinstance(c, plan.Document):
+        return wq.Term("doc_id", c.doc_id)
+    if isinstance(c, plan.Metadata):
+        return wq.Term(META_PREFIX + c.key, c.value)
+    if isinstance(c, plan.AllOf):
+        return wq.And([whoosh_query(i) for i in c.items])
+    if isinstance(c, plan.AnyOf):
+        return wq.Or([whoosh_query(i) for i in c.items])
+    raise TypeError(f"not a constraint: {c!r}")
+
+
+def field_lengths(reader: Any, field: str) -> np.ndarray:
+    """Every document's length of ``field`` (deleted ones included), as Whoosh stores it: one byte each."""
+    lengths = np.zeros(reader.doc_count_all(), dtype=np.float64)
+    for segment, base in reader.leaf_readers():
+        column = segment._perdoc._cached_reader(_lenfield(field), LENGTHS_COLUMN)
+        if column is None:  # no document of this segment has the field
+            continue
+        # A fixed-size column stores one byte per document up to the last
+        # non-zero one; the rest are the default (0).
+        raw = column._dbfile.get(column._basepos, column._count)
+        codes = np.frombuffer(raw, dtype=np.uint8)
+        lengths[base:base + len(codes)] = _BYTE_TO_LENGTH[codes]
+    return lengths
+
+
+def live_mask(reader: Any) -> np.ndarray:
+    """Per document, whether it is not deleted."""
+    live = np.ones(reader.doc_count_all(), dtype=bool)
+    for segment, base in reader.leaf_readers():
+        deleted = list(segment.deleted_docs_set)
+        if deleted:
+            live[np.asarray(deleted, dtype=np.int64) + base] = False
+    return live
+
+
+def _decode(segment: Any, field: str, term: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """(ids, term frequencies) through Whoosh's matcher, one posting at a time:
+    for segments written with another codec (Whoosh's default writer, as the
+    tests comparing with Whoosh use); reindex writes only :class:`ArrayCodec` ones."""
+    try:
+        matcher = segment.postings(field, term)
+    except TermNotFound:
+        return None
+    if isinstance(matcher, FilterMatcher):
+        matcher = matcher.child
+    ids: list[int] = []
+    weights: list[float] = []
+    while matcher.is_active():
+        ids.append(matcher.id())
+        weights.append(matcher.weight())
+        matcher.next()
+    return np.asarray(ids, dtype=np.int64), np.asarray(weights, dtype=np.float64)

@@ -1,0 +1,124 @@
+"""The Whoosh schema of a passage, made from the field table (:mod:`search_service.fields`).
+
+The tokenizers are thin Whoosh adapters over :mod:`search_service.text.analysis`;
+they hold only an :class:`AnalysisConfig`, so each index version's pickled
+schema remembers how it was analyzed.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+from whoosh import fields as wf
+from whoosh import formats
+from whoosh.analysis import Token, Tokenizer
+
+from search_service.fields import FIELDS, filter_term, is_filter_key
+from search_service.text.analysis import AnalysisConfig, Term, get_analysis
+
+# Metadata filters are dynamic fields: one per metadata key.
+META_PREFIX = "meta_"
+
+
+class _TermTokenizer(Tokenizer):
+    """A Whoosh tokenizer over :class:`Analysis`; subclasses pick the terms."""
+
+    def __init__(self, config: AnalysisConfig | None = None) -> None:
+        self.config = config or AnalysisConfig()
+
+    def terms(self, text: str) -> list[Term]:
+        raise NotImplementedError
+
+    def __call__(self, value: str, positions: bool = False, chars: bool = False, keeporiginal: bool = False,
+                 removestops: bool = True, start_pos: int = 0, start_char: int = 0, tokenize: bool = True,
+                 mode: str = "", **kwargs: Any) -> Iterator[Token]:
+        token = Token(positions, chars, removestops=removestops, mode=mode, **kwargs)
+        for term in self.terms(value):
+            token.text = term.text
+            token.boost = 1.0
+            token.stopped = False
+            if keeporiginal:
+                token.original = value[term.start : term.end]
+            if positions:
+                token.pos = start_pos + term.pos
+            if chars:
+                token.startchar = start_char + term.start
+                token.endchar = start_char + term.end
+            yield token
+
+
+class WordTokenizer(_TermTokenizer):
+    """jieba search-mode words of the normalized text (the words fields)."""
+
+    def terms(self, text: str) -> list[Term]:
+        return get_analysis(self.config).words(text)
+
+
+class GramTokenizer(_TermTokenizer):
+    """CJK unigrams and bigrams of the normalized text (the gram fields)."""
+
+    def terms(self, text: str) -> list[Term]:
+        return get_analysis(self.config).grams(text)
+
+    def counts(self, text: str) -> Counter[str]:
+        return get_analysis(self.config).gram_counts(text)
+
+
+class ValuesTokenizer(Tokenizer):
+    """One exact term per value: a string, or each element of a list (metadata filters)."""
+
+    def __call__(self, value: Any, positions: bool = False, chars: bool = False, keeporiginal: bool = False,
+                 removestops: bool = True, start_pos: int = 0, start_char: int = 0, tokenize: bool = True,
+                 mode: str = "", **kwargs: Any) -> Iterator[Token]:
+        token = Token(positions, chars, removestops=removestops, mode=mode, **kwargs)
+        values = value if isinstance(value, (list, tuple)) else [value]
+        for i, v in enumerate(values):
+            token.text = filter_term(v)
+            token.boost = 1.0
+            token.stopped = False
+            if positions:
+                token.pos = start_pos + i
+            yield token
+
+
+def meta_field_name(key: str) -> str | None:
+    return META_PREFIX + key if is_filter_key(key) else None
+
+
+def build_schema(config: AnalysisConfig) -> wf.Schema:
+    analyzers = {"words": WordTokenizer(config), "grams": GramTokenizer(config)}
+    searched = {f.name: wf.TEXT(analyzer=analyzers[f.analysis], phrase=f.phrase,
+                                # a field named like its source keeps that attribute stored
+                                stored=f.name == f.source)
+                for f in FIELDS}
+    schema = wf.Schema(
+        passage_id=wf.ID(stored=True, unique=True),
+        doc_id=wf.ID(stored=True),
+        ordinal=wf.NUMERIC(int, bits=32, stored=True, sortable=True),
+        start=wf.STORED,
+        end=wf.STORED,
+        text=wf.STORED,  # the passage exactly as in the document
+        # Its normalized text when that differs character for character; ""
+        # when normalization changed its length (then queries normalize it).
+        normalized=wf.STORED,
+        source=wf.STORED,
+        metadata=wf.STORED,
+        content_hash=wf.ID(stored=True),
+        **searched,
+    )
+    schema.add(META_PREFIX + "*", wf.FieldType(formats.Existence(), ValuesTokenizer()), glob=True)
+    return schema
+
+
+def whoosh_fields(record: dict[str, Any]) -> dict[str, Any]:
+    """The Whoosh fields of a passage record: its stored attributes, each searched
+    field fed from its source attribute, and one field per filterable metadata key."""
+    out = {k: v for k, v in record.items() if k != "filters"}
+    for f in FIELDS:
+        out[f.name] = record[f.source]
+    for key, values in record.get("filters", {}).items():
+        out[META_PREFIX + key] = values
+    return out
+

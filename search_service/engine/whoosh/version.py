@@ -1,0 +1,118 @@
+"""An opened Whoosh index version: ranking through :mod:`search_service.engine.bm25`,
+stored passages, documents."""
+
+from __future__ import annotations
+
+import gc
+import threading
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from whoosh.reading import MultiReader
+
+from search_service.engine import bm25
+from search_service.engine.base import IndexVersion, Record
+from search_service.engine.plan import QueryPlan
+from search_service.engine.whoosh.postings import ReaderSource, field_lengths, live_mask
+from search_service.engine.whoosh.store import open_index
+from search_service.errors import IndexUnavailable, SearchError
+from search_service.fields import Ranking
+from search_service.text.analysis import AnalysisConfig, get_analysis
+
+
+class WhooshVersion(IndexVersion):
+    """One version folder, opened with its files read by ``pread`` (:mod:`.store`)."""
+
+    def __init__(self, name: str, path: Path, manifest: dict[str, Any], ranking: Ranking, cache_bytes: int) -> None:
+        self.name = name
+        self.path = path
+        self.manifest = manifest
+        self.ranking = ranking
+        self._local = threading.local()
+        self._groups: np.ndarray | None = None
+        failure = None
+        # Whoosh leaves open the file it failed on when a segment is corrupt; it is
+        # closed when the exception is dropped, which must not warn or leak.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ResourceWarning)
+            try:
+                self._ix = open_index(path)
+                self.config: AnalysisConfig = self._ix.schema["body"].analyzer.config
+                searcher = self._local.searcher = self._ix.searcher()
+                reader = searcher.reader()
+                self.doc_count = reader.doc_count_all()
+                self.scorer = _scorer(reader, manifest.get("avg_field_length") or {}, ranking, cache_bytes)
+                self.empty_fields = self.scorer.empty_fields
+                get_analysis(self.config).initialize()  # a segmenter this process lacks fails here
+                count = searcher.doc_count()
+                if count != manifest.get("passage_count"):
+                    failure = (f"index version {name!r} holds {count} passages, "
+                               f"its manifest says {manifest.get('passage_count')}")
+            except SearchError as exc:  # e.g. built with a segmenter this process lacks
+                failure = f"index version {name!r} cannot be opened: {exc.message}"
+            except Exception as exc:  # a truncated or corrupt segment file
+                failure = f"index version {name!r} cannot be opened: {type(exc).__name__}: {exc}"
+            if failure is not None:
+                self._ix = self._local = None  # type: ignore[assignment]
+                gc.collect()
+        if failure is not None:
+            raise IndexUnavailable(failure)
+
+    def _searcher(self) -> Any:
+        # Whoosh readers seek and read shared file handles: one searcher per thread.
+        s = getattr(self._local, "searcher", None)
+        if s is None:
+            s = self._local.searcher = self._ix.searcher()
+        return s
+
+    def groups(self) -> np.ndarray:
+        """Each passage's document as a small integer (for ``collapse``), built on first use."""
+        if self._groups is None:
+            groups = np.zeros(self.doc_count, dtype=np.int32)
+            numbers: dict[str, int] = {}
+            for segment, base in self._searcher().reader().leaf_readers():
+                for doc_id in segment.lexicon("doc_id"):
+                    number = numbers.setdefault(doc_id, len(numbers))
+                    groups[np.fromiter(segment.postings("doc_id", doc_id).all_ids(), dtype=np.int64) + base] = number
+            self._groups = groups
+        return self._groups
+
+    def rank(self, plan: QueryPlan, limit: int, collapse: bool) -> bm25.Ranked:
+        return bm25.rank(self.scorer, ReaderSource(self._searcher()), plan, limit,
+                         self.groups() if collapse else None, self.ranking.common_ratio)
+
+    def stored(self, ref: Any) -> Record:
+        # Whoosh's ``stored_fields`` also filters them by the schema, for fields
+        # removed since they were written; a version's schema never changes.
+        reader = self._searcher().reader()
+        docnum = int(ref)
+        if isinstance(reader, MultiReader):
+            segment, docnum = reader._segment_and_docnum(docnum)
+            reader = reader.readers[segment]
+        return reader._perdoc.stored_fields(docnum)
+
+    def passage(self, passage_id: str) -> Record | None:
+        return self._searcher().document(passage_id=passage_id)
+
+    def document(self, doc_id: str) -> list[Record]:
+        return sorted(self._searcher().documents(doc_id=doc_id), key=lambda s: s["ordinal"])
+
+    def doc_frequency(self, field: str, term: str) -> int:
+        return self._searcher().reader().doc_frequency(field, term)
+
+    def size_bytes(self) -> int:
+        return sum(p.stat().st_size for p in self.path.iterdir() if p.is_file())
+
+    def cache_info(self) -> dict[str, int]:
+        return self.scorer.cache_info()
+
+
+def _scorer(reader: Any, avg_lengths: dict[str, float], ranking: Ranking, cache_bytes: int) -> bm25.TermScorer:
+    doc_count = reader.doc_count_all()
+    scored = [f for f, w in ranking.weights().items() if w > 0]
+    # Whoosh: avgfl = the manifest's value, else the field's total / doc_count_all, else 1.
+    avg = {f: avg_lengths.get(f) or (reader.field_length(f) / (doc_count or 1)) or 1 for f in scored}
+    return bm25.TermScorer(doc_count, {f: field_lengths(reader, f) for f in scored}, avg, live_mask(reader),
+                           k1=ranking.k1, b=ranking.b, cache_bytes=cache_bytes)

@@ -1,0 +1,139 @@
+"""From a query to a :class:`~search_service.engine.plan.QueryPlan`.
+
+Each plain clause is analyzed exactly like the indexed text and becomes a
+disjunction of word terms (precision) and character bigrams (recall) over the
+searched fields of :mod:`search_service.fields`, each with its weight; BM25F
+scores the sum, so a passage that matches more of a question ranks higher and
+a passage missing one word is still found. Phrases, ``+word`` and ``-word``
+also become constraints, which decide which passages may rank but do not score.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from search_service.engine.plan import (AllOf, AnyOf, Constraint, Document, Metadata, Part, Phrase, QueryPlan,
+                                        Term, all_of)
+from search_service.fields import FIELDS, TEXT_GRAMS, TEXT_WORDS, Ranking
+from search_service.text.analysis import CJK_RUN, Analysis, bigrams, precise
+from search_service.text.analysis import Term as Word
+from search_service.text.synonyms import Synonyms
+from search_service.text.syntax import parse_query
+
+
+class Planner:
+    """Plans queries for one index version: its analysis, synonyms and non-empty fields."""
+
+    def __init__(self, analysis: Analysis, synonyms: Synonyms, ranking: Ranking,
+                 empty_fields: frozenset[str] = frozenset()) -> None:
+        self.analysis = analysis
+        self.synonyms = synonyms
+        self.ranking = ranking
+        # Fields no passage has: their parts would only cost time.
+        self.empty_fields = empty_fields
+
+    def plan(self, text: str, docs: tuple[str, ...] = (), filters: tuple[tuple[str, str], ...] = ()) -> QueryPlan:
+        """The scored parts of ``text``, its constraints and the normalized terms to highlight."""
+        parts: list[Part] = []
+        must: list[Constraint] = []
+        must_not: list[Constraint] = []
+        marks: set[str] = set()
+        for clause in parse_query(text):
+            words = self.analysis.words(clause.text)
+            grams = self.analysis.query_grams(clause.text)
+            if not words and not grams:  # nothing to search for (punctuation, stopwords)
+                continue
+            constraint: Constraint | None = None
+            if clause.kind == "phrase" or clause.occur != "should":  # most clauses only score
+                constraint = (_phrase if clause.kind == "phrase" else _contains)(words, grams)
+            if clause.occur == "must_not":
+                if constraint is not None:
+                    must_not.append(constraint)
+                continue
+            marks.update(t.text for t in words)
+            marks.update(g for g in grams if len(g) > 1 or len(grams) == 1)
+            if constraint is not None:
+                must.append(constraint)
+            parts.extend(self._scored(words, grams))
+        return QueryPlan(parts, AllOf(tuple(must)) if must else None,
+                         AnyOf(tuple(must_not)) if must_not else None, _filter(docs, filters), marks)
+
+    def _scored(self, words: list[Word], grams: list[str]) -> list[Part]:
+        """The weighted scoring parts of one clause, in the order of the field table."""
+        parts: list[Part] = []
+        for t in sorted({w.text for w in words}):
+            for f in FIELDS:
+                if f.analysis != "words" or f.weight <= 0 or f.name in self.empty_fields:
+                    continue
+                alternatives = self.synonyms.expand(t) if f.synonyms else []
+                if alternatives:
+                    # A synonym is another spelling of the same word, not more evidence:
+                    # the best of the alternatives counts, once.
+                    weight = f.weight * self.ranking.synonym
+                    parts.append(((f.name, t, f.weight), *((f.name, s, weight) for s in alternatives)))
+                else:
+                    parts.append(((f.name, t, f.weight),))
+        for g in sorted(set(grams)):
+            for f in FIELDS:
+                if f.analysis == "grams" and f.weight > 0 and f.name not in self.empty_fields:
+                    parts.append(((f.name, g, f.weight),))
+        return parts
+
+    def describe(self, plan: QueryPlan, doc_frequency: Callable[[str, str], int], doc_count: int) -> str:
+        """The plan as operators read it on /analyze: each part with its weight, selective or common."""
+        out = []
+        for alternatives in plan.parts:
+            df = max(doc_frequency(f, t) for f, t, _ in alternatives)
+            text = " | ".join(f"{f}:{t}^{w:g}" for f, t, w in alternatives)
+            if len(alternatives) > 1:
+                text = f"best({text})"
+            if not df:
+                out.append(f"{text} [absent]")
+            else:
+                kind = "common" if df > self.ranking.common_ratio * doc_count else "selective"
+                out.append(f"{text} [{kind}, df={df}]")
+        if plan.must is not None:
+            out.append(f"must: {plan.must}")
+        if plan.must_not is not None:
+            out.append(f"must not: {plan.must_not}")
+        return "; ".join(out)
+
+
+def _all_grams(grams: list[str]) -> Constraint | None:
+    return AllOf(tuple(Term(TEXT_GRAMS, g) for g in grams)) if grams else None
+
+
+def _contains(words: list[Word], grams: list[str]) -> Constraint | None:
+    """Passages containing the clause: each word, as a word or as its bigrams."""
+    exact = precise(words)
+    if not exact:
+        return _all_grams(grams)
+    parts: list[Constraint] = []
+    for w in exact:
+        alternatives: list[Constraint] = [Term(TEXT_WORDS, w.text)]
+        if len(w.text) > 1 and CJK_RUN.fullmatch(w.text):
+            alternatives.append(AllOf(tuple(Term(TEXT_GRAMS, g) for g in bigrams(w.text))))
+        parts.append(AnyOf(tuple(alternatives)))
+    return AllOf(tuple(parts))
+
+
+def _phrase(words: list[Word], grams: list[str]) -> Constraint | None:
+    exact = precise(words)
+    if len(exact) > 1:
+        return Phrase(TEXT_WORDS, tuple(w.text for w in exact))
+    if exact:
+        return Term(TEXT_WORDS, exact[0].text)
+    return _all_grams(grams)
+
+
+def _filter(docs: tuple[str, ...], filters: tuple[tuple[str, str], ...]) -> Constraint | None:
+    """Passages of one of ``docs`` (when given) whose metadata matches one value of every filtered key."""
+    parts: list[Constraint] = []
+    if docs:
+        parts.append(AnyOf(tuple(Document(d) for d in docs)))
+    by_key: dict[str, list[str]] = {}
+    for key, value in filters:
+        by_key.setdefault(key, []).append(value)
+    for key, values in by_key.items():
+        parts.append(AnyOf(tuple(Metadata(key, v) for v in values)))
+    return all_of(parts)

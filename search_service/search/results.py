@@ -1,0 +1,84 @@
+"""What searching returns: hits, passages, documents, results (the API's JSON shapes)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass
+class Hit:
+    rank: int
+    score: float
+    passage_id: str
+    doc_id: str
+    title: str
+    heading: str
+    text: str
+    highlight: str
+    matches: list[list[int]]
+    source: str
+    metadata: dict[str, Any]
+    ordinal: int
+    start: int
+    end: int
+
+
+@dataclass
+class PassageRecord:
+    """A stored passage, as /passages and /documents return it."""
+
+    passage_id: str
+    doc_id: str
+    ordinal: int
+    title: str
+    heading: str
+    text: str
+    start: int
+    end: int
+    source: str
+    metadata: dict[str, Any]
+
+
+@dataclass
+class DocumentRecord:
+    """A document and its passages in order."""
+
+    doc_id: str
+    title: str
+    source: str
+    metadata: dict[str, Any]
+    passages: list[PassageRecord]
+
+
+@dataclass
+class SearchResult:
+    query: str
+    total: int
+    page: int
+    size: int
+    took_ms: float
+    hits: list[Hit]
+    version: str
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON body; what ``dataclasses.asdict`` gives, without deep-copying every hit."""
+        out = dict(vars(self))
+        out["hits"] = [dict(vars(h)) for h in self.hits]
+        return out
+
+
+
+def passage_record(stored: dict[str, Any]) -> PassageRecord:
+    return PassageRecord(
+        passage_id=stored["passage_id"],
+        doc_id=stored["doc_id"],
+        ordinal=stored.get("ordinal", 0),
+        title=stored.get("title", ""),
+        heading=stored.get("heading", ""),
+        text=stored["text"],
+        start=stored.get("start", 0),
+        end=stored.get("end", 0),
+        source=stored.get("source", ""),
+        metadata=stored.get("metadata") or {},
+    )

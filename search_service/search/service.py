@@ -1,0 +1,225 @@
+"""Answering queries from the current index version.
+
+:class:`SearchService` is the one object the web app, the CLI and the
+evaluation use. It asks the engine which version is current (at most every
+``reload_seconds``), opens a new one when reindex has switched, and turns a
+:class:`SearchRequest` into ranked, highlighted passages: plan the query
+(:mod:`.planner`), have the version rank the plan, build the hits with their
+highlights (:mod:`.highlight`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from search_service.engine import open_engine
+from search_service.engine.base import IndexVersion
+from search_service.engine.plan import QueryPlan
+from search_service.errors import IndexUnavailable, NotFound
+from search_service.fields import Ranking
+from search_service.search.cache import ResultCache
+from search_service.search.highlight import Marker, render
+from search_service.search.planner import Planner
+from search_service.search.request import SearchRequest, clean_text
+from search_service.search.results import DocumentRecord, Hit, PassageRecord, SearchResult, passage_record
+from search_service.settings import Settings
+from search_service.text.analysis import Analysis, get_analysis
+from search_service.text.synonyms import Synonyms
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Served:
+    """One opened version and what searching it needs; in-flight requests keep the one they started with."""
+
+    index: IndexVersion
+    analysis: Analysis
+    synonyms: Synonyms
+    planner: Planner
+    results: ResultCache
+
+    @property
+    def name(self) -> str:
+        return self.index.name
+
+
+class SearchService:
+    """Answers queries from the current version of the engine's index."""
+
+    def __init__(self, settings: Settings | None = None, ranking: Ranking | None = None) -> None:
+        self.settings = settings or Settings.from_env()
+        self.ranking = ranking or Ranking()
+        self.engine = open_engine(self.settings, self.ranking)
+        self._lock = threading.Lock()
+        self._version: Served | None = None
+        self._checked = 0.0
+        self.last_error: str | None = None
+        self._failed: tuple[str, IndexUnavailable] | None = None  # versions never change: don't retry one
+
+    # -- versions -------------------------------------------------------------
+
+    def current(self) -> Served:
+        """The version to answer from, reopening when the current version has switched."""
+        version = self._version
+        now = time.monotonic()
+        if version is not None and now - self._checked < self.settings.reload_seconds:
+            return version
+        with self._lock:
+            version = self._version
+            try:
+                name = self.engine.current_name()
+            except IndexUnavailable as exc:
+                return self._keep_or_raise(version, exc)
+            self._checked = now
+            if version is not None and name == version.name:
+                return version
+            if self._failed is not None and self._failed[0] == name:
+                return self._keep_or_raise(version, self._failed[1])
+            try:
+                new = self._open(name)
+            except IndexUnavailable as exc:
+                if name is not None:
+                    self._failed = (name, exc)
+                return self._keep_or_raise(version, exc)
+            self._version = new
+            self.last_error = None
+            if version is not None:
+                log.info("switched index version %s -> %s", version.name, new.name)
+            return new
+
+    def close(self) -> None:
+        """Forget the opened version (before forking workers, or at shutdown)."""
+        with self._lock:
+            self._version = None
+            self._checked = 0.0
+
+    def _keep_or_raise(self, version: Served | None, exc: IndexUnavailable) -> Served:
+        # A broken or missing new version must not take a working server down:
+        # keep serving the last good version and say why on /health.
+        self.last_error = exc.message
+        if version is None:
+            raise exc
+        log.error("keeping index version %s: %s", version.name, exc.message)
+        return version
+
+    def _open(self, name: str | None) -> Served:
+        if name is None:
+            raise IndexUnavailable(f"no index in {self.engine.location!r}: run `search-service reindex` first")
+        index = self.engine.open(name)
+        analysis = get_analysis(index.config)
+        synonyms = Synonyms.parse(index.manifest.get("synonyms", []), analysis)
+        return Served(index, analysis, synonyms, Planner(analysis, synonyms, self.ranking, index.empty_fields),
+                      ResultCache(self.settings.result_cache_size))
+
+    # -- queries --------------------------------------------------------------
+
+    def build_query(self, version: Served, request: SearchRequest | str) -> QueryPlan:
+        """The plan of a request (or of a bare query text)."""
+        if isinstance(request, str):
+            return version.planner.plan(request)
+        return version.planner.plan(request.q, request.doc, request.filters)
+
+    def search(self, request: SearchRequest) -> SearchResult:
+        began = time.perf_counter()
+        version = self.current()
+        cached = version.results.get(request)
+        if cached is not None:
+            return dataclasses.replace(cached, took_ms=round((time.perf_counter() - began) * 1000, 2))
+        result = self._search(version, request, began)
+        version.results.put(request, result)
+        return result
+
+    def _search(self, version: Served, request: SearchRequest, began: float) -> SearchResult:
+        plan = self.build_query(version, request)
+        ranked = version.index.rank(plan, request.page * request.size, request.collapse == "doc")
+        offset = (request.page - 1) * request.size
+        marker = Marker(plan.marks)
+        hits = [self._hit(version, rank, ranked.scores[i], version.index.stored(ranked.refs[i]), marker)
+                for rank, i in enumerate(range(offset, len(ranked.refs)), start=offset + 1)]
+        took = (time.perf_counter() - began) * 1000
+        return SearchResult(request.q, ranked.total, request.page, request.size, round(took, 2), hits, version.name)
+
+    def _hit(self, version: Served, rank: int, score: float, stored: dict[str, Any], marker: Marker) -> Hit:
+        text = stored["text"]
+        normalized = stored.get("normalized")
+        if normalized is None:  # the text is its own normalization
+            matches = marker.matches_aligned(text)
+        elif normalized:  # normalized character for character
+            matches = marker.matches_aligned(normalized)
+        else:  # normalization changed the length: map offsets again
+            matches = marker.matches(version.analysis.normalize(text))
+        return Hit(
+            rank=rank,
+            score=round(float(score), 4),
+            passage_id=stored["passage_id"],
+            doc_id=stored["doc_id"],
+            title=stored.get("title", ""),
+            heading=stored.get("heading", ""),
+            text=text,
+            highlight=render(text, matches, self.settings.snippet_chars),
+            matches=matches,
+            source=stored.get("source", ""),
+            metadata=stored.get("metadata") or {},
+            ordinal=stored.get("ordinal", 0),
+            start=stored.get("start", 0),
+            end=stored.get("end", 0),
+        )
+
+    # -- documents, passages, analysis, stats ------------------------------------
+
+    def passage(self, passage_id: str) -> PassageRecord:
+        stored = self.current().index.passage(passage_id)
+        if stored is None:
+            raise NotFound(f"no passage {passage_id!r}", code="passage_not_found")
+        return passage_record(stored)
+
+    def document(self, doc_id: str) -> DocumentRecord:
+        found = self.current().index.document(doc_id)
+        if not found:
+            raise NotFound(f"no document {doc_id!r}", code="document_not_found")
+        first = found[0]
+        return DocumentRecord(doc_id, first.get("title", ""), first.get("source", ""),
+                              first.get("metadata") or {}, [passage_record(s) for s in found])
+
+    def analyze(self, text: str) -> dict[str, Any]:
+        text = clean_text(text)
+        version = self.current()
+        trace = version.analysis.trace(text)
+        expansions = {t["term"]: version.synonyms.expand(t["term"]) for t in trace["words"]}
+        trace["synonyms"] = {term: words for term, words in expansions.items() if words}
+        trace["query"] = version.planner.describe(self.build_query(version, text), version.index.doc_frequency,
+                                                  version.index.doc_count)
+        return trace
+
+    def stats(self) -> dict[str, Any]:
+        version = self.current()
+        m = version.index.manifest
+        config = version.analysis.config
+        return {
+            "version": version.name,
+            "created": m.get("created"),
+            "documents": m.get("document_count"),
+            "passages": m.get("passage_count"),
+            "skipped": len(m.get("skipped", [])),
+            "analysis": {"opencc_config": config.opencc_config,
+                         "segmenter": config.segmenter,
+                         "userdict_words": len(config.userdict),
+                         "stopwords": len(config.stopwords)},
+            "synonym_groups": len(version.synonyms.groups),
+            "index_bytes": version.index.size_bytes(),
+        }
+
+    def health(self) -> dict[str, Any]:
+        """Raises IndexUnavailable when no version can be served."""
+        version = self.current()
+        status = {"status": "ok", "version": version.name, "passages": version.index.manifest.get("passage_count")}
+        if self.last_error:
+            status["status"] = "degraded"
+            status["warning"] = self.last_error
+        return status
