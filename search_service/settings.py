@@ -142,5 +142,6 @@ def _coerce(name: str, type_name: Any, raw: str) -> Any:
         if type_name in (float, "float"):
             return float(raw)
     except ValueError:
-        raise ConfigError(f"setting {ENV_PREFIX}{name.upper()}={raw!r} is not a {type_name}")
+        kind = "an integer" if type_name in (int, "int") else "a number"
+        raise ConfigError(f"setting {ENV_PREFIX}{name.upper()}={raw!r} is not {kind}") from None
     return raw

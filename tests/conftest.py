@@ -1,9 +1,7 @@
-"""Shared fixtures: tiny corpora and indexes built in tmp_path."""
+"""Shared fixtures: the seed corpus indexed once, tiny corpora and indexes built in tmp_path."""
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -11,49 +9,13 @@ from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-# One jieba dictionary cache for the whole run (and across runs), never /tmp.
-os.environ.setdefault("SEARCH_CACHE_DIR", str(ROOT / ".cache" / "jieba"))
+from tests.helpers import SEED_CORPUS, settings_factory
 
-from search_service.app import create_app  # noqa: E402
-from search_service.index import build_index  # noqa: E402
-from search_service.search import SearchRequest, SearchService  # noqa: E402
+from search_service.build.reindex import build_index  # noqa: E402  (after helpers: the jieba cache)
+from search_service.search.request import SearchRequest  # noqa: E402
+from search_service.search.service import SearchService  # noqa: E402
 from search_service.settings import Settings  # noqa: E402
-
-SEED_CORPUS = ROOT / "corpus"
-SIMPLIFIED_SEED = "000_0cfe50795da03c63"
-TRADITIONAL_SEED = "001_965e0e36aae651b5"
-
-
-def write_corpus(root: Path, files: dict[str, str | bytes]) -> Path:
-    root.mkdir(parents=True, exist_ok=True)
-    for name, content in files.items():
-        path = root / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(content, bytes):
-            path.write_bytes(content)
-        else:
-            path.write_text(content, encoding="utf-8")
-    return root
-
-
-def jsonl(*records: dict[str, Any]) -> str:
-    return "\n".join(json.dumps(r, ensure_ascii=False) for r in records) + "\n"
-
-
-def settings_factory(tmp_path: Path) -> Callable[..., Settings]:
-    """Settings for a corpus and an index under ``tmp_path``, with the bundled userdict and synonyms."""
-
-    def make(corpus: Path | None = None, **overrides: Any) -> Settings:
-        return Settings.from_env(
-            corpus_dir=str(corpus or tmp_path / "corpus"),
-            index_dir=str(tmp_path / "index"),
-            userdict=str(SEED_CORPUS / "userdict.txt"),
-            synonyms=str(SEED_CORPUS / "synonyms.txt"),
-            **overrides,
-        )
-
-    return make
+from search_service.web.app import create_app  # noqa: E402
 
 
 @pytest.fixture

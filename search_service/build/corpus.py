@@ -1,4 +1,4 @@
-"""Step 0 of the pipeline: read the corpus folder into documents.
+"""Reading the corpus folder into documents.
 
 Formats: ``.txt``, ``.md``, ``.html``/``.htm`` (visible text only) and
 ``.jsonl`` (one document a line). Encodings are detected, not guessed: UTF-8

@@ -1,4 +1,4 @@
-"""Step 0b of the pipeline: split documents into passages.
+"""Splitting documents into passages.
 
 A passage is a run of the document's own text (``text == doc.text[start:end]``)
 of roughly ``min_chars``–``max_chars`` characters: a paragraph, several short

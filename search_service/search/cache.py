@@ -19,8 +19,7 @@ class ResultCache:
 
     ``size`` counts pages of up to :data:`HITS_PER_ENTRY` hits: a result of
     100 hits takes ten places. Counting results alone would let ``size=100``
-    requests hold ten times the memory (about 2 KB a hit) the default
-    setting was sized for.
+    requests hold ten times the memory the default setting was sized for.
     """
 
     HITS_PER_ENTRY = 10

@@ -1,4 +1,4 @@
-"""Step 1 of the pipeline: normalize text and keep the way back to the original.
+"""Normalizing text, keeping the way back to the original.
 
 Normalization folds width and compatibility forms (NFKC: ＡＢＣ１２３ → abc123,
 ㎏ → kg, ① → 1), lowercases, and converts traditional to simplified characters
@@ -78,7 +78,7 @@ def _converter(config: str) -> opencc.OpenCC:
 
 @functools.lru_cache(maxsize=1)
 def _tables() -> tuple[re.Pattern[str], re.Pattern[str], dict[str, str]]:
-    """What folding does to the BMP, scanned once per process (about 50 ms).
+    """What folding does to the BMP, scanned once per process.
 
     Most Chinese text is ideographs, ASCII and full-width punctuation. Folding
     leaves the first two alone and maps each of the last to one character;

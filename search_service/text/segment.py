@@ -1,9 +1,9 @@
-"""Step 2 of the pipeline: segment normalized text into words with jieba.
+"""Segmenting normalized text into words with jieba.
 
-Two engines give jieba's segmentation: ``jieba`` (the reference, pure Python,
-about 1 MB/s) and ``rjieba`` (jieba-rs, compiled, about 20 times faster, an
-optional extra: ``pip install '.[fast]'``). They agree on 89 % of passages and
-differ mostly around digits and hyphens; the engine is part of the analysis
+Two engines give jieba's segmentation: ``jieba`` (the reference, pure Python)
+and ``rjieba`` (jieba-rs, compiled, much faster, an optional extra:
+``pip install '.[fast]'``). They agree on most passages and differ mostly
+around digits and hyphens (README, "Ranking quality"); the engine is part of the analysis
 config stored in each index, so queries are always segmented by the engine
 that built the index.
 
@@ -33,9 +33,9 @@ from search_service.errors import ConfigError
 
 
 def _import_jieba() -> Any:
-    """jieba, imported on first use (an rjieba process never needs it: 0.1 s saved)."""
-    # jieba._compat imports setuptools' pkg_resources (0.11 s, most of jieba's
-    # import) only to open its own data files, and opens them directly when
+    """jieba, imported on first use (an rjieba process never needs it)."""
+    # jieba._compat imports setuptools' pkg_resources (most of jieba's import
+    # time) only to open its own data files, and opens them directly when
     # that import fails: make it fail, for jieba's import only.
     hidden = "pkg_resources" not in sys.modules
     if hidden:
@@ -91,7 +91,7 @@ class Segmenter:
             self._tokenizer = _import_jieba().Tokenizer()
             cache_dir = cache_dir or Path(os.path.expanduser("~")) / ".cache" / "search-service"
             cache_dir.mkdir(parents=True, exist_ok=True)
-            # jieba caches its parsed dictionary (9 MB) in the temp folder unless told.
+            # jieba caches its parsed dictionary in the temp folder unless told.
             self._tokenizer.tmp_dir = str(cache_dir)
             self._tokenizer.cache_file = "jieba.cache"
         self._userdict = userdict
@@ -123,8 +123,8 @@ class Segmenter:
         cache = Path(tokenizer.tmp_dir) / tokenizer.cache_file
         if tokenizer.dictionary == jieba.DEFAULT_DICT and cache.is_file():
             # What jieba.Tokenizer.initialize does with a cache of the default
-            # dictionary, but marshal.loads of the whole file: 0.27 s where
-            # jieba's marshal.load(file) takes 0.78 s (the worst of cold start).
+            # dictionary, but marshal.loads of the whole file: about a third of
+            # the time of jieba's marshal.load(file), the worst of cold start.
             try:
                 tokenizer.FREQ, tokenizer.total = marshal.loads(cache.read_bytes())
                 tokenizer.initialized = True
@@ -200,5 +200,5 @@ def read_word_list(path: str | os.PathLike[str] | None) -> tuple[str, ...]:
 
 @functools.lru_cache(maxsize=8)
 def get_segmenter(userdict: tuple[str, ...] = (), cache_dir: str = "", engine: str = "jieba") -> Segmenter:
-    """The process-wide segmenter for a user dictionary and engine (loading jieba's costs ~0.7 s)."""
+    """The process-wide segmenter for a user dictionary and engine (loading jieba's dictionary is slow)."""
     return Segmenter(userdict, Path(cache_dir) if cache_dir else None, engine)

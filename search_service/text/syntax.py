@@ -6,8 +6,8 @@
 * anything else is plain text: an unbalanced quote, a stray colon, ``AND`` or
   brackets are just characters, analyzed like the rest.
 
-The parser only splits the query into clauses; :mod:`search` turns clauses
-into Whoosh queries with the index's own analysis.
+The parser only splits the query into clauses; ``search/planner.py`` turns clauses
+into a query plan with the index's own analysis.
 """
 
 from __future__ import annotations

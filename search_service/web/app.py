@@ -39,7 +39,7 @@ SEARCH_FIELDS = ("q", "size", "page", "doc", "collapse", "filters")
 
 class JSONProvider(DefaultJSONProvider):
     """Flask's JSON responses, encoded by orjson (in C): the standard library's
-    encoder took 8 % of a search request's CPU time in a server under load.
+    encoder took a noticeable share of a search request's CPU time under load.
     Like ``ensure_ascii=False, sort_keys=False``: UTF-8, keys in their order.
     What orjson refuses (a lone surrogate, an integer beyond 64 bits) is
     encoded by the standard library, ASCII-escaped so that a lone surrogate
@@ -76,7 +76,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.extensions["settings"] = settings
     app.extensions["api_keys"] = tuple(k.encode("utf-8") for k in settings.keys())
     if settings.rate_limit:
-        from flask_limiter import Limiter  # only when asked for: 50 ms of imports
+        from flask_limiter import Limiter  # only when asked for: slow imports
         from flask_limiter.util import get_remote_address
 
         Limiter(get_remote_address, app=app, default_limits=[settings.rate_limit], headers_enabled=True,

@@ -1,11 +1,10 @@
-"""Step 4b of the pipeline: how posting lists are laid out on disk.
+"""How posting lists are laid out on disk.
 
 Whoosh's codec stores each block of 128 postings as a zlib-compressed pickle
 of tuples of Python ints, floats and bytes (pickle protocol 2, so even its
-arrays become tuples). Reading a term back cost 1.1-1.9 microseconds per
-posting on the 50,000-passage bench index (profiled on long lists: 42 % in
-``pickle.loads``, 12 % in zlib): the first query to meet a common term paid
-milliseconds for it.
+arrays become tuples): reading a long list back was mostly ``pickle.loads``
+and zlib, paid by the first query to meet a common term (README, "Engine
+internals").
 
 :class:`ArrayCodec` keeps Whoosh's framing — per block its length and the
 pickled statistics Whoosh uses to skip blocks — and stores the block's data
@@ -26,13 +25,12 @@ so :func:`term_arrays` reads a term's postings with one or two
 the ids and weights only, and Whoosh's own matcher machinery (phrases,
 ``docs_for_query``, merges) reads the same blocks back as arrays of Python numbers.
 Short lists are still inlined into the term table, as by
-:class:`~search_service.whoosh_fixes.InliningCodec`. The index is larger than
-with Whoosh's compressed pickles (277 against 237 MB at 50,000 passages);
-its pages live in the page cache, shared by every worker.
+:class:`~.fixes.InliningCodec`. The index is larger than with Whoosh's
+compressed pickles; its pages live in the page cache, shared by every worker.
 
 Stored fields (what a hit shows) are plain pickles, not Whoosh's
-zlib-compressed ones (:class:`StoredFieldsColumn`): a hit read 15.9 µs, of which
-8.6 in zlib, for 640 bytes saved a passage (1,425 against 787 on average).
+zlib-compressed ones (:class:`StoredFieldsColumn`): reading a hit's fields
+was half zlib, to save about 640 bytes a passage.
 """
 
 from __future__ import annotations
@@ -215,8 +213,7 @@ def term_arrays(terms: Any, fieldname: str, tbytes: bytes) -> tuple[np.ndarray, 
     ``terms`` is the segment's terms reader (``SegmentReader._terms``) of an
     :class:`ArrayCodec` segment. Reads the term table entry and then the
     term's blocks in one piece, without building a matcher: a query's first
-    use of a term paid more for Whoosh's matcher set-up (about 35 us) than
-    for its postings.
+    use of a term paid more for Whoosh's matcher set-up than for its postings.
     """
     try:
         info = terms.term_info(fieldname, tbytes)

@@ -43,9 +43,9 @@ class WhooshEngine(Engine):
     def open(self, name: str) -> IndexVersion:
         path = self.root.versions_dir / name
         manifest = self.root.manifest(path)  # IndexUnavailable when missing or unfinished
-        if manifest.get("schema_version") != LAYOUT:
+        if manifest.get("schema_version") != self.layout:
             raise IndexUnavailable(f"index version {name!r} was written in layout {manifest.get('schema_version')}, "
-                                   f"this release reads layout {LAYOUT}: run `search-service reindex`")
+                                   f"this release reads layout {self.layout}: run `search-service reindex`")
         return WhooshVersion(name, path, manifest, self.ranking, self.cache_bytes)
 
     def lock(self) -> AbstractContextManager[Any]:
@@ -63,7 +63,7 @@ class WhooshEngine(Engine):
     def new_build(self, config: AnalysisConfig, base: str | None = None) -> Build:
         path = self.root.new_version_dir()
         try:
-            return WhooshBuild(path, config, self.root.versions_dir / base if base else None, LAYOUT)
+            return WhooshBuild(path, config, self.root.versions_dir / base if base else None, self.layout)
         except BaseException:
             shutil.rmtree(path, ignore_errors=True)
             raise

@@ -3,9 +3,8 @@
 * ``W3PostingsWriter`` cannot inline short posting lists (it calls a method
   that does not exist); :class:`InliningCodec` can.
 * A compound segment is memory-mapped, and then every file in it is opened as
-  ``BytesIO(memoryview)``, which *copies* the file: opening a 50,000-passage
-  index read 260 MB into each process (0.2 s, and that much private memory per
-  worker). :class:`MappedBufferFile` reads the mapping in place;
+  ``BytesIO(memoryview)``, which *copies* the file: opening an index read all
+  of it into each process's private memory. :class:`MappedBufferFile` reads the mapping in place;
   :func:`install` makes Whoosh's compound storage use it.
 """
 
@@ -53,7 +52,7 @@ class InliningCodec(W3Codec):
 class PositionalReader(io.RawIOBase):
     """A read-only, seekable raw file of ``length`` bytes, each read answered
     by ``_read_at(position, n)``: from a memory view here, with ``pread`` in
-    :mod:`search_service.store`."""
+    :mod:`.store`."""
 
     def __init__(self, length: int) -> None:
         super().__init__()

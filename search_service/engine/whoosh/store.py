@@ -1,24 +1,20 @@
 """How a served index version's files are read: with ``pread``, not memory-mapped.
 
 Whoosh maps each compound segment file into memory. Every page a query
-touches then stays mapped in the worker, and the kernel maps up to 16
-neighbouring pages at each fault: after 1,000 queries on 100,000 passages a
-worker mapped 330 MB of its 420 MB index (postings 239 MB, term table 49 MB,
-stored fields 41 MB), counted in its resident memory although it is file
-cache shared by every worker. Elasticsearch's default store reads postings
-and stored fields with positional reads for the same reason (Lucene's
-``NIOFSDirectory``).
+touches then stays mapped in the worker, and the kernel maps neighbouring
+pages at each fault: after a while most of the index counted in each
+worker's resident memory, although it is file cache shared by every worker.
+Elasticsearch's default store reads postings and stored fields with
+positional reads for the same reason (Lucene's ``NIOFSDirectory``).
 
 Here every file of a segment is read with ``os.pread`` on one descriptor: no
 shared file position (threads can share it), no mapping, one system call per
 read (a term's postings are one read, see ``codec.term_arrays``). The pages
 live in the kernel's file cache, once for all workers, and count in no
-worker's resident memory. That includes the term table, although a lookup
-there is a handful of small reads: mapped, its pages took 94 MB of a 50k
-worker after 1,000 queries (RSS 279 against 185 MB read), for 0.2-0.3 ms of
-cold p50 (2.50 against 2.68 ms at 50k, 2.87 against 3.17 at 100k); warm
-queries do not look terms up (``score.TermScorer`` keeps their postings).
-POSIX only (``os.pread``).
+worker's resident memory. That includes the term table: a lookup there is a
+handful of small reads, a little slower than mapped for a worker's first
+queries (warm queries do not look terms up: the ranker keeps their postings),
+and much smaller in memory (README, "Engine internals"). POSIX only (``os.pread``).
 """
 
 from __future__ import annotations

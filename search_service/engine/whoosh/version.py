@@ -43,7 +43,7 @@ class WhooshVersion(IndexVersion):
                 searcher = self._local.searcher = self._ix.searcher()
                 reader = searcher.reader()
                 self.doc_count = reader.doc_count_all()
-                self.scorer = _scorer(reader, manifest.get("avg_field_length") or {}, ranking, cache_bytes)
+                self.scorer = term_scorer(reader, manifest.get("avg_field_length") or {}, ranking, cache_bytes)
                 self.empty_fields = self.scorer.empty_fields
                 get_analysis(self.config).initialize()  # a segmenter this process lacks fails here
                 count = searcher.doc_count()
@@ -109,7 +109,7 @@ class WhooshVersion(IndexVersion):
         return self.scorer.cache_info()
 
 
-def _scorer(reader: Any, avg_lengths: dict[str, float], ranking: Ranking, cache_bytes: int) -> bm25.TermScorer:
+def term_scorer(reader: Any, avg_lengths: dict[str, float], ranking: Ranking, cache_bytes: int) -> bm25.TermScorer:
     doc_count = reader.doc_count_all()
     scored = [f for f, w in ranking.weights().items() if w > 0]
     # Whoosh: avgfl = the manifest's value, else the field's total / doc_count_all, else 1.

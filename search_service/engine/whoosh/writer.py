@@ -1,22 +1,22 @@
-"""Step 4a of the pipeline: write Whoosh segments fast, on every core.
+"""Writing Whoosh segments fast, on every core.
 
 Whoosh's ``SegmentWriter`` is general: each passage's tokens go through
 ``Format.word_values`` one ``Token`` at a time, every posting is a tuple in a
 sorting pool that spills to pickled runs on disk (one ``pickle.dump`` and one
-``pickle.load`` per posting past 128 MB), and at commit every posting asks the
-lengths column for its document's field length. Profiled on 5,000 passages,
-that was three quarters of the reindex; jieba was the rest.
+``pickle.load`` per posting past its memory limit), and at commit every
+posting asks the lengths column for its document's field length. Profiled,
+that was most of a reindex; jieba was the rest.
 
 :class:`BulkSegmentWriter` writes the *same* segment files (same codec, same
-posting values, weights, blocks and field lengths; ``tests/test_writer.py``
+posting values, weights, blocks and field lengths; ``tests/engine/whoosh/test_writer.py``
 compares them with Whoosh's writer term by term) with less work per posting:
 
 * our analyzers already return term lists, so a field's postings are a
   ``Counter`` (or a position list, for phrase fields) rather than a token
   stream;
 * postings stay in memory, appended per term in document order, so no sort
-  and no spill (the price: about 1 GB per writer process for 25,000
-  passages, measured as the reindex's peak RSS);
+  and no spill (the price: a writer's memory grows with its share of the
+  corpus; the README gives the reindex's peak RSS);
 * at commit each term's postings are cut into blocks directly, with the
   field lengths the writer already knows.
 

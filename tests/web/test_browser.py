@@ -14,10 +14,10 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
-from conftest import SEED_CORPUS
-from search_service.index import build_index
+from tests.helpers import SEED_CORPUS
+from search_service.build.reindex import build_index
 from search_service.settings import Settings
-from servers import start_server, stop_server, wait_ready
+from tests.web.servers import start_server, stop_server, wait_ready
 
 pytestmark = pytest.mark.slow
 

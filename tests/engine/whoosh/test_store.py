@@ -7,9 +7,9 @@ from hypothesis import given, settings as hsettings, strategies as st
 from whoosh import index as whoosh_index
 from whoosh.filedb.structfile import BufferFile
 
-from search_service.codec import term_arrays
-from search_service.store import PreadFile, _Descriptor, open_index
-from search_service.versions import IndexRoot
+from search_service.engine.whoosh.codec import term_arrays
+from search_service.engine.whoosh.store import PreadFile, _Descriptor, open_index
+from search_service.engine.whoosh.layout import IndexRoot
 
 
 def open_fds() -> int:

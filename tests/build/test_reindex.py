@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, SEED_CORPUS, jsonl, write_corpus
-from search_service.index import build_index
-from search_service.search import SearchRequest, SearchService
-from search_service.versions import IndexRoot
+from tests.helpers import ROOT, SEED_CORPUS, jsonl, load_script, write_corpus
+from search_service.build.reindex import build_index
+from search_service.search.request import SearchRequest
+from search_service.search.service import SearchService
+from search_service.engine.whoosh.layout import IndexRoot
 
-sys.path.insert(0, str(ROOT / "scripts"))
-import reindex  # noqa: E402  (scripts/reindex.py, called in-process)
+reindex = load_script("reindex")  # scripts/reindex.py, called in-process
 
 DOC_A = "医保卡密码忘了怎么办\n忘记医保卡密码可以带上本人身份证和医保卡，到参保地医疗管理中心申请办理密码挂失，然后重新设置密码。"
 DOC_B = "醫保卡被鎖如何解鎖\n輸入錯誤密碼的，必須持有效身份證件原件到社保卡管理中心辦理密碼重置或解鎖業務。"
@@ -81,12 +81,9 @@ def test_failed_reindex_keeps_the_previous_version(tmp_path, make_settings, caps
 def test_a_second_concurrent_reindex_refuses(tmp_path, make_settings, capsys):
     corpus = write_corpus(tmp_path / "corpus", {"a.txt": DOC_A})
     settings = make_settings(corpus=corpus)
-    lock = IndexRoot(settings.index_dir).lock()
-    try:
+    with IndexRoot(settings.index_dir).lock():
         assert reindex.main(args(settings)) == 3
         assert "another reindex is running" in capsys.readouterr().err
-    finally:
-        lock.release()
     assert reindex.main(args(settings)) == 0
 
 
@@ -114,8 +111,9 @@ QUERIES = ["医保卡密码", "解锁", "社保卡激活", "锁", "身份证", "
 def snapshot(settings):
     service = SearchService(settings)
     version = service.current()
+    _, documents = service.engine.previous()
     stored = sorted((f["passage_id"], f["text"], f["start"], f["end"], f["heading"], f["title"])
-                    for f in version.searcher().all_stored_fields())
+                    for doc_id in documents for f in version.index.document(doc_id))
     results = {q: [(h.passage_id, h.score, h.matches) for h in
                    service.search(SearchRequest.create(settings, q=q, size=20)).hits] for q in QUERIES}
     return stored, results
@@ -145,18 +143,18 @@ def test_incremental_gives_the_same_passages_and_results_as_a_full_rebuild(tmp_p
 def test_a_version_of_an_older_layout_is_not_opened_and_is_rebuilt(tmp_path, make_settings, monkeypatch):
     import json
 
-    from search_service import index as index_module
+    from search_service.engine.whoosh.engine import WhooshEngine
     from search_service.errors import IndexUnavailable
 
     settings = make_settings(corpus=write_corpus(tmp_path / "corpus", {"a.txt": DOC_A}))
     # A version written by an older release, in another posting layout.
-    monkeypatch.setattr(index_module, "SCHEMA_VERSION", 1)
+    monkeypatch.setattr(WhooshEngine, "layout", 1)
     build_index(settings)
     monkeypatch.undo()
     root = IndexRoot(settings.index_dir)
     manifest = json.loads((root.current_dir() / "manifest.json").read_text("utf-8"))
     assert manifest["schema_version"] == 1
-    with pytest.raises(IndexUnavailable, match=f"layout 1, this release reads layout {index_module.SCHEMA_VERSION}: "
+    with pytest.raises(IndexUnavailable, match=f"layout 1, this release reads layout {WhooshEngine.layout}: "
                                                "run `search-service reindex`"):
         SearchService(settings).current()
     report = build_index(settings, incremental=True)

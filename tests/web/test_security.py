@@ -3,7 +3,7 @@ import logging
 
 import pytest
 
-from search_service.app import create_app
+from search_service.web.app import create_app
 
 KEY = "s3cret-key-1"
 
@@ -80,7 +80,7 @@ def test_rate_limit_answers_429_with_retry_after(seed_settings):
 
 def test_request_time_limit_is_gunicorns_worker_timeout():
     from search_service.cli import build_parser
-    from search_service.serve import gunicorn_options
+    from search_service.web.serve import gunicorn_options
 
     args = build_parser().parse_args(["serve", "--timeout", "7", "--workers", "3"])
     options = gunicorn_options(args.host, args.port, args.workers, args.timeout)

@@ -8,11 +8,11 @@ from hypothesis import given, settings as hsettings, strategies as st
 from whoosh import fields, index as whoosh_index, query as wq
 from whoosh.filedb.filestore import RamStorage
 
-from conftest import settings_factory
-from search_service.codec import STORED_FIELDS, ArrayCodec, ArrayLeafMatcher, term_arrays
-from search_service.index import build_schema
-from search_service.whoosh_fixes import InliningCodec
-from test_writer import passage_records, segment_contents
+from tests.helpers import settings_factory
+from search_service.engine.whoosh.codec import STORED_FIELDS, ArrayCodec, ArrayLeafMatcher, term_arrays
+from search_service.engine.whoosh.schema import build_schema
+from search_service.engine.whoosh.fixes import InliningCodec
+from tests.engine.whoosh.test_writer import passage_records, segment_contents
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +109,7 @@ def test_every_block_form_decodes_to_what_was_encoded(data):
     """Gaps that fit in u2 or not, weights 1.0 / whole counts / fractions, every kind of value."""
     from whoosh.system import pack_uint
 
-    from search_service.codec import _encode_block, decode_block
+    from search_service.engine.whoosh.codec import _encode_block, decode_block
 
     n = data.draw(st.integers(1, 40))
     gaps = data.draw(st.lists(st.one_of(st.integers(1, 5), st.integers(1, 1 << 20)), min_size=n - 1, max_size=n - 1))

@@ -7,13 +7,16 @@ import random
 import pytest
 from whoosh import index as whoosh_index
 
-from conftest import SEED_CORPUS, jsonl, write_corpus
-from search_service import index as index_module
-from search_service.analyze import AnalysisConfig, get_analysis
-from search_service.index import build_index, build_schema, passage_fields, prepare
-from search_service.search import SearchRequest, SearchService
-from search_service.codec import ArrayCodec
-from search_service.writer import BulkCodec, BulkSegmentWriter
+from tests.helpers import SEED_CORPUS, jsonl, write_corpus
+from search_service.build import reindex as index_module
+from search_service.build.records import passage_record
+from search_service.build.reindex import build_index, prepare
+from search_service.engine.whoosh.schema import build_schema, whoosh_fields
+from search_service.text.analysis import AnalysisConfig, get_analysis
+from search_service.search.request import SearchRequest
+from search_service.search.service import SearchService
+from search_service.engine.whoosh.codec import ArrayCodec
+from search_service.engine.whoosh.writer import BulkCodec, BulkSegmentWriter
 
 SENTENCES = [line for line in (SEED_CORPUS / "000_0cfe50795da03c63.txt").read_text("utf-8").splitlines()
              + (SEED_CORPUS / "001_965e0e36aae651b5.txt").read_text("utf-8").splitlines() if len(line) > 8]
@@ -66,7 +69,7 @@ def passage_records(tmp_path, make_settings, count, seed):
     prepared = prepare(settings)
     config = AnalysisConfig.from_settings(settings)
     analysis = get_analysis(config)
-    records = [passage_fields(p, doc, prepared.hashes[doc.doc_id], analysis)
+    records = [whoosh_fields(passage_record(p, doc, prepared.hashes[doc.doc_id], analysis))
                for doc in prepared.documents for p in prepared.passages[doc.doc_id]]
     return config, records
 

@@ -2,8 +2,8 @@ import codecs
 
 import pytest
 
-from conftest import jsonl, write_corpus
-from search_service.corpus import CorpusReader, decode
+from tests.helpers import jsonl, write_corpus
+from search_service.build.corpus import CorpusReader, decode
 from search_service.errors import CorpusError, DocumentError
 
 SIMP = "医保卡密码忘了怎么办？可以带上本人身份证到医保中心重新设置密码。"

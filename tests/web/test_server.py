@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import SEED_CORPUS, TRADITIONAL_SEED
-from servers import start_server, stop_server, wait_ready
-from search_service.index import build_index
+from tests.helpers import SEED_CORPUS, TRADITIONAL_SEED
+from tests.web.servers import start_server, stop_server, wait_ready
+from search_service.build.reindex import build_index
 from search_service.settings import Settings
 
 pytestmark = pytest.mark.slow

@@ -1,8 +1,8 @@
 import re
 
-from conftest import SEED_CORPUS, SIMPLIFIED_SEED, TRADITIONAL_SEED
-from search_service.corpus import CorpusReader, Document
-from search_service.passages import PassageSplitter, repeated_lines
+from tests.helpers import SEED_CORPUS, SIMPLIFIED_SEED, TRADITIONAL_SEED
+from search_service.build.corpus import CorpusReader, Document
+from search_service.build.passages import PassageSplitter, repeated_lines
 
 BOILERPLATE = ["换一批", "展开", "0/500", "加密服务已开启", "人看过", "律师服务", "点击反馈", "相关咨询", "#医疗知识"]
 

@@ -1,11 +1,14 @@
 import pytest
 
-from conftest import SIMPLIFIED_SEED, TRADITIONAL_SEED, jsonl, write_corpus
+from tests.helpers import SIMPLIFIED_SEED, TRADITIONAL_SEED, jsonl, write_corpus
 from search_service.errors import InvalidRequest
-from search_service.highlight import find_matches, merge_spans, render
-from search_service.index import build_index
-from search_service.normalize import normalize
-from search_service.search import ResultCache, SearchRequest, SearchResult, SearchService
+from search_service.search.highlight import find_matches, merge_spans, render
+from search_service.build.reindex import build_index
+from search_service.text.normalize import normalize
+from search_service.search.cache import ResultCache
+from search_service.search.request import SearchRequest
+from search_service.search.results import SearchResult
+from search_service.search.service import SearchService
 
 
 def marked(hit):
@@ -117,12 +120,13 @@ def test_fields_no_passage_has_are_not_scored(tmp_path, make_settings):
     build_index(settings)
     service = SearchService(settings)
     version = service.current()
-    assert version.scorer.empty_fields == {"title", "title_grams", "heading", "heading_grams"}
+    assert version.index.empty_fields == {"title", "title_grams", "heading", "heading_grams"}
     plan = service.build_query(version, "医保卡密码")
     assert {f for part in plan.parts for f, _, _ in part} == {"body", "grams"}
     request = SearchRequest.create(settings, q="医保卡密码")
     found = [(h.passage_id, h.score) for h in service.search(request).hits]
-    version.scorer.empty_fields = frozenset()  # as if they might match: every field scored
+    # As if they might match: every field planned, and read (the Whoosh engine's ranker).
+    version.planner.empty_fields = version.index.scorer.empty_fields = frozenset()
     version.results = ResultCache(0)
     assert [(h.passage_id, h.score) for h in service.search(request).hits] == found
     assert [p for p, _ in found] == ["b#0", "a#0", "c#0"]
@@ -166,7 +170,7 @@ def test_the_json_body_is_what_asdict_gives(search):
 
 
 def test_highlights_from_the_stored_normalization_equal_query_time_normalization(tmp_path, make_settings):
-    from search_service.highlight import Marker
+    from search_service.search.highlight import Marker
 
     corpus = write_corpus(tmp_path / "corpus", {
         "simplified.txt": "医保卡密码忘了怎么办\n忘记医保卡密码可以带上身份证到社保中心办理密码重置。",
@@ -178,7 +182,8 @@ def test_highlights_from_the_stored_normalization_equal_query_time_normalization
     build_index(settings)
     service = SearchService(settings)
     version = service.current()
-    stored = {f["doc_id"]: f.get("normalized") for f in version.searcher().all_stored_fields()}
+    stored = {d: f.get("normalized") for d in ("simplified", "traditional", "folded")
+              for f in version.index.document(d)}
     assert stored["simplified"] is None  # already normalized: nothing stored
     assert stored["traditional"] == "忘记医保卡密码可以带上身份证到社保中心办理密码重置。"
     assert stored["folded"] == ""  # normalized again at query time

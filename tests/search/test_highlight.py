@@ -2,7 +2,7 @@
 
 from hypothesis import given, settings as hsettings, strategies as st
 
-from search_service.highlight import merge_spans, render, snippet_window
+from search_service.search.highlight import merge_spans, render, snippet_window
 
 
 def reference_window(length, matches, window):
@@ -53,8 +53,8 @@ def reference_matches(norm, terms):
 @given(st.text(alphabet="医保卡密碼码锁鎖aA.(㎏𠀀", max_size=30),
        st.lists(st.text(alphabet="医保卡密码锁a.(kg𠀀", min_size=0, max_size=4), max_size=6))
 def test_marker_finds_what_a_find_loop_finds(text, terms):
-    from search_service.highlight import find_matches
-    from search_service.normalize import normalize
+    from search_service.search.highlight import find_matches
+    from search_service.text.normalize import normalize
     norm = normalize(text)
     assert find_matches(norm, terms) == reference_matches(norm, terms)
 
@@ -65,8 +65,8 @@ def test_marker_finds_what_a_find_loop_finds(text, terms):
        st.data())
 def test_marker_with_words_and_their_bigrams_finds_what_a_find_loop_finds(text, words, data):
     """As a query marks them: words, and all or some of their bigrams."""
-    from search_service.highlight import Marker
-    from search_service.normalize import normalize
+    from search_service.search.highlight import Marker
+    from search_service.text.normalize import normalize
     bigrams = sorted({w[i:i + 2] for w in words for i in range(len(w) - 1)})
     terms = words + data.draw(st.lists(st.sampled_from(bigrams), unique=True))
     if data.draw(st.booleans()):

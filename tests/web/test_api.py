@@ -5,8 +5,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 from openapi_spec_validator import validate
 
-from conftest import SIMPLIFIED_SEED, TRADITIONAL_SEED
-from search_service.app import create_app
+from tests.helpers import SIMPLIFIED_SEED, TRADITIONAL_SEED
+from search_service.web.app import create_app
 
 HIT_KEYS = {"rank", "score", "passage_id", "doc_id", "title", "heading", "text", "highlight", "matches",
             "source", "metadata", "ordinal", "start", "end"}

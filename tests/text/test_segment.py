@@ -7,11 +7,12 @@ import sys
 import pytest
 from hypothesis import given, settings as hsettings, strategies as st
 
-from conftest import SEED_CORPUS, write_corpus
-from search_service.analyze import AnalysisConfig, get_analysis
+from tests.helpers import SEED_CORPUS, write_corpus
+from search_service.text.analysis import AnalysisConfig, get_analysis
 from search_service.errors import IndexUnavailable
-from search_service.index import build_index
-from search_service.search import SearchRequest, SearchService
+from search_service.build.reindex import build_index
+from search_service.search.request import SearchRequest
+from search_service.search.service import SearchService
 
 USERDICT = ("医保卡 2000 n", "社保卡 2000 n")
 JIEBA = get_analysis(AnalysisConfig(segmenter="jieba", userdict=USERDICT))
@@ -67,16 +68,19 @@ def test_an_rjieba_index_without_rjieba_is_unavailable_with_the_reason(tmp_path,
     settings = make_settings(corpus=corpus, segmenter="rjieba")
     build_index(settings)
     monkeypatch.setitem(sys.modules, "rjieba", None)  # as if not installed
-    from search_service import analyze, search, segment
-    monkeypatch.setattr(search, "get_analysis", analyze.get_analysis.__wrapped__)
+    from search_service.text import analysis, segment
+    analysis.get_analysis.cache_clear()
     segment.get_segmenter.cache_clear()
-    with pytest.raises(IndexUnavailable, match="rjieba"):
-        SearchService(settings).current()
-    segment.get_segmenter.cache_clear()
+    try:
+        with pytest.raises(IndexUnavailable, match="rjieba"):
+            SearchService(settings).current()
+    finally:
+        analysis.get_analysis.cache_clear()
+        segment.get_segmenter.cache_clear()
 
 
 def test_jiebas_dictionary_cache_loads_as_jieba_loads_it_and_a_broken_one_is_rebuilt(tmp_path):
-    from search_service.segment import Segmenter
+    from search_service.text.segment import Segmenter
     built = Segmenter(cache_dir=tmp_path)  # no cache yet: jieba builds the dictionary and writes one
     built.initialize()
     cache = tmp_path / "jieba.cache"
@@ -94,7 +98,7 @@ def test_jieba_is_imported_without_pkg_resources_and_still_reads_its_data():
     """jieba imports pkg_resources (0.11 s) only to open its data files; we import it without."""
     import subprocess
 
-    code = ("import sys; from search_service.segment import _import_jieba; jieba = _import_jieba(); "
+    code = ("import sys; from search_service.text.segment import _import_jieba; jieba = _import_jieba(); "
             "assert 'pkg_resources' not in sys.modules; "
             "assert jieba._compat.get_module_res('dict.txt').readline().split()[0] == b'AT&T'; "
             "print(' '.join(jieba.lcut('医保卡密码忘了怎么办')))")

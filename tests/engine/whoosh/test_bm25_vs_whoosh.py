@@ -1,4 +1,4 @@
-"""TermScorer gives Whoosh's BM25F scores, over whole posting lists at once."""
+"""The BM25F ranker over Whoosh's postings gives Whoosh's own BM25F scores, over whole posting lists at once."""
 
 from __future__ import annotations
 
@@ -6,15 +6,16 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given, settings as hsettings, strategies as st
 from whoosh import index as whoosh_index
 from whoosh import scoring
 
-from conftest import SEED_CORPUS, write_corpus
-from search_service.index import build_index
-from search_service.score import CostAwareCache, TermScorer, field_lengths
-from search_service.search import Ranking, SearchService
-from search_service.versions import IndexRoot
+from tests.helpers import SEED_CORPUS, write_corpus
+from search_service.search.service import SearchService
+from search_service.build.reindex import build_index
+from search_service.engine.whoosh.layout import IndexRoot
+from search_service.engine.whoosh.postings import ReaderSource, field_lengths
+from search_service.engine.whoosh.version import term_scorer
+from search_service.fields import Ranking
 
 FIELDS = ("body", "grams", "title", "title_grams", "heading", "heading_grams")
 
@@ -50,20 +51,20 @@ def test_every_score_of_every_term_equals_whoosh_bm25f(seed_version):
     avg = manifest["avg_field_length"]
     with ix.searcher() as searcher:
         reader = searcher.reader()
-        scorer = TermScorer(reader, FIELDS, avg, k1=ranking.k1, b=ranking.b, cache_bytes=10_000_000)
+        scorer = term_scorer(reader, avg, Ranking(), 10_000_000)
         checked = 0
         for field, tbytes in reader.all_terms():
             if field not in FIELDS:
                 continue
             term = tbytes.decode("utf-8")
             expected = whoosh_scores(searcher, field, term, avg, ranking)
-            got = scorer.postings(reader, field, term)
+            got = scorer.postings(ReaderSource(searcher), field, term)
             assert got.df == reader.doc_frequency(field, term)
             assert list(got.ids) == sorted(expected)
             np.testing.assert_allclose(got.scores, [expected[d] for d in got.ids], rtol=1e-12)
             checked += 1
         assert checked > 1000
-        assert scorer.postings(reader, "body", "不存在的词").df == 0
+        assert scorer.postings(ReaderSource(searcher), "body", "不存在的词").df == 0
 
 
 def test_field_lengths_are_whooshs(seed_version):
@@ -88,8 +89,8 @@ def test_deleted_passages_match_nothing_but_still_count_in_idf_as_in_whoosh(tmp_
     with ix.searcher() as searcher:
         reader = searcher.reader()
         assert reader.has_deletions()
-        scorer = TermScorer(reader, FIELDS, {}, k1=1.2, b=0.5, cache_bytes=1_000_000)
-        got = scorer.postings(reader, "body", "医保卡")
+        scorer = term_scorer(reader, {}, Ranking(), 1_000_000)
+        got = scorer.postings(ReaderSource(searcher), "body", "医保卡")
         expected = whoosh_scores(searcher, "body", "医保卡", {}, Ranking())
         assert got.df == 2 and len(got.ids) == 1  # b is gone from the matches, not from df
         assert list(got.ids) == sorted(expected)
@@ -100,9 +101,9 @@ def test_synonym_groups_count_their_best_spelling_once(seed_version):
     ix, manifest = seed_version
     with ix.searcher() as searcher:
         reader = searcher.reader()
-        scorer = TermScorer(reader, FIELDS, manifest["avg_field_length"], k1=1.2, b=0.5, cache_bytes=1_000_000)
-        a, b = scorer.postings(reader, "body", "医保卡"), scorer.postings(reader, "body", "密码")
-        best = scorer.best_of(reader, [("body", "医保卡", 1.0), ("body", "密码", 0.8)])
+        scorer = term_scorer(reader, manifest["avg_field_length"], Ranking(), 1_000_000)
+        a, b = scorer.postings(ReaderSource(searcher), "body", "医保卡"), scorer.postings(ReaderSource(searcher), "body", "密码")
+        best = scorer.best_of(ReaderSource(searcher), [("body", "医保卡", 1.0), ("body", "密码", 0.8)])
         expected = {}
         for ids, scores in ((a.ids, a.scores), (b.ids, b.scores * 0.8)):
             for d, s in zip(ids, scores):
@@ -116,55 +117,24 @@ def test_the_posting_cache_stays_within_its_budget(seed_version):
     ix, manifest = seed_version
     with ix.searcher() as searcher:
         reader = searcher.reader()
-        scorer = TermScorer(reader, FIELDS, manifest["avg_field_length"], k1=1.2, b=0.5, cache_bytes=3_000)
+        scorer = term_scorer(reader, manifest["avg_field_length"], Ranking(), 3_000)
         for field, tbytes in list(reader.all_terms())[:2000]:
             if field in FIELDS:
-                scorer.postings(reader, field, tbytes.decode("utf-8"))
+                scorer.postings(ReaderSource(searcher), field, tbytes.decode("utf-8"))
                 assert scorer.cache_info()["bytes"] <= 3_000
         assert scorer.cache_info()["terms"] > 0
 
 
-def test_the_cache_evicts_the_cheapest_per_byte_first_and_the_least_recent_among_equals():
-    cache = CostAwareCache(100)
-    cache.put("long", "L", 60, cost=0.6)  # 0.01 a byte
-    cache.put("short", "S", 40, cost=4.0)  # 0.1 a byte
-    cache.put("new", "N", 40, cost=4.0)  # over budget: the long list goes, although used more recently
-    assert cache.get("long") is None and cache.get("short") == "S" and cache.get("new") == "N"
-    cache.get("short")  # now "new" is the least recently used of two equals
-    cache.put("newer", "W", 40, cost=4.0)
-    assert cache.get("new") is None and cache.get("short") == "S" and cache.get("newer") == "W"
-    assert cache.info() == {"terms": 2, "bytes": 80, "limit": 100}
-
-
-@hsettings(max_examples=200, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, 15), st.integers(1, 60), st.floats(1e-6, 1.0), st.booleans()), max_size=200),
-       st.integers(1, 150))
-def test_the_cache_keeps_what_was_put_within_its_budget(ops, limit):
-    cache: CostAwareCache[tuple[int, int]] = CostAwareCache(limit)
-    sizes: dict[int, int] = {}
-    for key, size, cost, read in ops:
-        if read:
-            found = cache.get(key)
-            assert found is None or found == (key, sizes[key])
-        else:
-            if cache.get(key) is None:
-                sizes[key] = size
-            cache.put(key, (key, sizes[key]), sizes[key], cost)
-        info = cache.info()
-        kept = [k for k in sizes if cache._entries.get(k) is not None]
-        assert info["bytes"] == sum(sizes[k] for k in kept) <= limit and info["terms"] == len(kept)
-
-
 def test_search_service_uses_the_configured_cache_budget(seed_settings):
     service = SearchService(seed_settings.replace(posting_cache_mb=7))
-    assert service.current().scorer.cache_info()["limit"] == 7_000_000
+    assert service.current().index.cache_info()["limit"] == 7_000_000
 
 
 def test_multi_block_posting_lists_decode_exactly(tmp_path, make_settings, monkeypatch):
-    from test_writer import corpus_records
+    from tests.engine.whoosh.test_writer import corpus_records
 
-    from search_service.codec import ArrayCodec
-    from search_service.store import open_index
+    from search_service.engine.whoosh.codec import ArrayCodec
+    from search_service.engine.whoosh.store import open_index
 
     # 64-posting blocks (the default is 512), so that 400 passages make lists of several blocks.
     monkeypatch.setattr(ArrayCodec.__init__, "__defaults__", (64, 8))
@@ -177,13 +147,13 @@ def test_multi_block_posting_lists_decode_exactly(tmp_path, make_settings, monke
     ranking = Ranking()
     with ix.searcher() as searcher:
         reader = searcher.reader()
-        scorer = TermScorer(reader, FIELDS, avg, k1=ranking.k1, b=ranking.b, cache_bytes=10_000_000)
+        scorer = term_scorer(reader, avg, Ranking(), 10_000_000)
         longest = 0
         for field, tbytes in reader.all_terms():
             if field in ("body", "grams") and reader.doc_frequency(field, tbytes) > 20:
                 term = tbytes.decode("utf-8")
                 expected = whoosh_scores(searcher, field, term, avg, ranking)
-                got = scorer.postings(reader, field, term)
+                got = scorer.postings(ReaderSource(searcher), field, term)
                 assert list(got.ids) == sorted(expected)
                 np.testing.assert_allclose(got.scores, [expected[d] for d in got.ids], rtol=1e-12)
                 longest = max(longest, len(got.ids))

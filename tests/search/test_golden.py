@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from search_service.cli import main as cli_main
-from search_service.evaluate import read_qrels, score
+from search_service.devtools.evaluate import read_qrels, score
 
 GOLDEN = Path(__file__).parent / "golden"
 EXPECTED_TOP = {

@@ -5,11 +5,12 @@ import errno
 import pytest
 from whoosh.filedb import filestore
 
-from conftest import write_corpus
+from tests.helpers import write_corpus
 from search_service.errors import BuildError, IndexUnavailable
-from search_service.index import build_index
-from search_service.search import SearchRequest, SearchService
-from search_service.versions import IndexRoot
+from search_service.build.reindex import build_index
+from search_service.search.request import SearchRequest
+from search_service.search.service import SearchService
+from search_service.engine.whoosh.layout import IndexRoot
 
 DOC = "标题\n医保卡密码忘了可以带身份证到医保中心重置密码。"
 

@@ -8,7 +8,7 @@ def test_inlining_codec_writes_reads_and_merges_short_posting_lists():
     import pytest
     from whoosh.codec.whoosh3 import W3Codec
 
-    from search_service.whoosh_fixes import InliningCodec
+    from search_service.engine.whoosh.fixes import InliningCodec
 
     schema = fields.Schema(id=fields.ID(stored=True, unique=True), body=fields.TEXT(phrase=False),
                            pos=fields.TEXT(phrase=True))
@@ -35,7 +35,7 @@ def test_compound_segment_files_are_read_in_place_not_copied(tmp_path):
     from whoosh.filedb import compound
     from whoosh.filedb.structfile import BufferFile
 
-    from search_service.whoosh_fixes import MappedBufferFile
+    from search_service.engine.whoosh.fixes import MappedBufferFile
 
     schema = fields.Schema(id=fields.ID(stored=True), body=fields.TEXT(phrase=True))
     ix = whoosh_index.create_in(str(tmp_path), schema)

@@ -1,14 +1,12 @@
 """A short run of scripts/loadtest.py: zero errors and zero wrong answers while versions switch."""
 
 import json
-import sys
 
 import pytest
 
-from conftest import ROOT, SEED_CORPUS
+from tests.helpers import SEED_CORPUS, load_script
 
-sys.path.insert(0, str(ROOT / "scripts"))
-import loadtest  # noqa: E402
+loadtest = load_script("loadtest")
 
 pytestmark = pytest.mark.slow
 

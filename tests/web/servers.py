@@ -11,7 +11,7 @@ from pathlib import Path
 
 import requests
 
-from conftest import ROOT
+from tests.helpers import ROOT
 
 
 def free_port() -> int:

@@ -1,7 +1,6 @@
 from hypothesis import given, settings as hsettings, strategies as st
 
-from search_service.analyze import AnalysisConfig, WordTokenizer, get_analysis
-from search_service.search import _precise
+from search_service.text.analysis import AnalysisConfig, get_analysis, precise
 
 CONFIG = AnalysisConfig(userdict=("医保卡 2000 n", "社保卡 2000 n"))
 ANALYSIS = get_analysis(CONFIG)
@@ -46,12 +45,6 @@ def test_grams_are_cjk_unigrams_and_bigrams_with_original_offsets():
     assert grams == [("锁", 0, 1), ("锁住", 0, 2), ("住", 1, 2), ("住了", 1, 3), ("了", 2, 3)]
 
 
-def test_whoosh_tokenizer_emits_positions_and_original_chars():
-    tok = WordTokenizer(CONFIG)
-    out = [(t.text, t.pos, t.startchar, t.endchar) for t in tok("醫保卡密碼", positions=True, chars=True)]
-    assert out == [("医保", 0, 0, 2), ("医保卡", 0, 0, 3), ("密码", 1, 3, 5)]
-
-
 def test_trace_shows_every_stage():
     trace = ANALYSIS.trace("醫保卡的密碼")
     assert trace["normalized"] == "医保卡的密码"
@@ -66,7 +59,7 @@ query_text = st.text(alphabet=st.sampled_from("医保卡密码忘了怎么办醫
 @given(query_text)
 def test_query_terms_are_a_subset_of_the_indexed_terms_of_the_same_text(text):
     indexed = {t.text for t in ANALYSIS.words(text)} | {t.text for t in ANALYSIS.grams(text)}
-    query_words = {t.text for t in _precise(ANALYSIS.words(text))}
+    query_words = {t.text for t in precise(ANALYSIS.words(text))}
     assert query_words <= indexed
 
 

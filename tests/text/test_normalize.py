@@ -1,6 +1,6 @@
 from hypothesis import given, settings as hsettings, strategies as st
 
-from search_service.normalize import fold, normalize
+from search_service.text.normalize import fold, normalize
 
 TRADITIONAL = "醫保卡密碼輸錯後被鎖住銀行櫃臺體驗滑鼠軟體記憶體乾隆"
 SIMPLIFIED = "医保卡密码输错后被锁住银行柜台体验鼠标软件内存干净"

@@ -7,8 +7,8 @@ import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from conftest import SEED_CORPUS
-from search_service.bench import http_compare, main_bench, table
+from tests.helpers import SEED_CORPUS
+from search_service.devtools.bench import http_compare, main_bench, table
 
 
 def tiny_eval_dir(root):

@@ -1,6 +1,6 @@
 from hypothesis import given, strategies as st
 
-from search_service.query import Clause, parse_query
+from search_service.text.syntax import Clause, parse_query
 
 
 def test_plain_words():

@@ -1,0 +1,59 @@
+"""Helpers shared by the tests: the seed corpus, tiny corpora written in tmp_path, settings for them."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+# One jieba dictionary cache for the whole run (and across runs), never /tmp.
+os.environ.setdefault("SEARCH_CACHE_DIR", str(ROOT / ".cache" / "jieba"))
+
+from search_service.settings import Settings  # noqa: E402
+
+SEED_CORPUS = ROOT / "corpus"
+SIMPLIFIED_SEED = "000_0cfe50795da03c63"
+TRADITIONAL_SEED = "001_965e0e36aae651b5"
+
+
+def write_corpus(root: Path, files: dict[str, str | bytes]) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    for name, content in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content, encoding="utf-8")
+    return root
+
+
+def jsonl(*records: dict[str, Any]) -> str:
+    return "\n".join(json.dumps(r, ensure_ascii=False) for r in records) + "\n"
+
+
+def settings_factory(tmp_path: Path) -> Callable[..., Settings]:
+    """Settings for a corpus and an index under ``tmp_path``, with the bundled userdict and synonyms."""
+
+    def make(corpus: Path | None = None, **overrides: Any) -> Settings:
+        return Settings.from_env(
+            corpus_dir=str(corpus or tmp_path / "corpus"),
+            index_dir=str(tmp_path / "index"),
+            userdict=str(SEED_CORPUS / "userdict.txt"),
+            synonyms=str(SEED_CORPUS / "synonyms.txt"),
+            **overrides,
+        )
+
+    return make
+
+
+def load_script(name: str) -> Any:
+    """A module of ``scripts/`` (they are files to run, not a package)."""
+    spec = importlib.util.spec_from_file_location(f"scripts_{name}", ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
