@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from search_service.errors import ConfigError, IndexLocked, InvalidRequest, SearchError
@@ -126,16 +126,18 @@ def cmd_reindex(args: argparse.Namespace) -> int:
 
     settings = _settings(args, workers=args.workers)
     bar = None
-    progress = None
+    progress: Callable[[int, int], None] | None = None
     if not args.quiet and sys.stderr.isatty():
         from tqdm import tqdm
 
         bar = tqdm(total=0, unit="passage", file=sys.stderr, leave=False)
 
-        def progress(done: int, total: int) -> None:
+        def show(done: int, total: int) -> None:
             bar.total = total
             bar.n = done
             bar.refresh()
+
+        progress = show
 
     try:
         report = build_index(settings, incremental=args.incremental, dry_run=args.dry_run, progress=progress)

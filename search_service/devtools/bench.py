@@ -15,6 +15,7 @@ build's own.
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
 import json
 import os
@@ -35,7 +36,7 @@ from typing import Any
 from search_service.build.corpus import CorpusReader
 from search_service.build.passages import PassageSplitter
 
-EVAL = Path(__file__).resolve().parent.parent.parent / "shared" / "eval"
+EVAL = Path(__file__).resolve().parents[3] / "shared" / "eval"  # ../shared/eval beside the project
 
 
 # -- the corpus --------------------------------------------------------------
@@ -364,9 +365,7 @@ def worker_memory_mb(proc: subprocess.Popen[bytes], workers: int | None = None) 
 def our_variants() -> list[tuple[str, str]]:
     """(name, segmenter) of each configuration of ours to measure: jieba, and rjieba when installed."""
     variants = [("ours", "jieba")]
-    try:
-        import rjieba  # noqa: F401
-    except ImportError:
+    if importlib.util.find_spec("rjieba") is None:
         return variants
     return variants + [("ours+rjieba", "rjieba")]
 
