@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The README's two commands, on a fresh machine with Python 3.11, pip and apt:
 #
-#   bash scripts/run.sh serve   # set up, index the bundled corpus, serve it on http://127.0.0.1:8000
-#   bash scripts/run.sh test    # set up (and install Chromium for the browser test), run the whole suite
+#   bash scripts/run.sh serve       # set up, index the bundled corpus, serve it on http://127.0.0.1:8000
+#   bash scripts/run.sh test        # set up (Chromium, Java and Maven too), run the whole suite
+#   bash scripts/run.sh opensearch  # set up, run a local two-node OpenSearch cluster in the foreground
 #
 # Setup makes ./.venv and installs the project with the exact versions in
 # constraints.txt. Extra arguments go to pytest (test) or to `serve` (serve).
@@ -22,7 +23,7 @@ setup() {
         fi
     fi
     "$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade "pip>=24"
-    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -c constraints.txt -e ".[test]"
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -c constraints.txt -e ".[test,opensearch]"
 }
 
 browser() {
@@ -33,6 +34,18 @@ browser() {
         $sudo apt-get update -qq
         DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium chromium-driver fonts-noto-cjk >/dev/null
     fi
+}
+
+opensearch_launcher() {
+    # The OpenSearch engine's tests run a real cluster from Maven Central's jars
+    # (opensearch/pom.xml): Java 17 and Maven, installed when missing.
+    if ! command -v java >/dev/null || ! command -v mvn >/dev/null; then
+        local sudo=""
+        [ "$(id -u)" = 0 ] || sudo="sudo"
+        $sudo apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq openjdk-17-jdk-headless maven >/dev/null
+    fi
+    mvn -q -B -f opensearch/pom.xml package
 }
 
 cmd=${1:-}
@@ -46,10 +59,16 @@ case "$cmd" in
     test)
         setup
         browser
+        opensearch_launcher
         exec "$VENV/bin/python" -m pytest "$@"
         ;;
+    opensearch)
+        setup
+        opensearch_launcher
+        exec "$VENV/bin/python" scripts/opensearch.py "$@"
+        ;;
     *)
-        echo "usage: bash scripts/run.sh serve|test [args...]" >&2
+        echo "usage: bash scripts/run.sh serve|test|opensearch [args...]" >&2
         exit 64
         ;;
 esac

@@ -90,6 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--peer-sizes", default=None, help="sizes at which the peers run too (default: all)")
     p.add_argument("--repeat", type=int, default=1, help="builds per engine and size; the median is reported (default 1)")
     p.add_argument("--eval-dir", default=None, help="evaluation data folder (default ../shared/eval)")
+    p.add_argument("--opensearch", default=None,
+                   help="also measure the OpenSearch engine: node URLs of a cluster (comma-separated), or 'local' "
+                        "for a two-node cluster started for the run (needs the launcher: bash scripts/run.sh)")
     p.add_argument("--out", default="bench.json", help="JSON report (default bench.json)")
     return parser
 
@@ -200,7 +203,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
                         [int(c) for c in args.clients.split(",")], not args.no_peers, Path(args.out),
                         eval_dir=Path(args.eval_dir) if args.eval_dir else EVAL,
                         peer_sizes=[int(s) for s in args.peer_sizes.split(",")] if args.peer_sizes else None,
-                        repeat=args.repeat)
+                        repeat=args.repeat, opensearch=args.opensearch)
     print(table(report))
     return 0
 

@@ -45,6 +45,10 @@ class IndexUnavailable(SearchError):
     code = "index_unavailable"
 
 
+class VersionGone(IndexUnavailable):
+    """The version being searched was removed (a newer one is current)."""
+
+
 class CorpusError(SearchError):
     """The corpus folder itself cannot be read (missing, not a folder, unreadable)."""
 

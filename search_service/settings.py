@@ -19,15 +19,35 @@ ENV_PREFIX = "SEARCH_"
 
 
 def _setting(default: Any, help: str, secret: bool = False) -> Any:
-    return field(default=default, metadata={"help": help, "secret": secret})
+    # A secret stays out of repr(), so that logging a Settings never shows it.
+    return field(default=default, repr=not secret, metadata={"help": help, "secret": secret})
 
 
 @dataclass(frozen=True)
 class Settings:
     """The service's configuration. Build with :meth:`from_env`."""
 
-    engine: str = _setting("whoosh", "Search engine: whoosh (embedded, on local disk).")
-    index_dir: str = _setting("index", "Index root: holds the versions and the CURRENT pointer.")
+    engine: str = _setting(
+        "whoosh", "Search engine: whoosh (embedded, on local disk) or opensearch (a cluster; the SEARCH_OPENSEARCH_* "
+        "settings)."
+    )
+    index_dir: str = _setting(
+        "index", "Index root: holds the versions and the CURRENT pointer (whoosh); with opensearch, where reindex "
+        "writes its last report."
+    )
+    opensearch_urls: str = _setting(
+        "http://127.0.0.1:9200", "OpenSearch node URLs, comma-separated; requests to a node that fails go to another."
+    )
+    opensearch_user: str = _setting("", "OpenSearch basic-auth user; empty means no authentication.")
+    opensearch_password: str = _setting("", "OpenSearch basic-auth password (never logged or printed).", secret=True)
+    opensearch_verify_certs: str = _setting("true", "Verify the cluster's TLS certificates (https URLs): true or false.")
+    opensearch_ca_certs: str = _setting("", "CA bundle for the cluster's certificates; empty means the system's.")
+    opensearch_prefix: str = _setting(
+        "search-service", "Name of the alias that is the current version; each version is an index <prefix>-v-<version>."
+    )
+    opensearch_shards: int = _setting(1, "Primary shards of each new version's index.")
+    opensearch_replicas: int = _setting(0, "Replicas of each shard of a new version's index.")
+    opensearch_timeout: float = _setting(10.0, "Seconds before a request to the cluster times out (then 503).")
     corpus_dir: str = _setting("corpus", "Folder of documents that reindex reads.")
     opencc_config: str = _setting(
         "t2s", "OpenCC conversion applied before analysis: t2s, tw2s, hk2s or tw2sp."

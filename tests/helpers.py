@@ -57,3 +57,9 @@ def load_script(name: str) -> Any:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def engine_env(settings: Settings) -> dict[str, str]:
+    """The environment that gives a server process the engine of ``settings``."""
+    return {name: str(value) for name, _, _, value, _ in settings.describe()
+            if name == "SEARCH_ENGINE" or name.startswith("SEARCH_OPENSEARCH")}

@@ -162,6 +162,8 @@ def build_index(
         report.version = build.name
         report.switched = True
         engine.clean(settings.keep_versions)
+        report.seconds = time.perf_counter() - began
+        engine.keep_report(report.as_dict())
     report.seconds = time.perf_counter() - began
     return report
 

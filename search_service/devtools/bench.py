@@ -96,9 +96,10 @@ print(json.dumps({"peak_rss_mb": round(max(_r.getrusage(_r.RUSAGE_SELF).ru_maxrs
 """
 
 
-def run_child(code: str, *args: str) -> dict[str, Any]:
-    """Run ``code`` in a fresh interpreter; it prints JSON objects, merged here."""
-    out = subprocess.run([sys.executable, "-c", code + PEAK, *args], capture_output=True, text=True, check=False)
+def run_child(code: str, *args: str, env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Run ``code`` in a fresh interpreter (``env`` added to its environment); it prints JSON objects, merged here."""
+    out = subprocess.run([sys.executable, "-c", code + PEAK, *args], capture_output=True, text=True, check=False,
+                         env={**os.environ, **(env or {})})
     if out.returncode != 0:
         raise RuntimeError(f"child failed: {out.stderr[-2000:]}")
     result: dict[str, Any] = {}
@@ -107,14 +108,14 @@ def run_child(code: str, *args: str) -> dict[str, Any]:
     return result
 
 
-def median_run(repeat: int, code: str, *args: str) -> dict[str, Any]:
+def median_run(repeat: int, code: str, *args: str, env: dict[str, str] | None = None) -> dict[str, Any]:
     """``run_child`` ``repeat`` times (each into an emptied output folder); the run
     with the median time, and every run's seconds."""
     runs = []
     for _ in range(max(1, repeat)):
         shutil.rmtree(args[1], ignore_errors=True)
         Path(args[1]).mkdir(parents=True)
-        runs.append(run_child(code, *args))
+        runs.append(run_child(code, *args, env=env))
     runs.sort(key=lambda r: r["seconds"])
     return {**runs[len(runs) // 2], "runs_seconds": [round(r["seconds"], 1) for r in runs]}
 
@@ -210,16 +211,48 @@ def time_queries(run: Callable[[str], Any], queries: list[str], warmup: list[str
     return out
 
 
-def ours_queries(index_dir: Path, queries: list[str], warmup: list[str]) -> dict[str, float]:
+def ours_queries(index_dir: Path, queries: list[str], warmup: list[str], env: dict[str, str] | None = None
+                 ) -> dict[str, float]:
     from search_service.search.request import SearchRequest
     from search_service.search.service import SearchService
     from search_service.settings import Settings
 
     # Every query ranked and highlighted: the result cache would answer the warm
     # pass's repeats.
-    settings = Settings.from_env(index_dir=str(index_dir), result_cache_size=0)
+    settings = Settings.from_env({**os.environ, **(env or {})}, index_dir=str(index_dir), result_cache_size=0)
     service = SearchService(settings)
     return time_queries(lambda q: service.search(SearchRequest.create(settings, q=q[:256], size=10)), queries, warmup)
+
+
+def cluster_queries(queries: list[str], warmup: list[str], env: dict[str, str]) -> dict[str, float]:
+    """The OpenSearch cluster's own share of the same queries: each query's plan
+    (made beforehand, untimed) sent as the engine sends it; wall time at the
+    client, and the ``took`` the cluster reports."""
+    from search_service.engine.opensearch.version import query
+    from search_service.search.service import SearchService
+    from search_service.settings import Settings
+
+    settings = Settings.from_env({**os.environ, **env})
+    service = SearchService(settings)
+    version = service.current()
+    index = version.index
+    plans = {q: service.build_query(version, q[:256]) for q in queries + warmup}
+    took: list[float] = []
+
+    def run(q: str) -> None:
+        plan = plans[q]
+        if not plan.parts and plan.must is None:
+            return
+        found = index.client.search(index=index.index, search_type="dfs_query_then_fetch", body={
+            "query": query(plan), "size": 10, "sort": [{"_score": "desc"}, {"seq": "asc"}], "track_scores": True,
+            "track_total_hits": True, "_source": ["passage_id", "text"]})
+        took.append(found["took"])
+
+    out = time_queries(run, queries, warmup)
+    warm = took[-len(queries):]
+    out["took_p50_ms"] = round(percentile(warm, 50), 2)
+    out["took_p99_ms"] = round(percentile(warm, 99), 2)
+    return out
 
 
 def naive_queries(index_dir: Path, queries: list[str], warmup: list[str]) -> dict[str, float]:
@@ -362,21 +395,27 @@ def worker_memory_mb(proc: subprocess.Popen[bytes], workers: int | None = None) 
 # -- the whole run ----------------------------------------------------------------------
 
 
-def our_variants() -> list[tuple[str, str]]:
-    """(name, segmenter) of each configuration of ours to measure: jieba, and rjieba when installed."""
-    variants = [("ours", "jieba")]
-    if importlib.util.find_spec("rjieba") is None:
-        return variants
-    return variants + [("ours+rjieba", "rjieba")]
+def our_variants(opensearch_urls: str | None = None) -> list[tuple[str, str, dict[str, str]]]:
+    """(name, segmenter, environment) of each configuration of ours to measure: jieba, rjieba
+    when installed, and the OpenSearch engine on the cluster at ``opensearch_urls``."""
+    variants: list[tuple[str, str, dict[str, str]]] = [("ours", "jieba", {})]
+    if importlib.util.find_spec("rjieba") is not None:
+        variants.append(("ours+rjieba", "rjieba", {}))
+    if opensearch_urls:
+        variants.append(("ours on opensearch", "jieba", {"SEARCH_ENGINE": "opensearch",
+                                                          "SEARCH_OPENSEARCH_URLS": opensearch_urls}))
+    return variants
 
 
 def run_bench(sizes: list[int], query_count: int, http_seconds: float, clients: list[int], peers: bool,
               workdir: Path, eval_dir: Path = EVAL, log: Callable[[str], None] = print,
-              peer_sizes: list[int] | None = None, repeat: int = 1) -> dict[str, Any]:
+              peer_sizes: list[int] | None = None, repeat: int = 1, opensearch_urls: str | None = None
+              ) -> dict[str, Any]:
     texts = base_passages(eval_dir)
     drawn = eval_queries(eval_dir, 2 * query_count)
     queries, warmup = drawn[:query_count], drawn[query_count:]
-    variants = our_variants()
+    variants = our_variants(opensearch_urls)
+    run_id = os.urandom(3).hex()
     report: dict[str, Any] = {"machine": {"cpus": os.cpu_count()}, "sizes": {}}
     for size in sizes:
         row: dict[str, Any] = {"index": {}, "queries": {}, "server": {}}
@@ -384,15 +423,19 @@ def run_bench(sizes: list[int], query_count: int, http_seconds: float, clients: 
         corpus_dir.mkdir(parents=True, exist_ok=True)
         nbytes = write_corpus(corpus_dir / "bench.jsonl", texts, size)
         row["corpus_mb"] = round(nbytes / 1e6, 2)
-        for name, engine in variants:
-            ours_dir = workdir / f"{name}-{size}"
-            build = median_run(repeat, OURS_BUILD, str(corpus_dir), str(ours_dir), engine)
+        for name, engine, base_env in variants:
+            ours_dir = workdir / f"{name.replace(' ', '-')}-{size}"
+            env = {**base_env, "SEARCH_OPENSEARCH_PREFIX": f"bench-{run_id}-{size}"} if base_env else {}
+            build = median_run(repeat, OURS_BUILD, str(corpus_dir), str(ours_dir), engine, env=env)
             build.update(passages_per_s=round(build["passages"] / build["seconds"], 1),
-                         mb_per_s=round(nbytes / 1e6 / build["seconds"], 3), index_mb=folder_mb(ours_dir))
+                         mb_per_s=round(nbytes / 1e6 / build["seconds"], 3),
+                         index_mb=cluster_mb(env) if env else folder_mb(ours_dir))
             row["index"][name] = build
             log(f"{size}: {name} indexed in {build['seconds']:.1f} s")
-            row["queries"][name] = ours_queries(ours_dir, queries, warmup)
-            row["server"][name] = server_probe(ours_dir, queries)
+            row["queries"][name] = ours_queries(ours_dir, queries, warmup, env)
+            if env:
+                row["queries"]["opensearch cluster alone"] = cluster_queries(queries, warmup, env)
+            row["server"][name] = server_probe(ours_dir, queries, env)
             log(f"{size}: {name} queries p50 {row['queries'][name]['p50_ms']} ms; server {row['server'][name]}")
         seg = run_child(SEGMENT_ONLY, str(corpus_dir / "bench.jsonl"))
         row["segmentation_only"] = {**seg, "passages_per_s": round(seg["passages"] / seg["seconds"], 1)}
@@ -409,8 +452,10 @@ def run_bench(sizes: list[int], query_count: int, http_seconds: float, clients: 
     if http_seconds > 0:
         size = sorted(sizes)[len(sizes) // 2]
         report["http"] = {"passages": size, "variants": {}}
-        for name, _ in variants:
-            report["http"]["variants"][name] = http_bench(workdir / f"{name}-{size}", queries, http_seconds, clients)
+        for name, _, base_env in variants:
+            env = {**base_env, "SEARCH_OPENSEARCH_PREFIX": f"bench-{run_id}-{size}"} if base_env else {}
+            report["http"]["variants"][name] = http_bench(workdir / f"{name.replace(' ', '-')}-{size}", queries,
+                                                          http_seconds, clients, env=env)
         # The queries repeat during a step (1,000 of them, thousands of requests):
         # measure the first engine again with every request ranked and highlighted.
         name = variants[0][0]
@@ -419,14 +464,24 @@ def run_bench(sizes: list[int], query_count: int, http_seconds: float, clients: 
     return report
 
 
-def server_probe(index_dir: Path, queries: list[str]) -> dict[str, Any]:
+def cluster_mb(env: dict[str, str]) -> float:
+    """The size of the OpenSearch version just built (primaries and replicas)."""
+    from search_service.engine.opensearch.client import make_client
+    from search_service.settings import Settings
+
+    settings = Settings.from_env({**os.environ, **env})
+    stats = make_client(settings).indices.stats(index=settings.opensearch_prefix, metric="store")
+    return round(stats["_all"]["total"]["store"]["size_in_bytes"] / 1e6, 1)
+
+
+def server_probe(index_dir: Path, queries: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
     """``serve --workers 2``: seconds from start to the first answer, then memory per
     worker after answering ``queries`` once. RSS counts every page a worker
     touches, including the memory-mapped index (file cache, shared by both
     workers) and what it shares with the master; PSS splits shared pages
     between the processes sharing them; USS is the worker's own."""
     port = free_port()
-    proc, cold = serve(index_dir, port)
+    proc, cold = serve(index_dir, port, env=env)
     try:
         base = f"http://127.0.0.1:{port}/search?q="
         for q in queries:
@@ -482,6 +537,11 @@ def table(report: dict[str, Any]) -> str:
             lines.append(f"| {size} | {engine} | {build['seconds']:.1f} | {build['passages_per_s']:.0f} | {ratio} | "
                          f"{build['index_mb']} | {build['peak_rss_mb']} | {q['cold_p50_ms']} / {q['cold_p99_ms']} | "
                          f"{q['p50_ms']} | {q['p99_ms']} | {qratio} |")
+        alone = row["queries"].get("opensearch cluster alone")
+        if alone:
+            lines.append(f"| {size} | opensearch cluster alone (took p50 / p99 {alone['took_p50_ms']} / "
+                         f"{alone['took_p99_ms']} ms) | | | | | | {alone['cold_p50_ms']} / {alone['cold_p99_ms']} | "
+                         f"{alone['p50_ms']} | {alone['p99_ms']} | |")
         seg = row["segmentation_only"]
         lines.append(f"| {size} | jieba alone (1 core) | {seg['seconds']:.1f} | {seg['passages_per_s']:.0f} | | | | | | | |")
     lines += ["", "| passages | engine | cold start s | worker RSS MB | worker PSS MB | worker USS MB "
@@ -506,13 +566,25 @@ def table(report: dict[str, Any]) -> str:
 
 def main_bench(sizes: list[int], query_count: int, http_seconds: float, clients: list[int], peers: bool,
                out: Path, keep: bool = False, eval_dir: Path = EVAL,
-               peer_sizes: list[int] | None = None, repeat: int = 1) -> dict[str, Any]:
+               peer_sizes: list[int] | None = None, repeat: int = 1, opensearch: str | None = None
+               ) -> dict[str, Any]:
+    """The whole benchmark. ``opensearch``: node URLs of a cluster to measure the
+    OpenSearch engine on, or ``local`` for a two-node cluster started here (and stopped)."""
     workdir = Path(tempfile.mkdtemp(prefix="search-bench-"))
+    cluster = None
     try:
+        if opensearch == "local":
+            from search_service.devtools.cluster import LocalCluster
+
+            cluster = LocalCluster(workdir / "opensearch", nodes=2, heap_mb=1024)
+            cluster.start()
+            opensearch = ",".join(cluster.urls)
         report = run_bench(sizes, query_count, http_seconds, clients, peers, workdir, eval_dir,
                            log=lambda m: print(m, file=sys.stderr, flush=True), peer_sizes=peer_sizes,
-                           repeat=repeat)
+                           repeat=repeat, opensearch_urls=opensearch)
     finally:
+        if cluster is not None:
+            cluster.stop()
         if not keep:
             shutil.rmtree(workdir, ignore_errors=True)
     out.write_text(json.dumps(report, indent=1, ensure_ascii=False))

@@ -8,7 +8,7 @@ from search_service.errors import ConfigError
 from search_service.fields import Ranking
 from search_service.settings import Settings
 
-ENGINES = ("whoosh",)
+ENGINES = ("whoosh", "opensearch")
 
 
 def open_engine(settings: Settings, ranking: Ranking | None = None) -> Engine:
@@ -17,4 +17,8 @@ def open_engine(settings: Settings, ranking: Ranking | None = None) -> Engine:
         from search_service.engine.whoosh.engine import WhooshEngine
 
         return WhooshEngine(settings, ranking)
+    if settings.engine == "opensearch":
+        from search_service.engine.opensearch.engine import OpenSearchEngine
+
+        return OpenSearchEngine(settings, ranking)
     raise ConfigError(f"unknown engine {settings.engine!r} (SEARCH_ENGINE); choose one of {', '.join(ENGINES)}")

@@ -122,6 +122,10 @@ class Engine(ABC):
     def switch(self, build: Build) -> None:
         """Make a finished build the current version, atomically."""
 
+    def keep_report(self, report: dict[str, Any]) -> None:
+        """Keep the last build's report where operators look (an engine whose versions
+        carry it in their manifests keeps nothing more)."""
+
     @abstractmethod
     def clean(self, keep: int) -> None:
         """Remove unfinished builds and complete versions beyond the newest ``keep`` (never the current)."""

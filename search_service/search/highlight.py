@@ -61,11 +61,6 @@ class Marker:
         return _merge_by_end(list(self._automaton.iter(text)))
 
 
-def find_matches(norm: Normalized, terms: Iterable[str]) -> list[list[int]]:
-    """Original-text spans of every occurrence of ``terms`` in ``norm``; see :class:`Marker`."""
-    return Marker(terms).matches(norm)
-
-
 def merge_spans(spans: Iterable[tuple[int, int]]) -> list[list[int]]:
     merged: list[list[int]] = []
     for start, end in sorted(spans):

@@ -20,7 +20,7 @@ from typing import Any
 from search_service.engine import open_engine
 from search_service.engine.base import IndexVersion
 from search_service.engine.plan import QueryPlan
-from search_service.errors import IndexUnavailable, NotFound
+from search_service.errors import IndexUnavailable, NotFound, VersionGone
 from search_service.fields import Ranking
 from search_service.search.cache import ResultCache
 from search_service.search.highlight import Marker, render
@@ -78,6 +78,7 @@ class SearchService:
                 return self._keep_or_raise(version, exc)
             self._checked = now
             if version is not None and name == version.name:
+                self.last_error = None  # the engine answers again, and still names our version
                 return version
             if self._failed is not None and self._failed[0] == name:
                 return self._keep_or_raise(version, self._failed[1])
@@ -131,7 +132,13 @@ class SearchService:
         cached = version.results.get(request)
         if cached is not None:
             return dataclasses.replace(cached, took_ms=round((time.perf_counter() - began) * 1000, 2))
-        result = self._search(version, request, began)
+        try:
+            result = self._search(version, request, began)
+        except VersionGone:
+            # Removed by a newer reindex since we last looked: look again, once.
+            self._checked = 0.0
+            version = self.current()
+            result = self._search(version, request, began)
         version.results.put(request, result)
         return result
 

@@ -6,6 +6,9 @@ import pytest
 
 from search_service.cli import main as cli_main
 from search_service.devtools.evaluate import read_qrels, score
+from search_service.settings import Settings
+from tests.conftest import on_engine
+from tests.helpers import engine_env
 
 GOLDEN = Path(__file__).parent / "golden"
 EXPECTED_TOP = {
@@ -18,12 +21,17 @@ EXPECTED_TOP = {
 
 
 @pytest.fixture(scope="module")
-def golden_run(tmp_path_factory):
+def golden_run(tmp_path_factory, engine, request):
+    """The golden queries' rankings, through `search-service evaluate`, on each engine."""
     tmp = tmp_path_factory.mktemp("golden")
     run = tmp / "run.trec"
-    assert cli_main(["evaluate", "--corpus", str(GOLDEN / "corpus.jsonl"), "--queries", str(GOLDEN / "queries.jsonl"),
-                     "--qrels", str(GOLDEN / "qrels.tsv"), "--index", str(tmp / "index"), "--run", str(run),
-                     "--json"]) == 0
+    settings = on_engine(Settings.from_env(), engine, request)
+    with pytest.MonkeyPatch.context() as env:
+        for name, value in engine_env(settings).items():
+            env.setenv(name, value)
+        assert cli_main(["evaluate", "--corpus", str(GOLDEN / "corpus.jsonl"),
+                         "--queries", str(GOLDEN / "queries.jsonl"), "--qrels", str(GOLDEN / "qrels.tsv"),
+                         "--index", str(tmp / "index"), "--run", str(run), "--json"]) == 0
     rankings: dict[str, list[str]] = {}
     for line in run.read_text().splitlines():
         qid, _, doc, rank, _, tag = line.split()

@@ -53,10 +53,10 @@ def reference_matches(norm, terms):
 @given(st.text(alphabet="医保卡密碼码锁鎖aA.(㎏𠀀", max_size=30),
        st.lists(st.text(alphabet="医保卡密码锁a.(kg𠀀", min_size=0, max_size=4), max_size=6))
 def test_marker_finds_what_a_find_loop_finds(text, terms):
-    from search_service.search.highlight import find_matches
+    from search_service.search.highlight import Marker
     from search_service.text.normalize import normalize
     norm = normalize(text)
-    assert find_matches(norm, terms) == reference_matches(norm, terms)
+    assert Marker(terms).matches(norm) == reference_matches(norm, terms)
 
 
 @hsettings(max_examples=300, deadline=None)

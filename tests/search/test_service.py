@@ -2,7 +2,7 @@ import pytest
 
 from tests.helpers import SIMPLIFIED_SEED, TRADITIONAL_SEED, jsonl, write_corpus
 from search_service.errors import InvalidRequest
-from search_service.search.highlight import find_matches, merge_spans, render
+from search_service.search.highlight import Marker, merge_spans, render
 from search_service.build.reindex import build_index
 from search_service.text.normalize import normalize
 from search_service.search.cache import ResultCache
@@ -134,19 +134,19 @@ def test_fields_no_passage_has_are_not_scored(tmp_path, make_settings):
 
 def test_overlapping_matches_merge_to_the_longest():
     norm = normalize("马克思主义和马克")
-    assert find_matches(norm, ["马克", "马克思"]) == [[0, 3], [6, 8]]
+    assert Marker(["马克", "马克思"]).matches(norm) == [[0, 3], [6, 8]]
     assert merge_spans([(0, 2), (1, 3), (5, 6)]) == [[0, 3], [5, 6]]
 
 
 def test_highlight_is_escaped_and_cut_to_a_window():
     text = "<b>" + "前" * 200 + "医保卡" + "后" * 200
     norm = normalize(text)
-    matches = find_matches(norm, ["医保卡"])
+    matches = Marker(["医保卡"]).matches(norm)
     html = render(text, matches, 60)
     assert html.startswith("…") and html.endswith("…")
     assert "<mark>医保卡</mark>" in html and "<b>" not in html
     assert len(html.replace("<mark>", "").replace("</mark>", "")) <= 62
-    assert render("<i>医保卡</i>", find_matches(normalize("<i>医保卡</i>"), ["医保卡"])) == "&lt;i&gt;<mark>医保卡</mark>&lt;/i&gt;"
+    assert render("<i>医保卡</i>", Marker(["医保卡"]).matches(normalize("<i>医保卡</i>"))) == "&lt;i&gt;<mark>医保卡</mark>&lt;/i&gt;"
 
 
 def test_synonyms_expand_queries(tmp_path, make_settings):

@@ -17,6 +17,8 @@ from selenium.webdriver.support.ui import WebDriverWait
 from tests.helpers import SEED_CORPUS
 from search_service.build.reindex import build_index
 from search_service.settings import Settings
+from tests.conftest import on_engine
+from tests.helpers import engine_env
 from tests.web.servers import start_server, stop_server, wait_ready
 
 pytestmark = pytest.mark.slow
@@ -27,15 +29,15 @@ EVIL = "惡意文件\n醫保卡攻擊測試：<script>alert(1)</script> 以及 <
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory):
+def site(tmp_path_factory, engine, request):
     tmp = tmp_path_factory.mktemp("browser")
     corpus = tmp / "corpus"
     shutil.copytree(SEED_CORPUS, corpus)
     (corpus / "evil.txt").write_text(EVIL, encoding="utf-8")
-    settings = Settings.from_env(corpus_dir=str(corpus), index_dir=str(tmp / "index"))
+    settings = on_engine(Settings.from_env(corpus_dir=str(corpus), index_dir=str(tmp / "index")), engine, request)
     build_index(settings)
     log = tmp / "server.log"
-    proc, url = start_server(Path(settings.index_dir), log)
+    proc, url = start_server(Path(settings.index_dir), log, **engine_env(settings))
     wait_ready(proc, url, log)
     yield url
     stop_server(proc)
