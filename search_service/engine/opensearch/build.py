@@ -98,7 +98,7 @@ class OpenSearchBuild(Build):
             raise BuildError(f"the new index holds {count} passages, expected {passages}; not switched")
         empty = [f.name for f in FIELDS if not self.client.count(index=self.index, body={
             "query": {"exists": {"field": field_name(f.name)}}})["count"]]
-        self.client.cluster.health(index=self.index, wait_for_status="yellow", timeout="60s")
+        self.client.cluster.health(index=self.index, wait_for_status="yellow", params={"timeout": "60s"}, request_timeout=70)
         self.engine.store_documents(self.name, documents)
         # Written last: a version is complete when its index carries its manifest.
         self.client.indices.put_mapping(index=self.index, body={"_meta": {"manifest": {

@@ -26,6 +26,7 @@ def make_client(settings: Settings) -> OpenSearch:
         "retry_on_timeout": True,
         "retry_on_status": (502, 503, 504),
         "http_compress": False,
+        "pool_maxsize": 16,  # connections kept per node: threads of a process share the client
     }
     if settings.opensearch_user:
         options["http_auth"] = (settings.opensearch_user, settings.opensearch_password)

@@ -53,7 +53,7 @@ def test_two_shards_rank_like_one(on_cluster):
 def test_a_node_stopped_while_clients_query_fails_no_request(on_cluster, opensearch_cluster):
     settings = on_cluster(SEED_CORPUS, opensearch_replicas=1)
     build_index(settings)
-    make_client(settings).cluster.health(wait_for_status="green", timeout="60s")
+    make_client(settings).cluster.health(wait_for_status="green", params={"timeout": "60s"}, request_timeout=70)
     service = SearchService(settings.replace(result_cache_size=0))
     failures: list[str] = []
     answered = [0]
@@ -89,7 +89,7 @@ def test_a_node_stopped_while_clients_query_fails_no_request(on_cluster, opensea
 
 def test_reindex_switching_the_alias_while_clients_query(on_cluster, tmp_path):
     corpus = write_corpus(tmp_path / "corpus", {"a.txt": DOC_A, "b.txt": DOC_B})
-    settings = on_cluster(corpus).replace(reload_seconds=0.2)
+    settings = on_cluster(corpus).replace(reload_seconds=0.2, keep_versions=3)  # every version served stays to check
     build_index(settings)
     service = SearchService(settings.replace(result_cache_size=0))
     engine = open_engine(settings)
