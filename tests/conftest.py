@@ -64,9 +64,7 @@ def engine_settings(make_settings: Callable[..., Settings], engine: str,
     return make
 
 
-@pytest.fixture(scope="session")
-def seed_settings(tmp_path_factory: pytest.TempPathFactory, engine: str, request: pytest.FixtureRequest) -> Settings:
-    """The bundled corpus, indexed once for the session on each engine."""
+def _seed(tmp_path_factory: pytest.TempPathFactory, engine: str, request: pytest.FixtureRequest) -> Settings:
     root = tmp_path_factory.mktemp("seed")
     corpus = root / "corpus"
     shutil.copytree(SEED_CORPUS, corpus)
@@ -74,6 +72,18 @@ def seed_settings(tmp_path_factory: pytest.TempPathFactory, engine: str, request
     report = build_index(settings)
     assert report.switched and not report.skipped
     return settings
+
+
+@pytest.fixture(scope="session")
+def seed_settings(tmp_path_factory: pytest.TempPathFactory, engine: str, request: pytest.FixtureRequest) -> Settings:
+    """The bundled corpus, indexed once for the session on each engine."""
+    return _seed(tmp_path_factory, engine, request)
+
+
+@pytest.fixture(scope="session")
+def whoosh_seed_settings(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Settings:
+    """The bundled corpus in a Whoosh index, for the Whoosh engine's own tests."""
+    return _seed(tmp_path_factory, "whoosh", request)
 
 
 @pytest.fixture(scope="session")

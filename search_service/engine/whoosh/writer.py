@@ -409,9 +409,20 @@ def write_parallel(ix: Any, batches: Sequence[Iterable[dict[str, Any]]],
     writer.commit(mergetype=lambda w, existing: [*existing, *(segments[i] for i in range(len(procs)))])
 
 
+def _own_temp_storage(storage: Any) -> None:
+    """Give this process temporary folders of its own. Whoosh names a writer's
+    temporary folder after the index (``MAIN.tmp``), so parallel writers would
+    share it, and the first to finish would remove it under the others (their
+    compound files are assembled there)."""
+    shared = storage.temp_storage
+    suffix = f".{os.getpid()}"
+    storage.temp_storage = lambda name=None: shared(name + suffix if name else None)
+
+
 def _write_batch(ix: Any, number: int, batch: Iterable[dict[str, Any]], done: Any, results: Any,
                  parent: int) -> None:
     try:
+        _own_temp_storage(ix.storage)  # this forked process's copy of the storage object
         writer = BulkSegmentWriter(ix, _lk=False)
         added = 0
         for fields in batch:

@@ -125,8 +125,10 @@ def test_the_posting_cache_stays_within_its_budget(seed_version):
         assert scorer.cache_info()["terms"] > 0
 
 
-def test_search_service_uses_the_configured_cache_budget(seed_settings):
-    service = SearchService(seed_settings.replace(posting_cache_mb=7))
+def test_search_service_uses_the_configured_cache_budget(make_settings):
+    settings = make_settings(corpus=SEED_CORPUS, posting_cache_mb=7)
+    build_index(settings)
+    service = SearchService(settings)
     assert service.current().index.cache_info()["limit"] == 7_000_000
 
 

@@ -16,8 +16,8 @@ def open_fds() -> int:
     return len(os.listdir("/proc/self/fd"))
 
 
-def test_every_term_and_stored_field_reads_as_through_whooshs_mapping(seed_settings):
-    path = IndexRoot(seed_settings.index_dir).current_dir()
+def test_every_term_and_stored_field_reads_as_through_whooshs_mapping(whoosh_seed_settings):
+    path = IndexRoot(whoosh_seed_settings.index_dir).current_dir()
     mapped, pread = whoosh_index.open_dir(str(path)), open_index(path)
     with mapped.searcher() as a, pread.searcher() as b:
         ra, rb = a.reader(), b.reader()
@@ -35,9 +35,9 @@ def test_every_term_and_stored_field_reads_as_through_whooshs_mapping(seed_setti
         assert checked > 1000
 
 
-def test_a_dropped_version_closes_its_files_quietly(seed_settings):
+def test_a_dropped_version_closes_its_files_quietly(whoosh_seed_settings):
     # filterwarnings=error: an unclosed file would fail this test with a ResourceWarning.
-    path = IndexRoot(seed_settings.index_dir).current_dir()
+    path = IndexRoot(whoosh_seed_settings.index_dir).current_dir()
     gc.collect()
     before = open_fds()
     ix = open_index(path)

@@ -117,6 +117,21 @@ def test_a_parallel_build_ranks_exactly_like_a_serial_one(tmp_path, make_setting
     assert results[0] == results[1]
 
 
+def test_parallel_writers_that_finish_far_apart_never_share_temporary_files(tmp_path, make_settings, monkeypatch):
+    """The first share's passages are short, the second's long: its writer is still
+    assembling its compound file when the first one finishes and cleans up."""
+    short = [{"id": f"s{i}", "text": "医保卡密码。"} for i in range(400)]
+    long_ = [{"id": f"l{i}", "text": "。".join(random.Random(i).sample(SENTENCES, 12))} for i in range(400)]
+    corpus = write_corpus(tmp_path / "corpus", {"a.jsonl": jsonl(*short), "b.jsonl": jsonl(*long_)})
+    monkeypatch.setattr(index_module, "PARALLEL_MIN_PASSAGES", 50)
+    settings = make_settings(corpus=corpus, workers=2)
+    for _ in range(3):
+        report = build_index(settings)
+        assert report.switched and report.passages >= 800
+    version = next(p for p in (tmp_path / "index" / "versions").iterdir() if p.name == report.version)
+    assert not [p for p in version.iterdir() if p.name.endswith(".tmp") or ".tmp." in p.name]
+
+
 @pytest.mark.parametrize("failing_batch", [0, 1])
 def test_a_failing_writer_process_fails_the_build_and_keeps_the_old_version(tmp_path, make_settings, monkeypatch,
                                                                              failing_batch):
