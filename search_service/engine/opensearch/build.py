@@ -10,9 +10,8 @@ reported by id and reason: the build then fails and nothing is switched.
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
-import os
-import queue
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -20,10 +19,11 @@ from opensearchpy import OpenSearch, helpers
 from opensearchpy import exceptions as ox
 
 from search_service.engine.base import Build, Progress, Record
+from search_service.engine.forked import ShareFailed, run_shares
 from search_service.engine.opensearch.client import make_client, unavailable
 from search_service.engine.opensearch.schema import field_name, index_body, passage_document
 from search_service.errors import BuildError
-from search_service.fields import FIELDS, Ranking
+from search_service.fields import FIELDS
 from search_service.settings import Settings
 from search_service.text.analysis import AnalysisConfig, get_analysis
 
@@ -53,7 +53,12 @@ class OpenSearchBuild(Build):
         analysis.initialize()  # load jieba before forking: the writers inherit it
         first_seq = self._copy_base(set(delete_docs)) if self.base is not None else 0
         if len(shares) > 1 and "fork" in multiprocessing.get_all_start_methods():
-            failures = _load_parallel(self.settings, self.index, self.config, shares, first_seq, progress)
+            try:
+                loaded = run_shares(functools.partial(_load_share, self.settings, self.index, self.config,
+                                                      first_seq), shares, progress)
+            except ShareFailed as exc:
+                raise BuildError(f"loading failed ({exc}); nothing switched") from None
+            failures = [f for share_failures in loaded for f in share_failures]
         else:
             done = [0]
 
@@ -139,50 +144,7 @@ def _load(client: OpenSearch, index: str, config: AnalysisConfig, records: Itera
     return failures
 
 
-def _load_parallel(settings: Settings, index: str, config: AnalysisConfig, shares: Sequence[Iterable[Record]],
-                   first_seq: int, progress: Progress | None) -> list[str]:
-    """:func:`_load` of each share in a forked process of its own, with its own client."""
-    ctx = multiprocessing.get_context("fork")
-    done = ctx.Value("q", 0)
-    results: Any = ctx.Queue()
-    parent = os.getpid()
-    procs = [ctx.Process(target=_load_share, daemon=True,
-                         args=(settings, index, config, share, first_seq + i * _SHARE_SEQ, done, results, parent))
-             for i, share in enumerate(shares)]
-    for proc in procs:
-        proc.start()
-    failures: list[str] = []
-    finished = 0
-    try:
-        while finished < len(procs):
-            try:
-                failures.extend(results.get(timeout=0.2))
-                finished += 1
-            except queue.Empty:
-                if not any(proc.is_alive() for proc in procs) and results.empty():
-                    failures.append("a loading process died")
-                    break
-            if progress is not None:
-                progress(done.value)
-        if progress is not None:
-            progress(done.value)
-    finally:
-        for proc in procs:
-            if proc.is_alive() and failures:
-                proc.kill()
-            proc.join()
-    return failures
-
-
-def _load_share(settings: Settings, index: str, config: AnalysisConfig, share: Iterable[Record], first_seq: int,
-                done: Any, results: Any, parent: int) -> None:
-    def counted(n: int) -> None:
-        with done.get_lock():
-            done.value += n
-        if os.getppid() != parent:  # the reindex was killed: stop loading
-            os._exit(1)
-
-    try:
-        results.put(_load(make_client(settings), index, config, share, first_seq, counted))
-    except BaseException as exc:  # reported to the parent, which fails the build
-        results.put([f"loading failed ({type(exc).__name__}: {exc})"])
+def _load_share(settings: Settings, index: str, config: AnalysisConfig, first_seq: int, number: int,
+                share: Iterable[Record], count: Any) -> list[str]:
+    """:func:`_load` of one share in a forked process, with its own client."""
+    return _load(make_client(settings), index, config, share, first_seq + number * _SHARE_SEQ, count)

@@ -27,11 +27,10 @@ together, in order, so document numbers follow the corpus order.
 
 from __future__ import annotations
 
+import functools
 import hashlib
-import multiprocessing
 import os
 import pickle
-import queue
 import struct
 from array import array
 from collections import Counter
@@ -45,8 +44,9 @@ from whoosh.system import pack_uint, pack_ushort
 from whoosh.util.numeric import byte_to_length, length_to_byte
 from whoosh.writing import SegmentWriter
 
-from search_service.errors import BuildError
+from search_service.engine.forked import ShareFailed, run_shares
 from search_service.engine.whoosh.codec import ArrayCodec, ArrayPostingsWriter
+from search_service.errors import BuildError
 
 # Whoosh hands the codec each posting's field length as read back from its
 # one-byte column; the blocks' length statistics must see the same values.
@@ -372,41 +372,12 @@ def write_parallel(ix: Any, batches: Sequence[Iterable[dict[str, Any]]],
     the order of ``batches``. Raises :class:`BuildError` if any process fails;
     then nothing is committed.
     """
-    ctx = multiprocessing.get_context("fork")
-    done = ctx.Value("q", 0)
-    results: Any = ctx.Queue()
-    parent = os.getpid()
-    procs = [ctx.Process(target=_write_batch, args=(ix, i, batch, done, results, parent), daemon=True)
-             for i, batch in enumerate(batches)]
-    for p in procs:
-        p.start()
-    segments: dict[int, Any] = {}
-    failures: list[str] = []
     try:
-        while len(segments) + len(failures) < len(procs):
-            try:
-                number, segment, error = results.get(timeout=0.2)
-            except queue.Empty:
-                if progress is not None:
-                    progress(done.value)
-                if not any(p.is_alive() for p in procs) and results.empty():
-                    failures.append("a writer process died")
-                continue
-            if error:
-                failures.append(error)
-            else:
-                segments[number] = segment
-        if progress is not None:
-            progress(done.value)
-    finally:
-        for p in procs:
-            if p.is_alive() and failures:
-                p.kill()
-            p.join()
-    if failures:
-        raise BuildError(f"building the index failed ({failures[0]}); the previous version stays current")
+        segments = run_shares(functools.partial(_write_batch, ix), batches, progress)
+    except ShareFailed as exc:
+        raise BuildError(f"building the index failed ({exc}); the previous version stays current") from None
     writer = ix.writer()
-    writer.commit(mergetype=lambda w, existing: [*existing, *(segments[i] for i in range(len(procs)))])
+    writer.commit(mergetype=lambda w, existing: [*existing, *segments])
 
 
 def _own_temp_storage(storage: Any) -> None:
@@ -419,24 +390,17 @@ def _own_temp_storage(storage: Any) -> None:
     storage.temp_storage = lambda name=None: shared(name + suffix if name else None)
 
 
-def _write_batch(ix: Any, number: int, batch: Iterable[dict[str, Any]], done: Any, results: Any,
-                 parent: int) -> None:
-    try:
-        _own_temp_storage(ix.storage)  # this forked process's copy of the storage object
-        writer = BulkSegmentWriter(ix, _lk=False)
-        added = 0
-        for fields in batch:
-            writer.add_document(**fields)
-            added += 1
-            if added % 200 == 0:
-                with done.get_lock():
-                    done.value += 200
-                if os.getppid() != parent:  # the reindex was killed: stop writing
-                    os._exit(1)
-        with done.get_lock():
-            done.value += added % 200
-        segment = writer._finalize_segment()
-        writer._tempstorage.destroy()
-        results.put((number, segment, None))
-    except BaseException as exc:  # reported to the parent, which raises BuildError
-        results.put((number, None, f"{type(exc).__name__}: {exc}"))
+def _write_batch(ix: Any, number: int, batch: Iterable[dict[str, Any]], count: Callable[[int], None]) -> Any:
+    """One segment of ``batch``'s documents, written (not committed) in this forked process."""
+    _own_temp_storage(ix.storage)  # this process's copy of the storage object
+    writer = BulkSegmentWriter(ix, _lk=False)
+    added = 0
+    for fields in batch:
+        writer.add_document(**fields)
+        added += 1
+        if added % 200 == 0:
+            count(200)
+    count(added % 200)
+    segment = writer._finalize_segment()
+    writer._tempstorage.destroy()
+    return segment

@@ -231,3 +231,17 @@ def test_an_unreachable_cluster_is_unavailable_not_a_crash(make_settings):
     settings = make_settings().replace(engine="opensearch", opensearch_urls="http://127.0.0.1:9", opensearch_timeout=1.0)
     with pytest.raises(IndexUnavailable, match="cannot be reached"):
         SearchService(settings).current()
+
+
+def test_a_build_loaded_by_two_processes_ranks_like_one_loaded_by_one(on_cluster, tmp_path, monkeypatch):
+    from search_service.build import reindex as reindex_module
+    from tests.engine.whoosh.test_writer import corpus_records
+
+    corpus = write_corpus(tmp_path / "corpus", {"docs.jsonl": corpus_records(200, seed=3)})
+    monkeypatch.setattr(reindex_module, "PARALLEL_MIN_PASSAGES", 50)
+    serial, parallel = on_cluster(corpus).replace(workers=1), on_cluster(corpus).replace(workers=2)
+    seen: list[int] = []
+    assert build_index(serial).passages == build_index(parallel, progress=lambda done, total: seen.append(done)).passages
+    assert seen and seen[-1] == build_index(serial).passages
+    for q in ("医保卡密码忘了怎么办", "醫保卡被鎖", "银行 解锁", '"重新设置密码"'):
+        assert ranking(serial, q) == ranking(parallel, q), q
