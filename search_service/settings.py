@@ -124,12 +124,30 @@ class Settings:
         return dataclasses.replace(self, **changes)
 
     def keys(self) -> tuple[str, ...]:
-        """The configured API keys (read from the file when ``api_keys`` is @path)."""
-        raw = self.api_keys.strip()
-        if raw.startswith("@"):
-            lines = Path(raw[1:]).read_text("utf-8").splitlines()
-            return tuple(k.strip() for k in lines if k.strip() and not k.startswith("#"))
-        return tuple(k.strip() for k in raw.split(",") if k.strip())
+        """The configured API keys (read from the file when ``api_keys`` is @path); () when unset.
+
+        Raises ConfigError when keys were asked for but none can be used (a value
+        of only commas or blanks, a file missing, unreadable or holding only
+        comments): a server must never run open by mistake.
+        """
+        raw = self.api_keys
+        if raw == "":
+            return ()
+        if raw.strip().startswith("@"):
+            path = Path(raw.strip()[1:])
+            try:
+                lines = path.read_text("utf-8").splitlines()
+            except (OSError, UnicodeDecodeError) as exc:
+                reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8"
+                raise ConfigError(f"setting SEARCH_API_KEYS: cannot read {str(path)!r}: {reason}") from None
+            keys = tuple(k for k in (line.strip() for line in lines) if k and not k.startswith("#"))
+            if not keys:
+                raise ConfigError(f"setting SEARCH_API_KEYS: {str(path)!r} holds no key (only blank lines or comments)")
+            return keys
+        keys = tuple(k.strip() for k in raw.split(",") if k.strip())
+        if not keys:
+            raise ConfigError("setting SEARCH_API_KEYS is set but holds no key")
+        return keys
 
     @property
     def userdict_path(self) -> Path:

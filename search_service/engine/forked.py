@@ -6,9 +6,11 @@ dictionary above all) and the share itself, a lazy iterator made in the parent.
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
 import os
 import queue
+import signal
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -64,7 +66,24 @@ def run_shares(work: Work, shares: Sequence[Any], progress: Progress | None = No
     return [found[i] for i in range(len(procs))]
 
 
+def _die_with_parent() -> None:
+    """Ask Linux to kill this process when its parent dies: a killed build's
+    processes must not keep running (nor hold the build lock they inherited)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):  # not Linux: the count() check below still stops it
+        pass
+
+
+_PR_SET_PDEATHSIG = 1
+
+
 def _child(work: Work, number: int, share: Any, done: Any, results: Any, parent: int) -> None:
+    _die_with_parent()
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+
     def count(n: int) -> None:
         with done.get_lock():
             done.value += n

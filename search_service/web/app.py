@@ -153,7 +153,10 @@ def _security_headers(response):
 
 def _search_params() -> dict[str, Any]:
     if request.method == "POST":
-        body = request.get_json(force=True, silent=True)
+        try:
+            body = request.get_json(force=True, silent=True)
+        except RecursionError:  # nested deeper than the JSON decoder recurses
+            body = None
         if body is None:
             raise InvalidRequest("the request body must be a JSON object", code="malformed_json")
         if not isinstance(body, dict):

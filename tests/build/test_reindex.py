@@ -190,3 +190,31 @@ def test_a_killed_reindex_leaves_the_previous_version_current(tmp_path, make_set
     report = build_index(settings)
     assert report.switched and report.documents == 301
     assert sorted(p.name for p in root.versions_dir.iterdir()) == sorted([before, report.version])
+
+
+def test_a_killed_parallel_reindex_takes_its_writers_and_the_lock_with_it(tmp_path, make_settings):
+    corpus = write_corpus(tmp_path / "corpus", {"a.txt": DOC_A})
+    settings = make_settings(corpus=corpus)
+    build_index(settings)
+    big = "\n".join([DOC_A, DOC_B, DOC_C] * 4).split("\n")
+    for i in range(300):
+        (corpus / f"big{i}.txt").write_text("\n".join(f"第{i}号：{line}" for line in big), encoding="utf-8")
+    code = ("import sys; from search_service.build import reindex; reindex.PARALLEL_MIN_PASSAGES = 50; "
+            "from search_service.cli import main; sys.exit(main(sys.argv[1:]))")
+    proc = subprocess.Popen([sys.executable, "-c", code, "reindex", *args(settings, "--workers", "2")],
+                            env=dict(os.environ, PYTHONPATH=str(ROOT)), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    import psutil
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(psutil.Process(proc.pid).children()) < 2:
+        time.sleep(0.02)
+    writers = psutil.Process(proc.pid).children()
+    assert len(writers) == 2, "the writer processes never started"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    gone, alive = psutil.wait_procs(writers, timeout=2)
+    assert alive == []  # the writers died with their parent
+    report = build_index(settings)  # and the lock they held is free at once
+    assert report.switched and report.documents == 301
+

@@ -219,3 +219,10 @@ def test_json_bodies_are_utf8_in_key_order_and_never_fail_to_encode(seed_app):
         # orjson refuses a lone surrogate; the standard encoder escapes it instead of failing.
         fallback = jsonify({"q": "\ud800卡"}).get_data()
         assert fallback == b'{"q":"\\ud800\\u5361"}\n' and json.loads(fallback) == {"q": "\ud800卡"}
+
+
+def test_a_deeply_nested_json_body_is_malformed_not_a_500(client):
+    body = "[" * 30_000 + "]" * 30_000  # within the 64 KiB body limit, far deeper than the decoder recurses
+    response = client.post("/search", data=body, content_type="application/json")
+    assert_error(response, 400, "malformed_json")
+

@@ -3,6 +3,8 @@ import logging
 
 import pytest
 
+from search_service.errors import ConfigError
+from search_service.settings import Settings
 from search_service.web.app import create_app
 
 KEY = "s3cret-key-1"
@@ -86,3 +88,29 @@ def test_request_time_limit_is_gunicorns_worker_timeout():
     options = gunicorn_options(args.host, args.port, args.workers, args.timeout)
     assert options["timeout"] == 7 and options["workers"] == 3 and options["worker_class"] == "sync"
     assert options["bind"] == "127.0.0.1:8000" and options["preload_app"] is True
+
+
+@pytest.mark.parametrize("value, reason", [
+    (",", "holds no key"), ("   ", "holds no key"), (" , ,", "holds no key"),
+    ("@{empty}", "holds no key"), ("@{comments}", "holds no key"), ("@{missing}", "cannot read"),
+])
+def test_a_key_setting_that_holds_no_key_refuses_to_start(tmp_path, capsys, value, reason):
+    from search_service.cli import main
+
+    (tmp_path / "empty").write_text("", encoding="utf-8")
+    (tmp_path / "comments").write_text("# one\n   # indented\n\n", encoding="utf-8")
+    value = value.format(empty=tmp_path / "empty", comments=tmp_path / "comments", missing=tmp_path / "missing")
+    with pytest.raises(ConfigError, match=reason):
+        create_app({"api_keys": value})
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("SEARCH_API_KEYS", value)
+        assert main(["serve", "--index", str(tmp_path / "index"), "--port", "1"]) == 78
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and reason in err
+
+
+def test_an_indented_comment_in_a_keys_file_is_not_a_key(tmp_path):
+    keys = tmp_path / "keys"
+    keys.write_text("  # note\nreal-key\n", encoding="utf-8")
+    assert Settings.from_env(api_keys=f"@{keys}").keys() == ("real-key",)
+
