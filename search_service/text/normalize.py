@@ -62,7 +62,9 @@ def _fold_char(ch: str) -> str:
     return unicodedata.normalize("NFKC", ch).lower()
 
 
-@functools.lru_cache(maxsize=None)
+# Bounded: every distinct character a client sends lands here, and there are a
+# million of them; the scan of the BMP below passes through it too.
+@functools.lru_cache(maxsize=4096)
 def _is_combining(ch: str) -> bool:
     return unicodedata.combining(ch) != 0 or unicodedata.category(ch) == "Mn"
 
@@ -102,7 +104,8 @@ def _tables() -> tuple[re.Pattern[str], re.Pattern[str], dict[str, str]]:
             table[ch] = folded
         else:
             hard.append(code)
-    _fold_char.cache_clear()  # the scan filled it with characters text rarely holds
+    _fold_char.cache_clear()  # the scan filled them with characters text rarely holds
+    _is_combining.cache_clear()
     return _char_class(hard), _char_class(sorted(hard + [ord(c) for c in table])), table
 
 

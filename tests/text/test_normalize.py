@@ -96,3 +96,13 @@ def reference_fold(text):
 def test_fast_fold_agrees_with_the_reference(text):
     folded, starts, ends = fold(text)
     assert (folded, list(starts), list(ends)) == reference_fold(text)
+
+
+def test_per_character_caches_are_bounded_whatever_clients_send():
+    from search_service.text import normalize as module
+
+    rare = "".join(chr(c) for c in range(0x20000, 0x20000 + 20_000))  # 20,000 distinct CJK extension B characters
+    for start in range(0, len(rare), 256):
+        normalize(rare[start:start + 256])
+    assert module._is_combining.cache_info().currsize <= 4096
+    assert module._fold_char.cache_info().currsize <= 4096
