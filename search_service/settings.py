@@ -78,6 +78,10 @@ class Settings:
     max_page_size: int = _setting(100, "Largest accepted `size`.")
     max_page_depth: int = _setting(1000, "Largest accepted page x size.")
     max_body_bytes: int = _setting(65536, "Largest accepted request body, in bytes.")
+    max_query_clauses: int = _setting(
+        16, "Most phrases, +required and -excluded clauses a query may have (a cost bound per request)."
+    )
+    max_filter_values: int = _setting(64, "Most doc ids and filter values a search may name together.")
     snippet_chars: int = _setting(160, "Highlights of longer passages are cut to this window.")
     posting_cache_mb: int = _setting(
         128, "Decoded posting lists kept in memory per server process, in MB (what is cheapest to read again per "

@@ -9,6 +9,7 @@ from typing import Any
 from search_service.errors import InvalidRequest
 from search_service.fields import is_filter_key
 from search_service.settings import Settings
+from search_service.text.syntax import parse_query
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,13 @@ class SearchRequest:
                 raise InvalidRequest(f"filter key {key!r} must be 1-40 letters, digits or '_'", code="bad_filter")
             for v in _str_list(key, value):
                 pairs.append((key, v))
+        if len(docs) + len(pairs) > settings.max_filter_values:
+            raise InvalidRequest(f"at most {settings.max_filter_values} doc ids and filter values together",
+                                 code="too_many_filters")
+        constraining = sum(1 for c in parse_query(q) if c.kind == "phrase" or c.occur != "should")
+        if constraining > settings.max_query_clauses:
+            raise InvalidRequest(f"at most {settings.max_query_clauses} phrases, +required and -excluded clauses "
+                                 "in a query", code="too_many_clauses")
         if collapse not in (None, "", "doc", "none"):
             raise InvalidRequest("parameter 'collapse' must be 'doc' or 'none'", code="bad_parameter")
         return cls(q, size_v, page_v, tuple(docs), tuple(pairs), "doc" if collapse == "doc" else None)

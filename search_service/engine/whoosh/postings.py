@@ -50,7 +50,33 @@ class ReaderSource:
                 np.concatenate([t for (_, t), _ in parts]))
 
     def matching(self, constraint: plan.Constraint) -> np.ndarray:
-        return np.fromiter(self.searcher.docs_for_query(whoosh_query(constraint)), dtype=np.int64)
+        return np.flatnonzero(self._mask(constraint))
+
+    def _mask(self, c: plan.Constraint) -> np.ndarray:
+        """The passages matching ``c``, as a mask over document numbers. Terms are
+        decided on their posting arrays and combined with NumPy, so a query of
+        many ``-word`` clauses costs array operations, not a Python walk over
+        postings; only phrases need Whoosh's matchers (positions)."""
+        if isinstance(c, plan.AllOf | plan.AnyOf):
+            masks = [self._mask(i) for i in c.items]
+            combine = np.logical_and if isinstance(c, plan.AllOf) else np.logical_or
+            return combine.reduce(masks) if masks else np.zeros(self.reader.doc_count_all(), dtype=bool)
+        mask = np.zeros(self.reader.doc_count_all(), dtype=bool)
+        if isinstance(c, plan.Phrase):
+            mask[np.fromiter(self.searcher.docs_for_query(whoosh_query(c)), dtype=np.int64)] = True
+            return mask
+        if isinstance(c, plan.Term):
+            field, text = c.field, c.text
+        elif isinstance(c, plan.Document):
+            field, text = "doc_id", c.doc_id
+        elif isinstance(c, plan.Metadata):
+            field, text = META_PREFIX + c.key, c.value
+        else:
+            raise TypeError(f"not a constraint: {c!r}")
+        found = self.term_postings(field, text)
+        if found is not None:
+            mask[found[0]] = True  # deleted passages too: the ranker leaves them out
+        return mask
 
 
 def whoosh_query(c: plan.Constraint) -> wq.Query:
