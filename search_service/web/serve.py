@@ -16,9 +16,11 @@ from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
-from search_service.web.app import create_app
 from search_service.errors import IndexUnavailable
 from search_service.settings import Settings
+from search_service.web.app import create_app
+
+log = logging.getLogger(__name__)
 
 
 class _Gunicorn(BaseApplication):
@@ -73,7 +75,14 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000, workers
     service.close()
 
     def open_index_in_worker(worker: Any) -> None:
-        service.current()
+        try:
+            service.current()
+        except IndexUnavailable as exc:
+            # A worker that cannot open any version must still boot: gunicorn
+            # stops the whole server when a worker fails to, taking the healthy
+            # ones with it. This one answers 503 with the reason, and opens a
+            # version as soon as one can be read.
+            log.error("worker %s serves no index yet: %s", worker.pid, exc.message)
 
     # Objects loaded so far (jieba's dictionary above all) live as long as the
     # process: move them out of the garbage collector's reach, or each

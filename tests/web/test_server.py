@@ -105,3 +105,42 @@ def test_serve_without_an_index_exits_with_a_clear_message(tmp_path):
     err = (tmp_path / "log").read_text()
     assert proc.returncode == 1
     assert "run `search-service reindex` first" in err and "Traceback" not in err
+
+
+def test_a_worker_restarted_while_no_version_can_be_read_boots_and_answers_503(corpus_and_settings, tmp_path):
+    """CURRENT names a truncated version: the running workers keep the last good one;
+    a worker started now (this one killed with -9) can open none. It must boot and
+    answer 503, not exit: gunicorn would stop the whole server with it."""
+    import os
+    import signal
+
+    import psutil
+
+    from search_service.engine.whoosh.layout import IndexRoot
+
+    corpus, settings = corpus_and_settings
+    log = tmp_path / "server.log"
+    proc, url = start_server(Path(settings.index_dir), log)
+    try:
+        wait_ready(proc, url, log)
+        (corpus / "new.txt").write_text("新文档\n医保卡的新说明。", encoding="utf-8")
+        build_index(settings)
+        for f in IndexRoot(settings.index_dir).current_dir().iterdir():
+            if f.suffix == ".seg":
+                f.write_bytes(f.read_bytes()[:20])  # truncated on disk
+        time.sleep(1.0)  # the workers notice, and keep the good version
+        workers = psutil.Process(proc.pid).children()
+        os.kill(workers[0].pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and len({p.pid for p in psutil.Process(proc.pid).children()}
+                                                   - {w.pid for w in workers}) < 1:
+            time.sleep(0.1)
+        time.sleep(1.0)
+        assert proc.poll() is None, log.read_text()
+        statuses = {requests.get(url + "/search", params={"q": "医保卡"}, timeout=5).status_code for _ in range(20)}
+        assert statuses <= {200, 503} and statuses, statuses
+        health = requests.get(url + "/health", timeout=5)
+        assert health.status_code in (200, 503)
+    finally:
+        stop_server(proc)
+
