@@ -139,25 +139,10 @@ def build_index(
         if incremental and (previous is None or previous[0].get("settings_key") != key):
             report.mode = "full (no compatible previous version for --incremental)"
             previous = None
-        build = engine.new_build(config, base=previous[0]["version"] if previous else None)
-        failure: str | None = None
-        # A failed writer (disk full, ...) leaves temp files open; they are
-        # closed once the exception is dropped, here, without a warning.
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ResourceWarning)
-            try:
-                _write_version(build, previous, prepared, report, settings, config, key, progress)
-            except SearchError:
-                build.discard()
-                raise
-            except Exception as exc:  # disk full, an engine error: never switch
-                failure = (f"building the index failed ({type(exc).__name__}: {exc}); "
-                           "the previous version stays current")
-            if failure is not None:
-                gc.collect()
-        if failure is not None:
-            build.discard()
-            raise BuildError(failure)
+        build = _build(engine, config, previous, prepared, report, settings, key, progress)
+        if build is None:  # the current version could not be read back: build it all anew
+            report.mode = "full (the current version cannot be read, so --incremental rebuilt it all)"
+            build = _build(engine, config, None, prepared, report, settings, key, progress)
         engine.switch(build)
         report.version = build.name
         report.switched = True
@@ -166,6 +151,35 @@ def build_index(
         engine.keep_report(report.as_dict())
     report.seconds = time.perf_counter() - began
     return report
+
+
+def _build(engine: Engine, config: AnalysisConfig, previous: tuple[dict[str, Any], dict[str, Any]] | None,
+           prepared: _Prepared, report: BuildReport, settings: Settings, key: str,
+           progress: Callable[[int, int], Any] | None) -> Build | None:
+    """A new version written, checked and described (not switched to); None when an
+    incremental build failed on reading the current version. Raises BuildError."""
+    build = engine.new_build(config, base=previous[0]["version"] if previous else None)
+    failure: str | None = None
+    # A failed writer (disk full, ...) leaves temp files open; they are
+    # closed once the exception is dropped, here, without a warning.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        try:
+            _write_version(build, previous, prepared, report, settings, config, key, progress)
+        except SearchError:
+            build.discard()
+            raise
+        except Exception as exc:  # disk full, an engine error: never switch
+            failure = (f"building the index failed ({type(exc).__name__}: {exc}); "
+                       "the previous version stays current")
+        if failure is not None:
+            gc.collect()
+    if failure is None:
+        return build
+    build.discard()
+    if previous is not None:
+        return None
+    raise BuildError(failure)
 
 
 def _write_version(build: Build, previous: tuple[dict[str, Any], dict[str, Any]] | None, prepared: _Prepared,

@@ -67,6 +67,9 @@ class IndexVersion(ABC):
         """What the version keeps in memory for queries (empty when nothing)."""
         return {}
 
+    def check(self) -> None:
+        """Raise IndexUnavailable when the version can no longer be read (cheap: /health calls it)."""
+
 
 class Build(ABC):
     """One new version being written; served only after :meth:`finish` and the engine's switch."""
@@ -101,6 +104,10 @@ class Engine(ABC):
     @abstractmethod
     def current_name(self) -> str | None:
         """The name of the current version; None when there is none. Raises IndexUnavailable."""
+
+    @abstractmethod
+    def versions(self) -> list[str]:
+        """The complete versions, newest first (what a server falls back on)."""
 
     @abstractmethod
     def open(self, name: str) -> IndexVersion:

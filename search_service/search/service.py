@@ -87,7 +87,7 @@ class SearchService:
             except IndexUnavailable as exc:
                 if name is not None:
                     self._failed = (name, exc)
-                return self._keep_or_raise(version, exc)
+                return self._keep_or_raise(version, exc, broken=name)
             self._version = new
             self.last_error = None
             if version is not None:
@@ -100,14 +100,43 @@ class SearchService:
             self._version = None
             self._checked = 0.0
 
-    def _keep_or_raise(self, version: Served | None, exc: IndexUnavailable) -> Served:
+    def _keep_or_raise(self, version: Served | None, exc: IndexUnavailable, broken: str | None = None) -> Served:
         # A broken or missing new version must not take a working server down:
-        # keep serving the last good version and say why on /health.
+        # keep serving the last good version and say why on /health. With none
+        # (a server starting, or its version damaged), serve the newest complete
+        # version that can be read.
         self.last_error = exc.message
         if version is None:
-            raise exc
+            version = self._fallback(exc, broken)
+            self._version = version
+            self._checked = time.monotonic()
+            self.last_error = f"{exc.message}; serving the older version {version.name}"
         log.error("keeping index version %s: %s", version.name, exc.message)
         return version
+
+    def _fallback(self, exc: IndexUnavailable, broken: str | None) -> Served:
+        try:
+            names = self.engine.versions()
+        except IndexUnavailable:
+            raise exc from None
+        for name in names:
+            if name == broken:
+                continue
+            try:
+                return self._open(name)
+            except IndexUnavailable:
+                continue
+        raise exc
+
+    def _broken(self, version: Served, exc: IndexUnavailable) -> Served:
+        """``version`` can no longer be read: the version to answer from instead (or IndexUnavailable)."""
+        with self._lock:
+            if self._version is not None and self._version is not version:
+                return self._version  # another thread moved on already
+            log.error("index version %s cannot be read: %s", version.name, exc.message)
+            self._failed = (version.name, exc)
+            self._version = None
+            return self._keep_or_raise(None, exc, broken=version.name)
 
     def _open(self, name: str | None) -> Served:
         if name is None:
@@ -138,6 +167,10 @@ class SearchService:
             # Removed by a newer reindex since we last looked: look again, once.
             self._checked = 0.0
             version = self.current()
+            result = self._search(version, request, began)
+        except IndexUnavailable as exc:
+            # Its files were damaged since it was opened: answer from another version, once.
+            version = self._broken(version, exc)
             result = self._search(version, request, began)
         version.results.put(request, result)
         return result
@@ -223,8 +256,13 @@ class SearchService:
         }
 
     def health(self) -> dict[str, Any]:
-        """Raises IndexUnavailable when no version can be served."""
+        """Raises IndexUnavailable when no version can be served. Checks that the
+        served version can still be read, so that it never says ok while searches fail."""
         version = self.current()
+        try:
+            version.index.check()
+        except IndexUnavailable as exc:
+            version = self._broken(version, exc)
         status = {"status": "ok", "version": version.name, "passages": version.index.manifest.get("passage_count")}
         if self.last_error:
             status["status"] = "degraded"

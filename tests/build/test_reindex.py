@@ -218,3 +218,19 @@ def test_a_killed_parallel_reindex_takes_its_writers_and_the_lock_with_it(tmp_pa
     report = build_index(settings)  # and the lock they held is free at once
     assert report.switched and report.documents == 301
 
+
+
+def test_incremental_on_a_damaged_current_version_builds_it_all_anew(tmp_path, make_settings):
+    corpus = write_corpus(tmp_path / "corpus", {"a.txt": DOC_A, "b.txt": DOC_B})
+    settings = make_settings(corpus=corpus)
+    build_index(settings)
+    root = IndexRoot(settings.index_dir)
+    for f in root.current_dir().iterdir():
+        if f.suffix == ".seg":
+            f.write_bytes(f.read_bytes()[:20])  # truncated on disk
+    (corpus / "c.txt").write_text(DOC_C, encoding="utf-8")
+    report = build_index(settings, incremental=True)
+    assert report.switched and report.mode.startswith("full (the current version cannot be read")
+    assert report.reanalyzed == 3
+    result = SearchService(settings).search(SearchRequest.create(settings, q="社保卡激活"))
+    assert result.hits and result.hits[0].doc_id == "c"

@@ -1,6 +1,7 @@
 """Injected faults: nothing served is lost, and the service keeps answering."""
 
 import errno
+import shutil
 
 import pytest
 from whoosh.filedb import filestore
@@ -45,8 +46,43 @@ def test_a_truncated_new_version_is_not_served_and_health_says_why(built):
     service._open = lambda name: opened.append(name) or original_open(name)
     service.health()
     assert opened == []  # a version that failed to open is not reopened on every check
+    # A fresh worker (a restart) serves the newest complete version it can read, and says why.
+    fresh = SearchService(settings).health()
+    assert fresh["status"] == "degraded" and fresh["version"] == good
+    assert "cannot be opened" in fresh["warning"] and f"serving the older version {good}" in fresh["warning"]
+    shutil.rmtree(root.versions_dir / good)  # nothing readable left: 503
     with pytest.raises(IndexUnavailable, match="cannot be opened"):
-        SearchService(settings).health()  # a fresh worker has nothing good to fall back on: 503
+        SearchService(settings).health()
+
+
+def test_a_served_version_damaged_on_disk_is_never_reported_ok(built):
+    """Its files truncated while it is being served: /health says so, and searches
+    are answered from the older complete version, or 503; never a 500."""
+    corpus, settings = built
+    first = SearchService(settings).health()["version"]
+    (corpus / "b.txt").write_text("标题二\n社保卡激活要去银行。", encoding="utf-8")
+    build_index(settings)
+    service = SearchService(settings)
+    served = service.health()["version"]
+    assert served != first
+    for f in segment_files(IndexRoot(settings.index_dir).current_dir()):
+        f.write_bytes(f.read_bytes()[:20])
+    health = service.health()
+    assert health["status"] == "degraded" and health["version"] == first
+    assert "changed size" in health["warning"]
+    assert service.search(SearchRequest.create(settings, q="医保卡")).total == 1
+    # Damage met by a search first (no /health before it), with no readable version
+    # left to fall back on (the served one damaged above, the oldest removed): 503.
+    service2 = SearchService(settings.replace(reload_seconds=3600))
+    shutil.rmtree(IndexRoot(settings.index_dir).versions_dir / first)
+    (corpus / "c.txt").write_text("标题三\n医保卡补办。", encoding="utf-8")
+    build_index(settings)
+    service2.current()
+    for f in segment_files(IndexRoot(settings.index_dir).current_dir()):
+        f.write_bytes(f.read_bytes()[:20])
+    with pytest.raises(IndexUnavailable, match="cannot be read"):
+        for q in ("医保卡", "社保卡", "银行", "补办"):
+            service2.search(SearchRequest.create(settings, q=q))
 
 
 def test_a_full_disk_while_building_fails_cleanly(built, monkeypatch):

@@ -76,6 +76,14 @@ class OpenSearchEngine(Engine):
         indexes = sorted(found)
         return indexes[-1][len(self.prefix) + 3:] if indexes else None
 
+    def versions(self) -> list[str]:
+        try:
+            found = self.client.indices.get_mapping(index=f"{self.prefix}-v-*")
+        except ox.TransportError as exc:
+            raise unavailable(exc) from None
+        return sorted((index[len(self.prefix) + 3:] for index, m in found.items()
+                       if m["mappings"].get("_meta", {}).get("manifest")), reverse=True)
+
     def open(self, name: str) -> IndexVersion:
         manifest = self._manifest(name)
         if manifest is None:

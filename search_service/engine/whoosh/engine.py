@@ -40,6 +40,9 @@ class WhooshEngine(Engine):
     def current_name(self) -> str | None:
         return self.root.current_name()
 
+    def versions(self) -> list[str]:
+        return [p.name for p in reversed(self.root.complete_versions())]
+
     def open(self, name: str) -> IndexVersion:
         path = self.root.versions_dir / name
         manifest = self.root.manifest(path)  # IndexUnavailable when missing or unfinished

@@ -3,11 +3,13 @@ stored passages, documents."""
 
 from __future__ import annotations
 
+import functools
 import gc
 import threading
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from whoosh.reading import MultiReader
@@ -20,6 +22,23 @@ from search_service.engine.whoosh.store import open_index
 from search_service.errors import IndexUnavailable, SearchError
 from search_service.fields import Ranking
 from search_service.text.analysis import AnalysisConfig, get_analysis
+
+T = TypeVar("T")
+
+
+def _readable(method: Callable[..., T]) -> Callable[..., T]:
+    """A file of the version that cannot be read (truncated, removed) is IndexUnavailable, not a crash."""
+
+    @functools.wraps(method)
+    def wrapper(self: "WhooshVersion", *args: Any, **kwargs: Any) -> T:
+        try:
+            return method(self, *args, **kwargs)
+        except SearchError:
+            raise
+        except Exception as exc:  # struct.error, EOFError, OSError, ... from a damaged segment
+            raise IndexUnavailable(f"index version {self.name!r} cannot be read: {type(exc).__name__}: {exc}") from None
+
+    return wrapper
 
 
 class WhooshVersion(IndexVersion):
@@ -59,6 +78,18 @@ class WhooshVersion(IndexVersion):
                 gc.collect()
         if failure is not None:
             raise IndexUnavailable(failure)
+        # What check() compares: a file truncated, replaced or removed since.
+        self._files = {p.name: p.stat().st_size for p in path.iterdir() if p.is_file()}
+
+    def check(self) -> None:
+        for name, size in self._files.items():
+            try:
+                now = (self.path / name).stat().st_size
+            except OSError:
+                now = None
+            if now != size:
+                raise IndexUnavailable(f"index version {self.name!r} cannot be read: {name} "
+                                       f"{'is gone' if now is None else f'changed size ({size} -> {now} bytes)'}")
 
     def _searcher(self) -> Any:
         # Whoosh readers seek and read shared file handles: one searcher per thread.
@@ -79,10 +110,12 @@ class WhooshVersion(IndexVersion):
             self._groups = groups
         return self._groups
 
+    @_readable
     def rank(self, plan: QueryPlan, limit: int, collapse: bool) -> bm25.Ranked:
         return bm25.rank(self.scorer, ReaderSource(self._searcher()), plan, limit,
                          self.groups() if collapse else None, self.ranking.common_ratio)
 
+    @_readable
     def stored(self, ref: Any) -> Record:
         # Whoosh's ``stored_fields`` also filters them by the schema, for fields
         # removed since they were written; a version's schema never changes.
@@ -93,9 +126,11 @@ class WhooshVersion(IndexVersion):
             reader = reader.readers[segment]
         return reader._perdoc.stored_fields(docnum)
 
+    @_readable
     def passage(self, passage_id: str) -> Record | None:
         return self._searcher().document(passage_id=passage_id)
 
+    @_readable
     def document(self, doc_id: str) -> list[Record]:
         return sorted(self._searcher().documents(doc_id=doc_id), key=lambda s: s["ordinal"])
 
