@@ -13,8 +13,8 @@ from whoosh import index as whoosh_index
 
 from search_service.engine.base import Build, Progress, Record
 from search_service.engine.whoosh.codec import ArrayCodec
-from search_service.engine.whoosh.layout import DOCUMENTS, MANIFEST, write_json_atomic
-from search_service.engine.whoosh.postings import field_lengths
+from search_service.engine.whoosh.layout import DOCUMENTS, GROUPS, MANIFEST, write_json_atomic
+from search_service.engine.whoosh.postings import document_groups, field_lengths
 from search_service.engine.whoosh.schema import build_schema, whoosh_fields
 from search_service.engine.whoosh.writer import BulkSegmentWriter, write_parallel
 from search_service.errors import BuildError
@@ -73,6 +73,10 @@ class WhooshBuild(Build):
 
     def finish(self, passages: int, manifest: dict[str, Any], documents: dict[str, Any]) -> None:
         avg_lengths = _check(self.path, passages)
+        # Each passage's document, for collapse=doc: computed here once, so that
+        # no server builds it in a request (it grows with the corpus).
+        with whoosh_index.open_dir(str(self.path)).reader() as reader:
+            np.save(self.path / GROUPS, document_groups(reader))
         write_json_atomic(self.path / DOCUMENTS, documents)
         # Written last: a version is complete when its manifest exists.
         write_json_atomic(self.path / MANIFEST, {**manifest, "version": self.name, "schema_version": self.layout,

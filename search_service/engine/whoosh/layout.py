@@ -25,6 +25,7 @@ POINTER = "CURRENT"
 LOCKFILE = ".reindex.lock"
 MANIFEST = "manifest.json"
 DOCUMENTS = "documents.json"  # per document: content hash, source, passage count
+GROUPS = "groups.npy"  # per passage: its document as a small integer (collapse=doc)
 
 
 class IndexRoot:

@@ -111,6 +111,22 @@ def field_lengths(reader: Any, field: str) -> np.ndarray:
     return lengths
 
 
+def document_groups(reader: Any) -> np.ndarray:
+    """Each passage's document as a small integer (what ``collapse=doc`` groups by).
+
+    Most documents hold a few passages, so walking each ``doc_id`` posting list
+    costs less than setting up its arrays; it is done once, when a version is
+    built (see ``build.py``), never in a request.
+    """
+    groups = np.zeros(reader.doc_count_all(), dtype=np.int32)
+    numbers: dict[Any, int] = {}
+    for segment, base in reader.leaf_readers():
+        for doc_id in segment.lexicon("doc_id"):
+            number = numbers.setdefault(doc_id, len(numbers))
+            groups[np.fromiter(segment.postings("doc_id", doc_id).all_ids(), dtype=np.int64) + base] = number
+    return groups
+
+
 def live_mask(reader: Any) -> np.ndarray:
     """Per document, whether it is not deleted."""
     live = np.ones(reader.doc_count_all(), dtype=bool)

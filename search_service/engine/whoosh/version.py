@@ -17,6 +17,7 @@ from whoosh.reading import MultiReader
 from search_service.engine import bm25
 from search_service.engine.base import IndexVersion, Record
 from search_service.engine.plan import QueryPlan
+from search_service.engine.whoosh.layout import GROUPS
 from search_service.engine.whoosh.postings import ReaderSource, field_lengths, live_mask
 from search_service.engine.whoosh.store import open_index
 from search_service.errors import IndexUnavailable, SearchError
@@ -50,7 +51,6 @@ class WhooshVersion(IndexVersion):
         self.manifest = manifest
         self.ranking = ranking
         self._local = threading.local()
-        self._groups: np.ndarray | None = None
         failure = None
         # Whoosh leaves open the file it failed on when a segment is corrupt; it is
         # closed when the exception is dropped, which must not warn or leak.
@@ -62,6 +62,9 @@ class WhooshVersion(IndexVersion):
                 searcher = self._local.searcher = self._ix.searcher()
                 reader = searcher.reader()
                 self.doc_count = reader.doc_count_all()
+                self._groups = np.load(path / GROUPS, allow_pickle=False)
+                if len(self._groups) != self.doc_count:
+                    raise ValueError(f"{GROUPS} has {len(self._groups)} passages, the index {self.doc_count}")
                 self.scorer = term_scorer(reader, manifest.get("avg_field_length") or {}, ranking, cache_bytes)
                 self.empty_fields = self.scorer.empty_fields
                 get_analysis(self.config).initialize()  # a segmenter this process lacks fails here
@@ -98,22 +101,10 @@ class WhooshVersion(IndexVersion):
             s = self._local.searcher = self._ix.searcher()
         return s
 
-    def groups(self) -> np.ndarray:
-        """Each passage's document as a small integer (for ``collapse``), built on first use."""
-        if self._groups is None:
-            groups = np.zeros(self.doc_count, dtype=np.int32)
-            numbers: dict[str, int] = {}
-            for segment, base in self._searcher().reader().leaf_readers():
-                for doc_id in segment.lexicon("doc_id"):
-                    number = numbers.setdefault(doc_id, len(numbers))
-                    groups[np.fromiter(segment.postings("doc_id", doc_id).all_ids(), dtype=np.int64) + base] = number
-            self._groups = groups
-        return self._groups
-
     @_readable
     def rank(self, plan: QueryPlan, limit: int, collapse: bool) -> bm25.Ranked:
         return bm25.rank(self.scorer, ReaderSource(self._searcher()), plan, limit,
-                         self.groups() if collapse else None, self.ranking.common_ratio)
+                         self._groups if collapse else None, self.ranking.common_ratio)
 
     @_readable
     def stored(self, ref: Any) -> Record:

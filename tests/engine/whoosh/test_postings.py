@@ -42,3 +42,33 @@ def test_many_excluded_words_cost_array_operations_not_postings_walked(whoosh_se
         found = ReaderSource(searcher).matching(c)
         assert built == [] and len(found) > 0
         assert np.array_equal(found, sorted(original(whoosh_query(c))))
+
+
+def test_document_groups_are_stored_with_the_version_and_match_the_doc_id_postings(tmp_path, make_settings,
+                                                                                   monkeypatch):
+    from search_service.build import reindex as reindex_module
+    from search_service.build.reindex import build_index
+    from search_service.engine.whoosh.postings import document_groups
+    from tests.engine.whoosh.test_writer import corpus_records
+    from tests.helpers import write_corpus
+
+    monkeypatch.setattr(reindex_module, "PARALLEL_MIN_PASSAGES", 50)
+    corpus = write_corpus(tmp_path / "corpus", {"docs.jsonl": corpus_records(150, seed=9)})
+    settings = make_settings(corpus=corpus, workers=2)
+    build_index(settings)
+    path = IndexRoot(settings.index_dir).current_dir()
+    stored = np.load(path / "groups.npy")
+    ix = open_index(path)
+    with ix.searcher() as searcher:
+        reader = searcher.reader()
+        assert len(list(reader.leaf_readers())) == 2  # two segments
+        assert np.array_equal(stored, document_groups(reader))
+        # the same partition as walking every doc_id posting list in Python
+        doc_of = {}
+        for segment, base in reader.leaf_readers():
+            for doc_id in segment.lexicon("doc_id"):
+                for d in segment.postings("doc_id", doc_id).all_ids():
+                    doc_of[d + base] = doc_id
+        assert len(doc_of) == len(stored)
+        pairs = {(int(stored[d]), doc_of[d]) for d in doc_of}
+        assert len(pairs) == len({g for g, _ in pairs}) == len({doc for _, doc in pairs})
