@@ -99,7 +99,8 @@ class Settings:
         secret=True,
     )
     rate_limit: str = _setting(
-        "", "Per-client rate limit such as '120/minute' (flask-limiter syntax), counted per worker process; empty means off."
+        "", "Per-client rate limit such as '120/minute' (flask-limiter syntax), one allowance for every route, counted per "
+        "worker process; empty means off."
     )
     log_queries: str = _setting(
         "true", "Log the query string of each request; set to false for privacy (paths and statuses are still logged)."

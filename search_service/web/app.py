@@ -79,8 +79,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         from flask_limiter import Limiter  # only when asked for: slow imports
         from flask_limiter.util import get_remote_address
 
-        Limiter(get_remote_address, app=app, default_limits=[settings.rate_limit], headers_enabled=True,
-                storage_uri="memory://", default_limits_exempt_when=lambda: request.endpoint in PUBLIC_ENDPOINTS)
+        # One allowance per client for the whole app, not one per route (the page and
+        # the API would otherwise each give the full allowance); counted per worker.
+        Limiter(get_remote_address, app=app, application_limits=[settings.rate_limit], headers_enabled=True,
+                storage_uri="memory://",
+                application_limits_exempt_when=lambda: request.endpoint in PUBLIC_ENDPOINTS)
     app.register_blueprint(api)
     app.register_blueprint(page)
     app.before_request(_start_request)

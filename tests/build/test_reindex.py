@@ -234,3 +234,26 @@ def test_incremental_on_a_damaged_current_version_builds_it_all_anew(tmp_path, m
     assert report.reanalyzed == 3
     result = SearchService(settings).search(SearchRequest.create(settings, q="社保卡激活"))
     assert result.hits and result.hits[0].doc_id == "c"
+
+
+@pytest.mark.parametrize("where", ["lock", "version"])
+def test_an_index_folder_that_cannot_be_written_is_one_line_and_exit_1(tmp_path, make_settings, monkeypatch, capsys,
+                                                                       where):
+    import errno
+
+    corpus = write_corpus(tmp_path / "corpus", {"a.txt": DOC_A})
+    settings = make_settings(corpus=corpus)
+    assert reindex.main(args(settings)) == 0
+    original = Path.mkdir
+
+    def read_only(self, *a, **k):
+        if (where == "lock" and self == Path(settings.index_dir)) or (where == "version" and "versions" in str(self)):
+            raise OSError(errno.EROFS, "Read-only file system")
+        return original(self, *a, **k)
+
+    monkeypatch.setattr(Path, "mkdir", read_only)
+    capsys.readouterr()
+    assert reindex.main(args(settings)) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Read-only file system" in err and "Traceback" not in err
+

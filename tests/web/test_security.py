@@ -80,6 +80,13 @@ def test_rate_limit_answers_429_with_retry_after(seed_settings):
     assert client.get("/health").status_code == 200  # probes are never limited
 
 
+def test_the_rate_limit_is_one_allowance_per_client_across_routes(seed_settings):
+    client = create_app({**seed_settings.__dict__, "rate_limit": "3/minute"}).test_client()
+    statuses = [client.get("/search?q=医保卡").status_code, client.get("/?q=医保卡").status_code,
+                client.get("/documents/none").status_code, client.get("/search?q=银行").status_code]
+    assert statuses == [200, 200, 404, 429]
+
+
 def test_request_time_limit_is_gunicorns_worker_timeout():
     from search_service.cli import build_parser
     from search_service.web.serve import gunicorn_options

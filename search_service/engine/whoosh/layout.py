@@ -19,7 +19,7 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
-from search_service.errors import IndexLocked, IndexUnavailable
+from search_service.errors import BuildError, IndexLocked, IndexUnavailable
 
 POINTER = "CURRENT"
 LOCKFILE = ".reindex.lock"
@@ -45,7 +45,11 @@ class IndexRoot:
         if existing and name <= max(existing):  # a clock step backwards
             name = max(existing).split("-")[0] + "0-" + uuid.uuid4().hex[:4]
         path = self.versions_dir / name
-        path.mkdir(parents=True)
+        try:
+            path.mkdir(parents=True)
+        except OSError as exc:  # read-only folder, disk full
+            raise BuildError(f"cannot create a new version in {str(self.versions_dir)!r}: {exc.strerror}; "
+                             "the previous version stays current") from None
         return path
 
     def current_name(self) -> str | None:
@@ -112,12 +116,14 @@ class IndexRoot:
     @contextmanager
     def lock(self) -> Iterator[None]:
         """Hold the reindex lock: acquired at once or IndexLocked (released on exit, even SIGKILL)."""
-        self.root.mkdir(parents=True, exist_ok=True)
         lock = FileLock(str(self.root / LOCKFILE), timeout=0)
         try:
+            self.root.mkdir(parents=True, exist_ok=True)
             lock.acquire()
         except Timeout:
             raise IndexLocked(f"another reindex is running on {str(self.root)!r}; try again when it ends") from None
+        except OSError as exc:  # read-only folder, disk full
+            raise BuildError(f"cannot take the reindex lock in {str(self.root)!r}: {exc.strerror}") from None
         try:
             yield
         finally:
