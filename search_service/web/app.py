@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
 from flask.json.provider import DefaultJSONProvider
+from werkzeug.exceptions import HTTPException
 
 from search_service.errors import InvalidRequest
 from search_service.search.request import SearchRequest
@@ -160,6 +161,11 @@ def _search_params() -> dict[str, Any]:
             body = request.get_json(force=True, silent=True)
         except RecursionError:  # nested deeper than the JSON decoder recurses
             body = None
+        except HTTPException:  # 413 and the like: their own answer
+            raise
+        except Exception as exc:  # the body could not be read (a chunked body cut off by the client)
+            raise InvalidRequest(f"the request body could not be read ({type(exc).__name__})",
+                                 code="malformed_json") from None
         if body is None:
             raise InvalidRequest("the request body must be a JSON object", code="malformed_json")
         if not isinstance(body, dict):

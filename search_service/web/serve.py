@@ -1,17 +1,27 @@
-"""Serving the app with gunicorn (pre-fork, sync workers).
+"""Serving the app with gunicorn (pre-forked workers, a few threads each).
 
-Why gunicorn: each request is CPU-bound Python (jieba, Whoosh), so threads
-would serve one request at a time under the GIL; pre-forked worker processes
-use every core, a stuck worker is restarted after ``--timeout``, and with
-``preload_app`` jieba's dictionary is loaded once in the master and shared by
-the workers copy-on-write.
+Why gunicorn: each request is CPU-bound Python (jieba, Whoosh), so one
+process serves one request at a time under the GIL; pre-forked worker
+processes use every core, and with ``preload_app`` jieba's dictionary is
+loaded once in the master and shared by the workers copy-on-write.
+
+Why threads too (gunicorn's ``gthread`` workers): with one thread a worker,
+a client that sends half a request holds the whole worker until the
+timeout, and two such clients stall a two-worker server. A ``gthread``
+worker reads requests as they arrive and hands a slow one back to its poller,
+so a normal request goes on being answered. Its threads still take turns
+under the GIL; ``--timeout`` stays the time limit of a request: a worker with
+a request running longer exits, and gunicorn replaces it (:class:`Deadline`).
 """
 
 from __future__ import annotations
 
 import gc
 import logging
+import os
 import sys
+import threading
+import time
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
@@ -37,12 +47,59 @@ class _Gunicorn(BaseApplication):
         return self.application
 
 
+# Per worker. A slow client holds a thread until gunicorn hands it back to the
+# poller (after a few seconds without data), and one sending a chunked body
+# never finished holds it until the client goes: enough that a handful of them
+# leave every worker threads for normal requests.
+THREADS = 8
+
+
+class Deadline:
+    """The request time limit of a threaded worker: gunicorn's ``timeout`` only
+    restarts a worker that stops answering its master, which a thread busy with
+    one request does not. A watcher thread makes a worker with a request
+    running over ``seconds`` exit (what gunicorn does to a stuck sync worker)."""
+
+    def __init__(self, seconds: float, exit: Any = os._exit) -> None:
+        self.seconds = seconds
+        self._exit = exit
+        self._started: dict[int, float] = {}
+        self._lock = threading.Lock()
+
+    def begin(self) -> None:
+        with self._lock:
+            self._started[threading.get_ident()] = time.monotonic()
+
+    def end(self, *_: Any) -> None:
+        with self._lock:
+            self._started.pop(threading.get_ident(), None)
+
+    def overdue(self, now: float | None = None) -> float:
+        """The longest-running request's seconds over the limit (0 when none is)."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            oldest = min(self._started.values(), default=now)
+        return max(0.0, now - oldest - self.seconds)
+
+    def watch(self, every: float = 1.0) -> None:
+        def run() -> None:
+            while True:
+                time.sleep(every)
+                late = self.overdue()
+                if late:
+                    log.error("a request ran over the %s s time limit: worker %s exits", self.seconds, os.getpid())
+                    self._exit(1)
+
+        threading.Thread(target=run, name="request-deadline", daemon=True).start()
+
+
 def gunicorn_options(host: str, port: int, workers: int, timeout: int) -> dict[str, Any]:
     """gunicorn's settings; ``timeout`` is the request time limit (a stuck worker is killed and replaced)."""
     return {
         "bind": f"{host}:{port}",
         "workers": workers,
-        "worker_class": "sync",
+        "worker_class": "gthread",
+        "threads": THREADS,
         "preload_app": True,
         "timeout": timeout,
         "graceful_timeout": 10,
@@ -74,7 +131,12 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000, workers
     # each opens its own right after it is forked, before its first request.
     service.close()
 
+    deadline = Deadline(timeout)
+    app.before_request(deadline.begin)
+    app.teardown_request(deadline.end)
+
     def open_index_in_worker(worker: Any) -> None:
+        deadline.watch()
         try:
             service.current()
         except IndexUnavailable as exc:

@@ -144,3 +144,47 @@ def test_a_worker_restarted_while_no_version_can_be_read_boots_and_answers_503(c
     finally:
         stop_server(proc)
 
+
+def test_slow_clients_do_not_delay_a_normal_request(server):
+    """Clients that send half a request line, half the headers or half a chunked
+    body hold no worker: a normal request is answered at once."""
+    import socket
+
+    url, _, _ = server
+    host, port = url.split("//")[1].split(":")
+    slow = []
+    for partial in (b"GET /search?q=%E5%8C%BB", b"GET /search?q=x HTTP/1.1\r\nHost: a\r\nX-A",
+                    b"POST /search HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n"
+                    b"Content-Type: application/json\r\n\r\n5\r\n{\"q\":",
+                    b"GET /health HTTP/1.1\r\nHo"):
+        s = socket.create_connection((host, int(port)))
+        s.sendall(partial)
+        slow.append(s)
+    try:
+        time.sleep(0.5)
+        for _ in range(5):
+            began = time.monotonic()
+            r = requests.get(url + "/search", params={"q": "医保卡"}, timeout=10)
+            assert r.status_code == 200 and time.monotonic() - began < 1.0
+    finally:
+        for s in slow:
+            s.close()
+
+
+def test_a_request_over_the_time_limit_ends_its_worker():
+    from search_service.web.serve import Deadline
+
+    exits = []
+    deadline = Deadline(2.0, exit=exits.append)
+    deadline.begin()
+    assert deadline.overdue() == 0
+    assert deadline.overdue(time.monotonic() + 3.0) > 0.9
+    deadline.watch(every=0.05)
+    time.sleep(0.1)
+    assert exits == []
+    deadline.seconds = 0.0
+    time.sleep(0.2)
+    assert exits and exits[0] == 1
+    deadline.end()
+    assert deadline.overdue(time.monotonic() + 100) == 0
+
