@@ -87,9 +87,9 @@ class Settings:
         128, "Decoded posting lists kept in memory per server process, in MB (what is cheapest to read again per "
         "byte dropped first)."
     )
-    result_cache_size: int = _setting(
-        512, "Search results kept per server process for repeated requests, a result of n hits counting as "
-        "ceil(n/10) (per index version, least recently used dropped first); 0 turns the cache off."
+    result_cache_mb: float = _setting(
+        16.0, "Search results kept per server process for repeated requests, in MB (per index version, least "
+        "recently used dropped first); 0 turns the cache off."
     )
     reload_seconds: float = _setting(
         1.0, "How often a server checks the CURRENT pointer for a new index version."

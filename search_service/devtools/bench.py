@@ -219,7 +219,7 @@ def ours_queries(index_dir: Path, queries: list[str], warmup: list[str], env: di
 
     # Every query ranked and highlighted: the result cache would answer the warm
     # pass's repeats.
-    settings = Settings.from_env({**os.environ, **(env or {})}, index_dir=str(index_dir), result_cache_size=0)
+    settings = Settings.from_env({**os.environ, **(env or {})}, index_dir=str(index_dir), result_cache_mb=0)
     service = SearchService(settings)
     return time_queries(lambda q: service.search(SearchRequest.create(settings, q=q[:256], size=10)), queries, warmup)
 
@@ -460,7 +460,7 @@ def run_bench(sizes: list[int], query_count: int, http_seconds: float, clients: 
         # measure the first engine again with every request ranked and highlighted.
         name = variants[0][0]
         report["http"]["variants"][f"{name}, result cache off"] = http_bench(
-            workdir / f"{name}-{size}", queries, http_seconds, clients, env={"SEARCH_RESULT_CACHE_SIZE": "0"})
+            workdir / f"{name}-{size}", queries, http_seconds, clients, env={"SEARCH_RESULT_CACHE_MB": "0"})
     return report
 
 

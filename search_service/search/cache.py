@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 
 from search_service.search.request import SearchRequest
 from search_service.search.results import SearchResult
+
+
+def result_bytes(result: SearchResult) -> int:
+    """About what a result holds in memory: its hits' strings and match lists, and
+    the objects around them. Long passages and titles count for what they are."""
+    size = 600  # the result, its request key and the cache's entry
+    for h in result.hits:
+        size += (400 + sys.getsizeof(h.text) + sys.getsizeof(h.highlight) + sys.getsizeof(h.title)
+                 + sys.getsizeof(h.heading) + sys.getsizeof(h.passage_id) + sys.getsizeof(h.doc_id)
+                 + sys.getsizeof(h.source) + 100 * len(h.matches) + 200 * len(h.metadata))
+    return size
 
 
 class ResultCache:
@@ -17,21 +30,19 @@ class ResultCache:
     ``queryResultCache`` does. An index version never changes, so entries
     never go stale: a new version starts with an empty cache.
 
-    ``size`` counts pages of up to :data:`HITS_PER_ENTRY` hits: a result of
-    100 hits takes ten places. Counting results alone would let ``size=100``
-    requests hold ten times the memory the default setting was sized for.
+    Bounded in bytes (:func:`result_bytes`), not in results: a result of 100
+    hits, or of hits with long passages, holds many times what a short one does.
     """
 
-    HITS_PER_ENTRY = 10
-
-    def __init__(self, size: int) -> None:
-        self.size = size
+    def __init__(self, limit_bytes: int, weigh: Callable[[SearchResult], int] = result_bytes) -> None:
+        self.limit_bytes = limit_bytes
         self.used = 0
+        self._weigh = weigh
         self._entries: OrderedDict[SearchRequest, tuple[SearchResult, int]] = OrderedDict()
         self._lock = threading.Lock()
 
     def get(self, request: SearchRequest) -> SearchResult | None:
-        if not self.size:
+        if not self.limit_bytes:
             return None
         with self._lock:
             found = self._entries.get(request)
@@ -41,8 +52,10 @@ class ResultCache:
             return found[0]
 
     def put(self, request: SearchRequest, result: SearchResult) -> None:
-        weight = max(1, -(-len(result.hits) // self.HITS_PER_ENTRY))
-        if weight > self.size:
+        if not self.limit_bytes:
+            return
+        weight = self._weigh(result)
+        if weight > self.limit_bytes:
             return
         with self._lock:
             old = self._entries.pop(request, None)
@@ -50,5 +63,5 @@ class ResultCache:
                 self.used -= old[1]
             self._entries[request] = (result, weight)
             self.used += weight
-            while self.used > self.size:
+            while self.used > self.limit_bytes:
                 self.used -= self._entries.popitem(last=False)[1][1]

@@ -145,7 +145,7 @@ class SearchService:
         analysis = get_analysis(index.config)
         synonyms = Synonyms.parse(index.manifest.get("synonyms", []), analysis)
         return Served(index, analysis, synonyms, Planner(analysis, synonyms, self.ranking, index.empty_fields),
-                      ResultCache(self.settings.result_cache_size))
+                      ResultCache(int(self.settings.result_cache_mb * 1_000_000)))
 
     # -- queries --------------------------------------------------------------
 

@@ -5,9 +5,9 @@ from search_service.errors import InvalidRequest
 from search_service.search.highlight import Marker, merge_spans, render
 from search_service.build.reindex import build_index
 from search_service.text.normalize import normalize
-from search_service.search.cache import ResultCache
+from search_service.search.cache import ResultCache, result_bytes
 from search_service.search.request import SearchRequest
-from search_service.search.results import SearchResult
+from search_service.search.results import Hit, SearchResult
 from search_service.search.service import SearchService
 
 
@@ -199,9 +199,10 @@ def test_highlights_from_the_stored_normalization_equal_query_time_normalization
 
 def test_repeated_requests_are_answered_from_the_result_cache_of_their_version(tmp_path, make_settings, monkeypatch):
     corpus = write_corpus(tmp_path / "corpus", {"a.txt": "医保卡密码忘了怎么办\n带上身份证和医保卡到社保中心办理密码重置。"})
-    settings = make_settings(corpus=corpus, result_cache_size=2, reload_seconds=0)
+    settings = make_settings(corpus=corpus, reload_seconds=0)
     build_index(settings)
     service = SearchService(settings)
+    service.current().results = ResultCache(2, weigh=lambda result: 1)  # room for two results
     computed = []
     original = SearchService._search
     monkeypatch.setattr(SearchService, "_search", lambda self, *a: computed.append(a[1]) or original(self, *a))
@@ -224,30 +225,34 @@ def test_repeated_requests_are_answered_from_the_result_cache_of_their_version(t
     newer = search("医保卡密码")
     assert len(computed) == 5 and newer.version != first.version and newer.total == 2
     # Size 0: no cache.
-    uncached = SearchService(settings.replace(result_cache_size=0))
+    uncached = SearchService(settings.replace(result_cache_mb=0))
     monkeypatch.setattr(SearchService, "_search", lambda self, *a: computed.append(a[1]) or original(self, *a))
     uncached.search(SearchRequest.create(settings, q="身份证"))
     uncached.search(SearchRequest.create(settings, q="身份证"))
     assert len(computed) == 7
 
 
-def test_result_cache_counts_large_pages_by_their_hits():
-    def result(hits: int) -> SearchResult:
-        return SearchResult("q", hits, 1, hits, 0.0, [object()] * hits, "v1")
+def test_result_cache_is_bounded_by_what_results_hold():
+    def hit(text: str) -> Hit:
+        return Hit(1, 1.0, "d#0", "d", "标题", "", text, text, [[0, 1]], "d.txt", {}, 0, 0, len(text))
+
+    def result(*hits: Hit) -> SearchResult:
+        return SearchResult("q", len(hits), 1, 10, 0.0, list(hits), "v1")
 
     def request(q: str) -> SearchRequest:
         return SearchRequest(q, 10, 1, (), (), None)
 
-    cache = ResultCache(3)
-    cache.put(request("a"), result(10))  # one place
-    cache.put(request("b"), result(11))  # two places
-    assert cache.used == 3 and cache.get(request("a")) is not None
-    cache.put(request("c"), result(0))  # no hits still takes a place: "b", least recently used, goes
-    assert cache.get(request("b")) is None and cache.used == 2
-    cache.put(request("c"), result(20))  # replacing an entry counts its new weight once
-    assert cache.used == 3 and cache.get(request("a")) is not None
-    cache.put(request("d"), result(31))  # larger than the whole cache: not kept, nothing dropped
-    assert cache.get(request("d")) is None and cache.used == 3
-    assert cache.get(request("a")) is not None and cache.get(request("c")) is not None
-    cache.put(request("e"), result(25))  # three places: everything else goes
-    assert cache.used == 3 and cache.get(request("a")) is None and cache.get(request("e")) is not None
+    small = result(hit("医保卡密码"))
+    assert result_bytes(result(hit("医" * 20_000))) > 20 * result_bytes(small)  # long passages weigh what they hold
+    assert result_bytes(result(*[hit("医保卡密码")] * 100)) > 50 * result_bytes(small)  # so do many hits
+    cache = ResultCache(3 * result_bytes(small))
+    for q in "abc":
+        cache.put(request(q), small)
+    assert all(cache.get(request(q)) is small for q in "abc") and cache.used == 3 * result_bytes(small)
+    cache.put(request("huge"), result(hit("医" * 20_000)))  # larger than the whole cache: not kept, nothing dropped
+    assert cache.get(request("huge")) is None and cache.get(request("a")) is small
+    cache.put(request("d"), small)  # b, least recently used, goes
+    assert cache.get(request("b")) is None and cache.get(request("d")) is small
+    cache.put(request("d"), small)  # replacing an entry counts it once
+    assert cache.used == 3 * result_bytes(small)
+    assert ResultCache(0).get(request("a")) is None  # 0: off

@@ -35,7 +35,7 @@ def on_cluster(make_settings, request):
 
 
 def ranking(settings, q, **params):
-    service = SearchService(settings.replace(result_cache_size=0))
+    service = SearchService(settings.replace(result_cache_mb=0))
     return [h.passage_id for h in service.search(SearchRequest.create(settings, q=q, size=20, **params)).hits]
 
 
@@ -54,7 +54,7 @@ def test_a_node_stopped_while_clients_query_fails_no_request(on_cluster, opensea
     settings = on_cluster(SEED_CORPUS, opensearch_replicas=1)
     build_index(settings)
     make_client(settings).cluster.health(wait_for_status="green", params={"timeout": "60s"}, request_timeout=70)
-    service = SearchService(settings.replace(result_cache_size=0))
+    service = SearchService(settings.replace(result_cache_mb=0))
     failures: list[str] = []
     answered = [0]
     stop = threading.Event()
@@ -91,7 +91,7 @@ def test_reindex_switching_the_alias_while_clients_query(on_cluster, tmp_path):
     corpus = write_corpus(tmp_path / "corpus", {"a.txt": DOC_A, "b.txt": DOC_B})
     settings = on_cluster(corpus).replace(reload_seconds=0.2, keep_versions=3)  # every version served stays to check
     build_index(settings)
-    service = SearchService(settings.replace(result_cache_size=0))
+    service = SearchService(settings.replace(result_cache_mb=0))
     engine = open_engine(settings)
     failures: list[str] = []
     answers: list[tuple[str, list[str]]] = []
@@ -204,7 +204,7 @@ def test_cluster_stopped_is_503_and_health_degraded_then_answers_again(on_cluste
 
     settings = on_cluster(SEED_CORPUS).replace(reload_seconds=0.2, opensearch_timeout=3.0)
     build_index(settings)
-    client = create_app({**settings.__dict__, "result_cache_size": 0}).test_client()
+    client = create_app({**settings.__dict__, "result_cache_mb": 0}).test_client()
     assert client.get("/search", query_string={"q": "医保卡"}).status_code == 200
     opensearch_cluster.stop()
     try:
