@@ -52,8 +52,9 @@ class IndexVersion(ABC):
         """A passage's record by id."""
 
     @abstractmethod
-    def document(self, doc_id: str) -> list[Record]:
-        """A document's passage records in order (empty when there is no such document)."""
+    def document(self, doc_id: str, start: int = 0, size: int = 100) -> tuple[list[Record], int]:
+        """Passages ``start`` to ``start + size`` of a document, in order, and how many it has
+        (0 when there is no such document). Only those passages are read."""
 
     @abstractmethod
     def doc_frequency(self, field: str, term: str) -> int:

@@ -31,8 +31,8 @@ class SearchRequest:
         q = clean_text(q)
         if len(q) > settings.max_query_chars:
             raise InvalidRequest(f"parameter 'q' is longer than {settings.max_query_chars} characters", code="query_too_long")
-        size_v = _int_param("size", size, 10, 1, settings.max_page_size)
-        page_v = _int_param("page", page, 1, 1, None)
+        size_v = int_param("size", size, 10, 1, settings.max_page_size)
+        page_v = int_param("page", page, 1, 1, None)
         if size_v * page_v > settings.max_page_depth:
             raise InvalidRequest(f"page x size must be at most {settings.max_page_depth}", code="page_too_deep")
         docs = _str_list("doc", doc)
@@ -65,7 +65,7 @@ def clean_text(text: str) -> str:
     return _SURROGATE.sub("\ufffd", text)
 
 
-def _int_param(name: str, value: Any, default: int, lo: int, hi: int | None) -> int:
+def int_param(name: str, value: Any, default: int, lo: int, hi: int | None) -> int:
     if value is None or value == "":
         return default
     text = str(value).strip() if isinstance(value, (int, str)) and not isinstance(value, bool) else ""

@@ -48,6 +48,9 @@ class DocumentRecord:
     title: str
     source: str
     metadata: dict[str, Any]
+    total_passages: int  # all of the document's
+    start: int  # the first passage shown, from 0
+    size: int  # passages asked for
     passages: list[PassageRecord]
 
 

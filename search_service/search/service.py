@@ -219,13 +219,15 @@ class SearchService:
             raise NotFound(f"no passage {passage_id!r}", code="passage_not_found")
         return passage_record(stored)
 
-    def document(self, doc_id: str) -> DocumentRecord:
-        found = self.current().index.document(doc_id)
-        if not found:
+    def document(self, doc_id: str, start: int = 0, size: int = 100) -> DocumentRecord:
+        """A document and its passages ``start`` to ``start + size`` (a page of a long one)."""
+        index = self.current().index
+        found, total = index.document(doc_id, start, size)
+        if not total:
             raise NotFound(f"no document {doc_id!r}", code="document_not_found")
-        first = found[0]
-        return DocumentRecord(doc_id, first.get("title", ""), first.get("source", ""),
-                              first.get("metadata") or {}, [passage_record(s) for s in found])
+        first = found[0] if found else index.document(doc_id, 0, 1)[0][0]
+        return DocumentRecord(doc_id, first.get("title", ""), first.get("source", ""), first.get("metadata") or {},
+                              total, start, size, [passage_record(s) for s in found])
 
     def analyze(self, text: str) -> dict[str, Any]:
         text = clean_text(text)

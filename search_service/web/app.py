@@ -22,7 +22,7 @@ from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import HTTPException
 
 from search_service.errors import InvalidRequest
-from search_service.search.request import SearchRequest
+from search_service.search.request import SearchRequest, int_param
 from search_service.search.service import SearchService
 from search_service.settings import Settings
 from search_service.web.errors import error_response, register_error_handlers
@@ -36,6 +36,7 @@ api = Blueprint("api", __name__)
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 SEARCH_FIELDS = ("q", "size", "page", "doc", "collapse", "filters")
+DOCUMENT_PAGE, DOCUMENT_PAGE_MAX = 100, 1000  # passages of /documents/<id> a page: default, most
 
 
 class JSONProvider(DefaultJSONProvider):
@@ -198,7 +199,9 @@ def search():
 
 @api.get("/documents/<path:doc_id>")
 def document(doc_id: str):
-    doc = service().document(doc_id)
+    start = int_param("from", request.args.get("from"), 0, 0, None)
+    size = int_param("size", request.args.get("size"), DOCUMENT_PAGE, 1, DOCUMENT_PAGE_MAX)
+    doc = service().document(doc_id, start, size)
     if wants_html():
         return render_page("document.html", doc=doc)
     return jsonify(dataclasses.asdict(doc))

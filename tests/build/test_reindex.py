@@ -113,7 +113,7 @@ def snapshot(settings):
     version = service.current()
     _, documents = service.engine.previous()
     stored = sorted((f["passage_id"], f["text"], f["start"], f["end"], f["heading"], f["title"])
-                    for doc_id in documents for f in version.index.document(doc_id))
+                    for doc_id in documents for f in version.index.document(doc_id, 0, 1000)[0])
     results = {q: [(h.passage_id, h.score, h.matches) for h in
                    service.search(SearchRequest.create(settings, q=q, size=20)).hits] for q in QUERIES}
     return stored, results

@@ -183,7 +183,7 @@ def test_highlights_from_the_stored_normalization_equal_query_time_normalization
     service = SearchService(settings)
     version = service.current()
     stored = {d: f.get("normalized") for d in ("simplified", "traditional", "folded")
-              for f in version.index.document(d)}
+              for f in version.index.document(d)[0]}
     assert stored["simplified"] is None  # already normalized: nothing stored
     assert stored["traditional"] == "忘记医保卡密码可以带上身份证到社保中心办理密码重置。"
     assert stored["folded"] == ""  # normalized again at query time

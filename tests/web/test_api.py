@@ -226,3 +226,20 @@ def test_a_deeply_nested_json_body_is_malformed_not_a_500(client):
     response = client.post("/search", data=body, content_type="application/json")
     assert_error(response, 400, "malformed_json")
 
+
+
+def test_documents_are_paged(client):
+    whole = client.get(f"/documents/{TRADITIONAL_SEED}").get_json()
+    total = whole["total_passages"]
+    assert total == len(whole["passages"]) > 6 and (whole["start"], whole["size"]) == (0, 100)
+    pages = [client.get(f"/documents/{TRADITIONAL_SEED}", query_string={"from": start, "size": 4}).get_json()
+             for start in range(0, total, 4)]
+    assert all(p["total_passages"] == total for p in pages)
+    assert [q["passage_id"] for p in pages for q in p["passages"]] == [q["passage_id"] for q in whole["passages"]]
+    beyond = client.get(f"/documents/{TRADITIONAL_SEED}", query_string={"from": total + 5}).get_json()
+    assert beyond["passages"] == [] and beyond["total_passages"] == total and beyond["title"] == whole["title"]
+    assert_error(client.get(f"/documents/{TRADITIONAL_SEED}", query_string={"size": 1001}), 400, "bad_parameter")
+    assert_error(client.get(f"/documents/{TRADITIONAL_SEED}", query_string={"from": -1}), 400, "bad_parameter")
+    page = client.get(f"/documents/{TRADITIONAL_SEED}", query_string={"size": 4}, headers={"Accept": "text/html"})
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200 and "下一页" in html and f"共 {total} 段" in html

@@ -68,11 +68,11 @@ class OpenSearchVersion(IndexVersion):
         return found[0]["_source"] if found else None
 
     @guarded
-    def document(self, doc_id: str) -> list[Record]:
+    def document(self, doc_id: str, start: int = 0, size: int = 100) -> tuple[list[Record], int]:
         found = self.client.search(index=self.index, body={
-            "query": {"term": {"doc_id": doc_id}}, "size": 10000, "sort": [{"ordinal": "asc"}],
-            "_source": _SOURCE})["hits"]["hits"]
-        return [h["_source"] for h in found]
+            "query": {"term": {"doc_id": doc_id}}, "from": start, "size": size, "sort": [{"ordinal": "asc"}],
+            "track_total_hits": True, "_source": _SOURCE})["hits"]
+        return [h["_source"] for h in found["hits"]], int(found["total"]["value"])
 
     @guarded
     def doc_frequency(self, field: str, term: str) -> int:

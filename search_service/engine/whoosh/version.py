@@ -122,8 +122,17 @@ class WhooshVersion(IndexVersion):
         return self._searcher().document(passage_id=passage_id)
 
     @_readable
-    def document(self, doc_id: str) -> list[Record]:
-        return sorted(self._searcher().documents(doc_id=doc_id), key=lambda s: s["ordinal"])
+    def document(self, doc_id: str, start: int = 0, size: int = 100) -> tuple[list[Record], int]:
+        found = ReaderSource(self._searcher()).term_postings("doc_id", doc_id)
+        if found is None:
+            return [], 0
+        ids = found[0]
+        if self.scorer.has_deletions:
+            ids = ids[self.scorer.live[ids]]
+        # A document's passages are written together, in order: document numbers
+        # follow their ordinals, so a page is a slice, and only it is read.
+        page = [self.stored(d) for d in ids[start:start + size]]
+        return sorted(page, key=lambda s: s["ordinal"]), len(ids)
 
     def doc_frequency(self, field: str, term: str) -> int:
         return self._searcher().reader().doc_frequency(field, term)
