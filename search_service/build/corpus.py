@@ -25,6 +25,7 @@ SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm", ".jsonl")
 # Chinese text comes in these; letting the detector pick among all code pages
 # mistakes short GBK text for Korean cp949.
 CANDIDATE_ENCODINGS = ["utf_8", "gb18030", "big5", "big5hkscs", "utf_16", "utf_32"]
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _MD_HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(.+?)\s*#*\s*$")
 _HIDDEN_HTML = ("script", "style", "noscript", "template", "head", "svg", "iframe")
 _BLOCK_HTML = (
@@ -163,6 +164,10 @@ class CorpusReader:
             for item in self.read_file(path):
                 if isinstance(item, DocumentError):
                     report.skipped.append(item)
+                elif _CONTROL.search(item.doc_id):
+                    # An id must round-trip through a URL path (/documents/<id>) and a log line.
+                    report.skipped.append(DocumentError(item.source, f"document id {item.doc_id!r} contains a "
+                                                                     "control character (a newline, a tab, ...)"))
                 elif item.doc_id in seen:
                     report.skipped.append(
                         DocumentError(item.source, f"duplicate document id {item.doc_id!r} (first in {seen[item.doc_id]})")

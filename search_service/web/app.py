@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
 from flask.json.provider import DefaultJSONProvider
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from search_service.errors import InvalidRequest
 from search_service.search.request import SearchRequest, int_param
@@ -159,6 +159,12 @@ def _security_headers(response):
 def _search_params() -> dict[str, Any]:
     if request.method == "POST":
         try:
+            data = request.get_data(cache=True)
+            # A chunked body has no Content-Length: Werkzeug stops reading it at
+            # the limit instead of refusing it, so a body that reached the limit
+            # is taken as over it.
+            if request.content_length is None and len(data) >= current_app.config["MAX_CONTENT_LENGTH"]:
+                raise RequestEntityTooLarge()
             body = request.get_json(force=True, silent=True)
         except RecursionError:  # nested deeper than the JSON decoder recurses
             body = None

@@ -67,3 +67,12 @@ def test_missing_or_non_folder_corpus_is_a_clear_error(tmp_path):
 def test_undecodable_bytes_are_reported():
     with pytest.raises(DocumentError):
         decode(b"\xff\xfe\xfd" * 3 + b"\x81", "x.txt") if False else decode(b"\x00\x01\x02binary", "x.txt")
+
+
+def test_ids_with_control_characters_are_reported_and_skipped(tmp_path):
+    corpus = write_corpus(tmp_path / "corpus", {"f.jsonl": jsonl({"id": "a\nb", "text": "医保卡密码。"},
+                                                                {"id": "tab\there", "text": "社保卡。"},
+                                                                {"id": "c#1", "text": "银行。"})})
+    report = CorpusReader(corpus).read()
+    assert [d.doc_id for d in report.documents] == ["c#1"]
+    assert len(report.skipped) == 2 and all("control character" in e.reason for e in report.skipped)

@@ -188,3 +188,18 @@ def test_a_request_over_the_time_limit_ends_its_worker():
     deadline.end()
     assert deadline.overdue(time.monotonic() + 100) == 0
 
+
+def test_a_chunked_body_over_the_limit_is_413(server):
+    url, _, _ = server
+
+    def body():
+        yield b'{"q": "'
+        for _ in range(100):
+            yield b"x" * 1000
+
+    r = requests.post(url + "/search", data=body(), headers={"Content-Type": "application/json"}, timeout=10)
+    assert r.status_code == 413 and r.json()["error"]["code"] == "request_too_large"
+    small = requests.post(url + "/search", data=iter([b'{"q": "', "医保卡".encode(), b'"}']),
+                          headers={"Content-Type": "application/json"}, timeout=10)
+    assert small.status_code == 200 and small.json()["total"] > 0
+
