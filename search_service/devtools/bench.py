@@ -26,6 +26,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 import warnings
@@ -456,6 +457,8 @@ def run_bench(sizes: list[int], query_count: int, http_seconds: float, clients: 
             env = {**base_env, "SEARCH_OPENSEARCH_PREFIX": f"bench-{run_id}-{size}"} if base_env else {}
             report["http"]["variants"][name] = http_bench(workdir / f"{name.replace(' ', '-')}-{size}", queries,
                                                           http_seconds, clients, env=env)
+        report["hostile"] = hostile_bench(workdir / f"{variants[0][0]}-{size}",
+                                          count=max(20, min(200, query_count)), inflate=max(50, min(2000, 2 * query_count)))
         # The queries repeat during a step (1,000 of them, thousands of requests):
         # measure the first engine again with every request ranked and highlighted.
         name = variants[0][0]
@@ -515,6 +518,87 @@ def http_bench(index_dir: Path, queries: list[str], seconds: float, clients: lis
         proc.wait(timeout=20)
 
 
+# -- hostile clients -----------------------------------------------------------------
+
+# Common characters: excluding them (-的 -一 ...) once made queries walk long posting lists.
+COMMON = ("的一是在不了有和人这中大为上个国我以要他时来用们生到作地于出就分对成会可主发年动同工也能下过子说产种面而方后多定行学法"
+          "所民得经十三之进着等部度家电力里如水化高自二起小物现实加量都两体制机当使点从业本去把性好")
+
+
+def hostile_queries(count: int, seed: int = 11) -> list[str]:
+    """256-character queries as a hostile client writes them: the excluded common
+    characters, many required ones, phrases of rare characters, and random mixes."""
+    rng = random.Random(seed)
+    rare = [chr(c) for c in range(0x20000, 0x20000 + 8192)]
+    shapes = [
+        lambda: "的 " + " ".join(f"-{c}" for c in COMMON[:85]),
+        lambda: " ".join(f"+{c}" for c in COMMON[:85]),
+        lambda: " ".join(f'"{"".join(rng.sample(rare, 6))}"' for _ in range(30)),
+        lambda: "".join(rng.choice(rare) for _ in range(256)),
+        lambda: " ".join(rng.choice(["+", "-", '"', ""]) + "".join(rng.sample(COMMON, rng.randint(1, 4)))
+                         for _ in range(80)),
+    ]
+    return [shapes[i % len(shapes)]()[:256] for i in range(count)]
+
+
+def hostile_bench(index_dir: Path, count: int = 200, inflate: int = 2000, env: dict[str, str] | None = None
+                  ) -> dict[str, Any]:
+    """On a fresh ``serve --workers 2``: the worst and p99 time of ``count`` hostile
+    queries and the share over 100 ms; how long a normal request waits while four
+    slow clients hold connections; worker memory before and after ``inflate``
+    queries of 256 distinct rare characters each."""
+    import socket
+
+    port = free_port()
+    proc, _ = serve(index_dir, port, env=env)
+    base = f"http://127.0.0.1:{port}"
+
+    def timed(path: str) -> tuple[float, int]:
+        began = time.perf_counter()
+        try:
+            with urllib.request.urlopen(base + path, timeout=60) as r:
+                r.read()
+                status = r.status
+        except urllib.error.HTTPError as exc:
+            status = exc.code
+        return (time.perf_counter() - began) * 1000, status
+
+    try:
+        out: dict[str, Any] = {}
+        times, statuses = [], {}
+        for q in hostile_queries(count):
+            ms, status = timed("/search?q=" + urllib.parse.quote(q))
+            times.append(ms)
+            statuses[str(status)] = statuses.get(str(status), 0) + 1
+        out["hostile"] = {"queries": count, "worst_ms": round(max(times), 1), "p99_ms": round(percentile(times, 99), 1),
+                          "over_100_ms": round(sum(t > 100 for t in times) / count, 3), "statuses": statuses}
+        slow = []
+        for partial in (b"GET /search?q=%E5%8C%BB", b"GET /search?q=x HTTP/1.1\r\nHost: a\r\nX-A",
+                        b"POST /search HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{\"q\":",
+                        b"GET /health HTTP/1.1\r\nHo"):
+            sock = socket.create_connection(("127.0.0.1", port))
+            sock.sendall(partial)
+            slow.append(sock)
+        try:
+            time.sleep(0.5)
+            waits = [timed("/search?q=" + urllib.parse.quote("医保卡密码"))[0] for _ in range(20)]
+        finally:
+            for sock in slow:
+                sock.close()
+        out["slow_clients"] = {"held": len(slow), "worst_normal_ms": round(max(waits), 1)}
+        before = worker_memory_mb(proc, workers=2)["worker_rss_mb"]
+        rng = random.Random(5)
+        for i in range(inflate):
+            start = 0x20000 + rng.randrange(0, 0x9000)
+            timed("/search?q=" + urllib.parse.quote("".join(chr(start + k) for k in range(256))))
+        out["inflation"] = {"queries": inflate, "worker_rss_mb_before": before,
+                            "worker_rss_mb_after": worker_memory_mb(proc, workers=2)["worker_rss_mb"]}
+        return out
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
 def free_port() -> int:
     import socket
 
@@ -561,6 +645,14 @@ def table(report: dict[str, Any]) -> str:
             for s, hh in zip(run["search"], run["health"]):
                 lines.append(f"| {s['clients']} | {s['rps']} | {s['p50_ms']} | {s['p99_ms']} | {s['errors']} | "
                              f"{hh['rps']} | {s['rps'] / hh['rps']:.2f} |")
+    if "hostile" in report:
+        h = report["hostile"]
+        hq, sc, inf = h["hostile"], h["slow_clients"], h["inflation"]
+        lines += ["", f"Hostile clients: {hq['queries']} hostile 256-character queries: worst {hq['worst_ms']} ms, "
+                      f"p99 {hq['p99_ms']} ms, {hq['over_100_ms']:.1%} over 100 ms, statuses {hq['statuses']}; "
+                      f"a normal request with {sc['held']} slow clients holding connections: worst "
+                      f"{sc['worst_normal_ms']} ms; worker RSS {inf['worker_rss_mb_before']} MB before and "
+                      f"{inf['worker_rss_mb_after']} MB after {inf['queries']} queries of 256 distinct rare characters."]
     return "\n".join(lines)
 
 

@@ -43,8 +43,12 @@ def test_bench_reports_every_engine_server_and_http_step(tmp_path):
     assert set(report["http"]["variants"]) == {"ours", "ours+rjieba", "ours, result cache off"}
     for run in report["http"]["variants"].values():
         assert [s["errors"] for s in run["search"]] == [0] and run["search"][0]["rps"] > 0
+    hostile = report["hostile"]
+    assert hostile["hostile"]["queries"] == 20 and set(hostile["hostile"]["statuses"]) <= {"200", "400"}
+    assert hostile["slow_clients"]["worst_normal_ms"] < 1000
+    assert len(hostile["inflation"]["worker_rss_mb_after"]) == 2
     text = table(report)
-    assert "| 150 | tantivy |" in text and "search / health" in text
+    assert "| 150 | tantivy |" in text and "search / health" in text and "Hostile clients:" in text
 
 
 def test_http_comparison_takes_turns_and_continues_each_sequence():
