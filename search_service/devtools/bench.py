@@ -556,11 +556,13 @@ def hostile_bench(index_dir: Path, count: int = 200, inflate: int = 2000, env: d
     def timed(path: str) -> tuple[float, int]:
         began = time.perf_counter()
         try:
-            with urllib.request.urlopen(base + path, timeout=60) as r:
+            with urllib.request.urlopen(base + path, timeout=40) as r:
                 r.read()
                 status = r.status
         except urllib.error.HTTPError as exc:
             status = exc.code
+        except OSError:  # no answer in time, connection refused or reset: status 0
+            status = 0
         return (time.perf_counter() - began) * 1000, status
 
     try:
@@ -581,7 +583,7 @@ def hostile_bench(index_dir: Path, count: int = 200, inflate: int = 2000, env: d
             slow.append(sock)
         try:
             time.sleep(0.5)
-            waits = [timed("/search?q=" + urllib.parse.quote("医保卡密码"))[0] for _ in range(20)]
+            waits = [timed("/search?q=" + urllib.parse.quote("医保卡密码"))[0] for _ in range(5)]
         finally:
             for sock in slow:
                 sock.close()
