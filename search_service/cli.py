@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from search_service import __version__
 from search_service.errors import ConfigError, IndexLocked, InvalidRequest, SearchError
 from search_service.settings import Settings
 
@@ -48,6 +49,7 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="search-service", description="Chinese full-text search service.", epilog=EXIT_CODES_HELP)
+    parser.add_argument("--version", action="version", version=f"search-service {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p = sub.add_parser("reindex", help="build a new index version from the corpus",

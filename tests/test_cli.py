@@ -72,3 +72,23 @@ def test_settings_prints_the_table_without_secrets(capsys, monkeypatch):
     assert "SEARCH_SNIPPET_CHARS  (int, default 160, now 99)" in out
     assert "SEARCH_API_KEYS" in out and "s3cret-key" not in out and "'(set)'" in out
     assert out.count("\n    ") == len(dataclasses.fields(cli.Settings))
+
+
+def test_version(capsys):
+    from search_service import __version__
+
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["--version"])
+    assert exc.value.code == 0 and capsys.readouterr().out.strip() == f"search-service {__version__}"
+
+
+def test_a_busy_port_is_one_line_and_exit_1(tmp_path, capsys):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, _, err = run(capsys, "serve", "--index", str(tmp_path / "index"), "--port", str(port))
+    assert code == 1 and err.count("\n") == 1
+    assert err.startswith(f"search-service serve: cannot listen on 127.0.0.1:{port}: ")

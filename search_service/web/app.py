@@ -14,6 +14,7 @@ import re
 import time
 import uuid
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -100,8 +101,8 @@ def service() -> SearchService:
     return current_app.extensions["search"]
 
 
-# Open without a key: load balancers probe /health; the page's stylesheet.
-PUBLIC_ENDPOINTS = {"api.health", "static"}
+# Open without a key: load balancers probe /health; the page's stylesheet and icon.
+PUBLIC_ENDPOINTS = {"api.health", "static", "api.favicon"}
 
 
 def _start_request() -> None:
@@ -228,6 +229,15 @@ def analyze():
         raise InvalidRequest(f"parameter 'text' is longer than {settings.max_query_chars * 4} characters",
                              code="text_too_long")
     return jsonify(service().analyze(text))
+
+
+@api.get("/favicon.ico")
+def favicon():
+    """Browsers ask for it on every page; the page's own icon (SVG) answers."""
+    icon = Path(current_app.static_folder or "") / "favicon.svg"
+    response = Response(icon.read_bytes(), mimetype="image/svg+xml")
+    response.cache_control.max_age = 86400
+    return response
 
 
 @api.get("/health")

@@ -19,6 +19,7 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import socket
 import sys
 import threading
 import time
@@ -93,6 +94,19 @@ class Deadline:
         threading.Thread(target=run, name="request-deadline", daemon=True).start()
 
 
+def _port_taken(host: str, port: int) -> str | None:
+    """Why ``host:port`` cannot be listened on (gunicorn would retry for seconds,
+    printing a traceback each time), or None."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn binds
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            return exc.strerror or str(exc)
+    return None
+
+
 def gunicorn_options(host: str, port: int, workers: int, timeout: int) -> dict[str, Any]:
     """gunicorn's settings; ``timeout`` is the request time limit (a stuck worker is killed and replaced)."""
     return {
@@ -110,7 +124,11 @@ def gunicorn_options(host: str, port: int, workers: int, timeout: int) -> dict[s
 
 
 def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000, workers: int = 2, timeout: int = 30) -> int:
-    """Run the API until interrupted. Exits 1 at once when there is no index."""
+    """Run the API until interrupted. Exits 1 at once when the port is taken or there is no index."""
+    busy = _port_taken(host, port)
+    if busy:
+        print(f"search-service serve: cannot listen on {host}:{port}: {busy}", file=sys.stderr)
+        return 1
     access = logging.getLogger("search_service.access")
     if not access.handlers:
         handler = logging.StreamHandler(sys.stderr)
@@ -153,5 +171,8 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000, workers
     gc.freeze()
     options = gunicorn_options(host, port, workers, timeout)
     options["post_worker_init"] = open_index_in_worker
+    options["when_ready"] = lambda server: print(
+        f"search-service serve: listening on http://{host}:{port}/ ({workers} workers, index version "
+        f"{service.engine.current_name()})", file=sys.stderr, flush=True)
     _Gunicorn(app, options).run()
     return 0

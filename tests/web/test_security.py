@@ -123,3 +123,9 @@ def test_an_indented_comment_in_a_keys_file_is_not_a_key(tmp_path):
     keys.write_text("  # note\nreal-key\n", encoding="utf-8")
     assert Settings.from_env(api_keys=f"@{keys}").keys() == ("real-key",)
 
+
+def test_the_icon_needs_no_key(keyed):
+    r = keyed.get("/favicon.ico")
+    assert r.status_code == 200 and r.mimetype == "image/svg+xml"
+    assert keyed.get("/search?q=医保卡").status_code == 401
+

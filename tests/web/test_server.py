@@ -33,7 +33,9 @@ def server(corpus_and_settings, tmp_path):
     wait_ready(proc, url, log)
     yield url, corpus, settings
     stop_server(proc)
-    assert "Traceback" not in log.read_text()
+    text = log.read_text()
+    assert "Traceback" not in text
+    assert f"search-service serve: listening on {url}/ (2 workers, index version " in text
 
 
 def test_real_server_answers_cross_script_queries(server):
@@ -49,6 +51,7 @@ def test_real_server_answers_cross_script_queries(server):
     r = requests.post(url + "/search", data=b"x" * 100_000, headers={"Content-Type": "application/json"}, timeout=5)
     assert r.status_code == 413 and r.json()["error"]["status"] == 413
     assert requests.get(url + "/health", timeout=5).json()["status"] == "ok"
+    assert requests.get(url + "/favicon.ico", timeout=5).headers["Content-Type"].startswith("image/svg+xml")
 
 
 def test_reindex_switches_versions_without_failed_requests(server):
