@@ -49,6 +49,11 @@ class VersionGone(IndexUnavailable):
     """The version being searched was removed (a newer one is current)."""
 
 
+class VersionDamaged(IndexUnavailable):
+    """The version being searched can no longer be read (its files changed on disk);
+    unlike an engine that does not answer for a while, it will not come back."""
+
+
 class CorpusError(SearchError):
     """The corpus folder itself cannot be read (missing, not a folder, unreadable)."""
 

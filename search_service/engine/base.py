@@ -69,7 +69,7 @@ class IndexVersion(ABC):
         return {}
 
     def check(self) -> None:
-        """Raise IndexUnavailable when the version can no longer be read (cheap: /health calls it)."""
+        """Raise VersionDamaged when the version can no longer be read (cheap: /health calls it)."""
 
 
 class Build(ABC):

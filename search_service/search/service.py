@@ -20,7 +20,7 @@ from typing import Any
 from search_service.engine import open_engine
 from search_service.engine.base import IndexVersion
 from search_service.engine.plan import QueryPlan
-from search_service.errors import IndexUnavailable, NotFound, VersionGone
+from search_service.errors import IndexUnavailable, NotFound, VersionDamaged, VersionGone
 from search_service.fields import Ranking
 from search_service.search.cache import ResultCache
 from search_service.search.highlight import Marker, render
@@ -81,7 +81,7 @@ class SearchService:
                 self.last_error = None  # the engine answers again, and still names our version
                 return version
             if self._failed is not None and self._failed[0] == name:
-                return self._keep_or_raise(version, self._failed[1])
+                return self._keep_or_raise(version, self._failed[1], broken=name)
             try:
                 new = self._open(name)
             except IndexUnavailable as exc:
@@ -168,8 +168,9 @@ class SearchService:
             self._checked = 0.0
             version = self.current()
             result = self._search(version, request, began)
-        except IndexUnavailable as exc:
+        except VersionDamaged as exc:
             # Its files were damaged since it was opened: answer from another version, once.
+            # (An engine that does not answer for a while is a 503, and the version stays.)
             version = self._broken(version, exc)
             result = self._search(version, request, began)
         version.results.put(request, result)
@@ -263,7 +264,7 @@ class SearchService:
         version = self.current()
         try:
             version.index.check()
-        except IndexUnavailable as exc:
+        except VersionDamaged as exc:
             version = self._broken(version, exc)
         status = {"status": "ok", "version": version.name, "passages": version.index.manifest.get("passage_count")}
         if self.last_error:

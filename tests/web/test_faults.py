@@ -125,3 +125,23 @@ def test_a_missing_or_unreadable_corpus_leaves_the_index_untouched(built, tmp_pa
     finally:
         corpus.chmod(0o755)
     assert root.current_name() == before and len(list(root.versions_dir.iterdir())) == 1
+
+
+def test_an_engine_that_does_not_answer_for_a_while_keeps_its_version(built):
+    """A 503 while the engine is unreachable (a cluster down), then ok again: the
+    version is not taken for damaged and replaced."""
+    _, settings = built
+    service = SearchService(settings.replace(reload_seconds=0))
+    version = service.current()
+    answering = version.index.rank
+
+    def unreachable(*args, **kwargs):
+        raise IndexUnavailable("the OpenSearch cluster cannot be reached")
+
+    version.index.rank = unreachable
+    with pytest.raises(IndexUnavailable, match="cannot be reached"):
+        service.search(SearchRequest.create(settings, q="医保卡"))
+    version.index.rank = answering
+    assert service.health() == {"status": "ok", "version": version.name, "passages": 1}
+    assert service.current() is version  # the same opened version, not a reopened "fallback"
+    assert service.search(SearchRequest.create(settings, q="医保卡")).total == 1

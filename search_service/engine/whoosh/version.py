@@ -20,7 +20,7 @@ from search_service.engine.plan import QueryPlan
 from search_service.engine.whoosh.layout import GROUPS
 from search_service.engine.whoosh.postings import ReaderSource, field_lengths, live_mask
 from search_service.engine.whoosh.store import open_index
-from search_service.errors import IndexUnavailable, SearchError
+from search_service.errors import IndexUnavailable, SearchError, VersionDamaged
 from search_service.fields import Ranking
 from search_service.text.analysis import AnalysisConfig, get_analysis
 
@@ -28,7 +28,7 @@ T = TypeVar("T")
 
 
 def _readable(method: Callable[..., T]) -> Callable[..., T]:
-    """A file of the version that cannot be read (truncated, removed) is IndexUnavailable, not a crash."""
+    """A file of the version that cannot be read (truncated, removed) is VersionDamaged, not a crash."""
 
     @functools.wraps(method)
     def wrapper(self: "WhooshVersion", *args: Any, **kwargs: Any) -> T:
@@ -37,7 +37,7 @@ def _readable(method: Callable[..., T]) -> Callable[..., T]:
         except SearchError:
             raise
         except Exception as exc:  # struct.error, EOFError, OSError, ... from a damaged segment
-            raise IndexUnavailable(f"index version {self.name!r} cannot be read: {type(exc).__name__}: {exc}") from None
+            raise VersionDamaged(f"index version {self.name!r} cannot be read: {type(exc).__name__}: {exc}") from None
 
     return wrapper
 
@@ -91,7 +91,7 @@ class WhooshVersion(IndexVersion):
             except OSError:
                 now = None
             if now != size:
-                raise IndexUnavailable(f"index version {self.name!r} cannot be read: {name} "
+                raise VersionDamaged(f"index version {self.name!r} cannot be read: {name} "
                                        f"{'is gone' if now is None else f'changed size ({size} -> {now} bytes)'}")
 
     def _searcher(self) -> Any:
@@ -138,7 +138,7 @@ class WhooshVersion(IndexVersion):
         return self._searcher().reader().doc_frequency(field, term)
 
     def size_bytes(self) -> int:
-        return sum(p.stat().st_size for p in self.path.iterdir() if p.is_file())
+        return sum(self._files.values())  # as opened (check() says when that changes)
 
     def cache_info(self) -> dict[str, int]:
         return self.scorer.cache_info()
