@@ -24,6 +24,11 @@ class ShareFailed(Exception):
     """A share's process failed (its error, or it died); the others were stopped."""
 
 
+def available(shares: Sequence[Any]) -> bool:
+    """Whether ``shares`` are worth, and can be given, processes of their own."""
+    return len(shares) > 1 and "fork" in multiprocessing.get_all_start_methods()
+
+
 def run_shares(work: Work, shares: Sequence[Any], progress: Progress | None = None) -> list[Any]:
     """``work`` on each share in a forked process of its own; each share's result, in order.
 

@@ -11,7 +11,6 @@ reported by id and reason: the build then fails and nothing is switched.
 from __future__ import annotations
 
 import functools
-import multiprocessing
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -19,7 +18,7 @@ from opensearchpy import OpenSearch, helpers
 from opensearchpy import exceptions as ox
 
 from search_service.engine.base import Build, Progress, Record
-from search_service.engine.forked import ShareFailed, run_shares
+from search_service.engine import forked
 from search_service.engine.opensearch.client import make_client, unavailable
 from search_service.engine.opensearch.schema import field_name, index_body, passage_document
 from search_service.errors import BuildError
@@ -52,11 +51,11 @@ class OpenSearchBuild(Build):
         analysis = get_analysis(self.config)
         analysis.initialize()  # load jieba before forking: the writers inherit it
         first_seq = self._copy_base(set(delete_docs)) if self.base is not None else 0
-        if len(shares) > 1 and "fork" in multiprocessing.get_all_start_methods():
+        if forked.available(shares):
             try:
-                loaded = run_shares(functools.partial(_load_share, self.settings, self.index, self.config,
+                loaded = forked.run_shares(functools.partial(_load_share, self.settings, self.index, self.config,
                                                       first_seq), shares, progress)
-            except ShareFailed as exc:
+            except forked.ShareFailed as exc:
                 raise BuildError(f"loading failed ({exc}); nothing switched") from None
             failures = [f for share_failures in loaded for f in share_failures]
         else:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import multiprocessing
 import shutil
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -11,6 +10,7 @@ from typing import Any
 import numpy as np
 from whoosh import index as whoosh_index
 
+from search_service.engine import forked
 from search_service.engine.base import Build, Progress, Record
 from search_service.engine.whoosh.codec import ArrayCodec
 from search_service.engine.whoosh.layout import DOCUMENTS, GROUPS, MANIFEST, write_json_atomic
@@ -45,7 +45,7 @@ class WhooshBuild(Build):
         get_analysis(self.config).segmenter.initialize()
         if self.incremental:
             self._write_incremental(shares, delete_docs, progress)
-        elif len(shares) > 1 and "fork" in multiprocessing.get_all_start_methods():
+        elif forked.available(shares):
             write_parallel(self._ix, [map(whoosh_fields, share) for share in shares], progress=progress)
         else:
             writer = BulkSegmentWriter(self._ix)
