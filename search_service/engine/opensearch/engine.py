@@ -64,6 +64,14 @@ class OpenSearchEngine(Engine):
     def _documents_index(self, version: str) -> str:
         return f"{self.prefix}-d-{version}"
 
+    def _version_of(self, index: str) -> str:
+        """The version an index ``<prefix>-v-<version>`` or ``<prefix>-d-<version>`` belongs to."""
+        return index[len(self.prefix) + 3:]
+
+    def _indexes(self, kind: str) -> list[str]:
+        """Every index of one kind (``v`` versions, ``d`` documents records), complete or not."""
+        return sorted(self.client.indices.get_alias(index=f"{self.prefix}-{kind}-*", expand_wildcards="open,closed"))
+
     # -- versions -------------------------------------------------------------
 
     def current_name(self) -> str | None:
@@ -74,14 +82,14 @@ class OpenSearchEngine(Engine):
         except ox.TransportError as exc:
             raise unavailable(exc) from None
         indexes = sorted(found)
-        return indexes[-1][len(self.prefix) + 3:] if indexes else None
+        return self._version_of(indexes[-1]) if indexes else None
 
     def versions(self) -> list[str]:
         try:
             found = self.client.indices.get_mapping(index=f"{self.prefix}-v-*")
         except ox.TransportError as exc:
             raise unavailable(exc) from None
-        return sorted((index[len(self.prefix) + 3:] for index, m in found.items()
+        return sorted((self._version_of(index) for index, m in found.items()
                        if m["mappings"].get("_meta", {}).get("manifest")), reverse=True)
 
     def open(self, name: str) -> IndexVersion:
@@ -156,15 +164,9 @@ class OpenSearchEngine(Engine):
 
     def clean(self, keep: int) -> None:
         current = self.current_name()
-        found = self.client.indices.get(index=f"{self.prefix}-v-*", expand_wildcards="open,closed")
-        names = sorted(index[len(self.prefix) + 3:] for index in found)
-        complete = [n for n in names if found[self.index_name(n)]["mappings"].get("_meta", {}).get("manifest")]
-        keep_set = set(complete[-max(keep, 1):]) | ({current} if current else set())
-        for name in names:
-            if name not in keep_set:
-                self.client.indices.delete(index=self.index_name(name), ignore_unavailable=True)
-        for index in self.client.indices.get(index=f"{self.prefix}-d-*", expand_wildcards="open,closed"):
-            if index[len(self.prefix) + 3:] not in keep_set:
+        keep_set = set(self.versions()[:max(keep, 1)]) | ({current} if current else set())
+        for index in self._indexes("v") + self._indexes("d"):
+            if self._version_of(index) not in keep_set:
                 self.client.indices.delete(index=index, ignore_unavailable=True)
 
     def keep_report(self, report: dict[str, Any]) -> None:
