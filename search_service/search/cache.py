@@ -18,7 +18,8 @@ def result_bytes(result: SearchResult) -> int:
     for h in result.hits:
         size += (400 + sys.getsizeof(h.text) + sys.getsizeof(h.highlight) + sys.getsizeof(h.title)
                  + sys.getsizeof(h.heading) + sys.getsizeof(h.passage_id) + sys.getsizeof(h.doc_id)
-                 + sys.getsizeof(h.source) + 100 * len(h.matches) + 200 * len(h.metadata))
+                 + sys.getsizeof(h.source) + sys.getsizeof(h.title_highlight) + sys.getsizeof(h.heading_highlight)
+                 + 100 * (len(h.matches) + len(h.title_matches) + len(h.heading_matches)) + 200 * len(h.metadata))
     return size
 
 

@@ -15,8 +15,12 @@ class Hit:
     title: str
     heading: str
     text: str
-    highlight: str
-    matches: list[list[int]]
+    highlight: str  # the text's snippet, HTML-escaped, matches in <mark>
+    matches: list[list[int]]  # [start, end) of each match in ``text``
+    title_highlight: str  # the whole title, escaped, matches in <mark>
+    title_matches: list[list[int]]  # offsets in ``title``
+    heading_highlight: str
+    heading_matches: list[list[int]]
     source: str
     metadata: dict[str, Any]
     ordinal: int

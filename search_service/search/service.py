@@ -29,9 +29,11 @@ from search_service.search.request import SearchRequest, clean_text
 from search_service.search.results import DocumentRecord, Hit, PassageRecord, SearchResult, passage_record
 from search_service.settings import Settings
 from search_service.text.analysis import Analysis, get_analysis
+from search_service.text.normalize import Normalized
 from search_service.text.synonyms import Synonyms
 
 log = logging.getLogger(__name__)
+LABEL_CACHE = 20_000  # normalized titles and headings kept per version
 
 
 @dataclass
@@ -43,6 +45,16 @@ class Served:
     synonyms: Synonyms
     planner: Planner
     results: ResultCache
+    # Titles and headings repeat across a document's passages: normalize each once.
+    labels: dict[str, Normalized] = dataclasses.field(default_factory=dict)
+
+    def label(self, text: str) -> Normalized:
+        found = self.labels.get(text)
+        if found is None:
+            if len(self.labels) >= LABEL_CACHE:
+                self.labels.clear()
+            found = self.labels[text] = self.analysis.normalize(text)
+        return found
 
     @property
     def name(self) -> str:
@@ -195,16 +207,23 @@ class SearchService:
             matches = marker.matches_aligned(normalized)
         else:  # normalization changed the length: map offsets again
             matches = marker.matches(version.analysis.normalize(text))
+        title, heading = stored.get("title", ""), stored.get("heading", "")
+        title_matches = marker.matches(version.label(title)) if title else []
+        heading_matches = marker.matches(version.label(heading)) if heading else []
         return Hit(
             rank=rank,
             score=round(float(score), 4),
             passage_id=stored["passage_id"],
             doc_id=stored["doc_id"],
-            title=stored.get("title", ""),
-            heading=stored.get("heading", ""),
+            title=title,
+            heading=heading,
             text=text,
             highlight=render(text, matches, self.settings.snippet_chars),
             matches=matches,
+            title_highlight=render(title, title_matches),
+            title_matches=title_matches,
+            heading_highlight=render(heading, heading_matches),
+            heading_matches=heading_matches,
             source=stored.get("source", ""),
             metadata=stored.get("metadata") or {},
             ordinal=stored.get("ordinal", 0),

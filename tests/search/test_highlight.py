@@ -2,7 +2,15 @@
 
 from hypothesis import given, settings as hsettings, strategies as st
 
-from search_service.search.highlight import merge_spans, render, snippet_window
+from search_service.fields import Ranking
+from search_service.search.highlight import Marker, merge_spans, render, snippet_window
+from search_service.search.planner import Planner
+from search_service.text.analysis import AnalysisConfig, bigrams, get_analysis
+from search_service.text.synonyms import Synonyms
+from search_service.text.syntax import parse_query
+
+ANALYSIS = get_analysis(AnalysisConfig(userdict=("医保卡 2000 n",)))
+PLANNER = Planner(ANALYSIS, Synonyms([]), Ranking())
 
 
 def reference_window(length, matches, window):
@@ -95,3 +103,33 @@ def reference_render(text, matches, window=None):
 def test_render_escapes_like_escaping_every_piece(text, raw, window):
     matches = [[s, e] for s, e in merge_spans((s, s + n) for s, n in raw) if e <= len(text)]
     assert render(text, matches, window) == reference_render(text, matches, window)
+
+
+PLANNER_ALPHABET = "医保卡社密码碼重置的锁鎖醫 "
+
+
+@given(st.text(alphabet=PLANNER_ALPHABET, max_size=40), st.text(alphabet=PLANNER_ALPHABET + '"+-', max_size=12))
+@hsettings(max_examples=150, deadline=None)
+def test_marks_are_query_words_and_offsets_hold(text, query):
+    """Whatever the query: matches are sorted, disjoint spans of the text, each
+    covered by occurrences of the plan's marks, and no mark is a bigram taken
+    from inside a longer query word (those rank but do not mark)."""
+    plan = PLANNER.plan(query)
+    norm = ANALYSIS.normalize(text)
+    matches = Marker(plan.marks).matches(norm)
+    assert matches == merge_spans(matches)
+    for start, end in matches:
+        assert 0 <= start < end <= len(text)
+    clauses = [c for c in parse_query(query) if c.occur != "must_not"]
+    words = {w.text for c in clauses for w in ANALYSIS.words(c.text)}
+    typed = {ANALYSIS.normalize(c.text).text.strip() for c in clauses}
+    fragments = {g for w in words if len(w) > 2 for g in bigrams(w)} - words - typed
+    assert not (plan.marks & fragments)
+    covered = set()
+    for mark in plan.marks:
+        i = norm.text.find(mark)
+        while mark and i != -1:
+            covered.update(range(*norm.span(i, i + len(mark))))
+            i = norm.text.find(mark, i + 1)
+    for start, end in matches:
+        assert set(range(start, end)) <= covered

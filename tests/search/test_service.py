@@ -234,7 +234,7 @@ def test_repeated_requests_are_answered_from_the_result_cache_of_their_version(t
 
 def test_result_cache_is_bounded_by_what_results_hold():
     def hit(text: str) -> Hit:
-        return Hit(1, 1.0, "d#0", "d", "标题", "", text, text, [[0, 1]], "d.txt", {}, 0, 0, len(text))
+        return Hit(1, 1.0, "d#0", "d", "标题", "", text, text, [[0, 1]], "标题", [], "", [], "d.txt", {}, 0, 0, len(text))
 
     def result(*hits: Hit) -> SearchResult:
         return SearchResult("q", len(hits), 1, 10, 0.0, list(hits), "v1")
@@ -256,3 +256,40 @@ def test_result_cache_is_bounded_by_what_results_hold():
     cache.put(request("d"), small)  # replacing an entry counts it once
     assert cache.used == 3 * result_bytes(small)
     assert ResultCache(0).get(request("a")) is None  # 0: off
+
+def test_every_hit_of_a_title_match_shows_why(search):
+    """医保卡 ranks every passage of both seeds (their titles hold it); each hit
+    marks it somewhere: in its text, or else in its title or heading."""
+    result = search("医保卡", size=50)
+    assert result.total == len(result.hits) == 33
+    for hit in result.hits:
+        assert hit.matches or hit.title_matches or hit.heading_matches, hit.passage_id
+        for text, matches, html in ((hit.title, hit.title_matches, hit.title_highlight),
+                                    (hit.heading, hit.heading_matches, hit.heading_highlight)):
+            assert {normalize(text[s:e]).text for s, e in matches} <= {"医保卡", "医保"}
+            assert html.count("<mark>") == len(matches)
+    title_only = [h for h in result.hits if not h.matches]
+    assert title_only and all(h.title_matches for h in title_only)
+
+
+def test_marks_are_the_query_words_not_fragments_of_other_words(search):
+    # 保卡 is a bigram of 医保卡 (it ranks 社保卡 passages) but never marked on its own.
+    for hit in search("医保卡", size=50).hits:
+        for s, e in hit.matches:
+            assert normalize(hit.text[s:e]).text in ("医保", "医保卡"), hit.text[max(0, s - 2):e + 2]
+    # A query that short marks what it is.
+    assert any("保卡" in marked(h) for h in search("保卡", size=50).hits)
+
+
+def test_a_phrase_marks_the_phrase_only(search):
+    result = search('"密码重置"')
+    assert result.hits
+    for hit in result.hits:
+        assert {normalize(m).text for m in marked(hit)} == {"密码重置"}
+
+
+def test_a_query_of_stopwords_finds_the_passages_holding_them(search):
+    result = search("的")
+    assert result.total > 10
+    for hit in result.hits:
+        assert set(marked(hit)) == {"的"}

@@ -9,6 +9,7 @@ from tests.helpers import SIMPLIFIED_SEED, TRADITIONAL_SEED
 from search_service.web.app import create_app
 
 HIT_KEYS = {"rank", "score", "passage_id", "doc_id", "title", "heading", "text", "highlight", "matches",
+            "title_highlight", "title_matches", "heading_highlight", "heading_matches",
             "source", "metadata", "ordinal", "start", "end"}
 
 
