@@ -59,10 +59,15 @@ def is_filter_key(key: str) -> bool:
 
 
 def filter_term(value: Any) -> str:
-    """The indexed form of a metadata value (what a filter must equal)."""
+    """A metadata value as text (what is normalized, then indexed, for filters)."""
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
+
+
+def filterable(metadata: dict[str, Any]) -> dict[str, Any]:
+    """The metadata entries a filter can name: plain values and lists under a filter key."""
+    return {k: v for k, v in metadata.items() if is_filter_key(k) and v is not None and not isinstance(v, dict)}
 
 
 @dataclass(frozen=True)

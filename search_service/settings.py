@@ -102,6 +102,9 @@ class Settings:
         "", "Per-client rate limit such as '120/minute' (flask-limiter syntax), one allowance for every route, counted per "
         "worker process; empty means off."
     )
+    public_page: bool = _setting(
+        False, "With API keys set: the search and document pages (for people) need no key; the JSON API still does."
+    )
     log_queries: str = _setting(
         "true", "Log the query string of each request; set to false for privacy (paths and statuses are still logged)."
     )
@@ -178,7 +181,14 @@ class Settings:
         ]
 
 
+_BOOLEANS = {"true": True, "1": True, "yes": True, "on": True, "false": False, "0": False, "no": False, "off": False}
+
+
 def _coerce(name: str, type_name: Any, raw: str) -> Any:
+    if type_name in (bool, "bool"):
+        if raw.strip().lower() not in _BOOLEANS:
+            raise ConfigError(f"setting {ENV_PREFIX}{name.upper()}={raw!r} is not true or false")
+        return _BOOLEANS[raw.strip().lower()]
     try:
         if type_name in (int, "int"):
             return int(raw)

@@ -6,7 +6,7 @@ from typing import Any
 
 from search_service.build.corpus import Document
 from search_service.build.passages import Passage
-from search_service.fields import filter_term, is_filter_key
+from search_service.fields import filter_term, filterable
 from search_service.text.analysis import Analysis
 
 
@@ -32,10 +32,17 @@ def passage_record(p: Passage, doc: Document, content_hash: str, analysis: Analy
     norm = analysis.normalize(p.text)
     if norm.text != p.text:
         record["normalized"] = norm.text if norm.one_to_one() else ""
+    # Filter values are normalized like text (script, width, case), and so is
+    # a filter's value at query time: tags:違規 finds tags 违规.
     filters = {}
-    for key, value in doc.metadata.items():
-        if is_filter_key(key) and value is not None and not isinstance(value, dict):
-            filters[key] = [filter_term(v) for v in value] if isinstance(value, list) else filter_term(value)
+    for key, value in filterable(doc.metadata).items():
+        filters[key] = ([filter_value(v, analysis) for v in value] if isinstance(value, list)
+                        else filter_value(value, analysis))
     if filters:
         record["filters"] = filters
     return record
+
+
+def filter_value(value: Any, analysis: Analysis) -> str:
+    """The indexed form of a metadata value: what a filter's value, normalized alike, must equal."""
+    return analysis.normalize(filter_term(value)).text

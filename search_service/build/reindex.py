@@ -18,6 +18,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from search_service.build.corpus import CorpusReader, Document
@@ -25,7 +26,8 @@ from search_service.build.passages import Passage, PassageSplitter, line_key, re
 from search_service.build.records import passage_record
 from search_service.engine import open_engine
 from search_service.engine.base import Build, Engine, Record
-from search_service.errors import BuildError, DocumentError, SearchError
+from search_service.errors import BuildError, DocumentError, IndexLocked, SearchError
+from search_service.fields import filterable
 from search_service.settings import Settings
 from search_service.text.analysis import AnalysisConfig, get_analysis
 from search_service.text.segment import read_word_list
@@ -128,6 +130,19 @@ def build_index(
         report.seconds = time.perf_counter() - began
         return report
 
+    try:
+        _reindex(settings, report, config, exclude, incremental, progress, engine, began)
+    except IndexLocked:
+        raise  # another reindex is running: its outcome is the one to keep
+    except SearchError as exc:
+        _record(settings, report, began, exc.message)
+        raise
+    _record(settings, report, began, None)
+    return report
+
+
+def _reindex(settings: Settings, report: BuildReport, config: AnalysisConfig, exclude: list[Any], incremental: bool,
+             progress: Callable[[int, int], Any] | None, engine: Engine | None, began: float) -> None:
     engine = engine or open_engine(settings)
     with engine.lock():
         prepared = prepare(settings, exclude)
@@ -150,7 +165,31 @@ def build_index(
         report.seconds = time.perf_counter() - began
         engine.keep_report(report.as_dict())
     report.seconds = time.perf_counter() - began
-    return report
+
+
+LAST_REINDEX = "last-reindex.json"  # in the index folder: how the last reindex ended
+
+
+def _record(settings: Settings, report: BuildReport, began: float, error: str | None) -> None:
+    """Keep how this reindex ended where servers read it (/metrics); best effort."""
+    outcome = {"ok": error is None, "error": error, "finished": time.time(),
+               "seconds": round(time.perf_counter() - began, 3), "version": report.version, "mode": report.mode}
+    folder = Path(settings.index_dir)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        temp = folder / f".{LAST_REINDEX}.{os.getpid()}"
+        temp.write_text(json.dumps(outcome, ensure_ascii=False), "utf-8")
+        os.replace(temp, folder / LAST_REINDEX)
+    except OSError:
+        pass  # a read-only or full disk: the reindex itself has said what happened
+
+
+def last_reindex(settings: Settings) -> dict[str, Any] | None:
+    """How the last reindex on this machine ended (None when none is recorded)."""
+    try:
+        return json.loads((Path(settings.index_dir) / LAST_REINDEX).read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
 
 
 def _build(engine: Engine, config: AnalysisConfig, previous: tuple[dict[str, Any], dict[str, Any]] | None,
@@ -217,6 +256,7 @@ def _write_version(build: Build, previous: tuple[dict[str, Any], dict[str, Any]]
         "document_count": report.documents,
         "passage_count": report.passages,
         "skipped": report.skipped,
+        "filter_keys": sorted({k for d in prepared.documents for k in filterable(d.metadata)}),
     }, documents)
 
 

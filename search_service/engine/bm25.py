@@ -81,12 +81,15 @@ class CostAwareCache(Generic[V]):
         self._floor = 0.0
         self._bytes = 0
         self._lock = threading.Lock()
+        self.hits = self.misses = 0
 
     def get(self, key: Hashable) -> V | None:
         with self._lock:
             entry = self._entries.get(key)
             if entry is None:
+                self.misses += 1
                 return None
+            self.hits += 1
             entry[3] = self._floor + entry[2]
             entry[4] = next(self._ticks)
             return entry[0]
@@ -114,7 +117,8 @@ class CostAwareCache(Generic[V]):
 
     def info(self) -> dict[str, int]:
         with self._lock:
-            return {"terms": len(self._entries), "bytes": self._bytes, "limit": self.limit_bytes}
+            return {"terms": len(self._entries), "bytes": self._bytes, "limit": self.limit_bytes,
+                    "hits": self.hits, "misses": self.misses}
 
 
 class PostingSource(Protocol):

@@ -41,6 +41,7 @@ class ResultCache:
         self._weigh = weigh
         self._entries: OrderedDict[SearchRequest, tuple[SearchResult, int]] = OrderedDict()
         self._lock = threading.Lock()
+        self.hits = self.misses = 0
 
     def get(self, request: SearchRequest) -> SearchResult | None:
         if not self.limit_bytes:
@@ -48,7 +49,9 @@ class ResultCache:
         with self._lock:
             found = self._entries.get(request)
             if found is None:
+                self.misses += 1
                 return None
+            self.hits += 1
             self._entries.move_to_end(request)
             return found[0]
 

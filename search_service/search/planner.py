@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 from search_service.engine.plan import (AllOf, AnyOf, Constraint, Document, Metadata, Part, Phrase, QueryPlan,
                                         Term, all_of)
+from search_service.errors import InvalidRequest
 from search_service.fields import FIELDS, TEXT_GRAMS, TEXT_WORDS, Ranking
 from search_service.text.analysis import CJK_RUN, Analysis, bigrams, precise
 from search_service.text.analysis import Term as Word
@@ -25,12 +26,14 @@ class Planner:
     """Plans queries for one index version: its analysis, synonyms and non-empty fields."""
 
     def __init__(self, analysis: Analysis, synonyms: Synonyms, ranking: Ranking,
-                 empty_fields: frozenset[str] = frozenset()) -> None:
+                 empty_fields: frozenset[str] = frozenset(), filter_keys: tuple[str, ...] | None = None) -> None:
         self.analysis = analysis
         self.synonyms = synonyms
         self.ranking = ranking
         # Fields no passage has: their parts would only cost time.
         self.empty_fields = empty_fields
+        # The metadata keys documents have (None: a version that did not record them).
+        self.filter_keys = filter_keys
 
     def plan(self, text: str, docs: tuple[str, ...] = (), filters: tuple[tuple[str, str], ...] = ()) -> QueryPlan:
         """The scored parts of ``text``, its constraints and the normalized terms to highlight."""
@@ -55,7 +58,7 @@ class Planner:
                 must.append(constraint)
             parts.extend(self._scored(words, grams))
         return QueryPlan(parts, AllOf(tuple(must)) if must else None,
-                         AnyOf(tuple(must_not)) if must_not else None, _filter(docs, filters), marks)
+                         AnyOf(tuple(must_not)) if must_not else None, self._filter(docs, filters), marks)
 
     def _scored(self, words: list[Word], grams: list[str]) -> list[Part]:
         """The weighted scoring parts of one clause, in the order of the field table."""
@@ -77,6 +80,25 @@ class Planner:
                 if f.analysis == "grams" and f.weight > 0 and f.name not in self.empty_fields:
                     parts.append(((f.name, g, f.weight),))
         return parts
+
+    def _filter(self, docs: tuple[str, ...], filters: tuple[tuple[str, str], ...]) -> Constraint | None:
+        """Passages of one of ``docs`` (when given) whose metadata matches one value of every
+        filtered key; values normalized as the index normalized them. Raises InvalidRequest
+        for a key no document has (a typo would otherwise find nothing, silently)."""
+        parts: list[Constraint] = []
+        if docs:
+            parts.append(AnyOf(tuple(Document(d) for d in docs)))
+        by_key: dict[str, list[str]] = {}
+        for key, value in filters:
+            by_key.setdefault(key, []).append(self.analysis.normalize(value).text)
+        unknown = sorted(k for k in by_key if self.filter_keys is not None and k not in self.filter_keys)
+        if unknown:
+            known = ", ".join(self.filter_keys or ()) or "none: no document has metadata"
+            raise InvalidRequest(f"no document has the filter key {unknown[0]!r}; the keys are: {known}",
+                                 code="bad_filter")
+        for key, values in by_key.items():
+            parts.append(AnyOf(tuple(Metadata(key, v) for v in values)))
+        return all_of(parts)
 
     def describe(self, plan: QueryPlan, doc_frequency: Callable[[str, str], int], doc_count: int) -> str:
         """The plan as operators read it on /analyze: each part with its weight, selective or common."""
@@ -139,15 +161,3 @@ def _phrase(words: list[Word], grams: list[str]) -> Constraint | None:
         return Term(TEXT_WORDS, exact[0].text)
     return _all_grams(grams)
 
-
-def _filter(docs: tuple[str, ...], filters: tuple[tuple[str, str], ...]) -> Constraint | None:
-    """Passages of one of ``docs`` (when given) whose metadata matches one value of every filtered key."""
-    parts: list[Constraint] = []
-    if docs:
-        parts.append(AnyOf(tuple(Document(d) for d in docs)))
-    by_key: dict[str, list[str]] = {}
-    for key, value in filters:
-        by_key.setdefault(key, []).append(value)
-    for key, values in by_key.items():
-        parts.append(AnyOf(tuple(Metadata(key, v) for v in values)))
-    return all_of(parts)

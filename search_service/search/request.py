@@ -1,20 +1,103 @@
-"""A search request, validated: what the web layer, the CLI and the evaluation build."""
+"""What a client may ask, declared once: pydantic models of every endpoint's parameters.
+
+The same declarations validate a URL's query string, a JSON body and the
+core's Python callers, and generate the OpenAPI document's parameters and
+request body (:mod:`search_service.web.openapi`), so the document and the
+server cannot disagree. Limits come from :class:`Settings`; a model is built
+once per settings. Unknown parameters are refused, never ignored: a typo
+(``sise``) would otherwise be answered as if it were absent.
+"""
 
 from __future__ import annotations
 
+import functools
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from search_service.errors import InvalidRequest
-from search_service.fields import is_filter_key
 from search_service.settings import Settings
 from search_service.text.syntax import parse_query
+
+# Whitespace as Python, ECMAScript (the OpenAPI document's regexes) and Rust
+# (pydantic's) all agree on it, spelled out: their \s classes differ (U+0085, U+FEFF).
+_SPACE = r"\t\n\x0b\x0c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+VISIBLE = f"[^{_SPACE}]"  # a text holding at least one character that is not whitespace
+FILTER_ITEM = r"^[A-Za-z0-9_]{1,40}:[\s\S]"  # key:value, the key as jsonl metadata keys may be
+ID_CHARS = 512  # the longest doc id a request may name
+MAX_ORDINAL = 10**9  # more passages than any document has
+
+
+class Params(BaseModel):
+    """Base of every endpoint's parameters: unknown names are errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@functools.lru_cache(maxsize=16)
+def search_params(settings: Settings) -> type[Params]:
+    """The parameters of /search, with these settings' limits (GET and POST alike)."""
+    limit = settings.max_filter_values
+    fields: dict[str, Any] = {
+        "q": (Annotated[str, Field(min_length=1, max_length=settings.max_query_chars, pattern=VISIBLE,
+                                   description='The query. Operators: "phrase", +must, -exclude.')], ...),
+        "size": (Annotated[int, Field(ge=1, le=settings.max_page_size, description="Hits a page.")], 10),
+        "page": (Annotated[int, Field(ge=1, le=settings.max_page_depth,
+                                      description=f"Page, from 1. Only the first {settings.max_page_depth} hits "
+                                                  "can be paged to: a page past them (or past the last hit) has "
+                                                  "no hits; the result's `pages` says how many there are.")], 1),
+        "doc": (Annotated[list[Annotated[str, Field(min_length=1, max_length=ID_CHARS)]],
+                          Field(max_length=limit, description="Search within these document ids.")], []),
+        "collapse": (Annotated[Literal["doc", "none"],
+                               Field(description="'doc': only each document's best passage.")], "none"),
+        "filter": (Annotated[list[Annotated[str, Field(pattern=FILTER_ITEM, max_length=200)]],
+                             Field(max_length=limit,
+                                   description="Metadata filters, key:value (jsonl keys; /stats lists them). "
+                                               "Values of one key: any; different keys: all. Values are "
+                                               "normalized like text (traditional finds simplified).")], []),
+    }
+    return create_model("SearchParams", __base__=Params, **fields)
+
+
+@functools.lru_cache(maxsize=16)
+def page_params(settings: Settings) -> type[Params]:
+    """The parameters of the search page: a blank or absent q shows the empty page."""
+    search = search_params(settings).model_fields
+    return create_model("PageParams", __base__=Params,
+                        q=(Annotated[str, Field(max_length=settings.max_query_chars,
+                                                description=search["q"].description)], ""),
+                        page=(search["page"].rebuild_annotation(), 1),
+                        collapse=(search["collapse"].rebuild_annotation(), "none"))
+
+
+@functools.lru_cache(maxsize=16)
+def document_params(settings: Settings) -> type[Params]:
+    """The parameters of /documents/<id>: a page of its passages."""
+    return create_model(
+        "DocumentParams", __base__=Params,
+        **{"from": (Annotated[int, Field(ge=0, le=MAX_ORDINAL, description="First passage, from 0.")], 0),
+           "size": (Annotated[int, Field(ge=1, le=1000, description="Passages in the page.")], 100),
+           "q": (Annotated[str, Field(max_length=settings.max_query_chars,
+                                      description="A query whose words the page marks (HTML).")], ""),
+           "hit": (Annotated[int, Field(ge=0, le=MAX_ORDINAL, description="The ordinal of the passage the page "
+                                                          "scrolls to and marks (HTML).")], None)})
+
+
+@functools.lru_cache(maxsize=16)
+def analyze_params(settings: Settings) -> type[Params]:
+    """The parameters of /analyze."""
+    return create_model("AnalyzeParams", __base__=Params,
+                        text=(Annotated[str, Field(min_length=1, max_length=settings.max_query_chars * 2,
+                                                   description="The text to analyze.")], ...))
 
 
 @dataclass(frozen=True)
 class SearchRequest:
-    """A validated search: build with :meth:`create`, which raises InvalidRequest."""
+    """A validated search: build with :meth:`create` (Python values), :meth:`from_json`
+    (a JSON body) or :meth:`from_query` (a URL's parameters); each raises InvalidRequest."""
 
     q: str
     size: int = 10
@@ -24,39 +107,95 @@ class SearchRequest:
     collapse: str | None = None
 
     @classmethod
-    def create(cls, settings: Settings, q: Any = None, size: Any = None, page: Any = None,
-               doc: Any = None, filters: Any = None, collapse: Any = None) -> "SearchRequest":
-        if q is None or not isinstance(q, str) or not q.strip():
-            raise InvalidRequest("parameter 'q' is required and must be a non-empty string", code="missing_query")
-        q = clean_text(q)
-        if len(q) > settings.max_query_chars:
-            raise InvalidRequest(f"parameter 'q' is longer than {settings.max_query_chars} characters", code="query_too_long")
-        size_v = int_param("size", size, 10, 1, settings.max_page_size)
-        page_v = int_param("page", page, 1, 1, None)
-        if size_v * page_v > settings.max_page_depth:
-            raise InvalidRequest(f"page x size must be at most {settings.max_page_depth}", code="page_too_deep")
-        docs = _str_list("doc", doc)
-        pairs = []
-        if filters is not None and not isinstance(filters, dict):
-            raise InvalidRequest("parameter 'filters' must be an object of key: value or [values]", code="bad_filter")
-        for key, value in (filters or {}).items():
-            if not is_filter_key(key):
-                raise InvalidRequest(f"filter key {key!r} must be 1-40 letters, digits or '_'", code="bad_filter")
-            for v in _str_list(key, value):
-                pairs.append((key, v))
-        if len(docs) + len(pairs) > settings.max_filter_values:
-            raise InvalidRequest(f"at most {settings.max_filter_values} doc ids and filter values together",
-                                 code="too_many_filters")
-        constraining = sum(1 for c in parse_query(q) if c.kind == "phrase" or c.occur != "should")
+    def create(cls, settings: Settings, **params: Any) -> "SearchRequest":
+        """From Python values; ``None`` means absent."""
+        return cls._from(settings, validate(search_params(settings), {k: _clean(v) for k, v in params.items()
+                                                                     if v is not None}))
+
+    @classmethod
+    def from_json(cls, settings: Settings, body: Any) -> "SearchRequest":
+        if not isinstance(body, dict):
+            raise InvalidRequest("the request body must be a JSON object", code="malformed_json")
+        model = search_params(settings)
+        # In JSON, 2.0 is the integer 2 (JSON Schema says so too); 2.5 stays an error.
+        body = {k: int(v) if isinstance(v, float) and v.is_integer() and _is_int(model, k) else v
+                for k, v in _clean(body).items()}
+        return cls._from(settings, validate(model, body))
+
+    @classmethod
+    def from_query(cls, settings: Settings, args: Mapping[str, list[str]]) -> "SearchRequest":
+        return cls._from(settings, validate_query(search_params(settings), args))
+
+    @classmethod
+    def _from(cls, settings: Settings, p: Any) -> "SearchRequest":
+        constraining = sum(1 for c in parse_query(p.q) if c.kind == "phrase" or c.occur != "should")
         if constraining > settings.max_query_clauses:
             raise InvalidRequest(f"at most {settings.max_query_clauses} phrases, +required and -excluded clauses "
                                  "in a query", code="too_many_clauses")
-        if collapse not in (None, "", "doc", "none"):
-            raise InvalidRequest("parameter 'collapse' must be 'doc' or 'none'", code="bad_parameter")
-        return cls(q, size_v, page_v, tuple(docs), tuple(pairs), "doc" if collapse == "doc" else None)
+        filters = tuple((key, value) for key, _, value in (f.partition(":") for f in p.filter))
+        return cls(p.q, p.size, p.page, tuple(p.doc), filters, "doc" if p.collapse == "doc" else None)
 
 
-_INTEGER = re.compile(r"[+-]?[0-9]+")
+def validate(model: type[Params], data: Mapping[str, Any]) -> Any:
+    """``data`` as ``model``, strictly (1.0, "10" and true are not integers); raises InvalidRequest."""
+    try:
+        return model.model_validate(data, strict=True)
+    except ValidationError as exc:
+        raise _invalid(model, exc) from None
+
+
+def validate_query(model: type[Params], args: Mapping[str, list[str]]) -> Any:
+    """A URL's parameters (each name with its values) as ``model``: list fields take
+    every value, others exactly one; an integer is written in ASCII digits."""
+    data: dict[str, Any] = {}
+    for name, values in args.items():
+        field = model.model_fields.get(name)
+        if field is not None and _is_list(field.annotation):
+            data[name] = list(values)
+        elif len(values) > 1:
+            raise InvalidRequest(f"parameter {name!r} is given {len(values)} times; it takes one value",
+                                 code="bad_parameter")
+        elif field is not None and field.annotation is int and _INTEGER.fullmatch(values[0]):
+            data[name] = int(values[0])
+        else:
+            data[name] = values[0]
+    return validate(model, data)
+
+
+def _is_int(model: type[Params], name: str) -> bool:
+    field = model.model_fields.get(name)
+    return field is not None and field.annotation is int
+
+
+def _is_list(annotation: Any) -> bool:
+    return getattr(annotation, "__origin__", None) is list
+
+
+# What each field's errors are called (the rest are bad_parameter).
+_CODES = {("q", "missing"): "missing_query", ("q", "string_too_short"): "missing_query",
+          ("q", "string_pattern_mismatch"): "missing_query", ("q", "string_type"): "missing_query",
+          ("q", "string_too_long"): "query_too_long",
+          ("text", "missing"): "missing_text", ("text", "string_too_short"): "missing_text",
+          ("text", "string_too_long"): "text_too_long"}
+
+
+def _invalid(model: type[Params], exc: ValidationError) -> InvalidRequest:
+    error = exc.errors(include_url=False)[0]
+    name = str(error["loc"][0]) if error["loc"] else ""
+    if error["type"] == "extra_forbidden":
+        allowed = ", ".join(model.model_fields)
+        return InvalidRequest(f"unknown parameter {name!r}; the parameters are: {allowed}", code="unknown_parameter")
+    if error["type"] == "model_type":
+        return InvalidRequest("the request body must be a JSON object", code="malformed_json")
+    code = _CODES.get((name, error["type"]), "bad_filter" if name == "filter" else "bad_parameter")
+    if code == "missing_query":
+        return InvalidRequest("parameter 'q' is required and must not be blank", code=code)
+    if name == "filter" and error["type"] == "string_pattern_mismatch":
+        return InvalidRequest("parameter 'filter' takes key:value (a key of 1-40 letters, digits or '_')", code=code)
+    return InvalidRequest(f"parameter {name!r}: {error['msg']}", code=code)
+
+
+_INTEGER = re.compile(r"[+-]?[0-9]{1,18}")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -65,29 +204,14 @@ def clean_text(text: str) -> str:
     return _SURROGATE.sub("\ufffd", text)
 
 
-def int_param(name: str, value: Any, default: int, lo: int, hi: int | None) -> int:
-    if value is None or value == "":
-        return default
-    text = str(value).strip() if isinstance(value, (int, str)) and not isinstance(value, bool) else ""
-    if not _INTEGER.fullmatch(text):  # refuses floats, booleans, "1e3", "+-5", "²"
-        raise InvalidRequest(f"parameter {name!r} must be an integer", code="bad_parameter")
-    number = int(text)
-    if number < lo or (hi is not None and number > hi):
-        bound = f"between {lo} and {hi}" if hi is not None else f"at least {lo}"
-        raise InvalidRequest(f"parameter {name!r} must be {bound}", code="bad_parameter")
-    return number
-
-
-def _str_list(name: str, value: Any) -> list[str]:
-    if value is None or value == "":
-        return []
-    values = value if isinstance(value, (list, tuple)) else [value]
-    out = []
-    for v in values:
-        if isinstance(v, bool) or not isinstance(v, (str, int, float)):
-            raise InvalidRequest(f"parameter {name!r} must be a string or a list of strings", code="bad_parameter")
-        if str(v) != "":
-            out.append(v if isinstance(v, str) else str(v))
-    return out
-
-
+def _clean(value: Any) -> Any:
+    """``value`` with :func:`clean_text` applied to it, or to the strings of a list, or
+    to the values of an object (a body's fields), one level deep: the fields are strings
+    or lists of strings, and anything nested deeper is an error anyway."""
+    if isinstance(value, str):
+        return clean_text(value)
+    if isinstance(value, list):
+        return [clean_text(v) if isinstance(v, str) else v for v in value]
+    if isinstance(value, dict):
+        return {k: _clean(v) if not isinstance(v, dict) else v for k, v in value.items()}
+    return value

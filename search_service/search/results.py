@@ -61,9 +61,13 @@ class DocumentRecord:
 @dataclass
 class SearchResult:
     query: str
+    # Passages that match the query and the filters (with collapse=doc: documents);
+    # a passage matches when one of the query's words or character grams is in its
+    # text, title or heading, and every phrase, +word and -word holds.
     total: int
     page: int
     size: int
+    pages: int  # the pages that can be asked for: of the first max_page_depth hits
     took_ms: float
     hits: list[Hit]
     version: str

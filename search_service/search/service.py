@@ -156,7 +156,8 @@ class SearchService:
         index = self.engine.open(name)
         analysis = get_analysis(index.config)
         synonyms = Synonyms.parse(index.manifest.get("synonyms", []), analysis)
-        return Served(index, analysis, synonyms, Planner(analysis, synonyms, self.ranking, index.empty_fields),
+        return Served(index, analysis, synonyms, Planner(analysis, synonyms, self.ranking, index.empty_fields,
+                              _filter_keys(index.manifest)),
                       ResultCache(int(self.settings.result_cache_mb * 1_000_000)))
 
     # -- queries --------------------------------------------------------------
@@ -190,13 +191,18 @@ class SearchService:
 
     def _search(self, version: Served, request: SearchRequest, began: float) -> SearchResult:
         plan = self.build_query(version, request)
-        ranked = version.index.rank(plan, request.page * request.size, request.collapse == "doc")
+        # Only the first max_page_depth hits can be paged to (as Meilisearch's maxTotalHits):
+        # a page past them is empty, and ranking it would cost as much as ranking them all.
+        depth = self.settings.max_page_depth
+        ranked = version.index.rank(plan, max(1, min(request.page * request.size, depth)), request.collapse == "doc")
         offset = (request.page - 1) * request.size
         marker = Marker(plan.marks)
         hits = [self._hit(version, rank, ranked.scores[i], version.index.stored(ranked.refs[i]), marker)
                 for rank, i in enumerate(range(offset, len(ranked.refs)), start=offset + 1)]
         took = (time.perf_counter() - began) * 1000
-        return SearchResult(request.q, ranked.total, request.page, request.size, round(took, 2), hits, version.name)
+        pages = -(-min(ranked.total, depth) // request.size)
+        return SearchResult(request.q, ranked.total, request.page, request.size, pages, round(took, 2), hits,
+                            version.name)
 
     def _hit(self, version: Served, rank: int, score: float, stored: dict[str, Any], marker: Marker) -> Hit:
         text = stored["text"]
@@ -249,6 +255,13 @@ class SearchService:
         return DocumentRecord(doc_id, first.get("title", ""), first.get("source", ""), first.get("metadata") or {},
                               total, start, size, [passage_record(s) for s in found])
 
+    def mark(self, q: str, texts: list[str]) -> list[str]:
+        """Each of ``texts`` as HTML, whole, with the words of the query ``q`` marked
+        as a hit marks them (the document page)."""
+        version = self.current()
+        marker = Marker(self.build_query(version, clean_text(q)).marks)
+        return [render(text, marker.matches(version.analysis.normalize(text))) for text in texts]
+
     def analyze(self, text: str) -> dict[str, Any]:
         text = clean_text(text)
         version = self.current()
@@ -274,8 +287,20 @@ class SearchService:
                          "userdict_words": len(config.userdict),
                          "stopwords": len(config.stopwords)},
             "synonym_groups": len(version.synonyms.groups),
+            "filter_keys": list(version.planner.filter_keys or ()),
             "index_bytes": version.index.size_bytes(),
         }
+
+    def cache_counts(self) -> tuple[str | None, dict[str, tuple[int, int]]]:
+        """The served version's name, and its caches' (hits, misses) so far in this process."""
+        version = self._version
+        if version is None:
+            return None, {}
+        counts = {"result": (version.results.hits, version.results.misses)}
+        posting = version.index.cache_info()
+        if "hits" in posting:
+            counts["posting"] = (posting["hits"], posting["misses"])
+        return version.name, counts
 
     def health(self) -> dict[str, Any]:
         """Raises IndexUnavailable when no version can be served. Checks that the
@@ -290,3 +315,8 @@ class SearchService:
             status["status"] = "degraded"
             status["warning"] = self.last_error
         return status
+
+
+def _filter_keys(manifest: dict[str, Any]) -> tuple[str, ...] | None:
+    keys = manifest.get("filter_keys")
+    return tuple(keys) if keys is not None else None

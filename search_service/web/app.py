@@ -13,6 +13,7 @@ import logging
 import re
 import time
 import uuid
+from urllib.parse import unquote_to_bytes
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -22,13 +23,14 @@ from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
 from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from search_service.errors import InvalidRequest
-from search_service.search.request import SearchRequest, int_param
+from search_service.errors import IndexUnavailable, InvalidRequest
+from search_service.search.request import (SearchRequest, analyze_params, document_params, validate_query)
 from search_service.search.service import SearchService
 from search_service.settings import Settings
 from search_service.web.errors import error_response, register_error_handlers
 from search_service.web.html import render_page, wants_html
-from search_service.web.pages import page
+from search_service.web.metrics import Metrics
+from search_service.web.pages import document_marks, page
 
 log = logging.getLogger(__name__)
 # One JSON line per request; keys and Authorization headers are never logged.
@@ -36,8 +38,6 @@ access_log = logging.getLogger("search_service.access")
 api = Blueprint("api", __name__)
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
-SEARCH_FIELDS = ("q", "size", "page", "doc", "collapse", "filters")
-DOCUMENT_PAGE, DOCUMENT_PAGE_MAX = 100, 1000  # passages of /documents/<id> a page: default, most
 
 
 class JSONProvider(DefaultJSONProvider):
@@ -76,6 +76,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.config.update({k: v for k, v in config.items() if k not in setting_names})
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.extensions["search"] = SearchService(settings)
+    app.extensions["metrics"] = Metrics(app.extensions["search"], settings)
     app.extensions["settings"] = settings
     app.extensions["api_keys"] = tuple(k.encode("utf-8") for k in settings.keys())
     if settings.rate_limit:
@@ -91,6 +92,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(page)
     app.before_request(_start_request)
     app.before_request(_require_api_key)
+    app.before_request(_check_encoding)
+    app.before_request(_refuse_parameters)
     app.after_request(_security_headers)
     app.after_request(_log_request)
     register_error_handlers(app)
@@ -112,9 +115,19 @@ def _start_request() -> None:
     g.request_id = incoming if _REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
 
 
+# The pages for people: public with SEARCH_PUBLIC_PAGE, and told in HTML when a key is needed.
+PAGE_ENDPOINTS = {"page.index", "api.document"}
+
+
+def _is_page() -> bool:
+    return request.endpoint == "page.index" or (request.endpoint in PAGE_ENDPOINTS and wants_html())
+
+
 def _require_api_key():
     keys: tuple[bytes, ...] = current_app.extensions["api_keys"]
     if not keys or request.endpoint in PUBLIC_ENDPOINTS:
+        return None
+    if _is_page() and current_app.extensions["settings"].public_page:
         return None
     auth = request.headers.get("Authorization", "")
     given = auth[7:].strip() if auth[:7].lower() == "bearer " else request.headers.get("X-API-Key", "")
@@ -124,8 +137,11 @@ def _require_api_key():
     for key in keys:
         matched |= hmac.compare_digest(given_bytes, key)
     if not matched:
-        response = error_response(401, "unauthorized", "a valid API key is required "
-                                  "(Authorization: Bearer <key> or X-API-Key: <key>)")
+        if _is_page():  # a person with a browser, who has no way to send a key
+            response = current_app.make_response(render_page("key_needed.html", 401))
+        else:
+            response = error_response(401, "unauthorized", "a valid API key is required "
+                                      "(Authorization: Bearer <key> or X-API-Key: <key>)")
         response.headers["WWW-Authenticate"] = 'Bearer realm="search-service"'
         return response
     return None
@@ -133,12 +149,16 @@ def _require_api_key():
 
 def _log_request(response):
     response.headers["X-Request-ID"] = g.get("request_id", "")
+    seconds = time.perf_counter() - g.get("started", time.perf_counter())
+    # By route pattern, not path: one series per endpoint, whatever the ids asked for.
+    route = request.url_rule.rule if request.url_rule is not None else "(unmatched)"
+    current_app.extensions["metrics"].observe(route, request.method, response.status_code, seconds)
     settings = current_app.extensions["settings"]
     path = request.full_path.rstrip("?") if settings.log_queries.lower() not in ("false", "0", "no") else request.path
     access_log.info(json.dumps({
         "request_id": g.get("request_id"), "method": request.method, "path": path,
         "status": response.status_code,
-        "ms": round((time.perf_counter() - g.get("started", time.perf_counter())) * 1000, 2),
+        "ms": round(seconds * 1000, 2),
     }, ensure_ascii=False))
     return response
 
@@ -157,60 +177,73 @@ def _security_headers(response):
     return response
 
 
-def _search_params() -> dict[str, Any]:
-    if request.method == "POST":
+def _json_body() -> Any:
+    """The request's JSON body (InvalidRequest when it is not JSON)."""
+    try:
+        data = request.get_data(cache=True)
+        # A chunked body has no Content-Length: Werkzeug stops reading it at
+        # the limit instead of refusing it, so a body that reached the limit
+        # is taken as over it.
+        if request.content_length is None and len(data) >= current_app.config["MAX_CONTENT_LENGTH"]:
+            raise RequestEntityTooLarge()
+        body = request.get_json(force=True, silent=True)
+    except RecursionError:  # nested deeper than the JSON decoder recurses
+        body = None
+    except HTTPException:  # 413 and the like: their own answer
+        raise
+    except Exception as exc:  # the body could not be read (a chunked body cut off by the client)
+        raise InvalidRequest(f"the request body could not be read ({type(exc).__name__})",
+                             code="malformed_json") from None
+    if body is None:
+        raise InvalidRequest("the request body must be a JSON object", code="malformed_json")
+    return body
+
+
+def query_args() -> dict[str, list[str]]:
+    """The URL's parameters, each name with all its values."""
+    return request.args.to_dict(flat=False)
+
+
+def _check_encoding() -> None:
+    """A query string must be UTF-8: Werkzeug would replace what is not with U+FFFD
+    and a GBK-encoded query would be searched as mojibake."""
+    raw = request.query_string
+    if raw:
         try:
-            data = request.get_data(cache=True)
-            # A chunked body has no Content-Length: Werkzeug stops reading it at
-            # the limit instead of refusing it, so a body that reached the limit
-            # is taken as over it.
-            if request.content_length is None and len(data) >= current_app.config["MAX_CONTENT_LENGTH"]:
-                raise RequestEntityTooLarge()
-            body = request.get_json(force=True, silent=True)
-        except RecursionError:  # nested deeper than the JSON decoder recurses
-            body = None
-        except HTTPException:  # 413 and the like: their own answer
-            raise
-        except Exception as exc:  # the body could not be read (a chunked body cut off by the client)
-            raise InvalidRequest(f"the request body could not be read ({type(exc).__name__})",
-                                 code="malformed_json") from None
-        if body is None:
-            raise InvalidRequest("the request body must be a JSON object", code="malformed_json")
-        if not isinstance(body, dict):
-            raise InvalidRequest("the request body must be a JSON object", code="malformed_json")
-        return {k: body.get(k) for k in SEARCH_FIELDS}
-    args = request.args
-    filters: dict[str, list[str]] = {}
-    for item in args.getlist("filter"):
-        key, sep, value = item.partition(":")
-        if not sep:
-            raise InvalidRequest("parameter 'filter' must look like key:value", code="bad_filter")
-        filters.setdefault(key, []).append(value)
-    return {
-        "q": args.get("q"),
-        "size": args.get("size"),
-        "page": args.get("page"),
-        "doc": args.getlist("doc"),
-        "collapse": args.get("collapse"),
-        "filters": filters,
-    }
+            unquote_to_bytes(raw).decode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidRequest("the query string is not UTF-8: percent-encode the UTF-8 bytes of each "
+                                 "character (%E5%8C%BB for 医)", code="bad_encoding") from None
+
+
+# Endpoints that take no parameter at all: any is refused like an unknown one.
+NO_PARAMETERS = {"api.passage", "api.health", "api.stats", "api.openapi", "api.favicon", "api.metrics"}
+
+
+def _refuse_parameters() -> None:
+    if request.endpoint in NO_PARAMETERS and request.args:
+        name = next(iter(request.args))
+        raise InvalidRequest(f"unknown parameter {name!r}; {request.path} takes no parameters",
+                             code="unknown_parameter")
 
 
 @api.route("/search", methods=["GET", "POST"])
 def search():
     settings = current_app.extensions["settings"]
-    search_request = SearchRequest.create(settings, **_search_params())
+    if request.method == "POST":
+        search_request = SearchRequest.from_json(settings, _json_body())
+    else:
+        search_request = SearchRequest.from_query(settings, query_args())
     result = service().search(search_request)
     return jsonify(result.as_dict())
 
 
 @api.get("/documents/<path:doc_id>")
 def document(doc_id: str):
-    start = int_param("from", request.args.get("from"), 0, 0, None)
-    size = int_param("size", request.args.get("size"), DOCUMENT_PAGE, 1, DOCUMENT_PAGE_MAX)
-    doc = service().document(doc_id, start, size)
+    params = validate_query(document_params(current_app.extensions["settings"]), query_args())
+    doc = service().document(doc_id, getattr(params, "from"), params.size)
     if wants_html():
-        return render_page("document.html", doc=doc)
+        return render_page("document.html", doc=doc, **document_marks(doc, params.q, params.hit))
     return jsonify(dataclasses.asdict(doc))
 
 
@@ -221,14 +254,8 @@ def passage(passage_id: str):
 
 @api.get("/analyze")
 def analyze():
-    text = request.args.get("text")
-    settings = current_app.extensions["settings"]
-    if not text:
-        raise InvalidRequest("parameter 'text' is required", code="missing_text")
-    if len(text) > settings.max_query_chars * 4:
-        raise InvalidRequest(f"parameter 'text' is longer than {settings.max_query_chars * 4} characters",
-                             code="text_too_long")
-    return jsonify(service().analyze(text))
+    params = validate_query(analyze_params(current_app.extensions["settings"]), query_args())
+    return jsonify(service().analyze(params.text))
 
 
 @api.get("/favicon.ico")
@@ -250,8 +277,18 @@ def stats():
     return jsonify(service().stats())
 
 
+@api.get("/metrics")
+def metrics():
+    body, content_type = current_app.extensions["metrics"].exposition()
+    return Response(body, content_type=content_type)
+
+
 @api.get("/openapi.json")
 def openapi():
     from search_service.web.openapi import openapi_document  # pydantic: loaded on first use, not at start-up
 
-    return jsonify(openapi_document(current_app.extensions["settings"]))
+    try:
+        keys = service().current().planner.filter_keys
+    except IndexUnavailable:
+        keys = None
+    return jsonify(openapi_document(current_app.extensions["settings"], keys))

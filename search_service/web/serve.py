@@ -17,19 +17,24 @@ a request running longer exits, and gunicorn replaces it (:class:`Deadline`).
 from __future__ import annotations
 
 import gc
+import json
 import logging
 import os
+import shutil
 import socket
 import sys
+import tempfile
 import threading
 import time
 from typing import Any
 
+import gunicorn.util
 from gunicorn.app.base import BaseApplication
 
 from search_service.errors import IndexUnavailable
 from search_service.settings import Settings
 from search_service.web.app import create_app
+from search_service.web.metrics import MULTIPROC_ENV
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +112,21 @@ def _port_taken(host: str, port: int) -> str | None:
     return None
 
 
+MAX_REQUEST_LINE = 8190
+# What gunicorn itself answers (a request it cannot parse or over its limits), in the API's error codes.
+_GUNICORN_CODES = {400: "bad_request", 403: "forbidden", 414: "uri_too_long", 417: "expectation_failed",
+                   431: "headers_too_large", 500: "internal_error", 501: "not_implemented"}
+
+
+def write_json_error(sock: socket.socket, status: int, reason: str, message: str) -> None:
+    """gunicorn's error answer in the API's one JSON error shape (gunicorn writes HTML)."""
+    body = json.dumps({"error": {"status": status, "code": _GUNICORN_CODES.get(status, "bad_request"),
+                                 "message": message or reason}}, ensure_ascii=False).encode("utf-8") + b"\n"
+    head = (f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode("latin-1")
+    gunicorn.util.write_nonblock(sock, head + body)
+
+
 def gunicorn_options(host: str, port: int, workers: int, timeout: int) -> dict[str, Any]:
     """gunicorn's settings; ``timeout`` is the request time limit (a stuck worker is killed and replaced)."""
     return {
@@ -117,6 +137,9 @@ def gunicorn_options(host: str, port: int, workers: int, timeout: int) -> dict[s
         "preload_app": True,
         "timeout": timeout,
         "graceful_timeout": 10,
+        # The longest request line gunicorn allows: every GET the API accepts fits (a
+        # 512-character /analyze text is 6 KB percent-encoded); beyond it, 414.
+        "limit_request_line": MAX_REQUEST_LINE,
         "accesslog": None,
         "errorlog": "-",
         "loglevel": "warning",
@@ -136,6 +159,7 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000, workers
         access.addHandler(handler)
         access.setLevel(logging.INFO)
         access.propagate = False
+    metrics_dir = _metrics_dir()
     app = create_app(settings.__dict__)
     service = app.extensions["search"]
     try:
@@ -169,10 +193,33 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000, workers
     # worker's first full collection writes to every page holding one and so
     # copies the master's memory page by page (copy-on-write).
     gc.freeze()
+    # gunicorn answers requests it cannot parse itself, through this function (one place, by name).
+    gunicorn.util.write_error = write_json_error
     options = gunicorn_options(host, port, workers, timeout)
     options["post_worker_init"] = open_index_in_worker
+    options["child_exit"] = lambda server, worker: _worker_gone(worker.pid)
     options["when_ready"] = lambda server: print(
         f"search-service serve: listening on http://{host}:{port}/ ({workers} workers, index version "
         f"{service.engine.current_name()})", file=sys.stderr, flush=True)
-    _Gunicorn(app, options).run()
+    try:
+        _Gunicorn(app, options).run()
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
+
+
+def _metrics_dir() -> str | None:
+    """Where the workers' metrics go (prometheus_client's multiprocess mode): the
+    operator's PROMETHEUS_MULTIPROC_DIR, or a fresh folder removed at exit (returned)."""
+    if os.environ.get(MULTIPROC_ENV):
+        return None
+    folder = tempfile.mkdtemp(prefix="search-service-metrics-")
+    os.environ[MULTIPROC_ENV] = folder
+    return folder
+
+
+def _worker_gone(pid: int) -> None:
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(pid)

@@ -16,7 +16,7 @@ def test_the_cache_evicts_the_cheapest_per_byte_first_and_the_least_recent_among
     cache.get("short")  # now "new" is the least recently used of two equals
     cache.put("newer", "W", 40, cost=4.0)
     assert cache.get("new") is None and cache.get("short") == "S" and cache.get("newer") == "W"
-    assert cache.info() == {"terms": 2, "bytes": 80, "limit": 100}
+    assert cache.info() == {"terms": 2, "bytes": 80, "limit": 100, "hits": 5, "misses": 2}
 
 
 @hsettings(max_examples=200, deadline=None)

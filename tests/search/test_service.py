@@ -89,9 +89,9 @@ def test_query_syntax_never_errors(search):
 def test_validation(seed_settings):
     for kwargs in [{"q": ""}, {"q": "  "}, {"q": None}, {"q": "x" * 257}, {"q": "x", "size": 0},
                    {"q": "x", "size": 101}, {"q": "x", "size": "ten"}, {"q": "x", "page": 0},
-                   {"q": "x", "page": 200, "size": 10}, {"q": "x", "collapse": "yes"},
-                   {"q": "x", "filters": {"bad key": "v"}}, {"q": 5},
-                   {"q": "x", "filters": 0}, {"q": "x", "filters": ["k", "v"]}]:
+                   {"q": "x", "page": 1001}, {"q": "x", "collapse": "yes"},
+                   {"q": "x", "filter": ["bad key:v"]}, {"q": 5}, {"q": "x", "filters": ["k:v"]},
+                   {"q": "x", "filter": 0}, {"q": "x", "filter": ["k", "v"]}, {"q": "x", "sise": 10}]:
         with pytest.raises(InvalidRequest):
             SearchRequest.create(seed_settings, **kwargs)
 
@@ -103,12 +103,19 @@ def test_metadata_filters(tmp_path, make_settings):
     settings = make_settings(corpus=corpus)
     build_index(settings)
     service = SearchService(settings)
-    faq = service.search(SearchRequest.create(settings, q="医保卡", filters={"category": "faq"}))
+    faq = service.search(SearchRequest.create(settings, q="医保卡", filter=["category:faq"]))
     assert [h.doc_id for h in faq.hits] == ["f1"] and faq.hits[0].metadata["category"] == "faq"
-    tagged = service.search(SearchRequest.create(settings, q="医保卡", filters={"tags": "挂失"}))
+    tagged = service.search(SearchRequest.create(settings, q="医保卡", filter=["tags:挂失"]))
     assert [h.doc_id for h in tagged.hits] == ["f1"]
-    both = service.search(SearchRequest.create(settings, q="医保卡", filters={"category": ["faq", "regulation"]}))
+    both = service.search(SearchRequest.create(settings, q="医保卡", filter=["category:faq", "category:regulation"]))
     assert both.total == 2
+    # Values are normalized like text: traditional script, full width and case find the indexed value.
+    for value in ("tags:掛失", "category:FAQ", "category:ｆａｑ"):
+        assert [h.doc_id for h in service.search(SearchRequest.create(settings, q="医保卡", filter=[value])).hits] == ["f1"]
+    assert service.stats()["filter_keys"] == ["category", "tags"]
+    with pytest.raises(InvalidRequest, match="the keys are: category, tags") as exc:
+        service.search(SearchRequest.create(settings, q="医保卡", filter=["catgory:faq"]))
+    assert exc.value.code == "bad_filter"
 
 
 def test_fields_no_passage_has_are_not_scored(tmp_path, make_settings):
@@ -237,7 +244,7 @@ def test_result_cache_is_bounded_by_what_results_hold():
         return Hit(1, 1.0, "d#0", "d", "标题", "", text, text, [[0, 1]], "标题", [], "", [], "d.txt", {}, 0, 0, len(text))
 
     def result(*hits: Hit) -> SearchResult:
-        return SearchResult("q", len(hits), 1, 10, 0.0, list(hits), "v1")
+        return SearchResult("q", len(hits), 1, 10, 1, 0.0, list(hits), "v1")
 
     def request(q: str) -> SearchRequest:
         return SearchRequest(q, 10, 1, (), (), None)

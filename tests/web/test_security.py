@@ -4,6 +4,7 @@ import logging
 import pytest
 
 from search_service.errors import ConfigError
+from tests.helpers import TRADITIONAL_SEED
 from search_service.settings import Settings
 from search_service.web.app import create_app
 
@@ -18,10 +19,14 @@ def keyed(seed_settings, tmp_path):
 
 
 def test_api_keys_guard_every_endpoint_but_health(keyed):
-    for path in ["/search?q=医保卡", "/documents/x", "/analyze?text=x", "/stats", "/openapi.json", "/", "/nowhere"]:
+    for path in ["/search?q=医保卡", "/documents/x", "/analyze?text=x", "/stats", "/openapi.json", "/metrics",
+                 "/nowhere"]:
         r = keyed.get(path)
         assert r.status_code == 401, path
         assert r.get_json()["error"]["code"] == "unauthorized"
+    # The page is for people, who cannot send a key: an HTML page says one is needed.
+    page = keyed.get("/?q=医保卡")
+    assert page.status_code == 401 and page.mimetype == "text/html" and "SEARCH_PUBLIC_PAGE" in page.get_data(as_text=True)
     assert keyed.get("/health").status_code == 200
     with keyed.get("/static/style.css") as css:
         assert css.status_code == 200
@@ -129,3 +134,13 @@ def test_the_icon_needs_no_key(keyed):
     assert r.status_code == 200 and r.mimetype == "image/svg+xml"
     assert keyed.get("/search?q=医保卡").status_code == 401
 
+
+
+def test_a_public_page_needs_no_key_while_the_api_still_does(seed_settings):
+    client = create_app({**seed_settings.__dict__, "api_keys": KEY, "public_page": True}).test_client()
+    page = client.get("/?q=医保卡")
+    assert page.status_code == 200 and "<mark>" in page.get_data(as_text=True)
+    doc = client.get(f"/documents/{TRADITIONAL_SEED}?q=医保卡", headers={"Accept": "text/html"})
+    assert doc.status_code == 200 and "<mark>醫保卡</mark>" in doc.get_data(as_text=True)
+    for path in ["/search?q=医保卡", f"/documents/{TRADITIONAL_SEED}", "/stats", "/metrics"]:
+        assert client.get(path).status_code == 401, path  # JSON clients still need a key

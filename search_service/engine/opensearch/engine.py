@@ -35,7 +35,7 @@ from search_service.fields import Ranking
 from search_service.settings import Settings
 from search_service.text.analysis import AnalysisConfig
 
-LAYOUT = 1
+LAYOUT = 2  # 2 = metadata filter values normalized like text
 LOCK_SECONDS = 60  # a lock not renewed for this long belongs to a dead reindex
 _LOCK_ID = "reindex"
 

@@ -24,8 +24,9 @@ from search_service.text.analysis import AnalysisConfig
 
 # The on-disk layout: 3 = compact array posting blocks, 4 = and uncompressed
 # stored fields (:mod:`.codec`), 5 = the modules of the engine package (the
-# schema and codec pickled in each index name them), 6 = and groups.npy.
-LAYOUT = 6
+# schema and codec pickled in each index name them), 6 = and groups.npy,
+# 7 = metadata filter values normalized like text.
+LAYOUT = 7
 
 
 class WhooshEngine(Engine):
