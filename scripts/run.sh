@@ -2,7 +2,7 @@
 # The README's two commands, on a fresh machine with Python 3.11, pip and apt:
 #
 #   bash scripts/run.sh serve       # set up, index the bundled corpus, serve it on http://127.0.0.1:8000
-#   bash scripts/run.sh test        # set up (Chromium, Java and Maven too), run the whole suite
+#   bash scripts/run.sh test        # set up (Chromium, nginx, Java and Maven too), run the whole suite
 #   bash scripts/run.sh opensearch  # set up, run a local two-node OpenSearch cluster in the foreground
 #
 # Setup makes ./.venv and installs the project with the exact versions in
@@ -36,6 +36,25 @@ browser() {
     fi
 }
 
+proxy() {
+    # The deployment test runs Debian's nginx in front of the service; install it when
+    # missing, without letting the package start its default site on port 80.
+    if [ ! -x /usr/sbin/nginx ]; then
+        local sudo=""
+        [ "$(id -u)" = 0 ] || sudo="sudo"
+        local blocker=""
+        if [ ! -e /usr/sbin/policy-rc.d ]; then
+            printf '#!/bin/sh\nexit 101\n' | $sudo tee /usr/sbin/policy-rc.d >/dev/null
+            $sudo chmod +x /usr/sbin/policy-rc.d
+            blocker=1
+        fi
+        $sudo apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq nginx-light >/dev/null \
+            || DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq nginx >/dev/null
+        [ -z "$blocker" ] || $sudo rm -f /usr/sbin/policy-rc.d
+    fi
+}
+
 opensearch_launcher() {
     # The OpenSearch engine's tests run a real cluster from Maven Central's jars
     # (opensearch/pom.xml): Java 17 and Maven, installed when missing.
@@ -59,6 +78,7 @@ case "$cmd" in
     test)
         setup
         browser
+        proxy
         opensearch_launcher
         exec "$VENV/bin/python" -m pytest "$@"
         ;;

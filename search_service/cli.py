@@ -70,7 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--index", help="index root")
     p.add_argument("--size", type=int, default=5, help="results (default 5)")
     p.add_argument("--collapse", choices=["doc", "none"], help="'doc': best passage per document")
-    sub.add_parser("settings", help="print every setting: environment variable, default, current value, meaning")
+    p_settings = sub.add_parser("settings", help="print every setting: environment variable, default, current value, "
+                                "meaning")
+    p_settings.add_argument("--markdown", action="store_true", help="the README's table of settings and defaults")
     p = sub.add_parser("evaluate", help="index a judged collection and measure ranking quality",
                        description="Index CORPUS (a jsonl file or folder), run every query with collapse=doc through "
                                    "the API's code path, and print MRR@10, R@1, R@10, R@100 and queries per second.")
@@ -182,7 +184,14 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def cmd_settings(args: argparse.Namespace) -> int:
-    for name, kind, default, value, help_text in Settings.from_env().describe():
+    rows = Settings.from_env().describe()
+    if args.markdown:
+        print("| variable | default | meaning |\n|---|---|---|")
+        for name, _, default, _, help_text in rows:
+            shown = f"`{str(default).lower() if isinstance(default, bool) else default}`" if default != "" else ""
+            print(f"| `{name}` | {shown} | {help_text.replace('|', '&#124;')} |")
+        return 0
+    for name, kind, default, value, help_text in rows:
         print(f"{name}  ({kind}, default {default!r}, now {value!r})\n    {help_text}")
     return 0
 

@@ -76,12 +76,14 @@ class Settings:
     keep_versions: int = _setting(2, "Index versions kept on disk (the current one included).")
     max_query_chars: int = _setting(256, "Longest accepted query, in characters.")
     max_page_size: int = _setting(100, "Largest accepted `size`.")
-    max_page_depth: int = _setting(1000, "Largest accepted page x size.")
+    max_page_depth: int = _setting(
+        1000, "Hits that can be paged to: a page beyond them is empty (the result's pages says how many there are)."
+    )
     max_body_bytes: int = _setting(65536, "Largest accepted request body, in bytes.")
     max_query_clauses: int = _setting(
         16, "Most phrases, +required and -excluded clauses a query may have (a cost bound per request)."
     )
-    max_filter_values: int = _setting(64, "Most doc ids and filter values a search may name together.")
+    max_filter_values: int = _setting(64, "Most doc ids, and most filter values, a search may name.")
     snippet_chars: int = _setting(160, "Highlights of longer passages are cut to this window.")
     posting_cache_mb: int = _setting(
         128, "Decoded posting lists kept in memory per server process, in MB (what is cheapest to read again per "
@@ -101,6 +103,10 @@ class Settings:
     rate_limit: str = _setting(
         "", "Per-client rate limit such as '120/minute' (flask-limiter syntax), one allowance for every route, counted per "
         "worker process; empty means off."
+    )
+    trusted_proxies: int = _setting(
+        0, "Reverse proxies in front of the server (nginx: 1): the client's address is then taken from their "
+        "X-Forwarded-For (rate limits and logs), and the scheme and host from X-Forwarded-Proto and -Host."
     )
     public_page: bool = _setting(
         False, "With API keys set: the search and document pages (for people) need no key; the JSON API still does."

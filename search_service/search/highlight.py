@@ -43,8 +43,8 @@ class Marker:
             self._automaton.make_automaton()
 
     def matches(self, norm: Normalized) -> list[list[int]]:
-        """Original-text spans of every occurrence, overlapping spans merged
-        (so the longest match wins: 马克思 over 马克)."""
+        """Original-text spans of every occurrence, overlapping and touching spans
+        merged (so the longest match wins: 马克思 over 马克; 被 and 鎖 mark 被鎖)."""
         if isinstance(norm.starts, range) and norm.one_to_one():  # positions kept: spans as found
             return self.matches_aligned(norm.text)
         if self._automaton is None:
@@ -66,7 +66,7 @@ def merge_spans(spans: Iterable[tuple[int, int]]) -> list[list[int]]:
     for start, end in sorted(spans):
         if end <= start:
             continue
-        if merged and start < merged[-1][1]:
+        if merged and start <= merged[-1][1]:  # touching marks are one: 被鎖, not 被|鎖
             merged[-1][1] = max(merged[-1][1], end)
         else:
             merged.append([start, end])
@@ -76,12 +76,12 @@ def merge_spans(spans: Iterable[tuple[int, int]]) -> list[list[int]]:
 def _merge_by_end(found: list[tuple[int, int]]) -> list[list[int]]:
     """:func:`merge_spans` of occurrences given as (last index, length) in order of
     their end, as the automaton reports them: walked from the right, an occurrence
-    overlaps the span being built exactly when it ends after that span's start,
+    overlaps (or touches) the span being built exactly when it ends at or after that span's start,
     so no sort is needed (half the time of sorting and merging, measured)."""
     merged: list[list[int]] = []
     for last, n in reversed(found):
         end = last + 1
-        if merged and end > merged[-1][0]:
+        if merged and end >= merged[-1][0]:
             if end - n < merged[-1][0]:
                 merged[-1][0] = end - n
         else:

@@ -22,6 +22,7 @@ import orjson
 from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
 from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from search_service.errors import IndexUnavailable, InvalidRequest
 from search_service.search.request import (SearchRequest, analyze_params, document_params, validate_query)
@@ -75,6 +76,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.url_map.merge_slashes = False
     app.config.update({k: v for k, v in config.items() if k not in setting_names})
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    if settings.trusted_proxies:
+        # Only as many X-Forwarded-* entries as there are proxies we put there are
+        # believed; a client cannot choose its address by sending the header itself.
+        n = settings.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
     app.extensions["search"] = SearchService(settings)
     app.extensions["metrics"] = Metrics(app.extensions["search"], settings)
     app.extensions["settings"] = settings
@@ -129,14 +135,15 @@ def _require_api_key():
         return None
     if _is_page() and current_app.extensions["settings"].public_page:
         return None
-    auth = request.headers.get("Authorization", "")
-    given = auth[7:].strip() if auth[:7].lower() == "bearer " else request.headers.get("X-API-Key", "")
-    given_bytes = given.encode("utf-8", "replace")
-    # Compare against every key, in constant time, without stopping at a match.
-    matched = False
-    for key in keys:
-        matched |= hmac.compare_digest(given_bytes, key)
-    if not matched:
+    # Every credential presented must be valid: a wrong Authorization header is refused
+    # even when X-API-Key holds a good key (a client sending both has a bug to see).
+    given = []
+    if "Authorization" in request.headers:
+        auth = request.headers["Authorization"]
+        given.append(auth[7:].strip() if auth[:7].lower() == "bearer " else "")
+    if "X-API-Key" in request.headers:
+        given.append(request.headers["X-API-Key"])
+    if not given or not all(_valid_key(key, keys) for key in given):
         if _is_page():  # a person with a browser, who has no way to send a key
             response = current_app.make_response(render_page("key_needed.html", 401))
         else:
@@ -145,6 +152,15 @@ def _require_api_key():
         response.headers["WWW-Authenticate"] = 'Bearer realm="search-service"'
         return response
     return None
+
+
+def _valid_key(given: str, keys: tuple[bytes, ...]) -> bool:
+    """Whether ``given`` is one of ``keys``: compared with every key, in constant time."""
+    given_bytes = given.encode("utf-8", "replace")
+    matched = False
+    for key in keys:
+        matched |= hmac.compare_digest(given_bytes, key)
+    return bool(given) and matched
 
 
 def _log_request(response):
@@ -156,7 +172,7 @@ def _log_request(response):
     settings = current_app.extensions["settings"]
     path = request.full_path.rstrip("?") if settings.log_queries.lower() not in ("false", "0", "no") else request.path
     access_log.info(json.dumps({
-        "request_id": g.get("request_id"), "method": request.method, "path": path,
+        "request_id": g.get("request_id"), "client": request.remote_addr, "method": request.method, "path": path,
         "status": response.status_code,
         "ms": round(seconds * 1000, 2),
     }, ensure_ascii=False))

@@ -34,13 +34,13 @@ def stop_server(proc) -> None:
         proc.wait()
 
 
-def wait_ready(proc, url: str, log: Path, timeout: float = 30) -> float:
+def wait_ready(proc, url: str, log: Path, timeout: float = 30, headers: dict[str, str] | None = None) -> float:
     began = time.monotonic()
     while time.monotonic() - began < timeout:
         if proc.poll() is not None:
             raise AssertionError(f"server exited: {log.read_text()}")
         try:
-            if requests.get(url + "/search", params={"q": "医保卡"}, timeout=2).status_code == 200:
+            if requests.get(url + "/search", params={"q": "医保卡"}, headers=headers, timeout=2).status_code == 200:
                 return time.monotonic() - began
         except requests.ConnectionError:
             time.sleep(0.05)

@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import requests
 from selenium import webdriver
 from selenium.common.exceptions import NoAlertPresentException
 from selenium.webdriver.chrome.service import Service
@@ -86,10 +87,68 @@ def test_search_page_end_to_end(site, browser, tmp_path):
     assert browser.find_elements(By.CSS_SELECTOR, "li.hit")
     assert browser.find_element(By.CSS_SELECTOR, "ol.hits").get_attribute("start") == "11"
 
-    browser.find_elements(By.CSS_SELECTOR, "li.hit h2 a")[0].click()
+    numbers = browser.find_elements(By.CSS_SELECTOR, "nav.pages a.number")
+    assert [n.text for n in numbers][:1] == ["1"]
+    browser.find_element(By.LINK_TEXT, "3").click()
+    WebDriverWait(browser, 10).until(ec.url_contains("page=3"))
+    assert browser.find_element(By.CSS_SELECTOR, "nav.pages .current").text == "3"
+
+    # A hit matching through its title shows the title's mark; its link opens the
+    # document at that passage, marked, with the query's words marked and a way back.
+    browser.get(site + "/?q=医保卡&page=2")
+    hit = browser.find_elements(By.CSS_SELECTOR, "li.hit")[-1]
+    assert hit.find_elements(By.CSS_SELECTOR, "h2 mark")
+    hit.find_element(By.CSS_SELECTOR, "h2 a").click()
     WebDriverWait(browser, 10).until(ec.presence_of_element_located((By.CSS_SELECTOR, "article.document")))
-    assert "/documents/" in browser.current_url
-    assert browser.find_elements(By.CSS_SELECTOR, "article.document p.passage")
+    assert "/documents/" in browser.current_url and "q=" in browser.current_url
+    target = browser.find_element(By.CSS_SELECTOR, "article.document p.passage.hit")
+    assert "#" + target.get_attribute("id") in browser.current_url
+    top = browser.execute_script("return arguments[0].getBoundingClientRect().top", target)
+    assert 0 <= top < browser.execute_script("return window.innerHeight")  # scrolled to it
+    assert browser.find_elements(By.CSS_SELECTOR, "article.document p.passage mark")
+    browser.save_screenshot(str(tmp_path / "document.png"))
+    browser.find_element(By.ID, "back").click()
+    WebDriverWait(browser, 10).until(ec.presence_of_element_located((By.CSS_SELECTOR, "li.hit")))
+    assert browser.find_element(By.ID, "q").get_attribute("value") == "医保卡"
+
+
+def test_grouping_by_document_and_pages_past_the_last(site, browser):
+    browser.get(site + "/?q=医保卡")
+    browser.find_element(By.ID, "group").click()
+    browser.find_element(By.ID, "q").send_keys(Keys.ENTER)
+    WebDriverWait(browser, 10).until(ec.url_contains("collapse=doc"))
+    hits = browser.find_elements(By.CSS_SELECTOR, "li.hit")
+    docs = [h.find_element(By.CSS_SELECTOR, "h2 a").get_attribute("href").split("?")[0] for h in hits]
+    assert len(docs) == len(set(docs)) >= 2  # one passage a document
+    assert "篇文档" in browser.find_element(By.CSS_SELECTOR, ".summary").text
+    assert browser.find_element(By.ID, "group").is_selected()
+
+    browser.get(site + "/?q=医保卡&page=10")
+    message = browser.find_element(By.ID, "past-last")
+    assert "第 10 页没有结果" in message.text and "共 4 页" in message.text
+    assert not browser.find_elements(By.ID, "next") and "没有找到" not in browser.page_source
+    message.find_element(By.TAG_NAME, "a").click()
+    WebDriverWait(browser, 10).until(ec.url_contains("page=4"))
+    assert browser.find_elements(By.CSS_SELECTOR, "li.hit")
+
+
+def test_with_api_keys_the_page_says_a_key_is_needed_unless_public(whoosh_seed_settings, browser, tmp_path):
+    for public in ("false", "true"):
+        log = tmp_path / f"server-{public}.log"
+        proc, url = start_server(Path(whoosh_seed_settings.index_dir), log, SEARCH_API_KEYS="k",
+                                 SEARCH_PUBLIC_PAGE=public)
+        try:
+            wait_ready(proc, url, log, headers={"X-API-Key": "k"})
+            browser.get(url + "/?q=医保卡")
+            if public == "false":
+                assert "需要 API 密钥" in browser.find_element(By.ID, "key-needed").text
+            else:
+                assert browser.find_elements(By.CSS_SELECTOR, "li.hit mark")
+                browser.find_element(By.CSS_SELECTOR, "li.hit h2 a").click()
+                WebDriverWait(browser, 10).until(ec.presence_of_element_located((By.CSS_SELECTOR, "article.document")))
+            assert requests.get(url + "/search", params={"q": "医保卡"}, timeout=5).status_code == 401
+        finally:
+            stop_server(proc)
 
 
 def test_malicious_document_shows_as_text_and_runs_nothing(site, browser, tmp_path):

@@ -35,6 +35,8 @@ def test_api_keys_guard_every_endpoint_but_health(keyed):
     assert keyed.get("/search?q=医保卡", headers={"X-API-Key": KEY + "x"}).status_code == 401
     assert keyed.get("/search?q=医保卡", headers={"Authorization": "Bearer "}).status_code == 401
     assert keyed.get("/search?q=医保卡", headers={"X-API-Key": "医保"}).status_code == 401
+    # every credential presented must hold: a wrong bearer next to a good X-API-Key is refused
+    assert keyed.get("/search?q=医保卡", headers={"Authorization": "Bearer wrong", "X-API-Key": KEY}).status_code == 401
 
 
 def test_no_keys_configured_means_open(client):
@@ -48,7 +50,8 @@ def test_one_log_line_per_request_with_request_id_and_no_key(seed_settings, capl
         r = client.get("/search?q=医保卡", headers={"Authorization": f"Bearer {KEY}", "X-Request-ID": "abc-123"})
     assert r.headers["X-Request-ID"] == "abc-123"
     lines = [json.loads(rec.getMessage()) for rec in caplog.records if rec.name == "search_service.access"]
-    assert lines == [{"request_id": "abc-123", "method": "GET", "path": "/search", "status": 200, "ms": lines[0]["ms"]}]
+    assert lines == [{"request_id": "abc-123", "client": "127.0.0.1", "method": "GET", "path": "/search", "status": 200,
+                      "ms": lines[0]["ms"]}]
     assert KEY not in caplog.text and "医保卡" not in caplog.text
 
 

@@ -206,3 +206,31 @@ def test_a_chunked_body_over_the_limit_is_413(server):
                           headers={"Content-Type": "application/json"}, timeout=10)
     assert small.status_code == 200 and small.json()["total"] > 0
 
+
+
+def test_what_gunicorn_answers_itself_is_in_the_json_error_shape(server):
+    url, _, _ = server
+    # Every GET the parameters allow fits: a 512-character /analyze text of four-byte characters.
+    assert requests.get(url + "/analyze", params={"text": "𠀀" * 512}, timeout=5).status_code == 200
+    for response, status, code in [
+        (requests.get(url + "/search", params={"q": "x", "doc": ["医" * 500] * 3}, timeout=5), 414, "uri_too_long"),
+        (requests.get(url + "/health", headers={"X-Big": "x" * 9000}, timeout=5), 431, "headers_too_large"),
+    ]:
+        assert response.status_code == status and response.headers["Content-Type"] == "application/json"
+        assert response.json()["error"]["code"] == code and response.json()["error"]["status"] == status
+
+
+def test_metrics_add_up_every_worker(server):
+    url, _, _ = server
+    before = _search_count(url)
+    for i in range(30):  # a new connection each: gunicorn spreads them over both workers
+        assert requests.get(url + "/search", params={"q": f"医保卡 {i}"}, timeout=5).status_code == 200
+    assert _search_count(url) - before == 30
+
+
+def _search_count(url: str) -> float:
+    text = requests.get(url + "/metrics", timeout=5).text
+    for line in text.splitlines():
+        if line.startswith('search_http_requests_total{method="GET",route="/search",status="200"}'):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
