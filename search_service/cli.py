@@ -10,7 +10,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import PurePosixPath
 from typing import Any
 
 from search_service import __version__
@@ -132,36 +134,76 @@ def cmd_reindex(args: argparse.Namespace) -> int:
     from search_service.build.reindex import build_index
 
     settings = _settings(args, workers=args.workers)
-    bar = None
-    progress: Callable[[int, int], None] | None = None
-    if not args.quiet and sys.stderr.isatty():
-        from tqdm import tqdm
-
-        bar = tqdm(total=0, unit="passage", file=sys.stderr, leave=False)
-
-        def show(done: int, total: int) -> None:
-            bar.total = total
-            bar.n = done
-            bar.refresh()
-
-        progress = show
-
+    bars = PhaseBars() if not args.quiet and sys.stderr.isatty() else None
     try:
-        report = build_index(settings, incremental=args.incremental, dry_run=args.dry_run, progress=progress)
+        report = build_index(settings, incremental=args.incremental, dry_run=args.dry_run,
+                             progress=bars.show if bars is not None else None)
     finally:
-        if bar is not None:
-            bar.close()
+        if bars is not None:
+            bars.close()
     if not args.quiet:
         for item in report.skipped:
             print(f"skipped {item['source']}: {item['reason']}", file=sys.stderr)
+        for item in report.warnings:
+            print(f"warning {item['source']}: {item['warning']}", file=sys.stderr)
     if args.json:
-        print(json.dumps(report.as_dict(), ensure_ascii=False))
+        data = report.as_dict()
+        data["seconds"] = round(data["seconds"], 2)
+        print(json.dumps(data, ensure_ascii=False))
     else:
-        where = f"version {report.version}" if report.switched else "nothing written (dry run)"
-        print(f"{report.mode}: {report.documents} documents, {report.passages} passages, "
-              f"{len(report.skipped)} skipped, {report.seconds:.2f} s, "
-              f"{report.passages_per_second:.0f} passages/s; {where}")
+        print(reindex_summary(report))
     return EXIT_SKIPPED if report.skipped else EXIT_OK
+
+
+class PhaseBars:
+    """One named progress bar per reindex phase (tqdm), redrawn at most ten times a second."""
+
+    UNITS = {"reading": "file", "analyzing": "passage"}
+
+    def __init__(self) -> None:
+        self._bar: Any = None
+        self._phase = ""
+
+    def show(self, phase: str, done: int, total: int) -> None:
+        from tqdm import tqdm
+
+        if phase != self._phase:
+            self.close()
+            self._phase = phase
+            self._bar = tqdm(total=total, desc=f"{phase:<9}", unit=self.UNITS.get(phase, "step"), file=sys.stderr,
+                             mininterval=0.1, leave=True, bar_format=None if phase in self.UNITS else
+                             "{desc}: {percentage:3.0f}%|{bar}| {elapsed}")
+        self._bar.total = total
+        self._bar.update(done - self._bar.n)  # tqdm redraws only every mininterval
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+def reindex_summary(report: Any) -> str:
+    """The one line reindex prints: what it read, what changed, what it skipped (by file type)."""
+    if report.dry_run:
+        where = "nothing written (dry run)"
+    elif report.switched:
+        where = f"version {report.version}"
+    else:
+        where = f"nothing changed: version {report.version} stays current"
+    changes = (f" ({report.added} added, {report.changed} changed, {report.removed} removed)"
+               if report.mode == "incremental" else "")
+    kinds = Counter(_file_type(item["source"]) for item in report.skipped)
+    skipped = f"{len(report.skipped)} skipped" + (
+        " (" + ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items())) + ")" if kinds else "")
+    rate = f", {report.passages_per_second:.0f} passages/s" if report.switched else ""  # none written otherwise
+    return (f"{report.mode}: {report.documents} documents{changes}, {report.passages} passages, {skipped}, "
+            f"{report.seconds:.2f} s{rate}; {where}")
+
+
+def _file_type(source: str) -> str:
+    name = source.rsplit(":", 1)[0] if source.rsplit(":", 1)[-1].isdigit() else source  # a jsonl line: file:line
+    suffix = PurePosixPath(name).suffix.lower()
+    return suffix or "(no extension)"
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

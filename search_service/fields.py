@@ -48,7 +48,8 @@ TEXT_GRAMS = "grams"
 
 # A passage's stored attributes, as every engine returns them.
 STORED = ("passage_id", "doc_id", "ordinal", "start", "end", "text", "normalized", "title", "heading",
-          "source", "metadata", "content_hash")
+          "section", "page", "source", "metadata", "content_hash")
+SECTIONS = ("main", "related")  # a passage's section: the page's own text, or its related articles
 
 # Metadata keys that can be filtered on (jsonl documents' extra keys).
 _FILTER_KEY = re.compile(r"^[A-Za-z0-9_]{1,40}$")
@@ -78,6 +79,9 @@ class Ranking:
     common_ratio: float = 0.05  # a part in more than this share of passages only adds to others' scores
     k1: float = 1.2
     b: float = 0.5
+    # A passage of a scraped page's related section (other articles' titles and
+    # teasers) scores this share of what the same match scores in main text.
+    related: float = 0.5
 
     def weights(self) -> dict[str, float]:
         """The scored fields and their weights."""

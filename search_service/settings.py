@@ -72,6 +72,10 @@ class Settings:
     )
     passage_min_chars: int = _setting(50, "Short neighbouring lines are merged up to this length.")
     passage_max_chars: int = _setting(300, "Longer paragraphs are split at sentence ends.")
+    boilerplate_min_documents: int = _setting(
+        3, "A short line found in this many documents or more is page chrome (navigation, ads), not text; "
+        "a line ending a sentence never is."
+    )
     workers: int = _setting(0, "Processes used by reindex; 0 means one per CPU core.")
     keep_versions: int = _setting(2, "Index versions kept on disk (the current one included).")
     max_query_chars: int = _setting(256, "Longest accepted query, in characters.")

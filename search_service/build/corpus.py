@@ -1,7 +1,7 @@
 """Reading the corpus folder into documents.
 
-Formats: ``.txt``, ``.md``, ``.html``/``.htm`` (visible text only) and
-``.jsonl`` (one document a line). Encodings are detected, not guessed: UTF-8
+Formats: ``.txt``, ``.md``, ``.html``/``.htm`` (visible text only),
+``.jsonl`` (one document a line), ``.pdf`` (:mod:`.pdf`) and ``.docx`` (:mod:`.word`). Encodings are detected, not guessed: UTF-8
 (with or without BOM) first, then charset-normalizer restricted to the
 encodings Chinese text actually comes in (GB18030/GBK, Big5, UTF-16/32).
 A file that cannot be read is reported with its reason and skipped.
@@ -9,19 +9,20 @@ A file that cannot be read is reported with its reason and skipped.
 
 from __future__ import annotations
 
+import bisect
 import codecs
 import hashlib
 import json
 import os
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from search_service.errors import CorpusError, DocumentError
 
-SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm", ".jsonl")
+SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm", ".jsonl", ".pdf", ".docx")
 # Chinese text comes in these; letting the detector pick among all code pages
 # mistakes short GBK text for Korean cp949.
 CANDIDATE_ENCODINGS = ["utf_8", "gb18030", "big5", "big5hkscs", "utf_16", "utf_32"]
@@ -47,6 +48,14 @@ class Document:
     # The title is a line of the text (txt, md, html's first block) rather
     # than a separate field (jsonl): that line is not body text.
     title_in_text: bool = False
+    # A PDF's pages: the offset in ``text`` where each starts (page 1 first).
+    pages: tuple[int, ...] = ()
+
+    def page_at(self, offset: int) -> int | None:
+        """The page (from 1) holding ``offset``; None for a document without pages."""
+        if not self.pages:
+            return None
+        return bisect.bisect_right(self.pages, offset)
 
     @property
     def content_hash(self) -> str:
@@ -97,19 +106,33 @@ def _looks_binary(text: str) -> bool:
     return controls > max(8, len(sample) // 20)
 
 
+# A title is a heading: a first line longer than this is text, not a title (a file
+# with no line breaks would otherwise store itself as the title of every passage).
+TITLE_MAX_CHARS = 100
+
+
 def first_line(text: str) -> str:
-    for line in text.split("\n"):
-        if line.strip():
-            return line.strip()
+    start = 0
+    while start < len(text):
+        end = text.find("\n", start)
+        end = len(text) if end == -1 else end
+        line = text[start:end].strip()
+        if line:
+            return line
+        start = end + 1
     return ""
 
 
+def bounded_title(title: str) -> str:
+    return title if len(title) <= TITLE_MAX_CHARS else ""
+
+
 def markdown_title(text: str) -> str:
-    for line in text.split("\n"):
-        m = _MD_HEADING.match(line)
-        if m:
-            return m.group(1)
-    return first_line(text)
+    for m in re.finditer(r"^.*$", text, re.M):
+        heading = _MD_HEADING.match(m.group())
+        if heading:
+            return bounded_title(heading.group(1))
+    return bounded_title(first_line(text))
 
 
 def html_to_text(html: str) -> tuple[str, str]:
@@ -125,7 +148,7 @@ def html_to_text(html: str) -> tuple[str, str]:
         tag.insert_after("\n")
     lines = [" ".join(line.split()) for line in soup.get_text().split("\n")]
     text = "\n".join(line for line in lines if line)
-    return title or first_line(text), text
+    return bounded_title(title) or bounded_title(first_line(text)), text
 
 
 class CorpusReader:
@@ -135,6 +158,9 @@ class CorpusReader:
     def __init__(self, root: str | os.PathLike[str], exclude: Iterable[str | os.PathLike[str]] = ()) -> None:
         self.root = Path(root)
         self.exclude = {Path(p).resolve() for p in exclude if p}
+        # Files under the folder that are not read, each with its reason: every file is
+        # either indexed or reported.
+        self.not_read: list[DocumentError] = []
 
     def files(self) -> list[Path]:
         if not self.root.exists():
@@ -146,21 +172,55 @@ class CorpusReader:
         if not os.access(self.root, os.R_OK | os.X_OK):
             raise CorpusError(f"corpus folder {str(self.root)!r} is not readable")
         found = []
+        self.not_read = []
+        root = self.root.resolve()
         for dirpath, dirnames, filenames in os.walk(self.root, onerror=_raise_corpus_error):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            for name in sorted(dirnames):
+                path = Path(dirpath) / name
+                if path.is_symlink():  # os.walk does not descend into it: say so
+                    self._not_read(path, "a symbolic link to a folder, not followed")
+                elif name.startswith("."):
+                    self._not_read(path, "a hidden folder, not read")
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and not (Path(dirpath) / d).is_symlink())
             for name in sorted(filenames):
                 path = Path(dirpath) / name
-                if name.startswith(".") or path.suffix.lower() not in SUFFIXES:
-                    continue
-                if path.resolve() in self.exclude:
-                    continue
-                found.append(path)
+                reason = self._why_not(path, root)
+                if reason is None:
+                    found.append(path)
+                elif reason:
+                    self._not_read(path, reason)
         return found
 
-    def read(self) -> CorpusReport:
+    def _why_not(self, path: Path, root: Path) -> str | None:
+        """Why ``path`` is not read as a document (None: it is; "": it is a settings file)."""
+        try:
+            path.name.encode("utf-8")
+        except UnicodeEncodeError:
+            return "the file name is not valid UTF-8; rename it"
+        target = path.resolve()
+        if target in self.exclude:
+            return ""  # the user dictionary, stopwords or synonyms
+        if not target.is_relative_to(root):
+            return "a symbolic link to a file outside the corpus folder, not followed"
+        if path.name.startswith("."):
+            return "a hidden file, not read"
+        if path.suffix.lower() not in SUFFIXES:
+            return f"unsupported file type {path.suffix.lower() or '(no extension)'!r}"
+        return None
+
+    def _not_read(self, path: Path, reason: str) -> None:
+        rel = os.fsdecode(path.relative_to(self.root)).encode("utf-8", "backslashreplace").decode("utf-8")
+        self.not_read.append(DocumentError(rel, reason))
+
+    def read(self, progress: Callable[[int, int], Any] | None = None) -> CorpusReport:
+        """Every document of the folder; ``progress(files read, files)`` as it goes."""
         report = CorpusReport()
         seen: dict[str, str] = {}
-        for path in self.files():
+        files = self.files()
+        report.skipped.extend(self.not_read)
+        for number, path in enumerate(files, start=1):
+            if progress is not None:
+                progress(number, len(files))
             for item in self.read_file(path):
                 if isinstance(item, DocumentError):
                     report.skipped.append(item)
@@ -179,8 +239,13 @@ class CorpusReader:
 
     def read_file(self, path: Path) -> Iterator[Document | DocumentError]:
         rel = path.name if path == self.root else path.relative_to(self.root).as_posix()
+        suffix = path.suffix.lower()
+        doc_id = rel[: -len(path.suffix)]
         try:
             data = path.read_bytes()
+            if suffix in (".pdf", ".docx"):
+                yield self._binary_document(data, suffix, doc_id, rel)
+                return
             text, encoding = decode(data, rel)
         except DocumentError as exc:
             yield exc
@@ -188,8 +253,6 @@ class CorpusReader:
         except OSError as exc:
             yield DocumentError(rel, f"cannot read file: {exc.strerror or exc}")
             return
-        suffix = path.suffix.lower()
-        doc_id = rel[: -len(path.suffix)]
         if suffix == ".jsonl":
             yield from _jsonl_documents(text, rel, encoding)
         elif suffix in (".html", ".htm"):
@@ -199,9 +262,28 @@ class CorpusReader:
             else:
                 yield Document(doc_id, title, body, rel, encoding, title_in_text=first_line(body) == title)
         elif suffix in (".md", ".markdown"):
-            yield Document(doc_id, markdown_title(text), text, rel, encoding, title_in_text=True)
+            title = markdown_title(text)
+            yield Document(doc_id, title, text, rel, encoding, title_in_text=bool(title))
         else:
-            yield Document(doc_id, first_line(text), text, rel, encoding, title_in_text=True)
+            title = bounded_title(first_line(text))
+            yield Document(doc_id, title, text, rel, encoding, title_in_text=bool(title))
+
+
+    @staticmethod
+    def _binary_document(data: bytes, suffix: str, doc_id: str, rel: str) -> Document:
+        if suffix == ".pdf":
+            from search_service.build.pdf import pdf_text
+
+            title, text, pages = pdf_text(data, rel)
+            title = bounded_title(title) or bounded_title(first_line(text))
+            return Document(doc_id, title, text, rel, "pdf", title_in_text=first_line(text) == title, pages=pages)
+        from search_service.build.word import docx_text
+
+        title, text = docx_text(data, rel)
+        if not text.strip():
+            raise DocumentError(rel, "a Word file with no text")
+        title = bounded_title(title) or bounded_title(first_line(text))
+        return Document(doc_id, title, text, rel, "docx", title_in_text=first_line(text) == title)
 
 
 def _raise_corpus_error(exc: OSError) -> None:

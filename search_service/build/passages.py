@@ -49,12 +49,15 @@ _UI_LINE = re.compile(
     )$""",
     re.VERBOSE,
 )
-# A line that opens the "related content" trailer of a scraped page: the rest
-# of the page lists other articles, not this one.
+# A line that opens the "related content" part of a scraped page: what follows
+# lists other articles and questions (their titles and teasers hold real
+# answers), indexed as passages of the related section.
 _TRAILER = re.compile(
     r"^(?:更多.{0,12}相关文章|更多.{0,12}相關文章|相关文章|相關文章|相关咨询|相關諮詢|相关阅读|相關閱讀|"
     r"猜你喜欢|猜你喜歡|热门推荐|熱門推薦|推荐阅读|推薦閱讀|延伸阅读|延伸閱讀)\s*$"
 )
+# An item of a related list: "• 西安市医保卡密码忘了怎么办", the title of the teaser that follows.
+_RELATED_ITEM = re.compile(r"^\s*[•·●▪◦○■□\-*]\s*(\S.{0,58})$")
 _SENTENCE_END = re.compile(r"[。！？；!?;]+[”’」』）)]*")
 _SOFT_BREAK = re.compile(r"[，,、：:]")
 
@@ -71,21 +74,26 @@ class Passage:
     end: int
     heading: str
     title: str
+    section: str = "main"  # or "related": the page's related articles and questions
+    page: int | None = None  # a PDF's page where the passage starts
 
 
 def line_key(line: str) -> str:
     return " ".join(line.split())
 
 
-def repeated_lines(documents: Iterable[Document], min_chars: int = 6, max_chars: int = 80) -> frozenset[str]:
-    """Short lines found in two or more documents: on scraped pages these are
-    navigation, ads and footers. A line ending a sentence (。！) is content that
-    documents happen to share, such as an FAQ's standard answer, and is kept."""
+def repeated_lines(documents: Iterable[Document], min_documents: int = 3, min_chars: int = 6,
+                   max_chars: int = 80) -> frozenset[str]:
+    """Short lines found in ``min_documents`` documents or more: on scraped pages
+    these are navigation, ads and footers. A line ending a sentence (。！) is content
+    that documents happen to share, such as an FAQ's standard answer, and is kept;
+    so is a line two FAQ entries share (the same question asked twice): below the
+    threshold, a repeat is content."""
     counts: Counter[str] = Counter()
     for doc in documents:
         keys = {line_key(line) for line in doc.text.split("\n")}
         counts.update(k for k in keys if min_chars <= len(k) <= max_chars and not k.endswith(("。", "！", "!")))
-    return frozenset(k for k, n in counts.items() if n >= 2)
+    return frozenset(k for k, n in counts.items() if n >= min_documents)
 
 
 def is_boilerplate(line: str) -> bool:
@@ -116,9 +124,12 @@ class PassageSplitter:
         self.max_chars = max_chars
         self.boilerplate = boilerplate
 
-    def split(self, doc: Document) -> list[Passage]:
-        spans: list[tuple[int, int, str]] = []  # (start, end, heading)
+    def split(self, doc: Document, keep_chrome: bool = False) -> list[Passage]:
+        """``doc``'s passages; with ``keep_chrome``, every line is text, those that look like
+        page chrome or headings too (for a document that would otherwise have no text left)."""
+        spans: list[tuple[int, int, str, str]] = []  # (start, end, heading, section)
         heading = ""
+        section = "main"
         buf: tuple[int, int] | None = None
         title_key = line_key(doc.title)
         lines = [(s, e) for s, e in _lines(doc.text) if doc.text[s:e].strip()]
@@ -128,14 +139,16 @@ class PassageSplitter:
         def flush() -> None:
             nonlocal buf
             if buf is not None:
-                spans.append((buf[0], buf[1], heading))
+                spans.append((buf[0], buf[1], heading, section))
                 buf = None
 
         for start, end in lines:
             line = doc.text[start:end]
             key = line_key(line)
             if _TRAILER.match(key):
-                break
+                flush()
+                section, heading = "related", key
+                continue
             if not title_skipped and key == title_key:
                 # The title is indexed as a field of its own; a first line that
                 # is the title is not body text (it still sets the heading).
@@ -145,9 +158,13 @@ class PassageSplitter:
                     heading = clean_heading(line)
                 continue
             title_skipped = True
-            if key in self.boilerplate or is_boilerplate(line):
+            if not keep_chrome and (key in self.boilerplate or is_boilerplate(line)):
+                # A passage is a slice of the text: it never spans a dropped line.
+                flush()
                 continue
-            if is_heading(line):
+            if section == "related" and _RELATED_ITEM.match(line):
+                flush()  # an item of the list starts a passage: its title, then its teaser
+            elif not keep_chrome and is_heading(line):
                 flush()
                 heading = clean_heading(line)
                 continue
@@ -165,16 +182,16 @@ class PassageSplitter:
         flush()
         spans = self._merge_short_tail(spans)
         return [
-            Passage(f"{doc.doc_id}#{n}", doc.doc_id, n, doc.text[s:e], s, e, h, doc.title)
-            for n, (s, e, h) in enumerate(spans)
+            Passage(f"{doc.doc_id}#{n}", doc.doc_id, n, doc.text[s:e], s, e, h, doc.title, sec, doc.page_at(s))
+            for n, (s, e, h, sec) in enumerate(spans)
         ]
 
-    def _merge_short_tail(self, spans: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
+    def _merge_short_tail(self, spans: list[tuple[int, int, str, str]]) -> list[tuple[int, int, str, str]]:
         """A short last passage under the same heading joins the one before it."""
         if len(spans) >= 2:
-            (s0, _, h0), (s1, e1, h1) = spans[-2], spans[-1]
-            if h0 == h1 and e1 - s1 < self.min_chars and e1 - s0 <= self.max_chars:
-                spans[-2:] = [(s0, e1, h0)]
+            (s0, _, h0, sec0), (s1, e1, h1, sec1) = spans[-2], spans[-1]
+            if h0 == h1 and sec0 == sec1 and e1 - s1 < self.min_chars and e1 - s0 <= self.max_chars:
+                spans[-2:] = [(s0, e1, h0, sec0)]
         return spans
 
     def _pieces(self, text: str, start: int, end: int) -> list[tuple[int, int]]:

@@ -22,6 +22,8 @@ def passage_record(p: Passage, doc: Document, content_hash: str, analysis: Analy
         text=p.text,
         title=doc.title,
         heading=p.heading,
+        section=p.section,
+        page=p.page,
         source=doc.source,
         metadata=doc.metadata,
         content_hash=content_hash,

@@ -32,6 +32,10 @@ from search_service.settings import Settings
 from search_service.text.analysis import AnalysisConfig, get_analysis
 from search_service.text.segment import read_word_list
 
+# progress(phase, done, total): phases "reading" (files), "analyzing" (passages),
+# "writing" (the engine commits) and "checking" (the new version, then the switch).
+Progress = Callable[[str, int, int], Any]
+
 # Below this many passages a share, one process is faster than starting writer processes.
 PARALLEL_MIN_PASSAGES = 2000
 
@@ -46,6 +50,9 @@ class BuildReport:
     reanalyzed: int = 0
     removed: int = 0
     skipped: list[dict[str, str]] = field(default_factory=list)
+    warnings: list[dict[str, str]] = field(default_factory=list)
+    added: int = 0
+    changed: int = 0
     seconds: float = 0.0
     mode: str = "full"
     dry_run: bool = False
@@ -67,6 +74,7 @@ class _Prepared:
     passages: dict[str, list[Passage]]
     hashes: dict[str, str]
     skipped: list[DocumentError]
+    warnings: list[dict[str, str]]
 
 
 def settings_key(config: AnalysisConfig, settings: Settings, layout: int) -> str:
@@ -78,19 +86,27 @@ def settings_key(config: AnalysisConfig, settings: Settings, layout: int) -> str
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]
 
 
-def prepare(settings: Settings, exclude: Iterable[str | os.PathLike[str]] = ()) -> _Prepared:
+def prepare(settings: Settings, exclude: Iterable[str | os.PathLike[str]] = (),
+            progress: Progress | None = None) -> _Prepared:
     """Read the corpus and split it into passages (no analysis yet)."""
-    corpus = CorpusReader(settings.corpus_dir, exclude=exclude).read()
-    boilerplate = repeated_lines(corpus.documents)
+    reading = (lambda done, total: progress("reading", done, total)) if progress is not None else None
+    corpus = CorpusReader(settings.corpus_dir, exclude=exclude).read(reading)
+    boilerplate = repeated_lines(corpus.documents, settings.boilerplate_min_documents)
     splitter = PassageSplitter(settings.passage_min_chars, settings.passage_max_chars, boilerplate)
     passages: dict[str, list[Passage]] = {}
     hashes: dict[str, str] = {}
     documents = []
     skipped = list(corpus.skipped)
+    warnings = []
     for doc in corpus.documents:
         split = splitter.split(doc)
         if not split:
-            skipped.append(DocumentError(doc.source, f"document {doc.doc_id!r} has no text left after removing boilerplate"))
+            # A document never loses all its text to the chrome filter: keep it whole, and say so.
+            split = splitter.split(doc, keep_chrome=True)
+            warnings.append({"source": doc.source, "warning": f"document {doc.doc_id!r} looks like page chrome "
+                             "only (every line repeated across documents or a UI word); indexed as it is"})
+        if not split:
+            skipped.append(DocumentError(doc.source, f"document {doc.doc_id!r} has no text"))
             continue
         documents.append(doc)
         passages[doc.doc_id] = split
@@ -101,7 +117,7 @@ def prepare(settings: Settings, exclude: Iterable[str | os.PathLike[str]] = ()) 
         hashes[doc.doc_id] = hashlib.sha256(
             (doc.content_hash + "\n" + "\n".join(dropped)).encode("utf-8")
         ).hexdigest()[:32]
-    return _Prepared(documents, passages, hashes, skipped)
+    return _Prepared(documents, passages, hashes, skipped, warnings)
 
 
 def build_index(
@@ -109,12 +125,12 @@ def build_index(
     *,
     incremental: bool = False,
     dry_run: bool = False,
-    progress: Callable[[int, int], Any] | None = None,
+    progress: Progress | None = None,
     engine: Engine | None = None,
 ) -> BuildReport:
     """Reindex ``settings.corpus_dir`` into a new version of the engine's index.
 
-    ``progress(done, total)`` is called as passages are written. Raises
+    ``progress(phase, done, total)`` is called as it goes (see :data:`Progress`). Raises
     :class:`IndexLocked`, :class:`CorpusError` or :class:`BuildError`; in every
     such case the previous version stays current.
     """
@@ -124,7 +140,7 @@ def build_index(
     report = BuildReport(dry_run=dry_run)
 
     if dry_run:
-        prepared = prepare(settings, exclude)
+        prepared = prepare(settings, exclude, progress)
         _fill(report, prepared)
         report.mode = "dry-run"
         report.seconds = time.perf_counter() - began
@@ -142,10 +158,10 @@ def build_index(
 
 
 def _reindex(settings: Settings, report: BuildReport, config: AnalysisConfig, exclude: list[Any], incremental: bool,
-             progress: Callable[[int, int], Any] | None, engine: Engine | None, began: float) -> None:
+             progress: Progress | None, engine: Engine | None, began: float) -> None:
     engine = engine or open_engine(settings)
     with engine.lock():
-        prepared = prepare(settings, exclude)
+        prepared = prepare(settings, exclude, progress)
         _fill(report, prepared)
         if not prepared.documents:
             raise BuildError("no readable documents in the corpus: nothing indexed, the previous index stays current")
@@ -154,11 +170,20 @@ def _reindex(settings: Settings, report: BuildReport, config: AnalysisConfig, ex
         if incremental and (previous is None or previous[0].get("settings_key") != key):
             report.mode = "full (no compatible previous version for --incremental)"
             previous = None
+        if previous is not None and _unchanged(previous, prepared, settings):
+            # Nothing to write: the current version stays, and no new one is made.
+            report.mode = "incremental (nothing changed)"
+            report.version = previous[0]["version"]
+            report.seconds = time.perf_counter() - began
+            engine.keep_report(report.as_dict())
+            return
         build = _build(engine, config, previous, prepared, report, settings, key, progress)
         if build is None:  # the current version could not be read back: build it all anew
             report.mode = "full (the current version cannot be read, so --incremental rebuilt it all)"
             build = _build(engine, config, None, prepared, report, settings, key, progress)
         engine.switch(build)
+        if progress is not None:
+            progress("checking", 1, 1)
         report.version = build.name
         report.switched = True
         engine.clean(settings.keep_versions)
@@ -194,7 +219,7 @@ def last_reindex(settings: Settings) -> dict[str, Any] | None:
 
 def _build(engine: Engine, config: AnalysisConfig, previous: tuple[dict[str, Any], dict[str, Any]] | None,
            prepared: _Prepared, report: BuildReport, settings: Settings, key: str,
-           progress: Callable[[int, int], Any] | None) -> Build | None:
+           progress: Progress | None) -> Build | None:
     """A new version written, checked and described (not switched to); None when an
     incremental build failed on reading the current version. Raises BuildError."""
     build = engine.new_build(config, base=previous[0]["version"] if previous else None)
@@ -223,25 +248,29 @@ def _build(engine: Engine, config: AnalysisConfig, previous: tuple[dict[str, Any
 
 def _write_version(build: Build, previous: tuple[dict[str, Any], dict[str, Any]] | None, prepared: _Prepared,
                    report: BuildReport, settings: Settings, config: AnalysisConfig, key: str,
-                   progress: Callable[[int, int], Any] | None) -> None:
+                   progress: Progress | None) -> None:
     """Write, check and describe one new version; does not switch to it."""
     if previous is not None:
         report.mode = "incremental"
         old_docs = previous[1]
-        changed = [d for d in prepared.documents if old_docs.get(d.doc_id, {}).get("hash") != prepared.hashes[d.doc_id]]
-        removed = [doc_id for doc_id in old_docs if doc_id not in prepared.passages]
+        changed, removed = _changes(previous, prepared)
         total = sum(len(prepared.passages[d.doc_id]) for d in changed)
         build.write([_records(changed, prepared, config)],
                     delete_docs=removed + [d.doc_id for d in changed if d.doc_id in old_docs],
-                    progress=_with_total(progress, total))
+                    progress=_analyzing(progress, total))
         report.reanalyzed = len(changed)
+        report.added = sum(1 for d in changed if d.doc_id not in old_docs)
+        report.changed = report.reanalyzed - report.added
         report.removed = len(removed)
     else:
         workers = settings.workers if settings.workers > 0 else (os.cpu_count() or 1)
         shares = _shares(prepared, min(workers, max(1, report.passages // PARALLEL_MIN_PASSAGES)))
         build.write([_records(share, prepared, config) for share in shares],
-                    progress=_with_total(progress, report.passages))
+                    progress=_analyzing(progress, report.passages))
         report.reanalyzed = len(prepared.documents)
+    if progress is not None:
+        progress("writing", 1, 1)
+        progress("checking", 0, 1)
     # What --incremental compares, kept apart from the manifest: the manifest is
     # read whenever a server opens a version, and this grows with the corpus.
     documents = {d.doc_id: {"hash": prepared.hashes[d.doc_id], "source": d.source,
@@ -260,14 +289,40 @@ def _write_version(build: Build, previous: tuple[dict[str, Any], dict[str, Any]]
     }, documents)
 
 
-def _with_total(progress: Callable[[int, int], Any] | None, total: int) -> Callable[[int], Any] | None:
-    return (lambda done: progress(done, total)) if progress is not None else None
+def _changes(previous: tuple[dict[str, Any], dict[str, Any]], prepared: _Prepared) -> tuple[list[Document], list[str]]:
+    """The documents new or changed since the ``previous`` version, and the ids of those removed."""
+    old_docs = previous[1]
+    changed = [d for d in prepared.documents if old_docs.get(d.doc_id, {}).get("hash") != prepared.hashes[d.doc_id]]
+    removed = [doc_id for doc_id in old_docs if doc_id not in prepared.passages]
+    return changed, removed
+
+
+def _unchanged(previous: tuple[dict[str, Any], dict[str, Any]], prepared: _Prepared, settings: Settings) -> bool:
+    """Whether a new version would be the ``previous`` one again: no document and no synonym changed."""
+    changed, removed = _changes(previous, prepared)
+    return (not changed and not removed
+            and previous[0].get("synonyms") == list(read_word_list(settings.synonyms_path)))
+
+
+def _analyzing(progress: Progress | None, total: int) -> Callable[[int], Any] | None:
+    """The engine's progress (passages written so far) as phases: analyzing, then, once
+    every passage is in, writing (the engine's commit) until the write returns."""
+    if progress is None:
+        return None
+
+    def report(done: int) -> None:
+        progress("analyzing", done, total)
+        if done >= total:
+            progress("writing", 0, 1)
+
+    return report
 
 
 def _fill(report: BuildReport, prepared: _Prepared) -> None:
     report.documents = len(prepared.documents)
     report.passages = sum(len(v) for v in prepared.passages.values())
     report.skipped = [{"source": e.source, "reason": e.reason} for e in prepared.skipped]
+    report.warnings = prepared.warnings
 
 
 def _shares(prepared: _Prepared, count: int) -> list[list[Document]]:

@@ -239,8 +239,10 @@ NOTHING_RANKED = Ranked(np.empty(0, np.int64), np.empty(0, np.float64), 0)
 
 
 def rank(scorer: TermScorer, source: PostingSource, plan: QueryPlan, limit: int,
-         groups: np.ndarray | None, common_ratio: float) -> Ranked:
-    """The best ``limit`` passages of ``plan`` (with ``groups``, the best one of each group).
+         groups: np.ndarray | None, common_ratio: float,
+         damped: tuple[np.ndarray, float] | None = None) -> Ranked:
+    """The best ``limit`` passages of ``plan`` (with ``groups``, the best one of each group;
+    ``damped``: passages whose scores are multiplied by a factor, the related section's).
 
     Every part adds its weighted BM25F scores into one vector. Candidates
     are split by how selective the parts are: a passage must match at least
@@ -270,6 +272,8 @@ def rank(scorer: TermScorer, source: PostingSource, plan: QueryPlan, limit: int,
     # One pass sums every part's contribution per passage (in part order).
     scores = (np.bincount(np.concatenate(found_ids), np.concatenate(found_scores), minlength=n)
               if found_ids else np.zeros(n, dtype=np.float64))
+    if damped is not None and len(damped[0]):
+        scores[damped[0]] *= damped[1]
 
     allowed = scorer.live if scorer.has_deletions else None
     for constraint, wanted in ((plan.must, True), (plan.must_not, False), (plan.filter, True)):
@@ -292,9 +296,14 @@ def rank(scorer: TermScorer, source: PostingSource, plan: QueryPlan, limit: int,
     for docs in candidates():
         if plan.must is None and allowed is not None:
             docs = docs[allowed[docs]]
-        top, total = _top(docs, scores[docs], limit, groups)
-        if total >= limit:
+        top, found = _top(docs, scores[docs], limit, groups)
+        if found >= limit:
             break
+    # The total counts every matching passage, also when the best ones were found among
+    # the selective parts' alone: a page count from a lower bound would hide pages.
+    matched = allowed if plan.must is not None else (scores > 0 if allowed is None else (scores > 0) & allowed)
+    total = (int(np.count_nonzero(matched)) if groups is None
+             else int(np.count_nonzero(np.bincount(groups[matched]))))
     return Ranked(top, scores[top], total)
 
 

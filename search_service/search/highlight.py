@@ -19,6 +19,7 @@ from search_service.text.normalize import Normalized
 MARK_OPEN, MARK_CLOSE = "<mark>", "</mark>"
 ELLIPSIS = "…"
 _HTML_SPECIAL = re.compile(r"[&<>\"']")  # what html.escape changes
+_NOT_WORD = r"[\W_]*"  # between a phrase's words: punctuation and spaces, as positions skip them
 
 
 class Marker:
@@ -34,6 +35,12 @@ class Marker:
 
     def __init__(self, terms: Iterable[str]) -> None:
         unique = {t for t in terms if t}
+        # A term with a space is a phrase's words, in order: as the index's positions skip
+        # punctuation and spaces, so do its marks (密码、重置 is the phrase 密码 重置).
+        sequences = [t.split() for t in unique if " " in t]
+        self._phrases = (re.compile("|".join(_NOT_WORD.join(map(re.escape, words)) for words in sequences))
+                         if sequences else None)
+        unique = {t for t in unique if " " not in t}
         kept = [t for t in unique if len(t) < 3 or not all(t[i:i + 2] in unique for i in range(len(t) - 1))]
         self._automaton: ahocorasick.Automaton | None = None
         if kept:
@@ -47,14 +54,20 @@ class Marker:
         merged (so the longest match wins: 马克思 over 马克; 被 and 鎖 mark 被鎖)."""
         if isinstance(norm.starts, range) and norm.one_to_one():  # positions kept: spans as found
             return self.matches_aligned(norm.text)
-        if self._automaton is None:
-            return []
         span = norm.span
-        return merge_spans(span(end + 1 - n, end + 1) for end, n in self._automaton.iter(norm.text))
+        found = [span(end + 1 - n, end + 1) for end, n in self._automaton.iter(norm.text)] if self._automaton else []
+        if self._phrases is not None:
+            found.extend(span(*m.span()) for m in self._phrases.finditer(norm.text))
+        return merge_spans(found)
 
     def matches_aligned(self, text: str) -> list[list[int]]:
         """:meth:`matches` in a text normalized character for character, whose
         spans are the original's (what a hit's stored normalization is)."""
+        if self._phrases is not None:
+            found = [m.span() for m in self._phrases.finditer(text)]
+            if self._automaton is not None:
+                found.extend((end + 1 - n, end + 1) for end, n in self._automaton.iter(text))
+            return merge_spans(found)
         if self._automaton is None:
             return []
         # iter yields (index of the last character, length) per occurrence, by end.

@@ -53,7 +53,7 @@ class Planner:
                 if constraint is not None:
                     must_not.append(constraint)
                 continue
-            marks.update(_marks(clause.kind, self.analysis.normalize(clause.text).text, words, grams))
+            marks.update(_marks(clause.kind, words, grams))
             if constraint is not None:
                 must.append(constraint)
             parts.extend(self._scored(words, grams))
@@ -120,16 +120,17 @@ class Planner:
         return "; ".join(out)
 
 
-def _marks(kind: str, normalized: str, words: list[Word], grams: list[str]) -> list[str]:
+def _marks(kind: str, words: list[Word], grams: list[str]) -> list[str]:
     """What a clause highlights: its words as written (search-mode sub-words
     included, which are words of the query too), a phrase as a whole, and
     character grams only for a clause that has no word (stopwords only, like
-    的). A phrase is marked as typed (``hello world``) and as its words joined
-    (``密码 重置`` is found as 密码重置). Bigrams still rank a passage, but marking 保卡 inside 社保卡 for the
-    query 医保卡 would show a match that is not one."""
+    的). Bigrams still rank a passage, but marking 保卡 inside 社保卡 for the
+    query 医保卡 would show a match that is not one. A phrase is its words in
+    order, space-separated: the highlighter allows punctuation and spaces between
+    them, as the index's positions skip them (密码、重置 matches "密码重置")."""
     if kind == "phrase":
         exact = precise(words)
-        return [normalized.strip(), "".join(w.text for w in exact)] if exact else grams
+        return [" ".join(w.text for w in exact)] if exact else grams
     if words:
         return [t.text for t in words]
     return grams

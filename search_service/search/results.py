@@ -21,6 +21,8 @@ class Hit:
     title_matches: list[list[int]]  # offsets in ``title``
     heading_highlight: str
     heading_matches: list[list[int]]
+    section: str  # main, or related: from a page's related articles and questions
+    page: int | None  # a PDF's page where the passage starts
     source: str
     metadata: dict[str, Any]
     ordinal: int
@@ -40,6 +42,8 @@ class PassageRecord:
     text: str
     start: int
     end: int
+    section: str
+    page: int | None
     source: str
     metadata: dict[str, Any]
 
@@ -90,6 +94,8 @@ def passage_record(stored: dict[str, Any]) -> PassageRecord:
         text=stored["text"],
         start=stored.get("start", 0),
         end=stored.get("end", 0),
+        section=stored.get("section") or "main",
+        page=stored.get("page"),
         source=stored.get("source", ""),
         metadata=stored.get("metadata") or {},
     )

@@ -230,6 +230,8 @@ class SearchService:
             title_matches=title_matches,
             heading_highlight=render(heading, heading_matches),
             heading_matches=heading_matches,
+            section=stored.get("section") or "main",
+            page=stored.get("page"),
             source=stored.get("source", ""),
             metadata=stored.get("metadata") or {},
             ordinal=stored.get("ordinal", 0),

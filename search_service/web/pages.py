@@ -54,9 +54,13 @@ def document_marks(doc: DocumentRecord, q: str, hit: int | None) -> dict[str, An
     """What the document page shows beyond the document: the query (for the way back),
     each passage with the query's words marked, and which passage was the hit."""
     service: SearchService = current_app.extensions["search"]
-    marked = service.mark(q, [doc.title] + [p.text for p in doc.passages]) if q.strip() else None
-    return {"q": q, "hit": hit, "title_html": marked[0] if marked else None,
-            "passages_html": marked[1:] if marked else None}
+    if not q.strip():
+        return {"q": q, "hit": hit, "title_html": None, "passages_html": None, "headings_html": {}}
+    headings = sorted({p.heading for p in doc.passages if p.heading})
+    passages = [p.text for p in doc.passages]
+    marked = service.mark(q, [doc.title, *headings, *passages])
+    return {"q": q, "hit": hit, "title_html": marked[0], "headings_html": dict(zip(headings, marked[1:])),
+            "passages_html": marked[1 + len(headings):]}
 
 
 def _message(exc: SearchError) -> str:

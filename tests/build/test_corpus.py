@@ -1,4 +1,6 @@
 import codecs
+import io
+from pathlib import Path
 
 import pytest
 
@@ -39,6 +41,7 @@ def test_encodings_are_detected_and_bad_files_reported(tmp_path):
     assert "malformed JSON" in skipped["docs.jsonl:2"]
     assert "duplicate document id 'a'" in skipped["docs.jsonl"] or any("duplicate" in r for r in skipped.values())
     assert "missing 'id'" in skipped["docs.jsonl:5"]
+    assert skipped["ignored.pdf"].startswith("cannot read the PDF")
 
 
 def test_html_keeps_visible_text_only(tmp_path):
@@ -76,3 +79,80 @@ def test_ids_with_control_characters_are_reported_and_skipped(tmp_path):
     report = CorpusReader(corpus).read()
     assert [d.doc_id for d in report.documents] == ["c#1"]
     assert len(report.skipped) == 2 and all("control character" in e.reason for e in report.skipped)
+
+
+def test_a_first_line_longer_than_a_heading_is_not_a_title(tmp_path):
+    from search_service.build.passages import PassageSplitter
+
+    line = "医保卡密码忘了可以带身份证去银行重置" * 16_000  # ~300 KB, no line break, no punctuation
+    root = write_corpus(tmp_path / "c", {"long.txt": line, "short.txt": "短标题\n正文第一段。"})
+    docs = {d.doc_id: d for d in CorpusReader(root).read().documents}
+    assert docs["long"].title == "" and not docs["long"].title_in_text
+    assert docs["short"].title == "短标题"
+    passages = PassageSplitter(50, 300).split(docs["long"])
+    assert "".join(p.text for p in passages) == line  # cut at the maximum length, nothing lost
+    assert all(len(p.text) <= 300 and p.title == "" for p in passages)
+
+
+DATA = Path(__file__).parent / "data"
+
+
+def image_only_pdf() -> bytes:
+    """A one-page PDF holding an image and no text: what a scanner makes."""
+    import pypdfium2 as pdfium
+
+    pdf = pdfium.PdfDocument.new()
+    page = pdf.new_page(300, 200)
+    image = pdfium.PdfImage.new(pdf)
+    image.set_bitmap(pdfium.PdfBitmap.new_native(60, 40, pdfium.raw.FPDFBitmap_BGR))
+    image.set_matrix(pdfium.PdfMatrix().scale(60, 40).translate(20, 20))
+    page.insert_obj(image)
+    page.gen_content()
+    out = io.BytesIO()
+    pdf.save(out)
+    return out.getvalue()
+
+
+def word_file() -> bytes:
+    import docx
+
+    document = docx.Document()
+    document.core_properties.title = "社保卡办理须知"
+    document.add_heading("一、激活", level=1)
+    document.add_paragraph("社保卡需要本人持身份证到银行网点激活。")
+    document.add_heading("二、挂失", level=2)
+    document.add_paragraph("丢失后拨打96102挂失，再到网点补办。")
+    table = document.add_table(rows=1, cols=2)
+    table.rows[0].cells[0].text, table.rows[0].cells[1].text = "服务热线", "12333"
+    out = io.BytesIO()
+    document.save(out)
+    return out.getvalue()
+
+
+def test_pdf_and_word_documents(tmp_path):
+    """A two-page Chinese PDF (printed by Chromium from two-pages.html), a Word file, a
+    scanned PDF and a broken one: the first two read, with pages and headings; the others reported."""
+    from search_service.build.passages import PassageSplitter
+
+    root = write_corpus(tmp_path / "c", {"guide.pdf": (DATA / "two-pages.pdf").read_bytes(), "notice.docx": word_file(),
+                                         "scan.pdf": image_only_pdf(), "broken.pdf": b"%PDF-1.4 garbage",
+                                         "broken.docx": b"PK not a zip"})
+    report = CorpusReader(root).read()
+    docs = {d.doc_id: d for d in report.documents}
+    skipped = {e.source: e.reason for e in report.skipped}
+    assert set(docs) == {"guide", "notice"}
+    assert "no text layer" in skipped["scan.pdf"] and skipped["broken.pdf"].startswith("cannot read the PDF")
+    assert skipped["broken.docx"].startswith("cannot read the Word file")
+    guide = docs["guide"]
+    assert guide.title == "医保卡办理指南" and guide.pages == (0, guide.text.index("二、社保卡激活"))
+    passages = PassageSplitter(20, 300).split(guide)
+    by_page = {p.page: p for p in passages}
+    assert "九六一零二" in by_page[1].text and "醫保卡密碼輸錯三次" in by_page[2].text
+    assert by_page[2].heading == "二、社保卡激活"
+    notice = docs["notice"]
+    assert notice.title == "社保卡办理须知"
+    notice_passages = PassageSplitter(1, 300).split(notice)
+    assert [(p.heading, p.text) for p in notice_passages] == [
+        ("一、激活", "社保卡需要本人持身份证到银行网点激活。"),
+        ("二、挂失", "丢失后拨打96102挂失，再到网点补办。"), ("二、挂失", "服务热线\t12333")]
+    assert all(p.page is None for p in notice_passages)

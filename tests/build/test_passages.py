@@ -27,8 +27,9 @@ def test_seed_passage_counts_lengths_and_headings():
     seeds = seed_passages()
     simp_doc, simp = seeds[SIMPLIFIED_SEED]
     trad_doc, trad = seeds[TRADITIONAL_SEED]
-    assert len(simp) == 8
-    assert len(trad) == 25
+    assert len([p for p in simp if p.section == "main"]) == 8
+    assert len([p for p in simp if p.section == "related"]) == 20  # the page's related articles and questions
+    assert len(trad) == 25 and {p.section for p in trad} == {"main"}
     assert simp[0].heading == "一、城镇居民医保卡密码忘了怎么办"
     assert simp[0].text.startswith("忘记医保卡密码可以带上本人身份证")
     assert trad[4].heading == "『貳』 醫保卡被鎖如何解鎖"
@@ -43,8 +44,28 @@ def test_scraped_boilerplate_never_becomes_a_passage():
             for fragment in BOILERPLATE:
                 assert fragment not in p.text, (fragment, p.passage_id)
             assert "更多医疗机构相关文章" not in p.text
-            assert "西安市医保卡密码忘了" not in p.text  # the related-articles trailer
             assert "擴展閱讀:【保險】" not in p.text  # an ad repeated in the page
+
+
+def test_a_pages_related_articles_are_passages_of_their_own_section():
+    doc, passages = seed_passages()[SIMPLIFIED_SEED]
+    related = [p for p in passages if p.section == "related"]
+    assert passages[:len(passages) - len(related)] == [p for p in passages if p.section == "main"]
+    # Each item starts a passage: its title, then its teaser as scraped (cut mid-sentence);
+    # the heading is the list's own.
+    first = related[0]
+    assert first.heading == "更多医疗机构相关文章"
+    assert first.text.startswith("• 西安市医保卡密码忘了怎么办\n    西安市医保卡密码忘了,咋办")
+    assert {p.heading for p in related} == {"更多医疗机构相关文章", "相关咨询"}
+    assert any("96102" in p.text for p in related) and any("APP密码" in p.text for p in related)
+
+
+def test_a_marker_line_never_drops_the_text_after_it():
+    text = "标题\n第一段正文，讲医保卡的办理流程。\n推荐阅读\n第二段正文，讲密码重置。\n第三段正文，讲挂失。"
+    doc = Document("d", "标题", text, "d.txt", title_in_text=True)
+    passages = PassageSplitter(20, 300).split(doc)
+    assert [p.text for p in passages] == ["第一段正文，讲医保卡的办理流程。", "第二段正文，讲密码重置。\n第三段正文，讲挂失。"]
+    assert [p.section for p in passages] == ["main", "related"]
 
 
 def test_long_paragraphs_split_at_sentence_ends():

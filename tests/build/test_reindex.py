@@ -1,3 +1,4 @@
+import json
 import os
 import signal
 import subprocess
@@ -28,7 +29,7 @@ def test_reindex_script_on_the_bundled_corpus(tmp_path, make_settings, capsys):
     settings = make_settings(corpus=SEED_CORPUS)
     assert reindex.main(args(settings)) == 0
     out = capsys.readouterr().out
-    assert "2 documents, 33 passages, 0 skipped" in out and "passages/s" in out
+    assert "2 documents, 53 passages, 0 skipped" in out and "passages/s" in out
     root = IndexRoot(settings.index_dir)
     assert root.current_dir().is_dir()
     assert root.manifest(root.current_dir())["document_count"] == 2
@@ -123,13 +124,13 @@ def test_incremental_gives_the_same_passages_and_results_as_a_full_rebuild(tmp_p
     corpus = write_corpus(tmp_path / "corpus", {
         "a.txt": DOC_A, "b.txt": DOC_B, "c.txt": DOC_C,
         "faq.jsonl": jsonl({"id": "q1", "text": DOC_C + "另有说明。", "category": "faq"}, {"id": "q2", "text": DOC_B})})
-    settings = make_settings(corpus=corpus)
+    settings = make_settings(corpus=corpus, boilerplate_min_documents=2)
     build_index(settings)
     (corpus / "a.txt").write_text(DOC_A + "\n补充：也可以拨打12333咨询。", encoding="utf-8")  # edited
     (corpus / "c.txt").unlink()  # deleted
     (corpus / "d.md").write_text("# 新文档\n\n医保卡被锁住了可以去银行解锁，也可以去社保局。", encoding="utf-8")  # added
     report = build_index(settings, incremental=True)
-    assert report.mode == "incremental"
+    assert report.mode == "incremental" and (report.added, report.changed, report.removed) == (1, 2, 1)
     # a.txt edited, d.md added, and q1: its first line was boilerplate (repeated
     # in c.txt) and no longer is, so its passages change too. b.txt/q2 untouched.
     assert (report.reanalyzed, report.removed) == (3, 1)
@@ -257,3 +258,82 @@ def test_an_index_folder_that_cannot_be_written_is_one_line_and_exit_1(tmp_path,
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Read-only file system" in err and "Traceback" not in err
 
+
+
+def test_an_incremental_run_that_finds_nothing_changed_keeps_the_current_version(tmp_path, make_settings, capsys):
+    settings = make_settings(corpus=write_corpus(tmp_path / "corpus", {"a.txt": DOC_A, "b.txt": DOC_B}))
+    assert reindex.main(args(settings)) == 0
+    first = IndexRoot(settings.index_dir).current_dir()
+    capsys.readouterr()
+    assert reindex.main(args(settings, "--incremental")) == 0
+    out = capsys.readouterr().out
+    assert "incremental (nothing changed)" in out and f"version {first.name} stays current" in out
+    assert IndexRoot(settings.index_dir).current_dir() == first
+    assert len(list(IndexRoot(settings.index_dir).versions_dir.iterdir())) == 1  # no new version written
+    (Path(settings.corpus_dir) / "c.txt").write_text(DOC_C, encoding="utf-8")
+    assert reindex.main(args(settings, "--incremental")) == 0
+    assert "(1 added, 0 changed, 0 removed)" in capsys.readouterr().out
+
+
+def test_every_file_is_indexed_or_reported_by_type(tmp_path, make_settings, capsys):
+    outside = tmp_path / "secret.txt"
+    outside.write_text("root:*:19000:0:99999:7:::", encoding="utf-8")
+    corpus = write_corpus(tmp_path / "corpus", {"a.txt": DOC_A, "photo.png": b"\x89PNG", "notes.xyz": "x",
+                                                ".hidden.txt": DOC_B, "sub/b.txt": DOC_B})
+    (corpus / "link.txt").symlink_to(outside)
+    (corpus / "linked").symlink_to(tmp_path, target_is_directory=True)
+    with open(os.path.join(os.fsencode(corpus), b"bad\xff name.txt"), "wb") as f:  # not UTF-8
+        f.write(DOC_C.encode("utf-8"))
+    settings = make_settings(corpus=corpus)
+    assert reindex.main(["--corpus", str(corpus), "--index", settings.index_dir, "--json"]) == 2
+    captured = capsys.readouterr()
+    report = json.loads(captured.out)
+    assert report["documents"] == 2 and isinstance(report["seconds"], float)
+    reasons = {item["source"]: item["reason"] for item in report["skipped"]}
+    assert reasons["photo.png"] == "unsupported file type '.png'"
+    assert reasons["notes.xyz"] == "unsupported file type '.xyz'"
+    assert reasons[".hidden.txt"] == "a hidden file, not read"
+    assert reasons["link.txt"] == "a symbolic link to a file outside the corpus folder, not followed"
+    assert reasons["linked"] == "a symbolic link to a folder, not followed"
+    assert reasons["bad\\udcff name.txt"] == "the file name is not valid UTF-8; rename it"
+    assert "root:*" not in captured.out + captured.err
+    assert reindex.main(args(settings)) == 2
+    summary = capsys.readouterr().out
+    assert "6 skipped (1 '.png'" not in summary and "6 skipped (" in summary and "1 .png" in summary
+
+
+def test_no_faq_entry_loses_its_text_to_the_chrome_filter(tmp_path, make_settings, capsys):
+    """Entries repeat their question lines; one entry is nothing but lines others share."""
+    shared = ["医保卡密码怎么修改", "社保卡在哪里激活"]
+    entries = [{"id": f"e{i}", "title": f"问题{i}", "text": f"{shared[0]}\n{shared[1]}\n回答{i}：请带身份证到网点办理"}
+               for i in range(4)]
+    entries.append({"id": "only-shared", "title": "常见问题", "text": "\n".join(shared)})
+    settings = make_settings(corpus=write_corpus(tmp_path / "corpus", {"faq.jsonl": jsonl(*entries)}))
+    assert reindex.main(["--corpus", settings.corpus_dir, "--index", settings.index_dir, "--json"]) == 0
+    captured = capsys.readouterr()
+    report = json.loads(captured.out)
+    assert report["documents"] == 5 and report["skipped"] == []
+    assert [w["source"] for w in report["warnings"]] == ["faq.jsonl"]
+    service = SearchService(settings)
+    passages = service.document("only-shared").passages
+    assert [p.text for p in passages] == ["\n".join(shared)]
+    for i in range(4):  # the shared lines are chrome for the others (5 documents hold them)
+        assert service.document(f"e{i}").passages[0].text == f"回答{i}：请带身份证到网点办理"
+
+
+def test_progress_comes_in_named_phases(tmp_path, make_settings, capsys):
+    settings = make_settings(corpus=write_corpus(tmp_path / "corpus", {"a.txt": DOC_A, "b.txt": DOC_B}))
+    seen: list[tuple[str, int, int]] = []
+    build_index(settings, progress=lambda phase, done, total: seen.append((phase, done, total)))
+    phases = [p for i, (p, _, _) in enumerate(seen) if i == 0 or seen[i - 1][0] != p]
+    assert phases == ["reading", "analyzing", "writing", "checking"]
+    assert ("reading", 2, 2) in seen and seen[-1] == ("checking", 1, 1)
+    assert max(done for p, done, _ in seen if p == "analyzing") == build_index(settings).passages
+    from search_service.cli import PhaseBars
+
+    bars = PhaseBars()
+    for phase, done, total in seen:
+        bars.show(phase, done, total)
+    bars.close()
+    err = capsys.readouterr().err
+    assert all(name in err for name in ("reading", "analyzing", "writing", "checking"))

@@ -96,8 +96,9 @@ def test_search_page_end_to_end(site, browser, tmp_path):
     # A hit matching through its title shows the title's mark; its link opens the
     # document at that passage, marked, with the query's words marked and a way back.
     browser.get(site + "/?q=医保卡&page=2")
-    hit = browser.find_elements(By.CSS_SELECTOR, "li.hit")[-1]
-    assert hit.find_elements(By.CSS_SELECTOR, "h2 mark")
+    hits = browser.find_elements(By.CSS_SELECTOR, "li.hit")
+    assert all(h.find_elements(By.CSS_SELECTOR, "mark") for h in hits)  # each shows why it matched
+    hit = [h for h in hits if h.find_elements(By.CSS_SELECTOR, "h2 mark")][-1]
     hit.find_element(By.CSS_SELECTOR, "h2 a").click()
     WebDriverWait(browser, 10).until(ec.presence_of_element_located((By.CSS_SELECTOR, "article.document")))
     assert "/documents/" in browser.current_url and "q=" in browser.current_url
@@ -106,6 +107,8 @@ def test_search_page_end_to_end(site, browser, tmp_path):
     top = browser.execute_script("return arguments[0].getBoundingClientRect().top", target)
     assert 0 <= top < browser.execute_script("return window.innerHeight")  # scrolled to it
     assert browser.find_elements(By.CSS_SELECTOR, "article.document p.passage mark")
+    assert browser.find_elements(By.CSS_SELECTOR, "article.document h1 mark")
+    assert browser.find_elements(By.CSS_SELECTOR, "article.document h2 mark")  # headings too
     browser.save_screenshot(str(tmp_path / "document.png"))
     browser.find_element(By.ID, "back").click()
     WebDriverWait(browser, 10).until(ec.presence_of_element_located((By.CSS_SELECTOR, "li.hit")))
@@ -125,10 +128,10 @@ def test_grouping_by_document_and_pages_past_the_last(site, browser):
 
     browser.get(site + "/?q=医保卡&page=10")
     message = browser.find_element(By.ID, "past-last")
-    assert "第 10 页没有结果" in message.text and "共 4 页" in message.text
+    assert "第 10 页没有结果" in message.text and "共 6 页" in message.text
     assert not browser.find_elements(By.ID, "next") and "没有找到" not in browser.page_source
     message.find_element(By.TAG_NAME, "a").click()
-    WebDriverWait(browser, 10).until(ec.url_contains("page=4"))
+    WebDriverWait(browser, 10).until(ec.url_contains("page=6"))
     assert browser.find_elements(By.CSS_SELECTOR, "li.hit")
 
 

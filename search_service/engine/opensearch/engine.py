@@ -35,7 +35,7 @@ from search_service.fields import Ranking
 from search_service.settings import Settings
 from search_service.text.analysis import AnalysisConfig
 
-LAYOUT = 2  # 2 = metadata filter values normalized like text
+LAYOUT = 3  # 2 = metadata filter values normalized like text, 3 = the related section's fields
 LOCK_SECONDS = 60  # a lock not renewed for this long belongs to a dead reindex
 _LOCK_ID = "reindex"
 
@@ -99,7 +99,7 @@ class OpenSearchEngine(Engine):
         if manifest.get("schema_version") != self.layout:
             raise IndexUnavailable(f"index version {name!r} was written in layout {manifest.get('schema_version')}, "
                                    f"this release reads layout {self.layout}: run `search-service reindex`")
-        return OpenSearchVersion(self.client, self.index_name(name), name, manifest)
+        return OpenSearchVersion(self.client, self.index_name(name), name, manifest, self.ranking)
 
     def _manifest(self, name: str) -> dict[str, Any] | None:
         try:

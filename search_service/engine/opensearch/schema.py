@@ -19,16 +19,25 @@ from __future__ import annotations
 
 from typing import Any
 
-from search_service.fields import FIELDS, TEXT_WORDS, Ranking
+from search_service.fields import FIELDS, FIELDS_BY_NAME, Ranking
 from search_service.text.analysis import Analysis, precise
 
 ANALYSED = "f_"  # prefix of the analysed fields
-PHRASE_FIELD = f"{ANALYSED}{TEXT_WORDS}_phrase"
 
 
 def field_name(field: str) -> str:
-    """The cluster's field for a searched field of the table (or the phrase field for phrases)."""
+    """The cluster's field for a searched field of the table."""
     return ANALYSED + field
+
+
+def phrase_field(field: str) -> str:
+    """The cluster's field for phrases in a searched field with positions: its precise
+    segmentation (the search-mode sub-words of the scored field would break positions)."""
+    return f"{ANALYSED}{field}_phrase"
+
+
+def phrase_field_for(field: str) -> str:
+    return phrase_field(field) if FIELDS_BY_NAME[field].phrase else field_name(field)
 
 
 def index_body(shards: int, replicas: int, ranking: Ranking) -> dict[str, Any]:
@@ -45,12 +54,16 @@ def index_body(shards: int, replicas: int, ranking: Ranking) -> dict[str, Any]:
         "normalized": {"type": "text", "index": False},
         "title": {"type": "text", "index": False},
         "heading": {"type": "text", "index": False},
+        "section": {"type": "keyword"},
+        "page": {"type": "integer", "index": False},
         "source": {"type": "keyword", "index": False},
         "metadata": {"type": "object", "enabled": False},
         "filters": {"type": "object", "dynamic": True},
-        PHRASE_FIELD: {"type": "text", "analyzer": "whitespace", "norms": False, "similarity": "passages"},
     }
     for f in FIELDS:
+        if f.phrase:
+            properties[phrase_field(f.name)] = {"type": "text", "analyzer": "whitespace", "norms": False,
+                                                "similarity": "passages"}
         properties[field_name(f.name)] = {
             "type": "text", "analyzer": "whitespace", "similarity": "passages",
             # Positions only where phrases could run; the others need frequencies alone.
@@ -86,7 +99,7 @@ def passage_document(record: dict[str, Any], seq: int, analysis: Analysis) -> di
             words = analysis.words(source)
             doc[field_name(f.name)] = _joined(w.text for w in words)
             if f.phrase:
-                doc[PHRASE_FIELD] = _joined(w.text for w in precise(words))
+                doc[phrase_field(f.name)] = _joined(w.text for w in precise(words))
         else:
             doc[field_name(f.name)] = _joined(analysis.gram_counts(source).elements())
     return doc

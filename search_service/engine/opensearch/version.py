@@ -19,16 +19,18 @@ from search_service.engine import plan as p
 from search_service.engine.base import IndexVersion, Record
 from search_service.engine.bm25 import Ranked
 from search_service.engine.opensearch.client import guarded
-from search_service.engine.opensearch.schema import PHRASE_FIELD, field_name
-from search_service.fields import STORED, TEXT_WORDS
+from search_service.engine.opensearch.schema import field_name, phrase_field_for
+from search_service.fields import STORED, Ranking
 from search_service.text.analysis import AnalysisConfig
 
 _SOURCE = [*STORED, "filters"]
 
 
 class OpenSearchVersion(IndexVersion):
-    def __init__(self, client: OpenSearch, index: str, name: str, manifest: dict[str, Any]) -> None:
+    def __init__(self, client: OpenSearch, index: str, name: str, manifest: dict[str, Any],
+                 ranking: Ranking) -> None:
         self.client = client
+        self.ranking = ranking
         self.index = index
         self.name = name
         self.manifest = manifest
@@ -43,7 +45,7 @@ class OpenSearchVersion(IndexVersion):
         if not plan.parts and plan.must is None:
             return Ranked([], [], 0)
         body: dict[str, Any] = {
-            "query": query(plan),
+            "query": query(plan, self.ranking.related),
             "size": limit,
             "sort": [{"_score": "desc"}, {"seq": "asc"}],
             "track_scores": True,
@@ -84,8 +86,8 @@ class OpenSearchVersion(IndexVersion):
         return int(stats["_all"]["total"]["store"]["size_in_bytes"])
 
 
-def query(plan: p.QueryPlan) -> dict[str, Any]:
-    """The OpenSearch query of a plan."""
+def query(plan: p.QueryPlan, related: float = 1.0) -> dict[str, Any]:
+    """The OpenSearch query of a plan; a passage of the related section scores ``related`` of its match."""
     should = [_part(part) for part in plan.parts]
     filters = [constraint(c) for c in (plan.must, plan.filter) if c is not None]
     bool_query: dict[str, Any] = {"should": should, "filter": filters}
@@ -94,7 +96,10 @@ def query(plan: p.QueryPlan) -> dict[str, Any]:
     # Without a required clause, a passage must match at least one part;
     # with one, the required clauses decide and every part only scores.
     bool_query["minimum_should_match"] = 0 if plan.must is not None else 1
-    return {"bool": bool_query}
+    if related == 1.0:
+        return {"bool": bool_query}
+    return {"function_score": {"query": {"bool": bool_query}, "boost_mode": "multiply",
+                               "functions": [{"filter": {"term": {"section": "related"}}, "weight": related}]}}
 
 
 def _part(part: p.Part) -> dict[str, Any]:
@@ -107,7 +112,7 @@ def constraint(c: p.Constraint) -> dict[str, Any]:
     if isinstance(c, p.Term):
         return {"term": {field_name(c.field): c.text}}
     if isinstance(c, p.Phrase):
-        field = PHRASE_FIELD if c.field == TEXT_WORDS else field_name(c.field)
+        field = phrase_field_for(c.field)
         return {"match_phrase": {field: {"query": " ".join(c.words), "analyzer": "whitespace"}}}
     if isinstance(c, p.Document):
         return {"term": {"doc_id": c.doc_id}}

@@ -127,6 +127,13 @@ def document_groups(reader: Any) -> np.ndarray:
     return groups
 
 
+def section_passages(reader: Any, section: str) -> np.ndarray:
+    """The passages of ``section`` (their numbers, sorted): one posting list, read when a version opens."""
+    found = [np.fromiter(segment.postings("section", section).all_ids(), dtype=np.int64) + base
+             for segment, base in reader.leaf_readers() if (("section", section)) in segment]
+    return np.concatenate(found) if found else np.zeros(0, dtype=np.int64)
+
+
 def live_mask(reader: Any) -> np.ndarray:
     """Per document, whether it is not deleted."""
     live = np.ones(reader.doc_count_all(), dtype=bool)

@@ -103,6 +103,8 @@ def build_schema(config: AnalysisConfig) -> wf.Schema:
         # Its normalized text when that differs character for character; ""
         # when normalization changed its length (then queries normalize it).
         normalized=wf.STORED,
+        section=wf.ID(stored=True),  # main, or related (a scraped page's related articles)
+        page=wf.STORED,  # a PDF passage's page
         source=wf.STORED,
         metadata=wf.STORED,
         content_hash=wf.ID(stored=True),

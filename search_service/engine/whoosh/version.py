@@ -18,7 +18,7 @@ from search_service.engine import bm25
 from search_service.engine.base import IndexVersion, Record
 from search_service.engine.plan import QueryPlan
 from search_service.engine.whoosh.layout import GROUPS
-from search_service.engine.whoosh.postings import ReaderSource, field_lengths, live_mask
+from search_service.engine.whoosh.postings import ReaderSource, field_lengths, live_mask, section_passages
 from search_service.engine.whoosh.store import open_index
 from search_service.errors import IndexUnavailable, SearchError, VersionDamaged
 from search_service.fields import Ranking
@@ -66,6 +66,7 @@ class WhooshVersion(IndexVersion):
                 if len(self._groups) != self.doc_count:
                     raise ValueError(f"{GROUPS} has {len(self._groups)} passages, the index {self.doc_count}")
                 self.scorer = term_scorer(reader, manifest.get("avg_field_length") or {}, ranking, cache_bytes)
+                self._related = section_passages(reader, "related")
                 self.empty_fields = self.scorer.empty_fields
                 get_analysis(self.config).initialize()  # a segmenter this process lacks fails here
                 count = searcher.doc_count()
@@ -104,7 +105,8 @@ class WhooshVersion(IndexVersion):
     @_readable
     def rank(self, plan: QueryPlan, limit: int, collapse: bool) -> bm25.Ranked:
         return bm25.rank(self.scorer, ReaderSource(self._searcher()), plan, limit,
-                         self._groups if collapse else None, self.ranking.common_ratio)
+                         self._groups if collapse else None, self.ranking.common_ratio,
+                         damped=(self._related, self.ranking.related))
 
     @_readable
     def stored(self, ref: Any) -> Record:
