@@ -28,11 +28,6 @@ SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm", ".jsonl", ".pdf", ".doc
 CANDIDATE_ENCODINGS = ["utf_8", "gb18030", "big5", "big5hkscs", "utf_16", "utf_32"]
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _MD_HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(.+?)\s*#*\s*$")
-_HIDDEN_HTML = ("script", "style", "noscript", "template", "head", "svg", "iframe")
-_BLOCK_HTML = (
-    "p", "div", "li", "br", "h1", "h2", "h3", "h4", "h5", "h6", "tr", "section",
-    "article", "header", "footer", "blockquote", "pre", "table", "ul", "ol", "dt", "dd",
-)
 
 
 @dataclass
@@ -133,22 +128,6 @@ def markdown_title(text: str) -> str:
         if heading:
             return bounded_title(heading.group(1))
     return bounded_title(first_line(text))
-
-
-def html_to_text(html: str) -> tuple[str, str]:
-    """(title, visible text with one block a line) of an HTML page."""
-    from bs4 import BeautifulSoup  # only reindex reads HTML; keeps serving start-up light
-
-    soup = BeautifulSoup(html, "html.parser")
-    title = soup.title.get_text(" ", strip=True) if soup.title else ""
-    for tag in soup(_HIDDEN_HTML):
-        tag.decompose()
-    for tag in soup.find_all(_BLOCK_HTML):
-        tag.insert_before("\n")
-        tag.insert_after("\n")
-    lines = [" ".join(line.split()) for line in soup.get_text().split("\n")]
-    text = "\n".join(line for line in lines if line)
-    return bounded_title(title) or bounded_title(first_line(text)), text
 
 
 class CorpusReader:
@@ -256,7 +235,10 @@ class CorpusReader:
         if suffix == ".jsonl":
             yield from _jsonl_documents(text, rel, encoding)
         elif suffix in (".html", ".htm"):
-            title, body = html_to_text(text)
+            from search_service.build.html import html_document
+
+            title, body = html_document(text)
+            title = bounded_title(title) or bounded_title(first_line(body).lstrip("# "))
             if not body.strip():
                 yield DocumentError(rel, "no visible text")
             else:

@@ -156,3 +156,24 @@ def test_pdf_and_word_documents(tmp_path):
         ("一、激活", "社保卡需要本人持身份证到银行网点激活。"),
         ("二、挂失", "丢失后拨打96102挂失，再到网点补办。"), ("二、挂失", "服务热线\t12333")]
     assert all(p.page is None for p in notice_passages)
+
+
+def test_html_main_text_without_navigation_sidebar_and_footer(tmp_path):
+    from search_service.build.passages import PassageSplitter
+
+    root = write_corpus(tmp_path / "c", {"page.html": (DATA / "chrome-page.html").read_bytes()})
+    doc = CorpusReader(root).read().documents[0]
+    assert doc.title == "医保卡密码忘了怎么办"  # the <title> without the site's name
+    for chrome in ("首页", "关于我们", "热门文章", "公积金怎么提取", "版权所有", "ICP"):
+        assert chrome not in doc.text, chrome
+    passages = PassageSplitter(20, 300).split(doc)
+    assert [p.heading for p in passages] == ["医保卡密码忘了怎么办", "一、如何重置", "二、注意事项"]
+    assert passages[0].text.startswith("忘记医保卡密码")  # the <h1> heads it, not repeated as text
+    assert all(doc.text[p.start:p.end] == p.text for p in passages)
+
+
+def test_html_of_any_depth_is_read(tmp_path):
+    deep = "<html><body>" + "<div>" * 20_000 + "<p>深层的文字也要索引，比如医保卡密码重置的办法。</p>" + "</div>" * 20_000 + "</body></html>"
+    root = write_corpus(tmp_path / "c", {"deep.html": deep})
+    doc = CorpusReader(root).read().documents[0]
+    assert doc.text == "深层的文字也要索引，比如医保卡密码重置的办法。"
