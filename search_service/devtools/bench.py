@@ -414,10 +414,12 @@ def run_bench(sizes: list[int], query_count: int, http_seconds: float, clients: 
               ) -> dict[str, Any]:
     texts = base_passages(eval_dir)
     drawn = eval_queries(eval_dir, 2 * query_count)
+    report_files = hostile_files_bench(workdir)
+    log("hostile files: " + ", ".join(f"{k} {v['seconds']} s" for k, v in report_files.items()))
     queries, warmup = drawn[:query_count], drawn[query_count:]
     variants = our_variants(opensearch_urls)
     run_id = os.urandom(3).hex()
-    report: dict[str, Any] = {"machine": {"cpus": os.cpu_count()}, "sizes": {}}
+    report: dict[str, Any] = {"machine": {"cpus": os.cpu_count()}, "sizes": {}, "hostile_files": report_files}
     for size in sizes:
         row: dict[str, Any] = {"index": {}, "queries": {}, "server": {}}
         corpus_dir = workdir / f"corpus-{size}"
@@ -516,6 +518,32 @@ def http_bench(index_dir: Path, queries: list[str], seconds: float, clients: lis
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+
+
+# -- hostile files --------------------------------------------------------------------
+
+# name -> (file name, content maker, seconds it must take at most on this machine)
+_LINE = "医保卡密码忘了可以带身份证去银行重置"  # 18 characters, 54 bytes in UTF-8
+HOSTILE_FILES: dict[str, tuple[str, Callable[[], str], float]] = {
+    "HTML nested 20,000 deep": ("deep.html", lambda: "<html><body>" + "<div>" * 20_000
+                                + "<p>深层的文字，讲医保卡密码重置。</p>" + "</div>" * 20_000 + "</body></html>", 5.0),
+    "300 KB line, no punctuation": ("line.txt", lambda: _LINE * 5_500, 10.0),
+    "5 MB line, no punctuation": ("long.txt", lambda: _LINE * 92_600, 60.0),
+}
+
+
+def hostile_files_bench(workdir: Path) -> dict[str, Any]:
+    """Reindex time and peak RSS of each hostile file alone, against its budget."""
+    out = {}
+    for name, (file_name, make, budget) in HOSTILE_FILES.items():
+        corpus = workdir / f"hostile-{file_name}" / "corpus"
+        corpus.mkdir(parents=True, exist_ok=True)
+        (corpus / file_name).write_text(make(), encoding="utf-8")
+        run = median_run(1, OURS_BUILD, str(corpus), str(corpus.parent / "index"), "jieba")
+        out[name] = {"mb": round((corpus / file_name).stat().st_size / 1e6, 2), "seconds": round(run["seconds"], 2),
+                     "peak_rss_mb": run["peak_rss_mb"], "passages": run["passages"], "budget_s": budget,
+                     "within_budget": run["seconds"] <= budget}
+    return out
 
 
 # -- hostile clients -----------------------------------------------------------------
@@ -647,6 +675,11 @@ def table(report: dict[str, Any]) -> str:
             for s, hh in zip(run["search"], run["health"]):
                 lines.append(f"| {s['clients']} | {s['rps']} | {s['p50_ms']} | {s['p99_ms']} | {s['errors']} | "
                              f"{hh['rps']} | {s['rps'] / hh['rps']:.2f} |")
+    if report.get("hostile_files"):
+        lines += ["", "Hostile files, each reindexed alone:", "", "| file | MB | seconds | budget s | peak RSS MB | passages |",
+                  "|---|---|---|---|---|---|"]
+        for name, f in report["hostile_files"].items():
+            lines.append(f"| {name} | {f['mb']} | {f['seconds']} | {f['budget_s']} | {f['peak_rss_mb']} | {f['passages']} |")
     if "hostile" in report:
         h = report["hostile"]
         hq, sc, inf = h["hostile"], h["slow_clients"], h["inflation"]

@@ -43,12 +43,16 @@ def test_bench_reports_every_engine_server_and_http_step(tmp_path):
     assert set(report["http"]["variants"]) == {"ours", "ours+rjieba", "ours, result cache off"}
     for run in report["http"]["variants"].values():
         assert [s["errors"] for s in run["search"]] == [0] and run["search"][0]["rps"] > 0
+    files = report["hostile_files"]
+    assert set(files) == {"HTML nested 20,000 deep", "300 KB line, no punctuation", "5 MB line, no punctuation"}
+    assert all(f["passages"] >= 1 and f["peak_rss_mb"] > 0 and f["within_budget"] for f in files.values()), files
     hostile = report["hostile"]
     assert hostile["hostile"]["queries"] == 20 and set(hostile["hostile"]["statuses"]) <= {"200", "400"}
     assert hostile["slow_clients"]["worst_normal_ms"] < 1000
     assert len(hostile["inflation"]["worker_rss_mb_after"]) == 2
     text = table(report)
     assert "| 150 | tantivy |" in text and "search / health" in text and "Hostile clients:" in text
+    assert "| HTML nested 20,000 deep |" in text
 
 
 def test_http_comparison_takes_turns_and_continues_each_sequence():
