@@ -49,10 +49,10 @@ TEXT_GRAMS = "grams"
 # A passage's stored attributes, as every engine returns them.
 STORED = ("passage_id", "doc_id", "ordinal", "start", "end", "text", "normalized", "title", "heading",
           "section", "page", "source", "metadata", "content_hash")
-SECTIONS = ("main", "related")  # a passage's section: the page's own text, or its related articles
 
 # Metadata keys that can be filtered on (jsonl documents' extra keys).
-_FILTER_KEY = re.compile(r"^[A-Za-z0-9_]{1,40}$")
+FILTER_KEY = "[A-Za-z0-9_]{1,40}"  # a regex: what the API accepts as a filter key
+_FILTER_KEY = re.compile(f"^{FILTER_KEY}$")
 
 
 def is_filter_key(key: str) -> bool:

@@ -19,6 +19,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from search_service.errors import InvalidRequest
+from search_service.fields import FILTER_KEY
 from search_service.settings import Settings
 from search_service.text.syntax import parse_query
 
@@ -26,7 +27,7 @@ from search_service.text.syntax import parse_query
 # (pydantic's) all agree on it, spelled out: their \s classes differ (U+0085, U+FEFF).
 _SPACE = r"\t\n\x0b\x0c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
 VISIBLE = f"[^{_SPACE}]"  # a text holding at least one character that is not whitespace
-FILTER_ITEM = r"^[A-Za-z0-9_]{1,40}:[\s\S]"  # key:value, the key as jsonl metadata keys may be
+FILTER_ITEM = f"^{FILTER_KEY}:[\\s\\S]"  # key:value, the key as jsonl metadata keys may be
 ID_CHARS = 512  # the longest doc id a request may name
 MAX_ORDINAL = 10**9  # more passages than any document has
 
