@@ -35,6 +35,7 @@ def test_bench_reports_every_engine_server_and_http_step(tmp_path):
     assert set(row["index"]) == {"ours", "ours+rjieba", "naive", "tantivy"}
     for engine, build in row["index"].items():
         assert build["passages_per_s"] > 0 and build["index_mb"] > 0, engine
+        assert build["ceiling_ratio"] > 0 and build["peak_tree_mb"] > 0, engine
         assert row["queries"][engine]["p50_ms"] > 0 and row["queries"][engine]["cold_p50_ms"] > 0, engine
     for engine in ("ours", "ours+rjieba"):
         probe = row["server"][engine]
