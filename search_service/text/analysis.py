@@ -22,12 +22,40 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
+import numpy as np
+
 from search_service.settings import Settings
 from search_service.text.normalize import Normalized, get_normalizer
 from search_service.text.segment import Segmenter, get_segmenter, read_word_list
 
-# CJK ideographs (unified, extension A, compatibility, and the supplementary planes).
-CJK_RUN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f]+")
+# CJK ideographs (unified, extension A, compatibility, and the supplementary planes),
+# as code point ranges: what a gram is made of.
+CJK_RANGES = ((0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xF900, 0xFAFF), (0x20000, 0x3134F))
+CJK_RUN = re.compile("[" + "".join(f"{chr(a)}-{chr(b)}" for a, b in CJK_RANGES) + "]+")
+
+# A gram as one integer, so that an indexer can count a text's grams with NumPy
+# instead of a Python object per gram: a unigram is its code point, a bigram
+# (first + 1) << 21 | second (code points are below 2 ** 21).
+_GRAM_SHIFT = 21
+_GRAM_MASK = (1 << _GRAM_SHIFT) - 1
+
+
+def gram_keys(normalized: str) -> np.ndarray:
+    """Every gram of :meth:`Analysis.grams` of a normalized text, as keys (unigrams, then bigrams)."""
+    points = np.frombuffer(normalized.encode("utf-32-le"), dtype="<u4")
+    cjk = np.zeros(len(points), dtype=bool)
+    for low, high in CJK_RANGES:
+        cjk |= (points >= low) & (points <= high)
+    pairs = cjk[:-1] & cjk[1:]
+    first = points[:-1][pairs].astype(np.int64)
+    return np.concatenate([points[cjk].astype(np.int64), ((first + 1) << _GRAM_SHIFT) | points[1:][pairs]])
+
+
+def gram_text(key: int) -> str:
+    """The gram a key of :func:`gram_keys` stands for."""
+    if key <= _GRAM_MASK:
+        return chr(key)
+    return chr((key >> _GRAM_SHIFT) - 1) + chr(key & _GRAM_MASK)
 
 
 def bigrams(run: str) -> list[str]:
@@ -140,6 +168,14 @@ class Analysis:
         """How often each gram of :meth:`grams` occurs: what a frequency field
         indexes, counted without building a term (and its offsets) per gram."""
         return self._remember("gc", text, self._gram_counts)
+
+    def gram_key_counts(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`gram_counts` as two arrays: the grams' keys (:func:`gram_keys`), sorted, and their counts."""
+        return self._remember("gk", text, self._gram_key_counts)  # type: ignore[return-value]
+
+    def _gram_key_counts(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        keys, counts = np.unique(gram_keys(self.normalize(text).text), return_counts=True)
+        return keys, counts.astype(np.int32)
 
     def _gram_counts(self, text: str) -> Counter[str]:
         counts: Counter[str] = Counter()

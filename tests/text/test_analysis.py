@@ -1,6 +1,6 @@
 from hypothesis import given, settings as hsettings, strategies as st
 
-from search_service.text.analysis import AnalysisConfig, get_analysis, precise
+from search_service.text.analysis import AnalysisConfig, get_analysis, gram_text, precise
 
 CONFIG = AnalysisConfig(userdict=("医保卡 2000 n", "社保卡 2000 n"))
 ANALYSIS = get_analysis(CONFIG)
@@ -75,3 +75,13 @@ def test_every_term_maps_to_a_span_inside_the_original(text):
 def test_gram_counts_count_the_grams(text):
     from collections import Counter
     assert ANALYSIS.gram_counts(text) == Counter(t.text for t in ANALYSIS.grams(text))
+
+
+@hsettings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("醫保卡密码锁住銀行12333abc，。 \u0301㎏𠀀\u4dbf\u4e00\u9fff\ufaff\U0003134f\U00031350")),
+               max_size=40))
+def test_gram_keys_count_the_same_grams_as_gram_counts(text):
+    """The indexer counts grams as integer keys; they must be exactly the grams, edges of the CJK ranges included."""
+    keys, counts = ANALYSIS.gram_key_counts(text)
+    assert list(keys) == sorted(keys)
+    assert {gram_text(int(k)): int(n) for k, n in zip(keys, counts)} == dict(ANALYSIS.gram_counts(text))

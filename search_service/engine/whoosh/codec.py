@@ -89,9 +89,10 @@ class ArrayPostingsWriter(_InliningPostingsWriter):
         self._new_block()
 
 
-def _encode_block(ids: Sequence[int], weights: Sequence[float], values: Sequence[bytes],
+def _encode_block(ids: Sequence[int], weights: Sequence[float], values: Sequence[bytes] | None,
                   value_size: int | None) -> bytes:
-    """A block's data: flags, ids, weights, values (see the module docstring)."""
+    """A block's data: flags, ids, weights, values (see the module docstring); ``values``
+    None when each is ``pack_uint`` of its (whole) weight."""
     n = len(ids)
     id_array = np.asarray(ids, dtype=np.int64)
     gaps = np.diff(id_array)
@@ -115,7 +116,13 @@ def _encode_block(ids: Sequence[int], weights: Sequence[float], values: Sequence
         counts = np.ones(n, dtype=np.uint8)
     if value_size is not None and value_size < 0:
         value_size = None
-    if value_size == 0:
+    if values is None:  # each value is the count (Whoosh's Frequency format), said by the writer
+        if counts is not None:
+            values = ()
+            flags |= _COUNT_VALUES
+        else:
+            values = [pack_uint(int(w)) for w in weights]
+    if value_size == 0 or flags & _COUNT_VALUES:
         pass
     elif counts is not None and len(values) == n and all(
             v == pack_uint(c) for v, c in zip(values, counts.tolist())):

@@ -7,10 +7,10 @@ schema remembers how it was analyzed.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
 from whoosh import fields as wf
 from whoosh import formats
 from whoosh.analysis import Token, Tokenizer
@@ -62,8 +62,9 @@ class GramTokenizer(_TermTokenizer):
     def terms(self, text: str) -> list[Term]:
         return get_analysis(self.config).grams(text)
 
-    def counts(self, text: str) -> Counter[str]:
-        return get_analysis(self.config).gram_counts(text)
+    def key_counts(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        """The grams as keys (:func:`~search_service.text.analysis.gram_keys`), sorted, and their counts."""
+        return get_analysis(self.config).gram_key_counts(text)
 
 
 class ValuesTokenizer(Tokenizer):

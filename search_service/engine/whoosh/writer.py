@@ -37,6 +37,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+import numpy as np
 from whoosh import formats
 from whoosh.filedb import filetables
 from whoosh.analysis import Tokenizer
@@ -45,6 +46,7 @@ from whoosh.util.numeric import byte_to_length, length_to_byte
 from whoosh.writing import SegmentWriter
 
 from search_service.engine.forked import ShareFailed, run_shares
+from search_service.text.analysis import gram_text
 from search_service.engine.whoosh.codec import ArrayCodec, ArrayPostingsWriter
 from search_service.errors import BuildError
 
@@ -58,7 +60,7 @@ def stored_length(n: int) -> int:
 
 
 class _Postings:
-    """One term's postings in one segment, in document order."""
+    """One term's postings in one segment, in document order (postings merged in from another segment)."""
 
     __slots__ = ("docs", "weights", "values")
 
@@ -69,7 +71,7 @@ class _Postings:
 
 
 class MemoryPool:
-    """Stands in for Whoosh's ``PostingPool``: postings grouped by term, in memory."""
+    """Stands in for Whoosh's ``PostingPool`` when a merge copies another segment's postings."""
 
     def __init__(self) -> None:
         self.terms: dict[tuple[str, bytes], _Postings] = {}
@@ -93,14 +95,98 @@ class MemoryPool:
         self.terms = {}
 
 
+# Whoosh's Frequency value of a count (pack_uint), for the counts a passage has.
+_COUNT_VALUES = [pack_uint(n) for n in range(4096)]
+
+
+def count_value(n: int) -> bytes:
+    return _COUNT_VALUES[n] if n < 4096 else pack_uint(n)
+
+
+class FieldPostings:
+    """One field's postings in a segment being written, as columns in document order.
+
+    A word field keeps, per posting, its term's number (``vocab``), document and
+    count, and for a positions field the encoded positions; a gram field keeps
+    each passage's gram keys and counts as NumPy arrays
+    (:func:`~search_service.text.analysis.gram_keys`). No Python object per
+    posting but a phrase field's positions, and :meth:`terms` groups them by
+    term with one sort.
+    """
+
+    __slots__ = ("vocab", "term_ids", "docs", "counts", "values", "gram_parts", "gram_docs", "nbytes")
+
+    # Estimated bytes a posting costs: the columns, and a positions value's bytes object.
+    POSTING_BYTES = 12
+    VALUE_BYTES = 48
+    TERM_BYTES = 120  # a vocabulary entry
+    PART_BYTES = 240  # a passage's two gram arrays
+
+    def __init__(self, positions: bool) -> None:
+        self.vocab: dict[str, int] = {}
+        self.term_ids = array("i")
+        self.docs = array("i")
+        self.counts = array("i")
+        self.values: list[bytes] | None = [] if positions else None
+        self.gram_parts: list[tuple[np.ndarray, np.ndarray]] = []
+        self.gram_docs = array("i")
+        self.nbytes = 0
+
+    def add_counts(self, docnum: int, counts: dict[str, int]) -> None:
+        vocab = self.vocab
+        before = len(vocab)
+        ids = [vocab.setdefault(w, len(vocab)) for w in counts]
+        self.term_ids.extend(ids)
+        self.docs.extend([docnum] * len(ids))
+        self.counts.extend(counts.values())
+        self.nbytes += self.POSTING_BYTES * len(ids) + self.TERM_BYTES * (len(vocab) - before)
+
+    def add_positions(self, docnum: int, positions: dict[str, list[int]], encode: Callable[[list[int]], bytes]
+                      ) -> None:
+        self.add_counts(docnum, {w: len(p) for w, p in positions.items()})
+        assert self.values is not None
+        self.values.extend(map(encode, positions.values()))
+        self.nbytes += self.VALUE_BYTES * len(positions)
+
+    def add_grams(self, docnum: int, keys: np.ndarray, counts: np.ndarray) -> None:
+        self.gram_parts.append((keys, counts))
+        self.gram_docs.append(docnum)
+        self.nbytes += self.POSTING_BYTES * len(keys) + self.PART_BYTES
+
+    def terms(self) -> tuple[list[bytes], list[int], list[int], list[int], list[bytes] | None]:
+        """(term bytes, where each term's postings start, documents, counts, values), the
+        postings grouped by term (in document order within a term), terms in first-seen order."""
+        if self.gram_parts:
+            keys = np.concatenate([k for k, _ in self.gram_parts])
+            counts = np.concatenate([c for _, c in self.gram_parts])
+            docs = np.repeat(np.frombuffer(self.gram_docs, dtype=np.int32), [len(k) for k, _ in self.gram_parts])
+        else:
+            keys = np.frombuffer(self.term_ids, dtype=np.int32)
+            counts = np.frombuffer(self.counts, dtype=np.int32)
+            docs = np.frombuffer(self.docs, dtype=np.int32)
+        order = np.argsort(keys, kind="stable")  # stable: documents stay in order within a term
+        keys = keys[order]
+        starts = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1]))) if len(keys) else keys
+        if self.gram_parts:
+            names = [gram_text(k).encode("utf-8") for k in keys[starts].tolist()]
+        else:
+            words = list(self.vocab)
+            names = [words[k].encode("utf-8") for k in keys[starts].tolist()]
+        values = None
+        if self.values is not None:
+            values = [self.values[i] for i in order.tolist()]
+        return names, [*starts.tolist(), len(keys)], docs[order].tolist(), counts[order].tolist(), values
+
+
 class _BulkPostingsWriter(ArrayPostingsWriter):
-    def add_postings(self, docs: Sequence[int], weights: Sequence[float], values: Sequence[bytes],
+    def add_postings(self, docs: Sequence[int], weights: Sequence[float], values: Sequence[bytes] | None,
                      lengths: Sequence[int]) -> None:
         """What ``add_posting`` does once per posting, a block at a time.
 
         Only for a term's first call (the block buffer is empty): blocks are
         full (``blocklimit``) except the last, which ``finish_postings``
         writes or inlines, exactly as the one-by-one path leaves them.
+        ``values`` None: each is the count (Whoosh's ``Frequency``), ``pack_uint(weight)``.
         """
         limit = self._blocklimit
         for start in range(0, len(docs), limit):
@@ -109,7 +195,7 @@ class _BulkPostingsWriter(ArrayPostingsWriter):
             end = start + limit
             self._ids = array("I", docs[start:end])
             self._weights = array("f", weights[start:end])
-            self._values = [v for v in values[start:end] if v]
+            self._values = None if values is None else [v for v in values[start:end] if v]
             self._maxweight = max(0, max(self._weights))
             block_lengths = [n for n in lengths[start:end] if n]
             self._minlength = min(block_lengths) if block_lengths else None
@@ -129,8 +215,8 @@ class BulkSegmentWriter(SegmentWriter):
 
     Fields whose analyzer has a ``terms(text)`` method (ours, see
     :mod:`analyze`) and whose format is ``Frequency`` or ``Positions`` take
-    the fast path; every other field (ids, numbers, metadata) goes through
-    Whoosh's own ``field.index``.
+    the fast path (:class:`FieldPostings`); every other field (ids, numbers,
+    metadata) goes through Whoosh's own ``field.index``.
     """
 
     def __init__(self, ix: Any, **kwargs: Any) -> None:
@@ -143,14 +229,30 @@ class BulkSegmentWriter(SegmentWriter):
             if field.vector or field.separate_spelling():
                 raise ValueError(f"field {name!r}: term vectors and spelling are not supported")
         self._fast = {name: self._fast_kind(field) for name, field in self.schema.items()}
-        self._freq_values: dict[int, bytes] = {}
+        self._columns: dict[str, FieldPostings] = {}
         self._merged = False
+
+    def pool_bytes(self) -> int:
+        """About how much memory this writer's postings take (what a memory budget compares)."""
+        return sum(c.nbytes for c in self._columns.values()) + 200 * self.docnum
 
     def add_postings_to_pool(self, reader: Any, startdoc: int, docmap: Any) -> None:
         # A merge (commit(optimize=True), add_reader) brings postings whose
-        # field lengths this writer did not record.
+        # field lengths this writer did not record, in Whoosh's one-by-one way:
+        # the columns go there too, so that each term's postings are in one place.
         self._merged = True
+        self._spill_columns()
         super().add_postings_to_pool(reader, startdoc, docmap)
+
+    def _spill_columns(self) -> None:
+        for name, column in self._columns.items():
+            names, starts, docs, counts, values = column.terms()
+            for i, tbytes in enumerate(names):
+                a, b = starts[i], starts[i + 1]
+                for j in range(a, b):
+                    self.pool.add((name, tbytes, docs[j], float(counts[j]),
+                                   values[j] if values is not None else count_value(counts[j])))
+        self._columns = {}
 
     @staticmethod
     def _fast_kind(field: Any) -> str | None:
@@ -159,7 +261,7 @@ class BulkSegmentWriter(SegmentWriter):
         if not isinstance(field.analyzer, Tokenizer) or field.format.field_boost != 1.0:
             return None
         if type(field.format) is formats.Frequency:
-            return "frequency"
+            return "grams" if callable(getattr(field.analyzer, "key_counts", None)) else "frequency"
         if type(field.format) is formats.Positions:
             return "positions"
         return None
@@ -206,47 +308,38 @@ class BulkSegmentWriter(SegmentWriter):
 
     def _index_fast(self, name: str, field: Any, text: str, docnum: int) -> int:
         """Add one fast field's postings; returns its length (number of tokens)."""
-        pool = self.pool.terms
-        if self._fast[name] == "frequency":  # Frequency.word_values, without tokens
-            count = getattr(field.analyzer, "counts", None)
-            counts = count(text) if count is not None else Counter(t.text for t in field.analyzer.terms(text))
-            length = sum(counts.values())
-            for word, freq in counts.items():
-                key = (name, word.encode("utf-8"))
-                p = pool.get(key)
-                if p is None:
-                    p = pool[key] = _Postings()
-                value = self._freq_values.get(freq)
-                if value is None:
-                    value = self._freq_values[freq] = pack_uint(freq)
-                p.docs.append(docnum)
-                p.weights.append(float(freq))
-                p.values.append(value)
+        kind = self._fast[name]
+        column = self._columns.get(name)
+        if column is None:
+            column = self._columns[name] = FieldPostings(kind == "positions")
+        if kind == "grams":  # Frequency.word_values, counted with NumPy
+            keys, counts = field.analyzer.key_counts(text)
+            length = int(counts.sum())
+            if length:
+                column.add_grams(docnum, keys, counts)
+        elif kind == "frequency":
+            found = Counter(t.text for t in field.analyzer.terms(text))
+            length = sum(found.values())
+            column.add_counts(docnum, found)
         else:  # Positions.word_values, without tokens
             terms = field.analyzer.terms(text)
             length = len(terms)
             positions: dict[str, list[int]] = {}
             for t in terms:
-                found = positions.get(t.text)
-                if found is None:
+                found_at = positions.get(t.text)
+                if found_at is None:
                     positions[t.text] = [t.pos]
                 else:
-                    found.append(t.pos)
-            encode = field.format.encode
-            for word, poslist in positions.items():
-                key = (name, word.encode("utf-8"))
-                p = pool.get(key)
-                if p is None:
-                    p = pool[key] = _Postings()
-                p.docs.append(docnum)
-                p.weights.append(float(len(poslist)))
-                p.values.append(encode(poslist))
+                    found_at.append(t.pos)
+            column.add_positions(docnum, positions, field.format.encode)
         if length:
             self.pool.fieldnames.add(name)
             self._lengths.setdefault(name, {})[docnum] = stored_length(length)
         return length
 
     def _flush_segment(self) -> None:
+        if self._merged:
+            self._spill_columns()  # documents added after a merge
         self.perdocwriter.close()
         fieldwriter = self.fieldwriter
         by_field: dict[str, list[tuple[bytes, _Postings]]] = {}
@@ -259,40 +352,69 @@ class BulkSegmentWriter(SegmentWriter):
                 readers.append(self.per_document_reader())
             return readers[0]
 
-        for name in sorted(by_field):
+        for name in sorted(by_field.keys() | self._columns.keys()):
             field = self.schema[name]
             lengths: Any = None
             if field.scorable:
                 known = self._lengths.get(name, {})
                 lengths = _Lengths(known, name, per_document_reader) if self._merged else known
             fieldwriter.start_field(name, field)
-            postwriter = fieldwriter._postwriter
-            key_prefix = pack_ushort(fieldwriter._fieldid)
-            inline_limit = self.codec._inlinelimit
-            inlined: list[tuple[bytes, bytes]] = []
-            for tbytes, p in sorted(by_field[name], key=lambda item: item[0]):
-                docs = p.docs
-                if self.pool.unordered and any(a >= b for a, b in zip(docs, docs[1:])):
-                    order = sorted(range(len(docs)), key=docs.__getitem__)
-                    docs = [docs[i] for i in order]
-                    p.weights = [p.weights[i] for i in order]
-                    p.values = [p.values[i] for i in order]
-                doc_lengths = [lengths.get(d, 0) for d in docs] if lengths is not None else [0] * len(docs)
-                if len(docs) < inline_limit:
-                    # Most terms (rare bigrams) occur in a few passages: their
-                    # postings go into the term table, with no block of their own.
-                    inlined.append((key_prefix + tbytes, _inlined_terminfo(docs, p.weights, p.values, doc_lengths)))
-                    continue
-                _add_terms(fieldwriter._tindex, inlined)
-                inlined = []
-                fieldwriter.start_term(tbytes)
-                postwriter.add_postings(docs, p.weights, p.values, doc_lengths)
-                fieldwriter.finish_term()
-            _add_terms(fieldwriter._tindex, inlined)
+            if name in self._columns:
+                self._write_columns(fieldwriter, self._columns.pop(name), lengths)
+            else:
+                self._write_pool(fieldwriter, by_field[name], lengths)
             fieldwriter.finish_field()
         fieldwriter.close()
         for reader in readers:
             reader.close()
+
+    def _write_columns(self, fieldwriter: Any, column: FieldPostings, lengths: dict[int, int] | None) -> None:
+        names, starts, docs, counts, values = column.terms()
+        doc_lengths = [lengths.get(d, 0) for d in docs] if lengths is not None else [0] * len(docs)
+        postwriter = fieldwriter._postwriter
+        key_prefix = pack_ushort(fieldwriter._fieldid)
+        inline_limit = self.codec._inlinelimit
+        inlined: list[tuple[bytes, bytes]] = []
+        for i in sorted(range(len(names)), key=names.__getitem__):
+            a, b = starts[i], starts[i + 1]
+            term_values = values[a:b] if values is not None else None
+            if b - a < inline_limit:
+                # Most terms (rare bigrams) occur in a few passages: their
+                # postings go into the term table, with no block of their own.
+                if term_values is None:
+                    term_values = [count_value(c) for c in counts[a:b]]
+                inlined.append((key_prefix + names[i],
+                                _inlined_terminfo(docs[a:b], counts[a:b], term_values, doc_lengths[a:b])))
+                continue
+            _add_terms(fieldwriter._tindex, inlined)
+            inlined = []
+            fieldwriter.start_term(names[i])
+            postwriter.add_postings(docs[a:b], counts[a:b], term_values, doc_lengths[a:b])
+            fieldwriter.finish_term()
+        _add_terms(fieldwriter._tindex, inlined)
+
+    def _write_pool(self, fieldwriter: Any, terms: list[tuple[bytes, _Postings]], lengths: Any) -> None:
+        postwriter = fieldwriter._postwriter
+        key_prefix = pack_ushort(fieldwriter._fieldid)
+        inline_limit = self.codec._inlinelimit
+        inlined: list[tuple[bytes, bytes]] = []
+        for tbytes, p in sorted(terms, key=lambda item: item[0]):
+            docs = p.docs
+            if self.pool.unordered and any(a >= b for a, b in zip(docs, docs[1:])):
+                order = sorted(range(len(docs)), key=docs.__getitem__)
+                docs = [docs[i] for i in order]
+                p.weights = [p.weights[i] for i in order]
+                p.values = [p.values[i] for i in order]
+            doc_lengths = [lengths.get(d, 0) for d in docs] if lengths is not None else [0] * len(docs)
+            if len(docs) < inline_limit:
+                inlined.append((key_prefix + tbytes, _inlined_terminfo(docs, p.weights, p.values, doc_lengths)))
+                continue
+            _add_terms(fieldwriter._tindex, inlined)
+            inlined = []
+            fieldwriter.start_term(tbytes)
+            postwriter.add_postings(docs, p.weights, p.values, doc_lengths)
+            fieldwriter.finish_term()
+        _add_terms(fieldwriter._tindex, inlined)
 
 
 _TERMINFO = struct.Struct("!BfIBBfII")  # W3TermInfo._struct
