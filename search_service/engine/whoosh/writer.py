@@ -41,13 +41,14 @@ import numpy as np
 from whoosh import formats
 from whoosh.filedb import filetables
 from whoosh.analysis import Tokenizer
-from whoosh.system import pack_uint, pack_ushort
+from whoosh.codec.whoosh3 import WHOOSH3_HEADER_MAGIC
+from whoosh.system import pack_int, pack_long, pack_uint, pack_ushort
 from whoosh.util.numeric import byte_to_length, length_to_byte
 from whoosh.writing import SegmentWriter
 
 from search_service.engine.forked import ShareFailed, run_shares
 from search_service.text.analysis import gram_text
-from search_service.engine.whoosh.codec import ArrayCodec, ArrayPostingsWriter
+from search_service.engine.whoosh.codec import ArrayCodec, ArrayPostingsWriter, _encode_block
 from search_service.errors import BuildError
 
 # Whoosh hands the codec each posting's field length as read back from its
@@ -372,9 +373,12 @@ class BulkSegmentWriter(SegmentWriter):
         names, starts, docs, counts, values = column.terms()
         doc_lengths = [lengths.get(d, 0) for d in docs] if lengths is not None else [0] * len(docs)
         postwriter = fieldwriter._postwriter
+        postfile = fieldwriter._postfile
+        value_size = fieldwriter._format.fixed_value_size()
         key_prefix = pack_ushort(fieldwriter._fieldid)
         inline_limit = self.codec._inlinelimit
-        inlined: list[tuple[bytes, bytes]] = []
+        block_limit = self.codec._blocklimit
+        rows: list[tuple[bytes, bytes]] = []
         for i in sorted(range(len(names)), key=names.__getitem__):
             a, b = starts[i], starts[i + 1]
             term_values = values[a:b] if values is not None else None
@@ -383,15 +387,18 @@ class BulkSegmentWriter(SegmentWriter):
                 # postings go into the term table, with no block of their own.
                 if term_values is None:
                     term_values = [count_value(c) for c in counts[a:b]]
-                inlined.append((key_prefix + names[i],
-                                _inlined_terminfo(docs[a:b], counts[a:b], term_values, doc_lengths[a:b])))
-                continue
-            _add_terms(fieldwriter._tindex, inlined)
-            inlined = []
-            fieldwriter.start_term(names[i])
-            postwriter.add_postings(docs[a:b], counts[a:b], term_values, doc_lengths[a:b])
-            fieldwriter.finish_term()
-        _add_terms(fieldwriter._tindex, inlined)
+                rows.append((key_prefix + names[i],
+                             _inlined_terminfo(docs[a:b], counts[a:b], term_values, doc_lengths[a:b])))
+            elif b - a <= block_limit:
+                rows.append((key_prefix + names[i], _single_block(postfile, docs[a:b], counts[a:b], term_values,
+                                                                  doc_lengths[a:b], value_size)))
+            else:
+                _add_terms(fieldwriter._tindex, rows)
+                rows = []
+                fieldwriter.start_term(names[i])
+                postwriter.add_postings(docs[a:b], counts[a:b], term_values, doc_lengths[a:b])
+                fieldwriter.finish_term()
+        _add_terms(fieldwriter._tindex, rows)
 
     def _write_pool(self, fieldwriter: Any, terms: list[tuple[bytes, _Postings]], lengths: Any) -> None:
         postwriter = fieldwriter._postwriter
@@ -438,6 +445,22 @@ def _inlined_terminfo(docs: Sequence[int], weights: Sequence[float], values: Seq
     )
     kept = tuple(v for v in values if v) or (b"",) * len(docs)
     return head + pickle.dumps((tuple(docs), stored_weights, kept), 2)
+
+
+def _single_block(postfile: Any, docs: Sequence[int], counts: Sequence[int], values: Sequence[bytes] | None,
+                  lengths: Sequence[int], value_size: int | None) -> bytes:
+    """Write a term's postings that fit one block, as ``start_term`` + ``add_postings`` +
+    ``finish_term`` would (header, block, extent); returns its ``W3TermInfo.to_bytes()``."""
+    offset = postfile.tell()
+    present = [n for n in lengths if n]
+    min_length = length_to_byte(min(present)) if present else 0
+    max_length = length_to_byte(max(present, default=0))
+    max_weight = float(max(counts))
+    data = _encode_block(docs, counts, values, value_size)
+    info = pickle.dumps((len(docs), docs[-1], max_weight, 0, min_length, max_length), 2)
+    postfile.write(b"".join((WHOOSH3_HEADER_MAGIC, pack_int(-(len(info) + len(data))), info, data)))
+    head = _TERMINFO.pack(0, float(sum(counts)), len(docs), min_length, max_length, max_weight, docs[0], docs[-1])
+    return head + pack_long(offset) + pack_int(postfile.tell() - offset)
 
 
 def _add_terms(tindex: Any, items: list[tuple[bytes, bytes]]) -> None:
