@@ -77,6 +77,10 @@ class Settings:
         "a line ending a sentence never is."
     )
     workers: int = _setting(0, "Processes used by reindex; 0 means one per CPU core.")
+    writer_memory_mb: int = _setting(
+        256, "Postings a reindex process holds in memory, in MB, before it writes them out as a segment (whoosh): "
+        "bounds reindex memory whatever the corpus size."
+    )
     keep_versions: int = _setting(2, "Index versions kept on disk (the current one included).")
     max_query_chars: int = _setting(256, "Longest accepted query, in characters.")
     max_page_size: int = _setting(100, "Largest accepted `size`.")

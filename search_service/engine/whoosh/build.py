@@ -16,7 +16,7 @@ from search_service.engine.whoosh.codec import ArrayCodec
 from search_service.engine.whoosh.layout import DOCUMENTS, GROUPS, MANIFEST, write_json_atomic
 from search_service.engine.whoosh.postings import document_groups, field_lengths
 from search_service.engine.whoosh.schema import build_schema, whoosh_fields
-from search_service.engine.whoosh.writer import BulkSegmentWriter, write_parallel
+from search_service.engine.whoosh.writer import commit_segments, write_parallel, write_segments
 from search_service.errors import BuildError
 from search_service.fields import FIELDS
 from search_service.text.analysis import AnalysisConfig, get_analysis
@@ -25,8 +25,10 @@ from search_service.text.analysis import AnalysisConfig, get_analysis
 class WhooshBuild(Build):
     """A version folder being written (a copy of ``base`` for an incremental build)."""
 
-    def __init__(self, path: Path, config: AnalysisConfig, base: Path | None, layout: int) -> None:
+    def __init__(self, path: Path, config: AnalysisConfig, base: Path | None, layout: int,
+                 budget_bytes: int = 256 << 20) -> None:
         self.path = path
+        self.budget_bytes = budget_bytes  # a writer's postings in memory before it starts a new segment
         self.name = path.name
         self.config = config
         self.layout = layout
@@ -46,15 +48,18 @@ class WhooshBuild(Build):
         if self.incremental:
             self._write_incremental(shares, delete_docs, progress)
         elif forked.available(shares):
-            write_parallel(self._ix, [map(whoosh_fields, share) for share in shares], progress=progress)
+            write_parallel(self._ix, [map(whoosh_fields, share) for share in shares], self.budget_bytes,
+                           progress=progress)
         else:
-            writer = BulkSegmentWriter(self._ix)
-            try:
-                _add(writer, shares, progress)
-            except BaseException:
-                writer.cancel()
-                raise
-            writer.commit()
+            done = [0]
+
+            def count(n: int) -> None:
+                done[0] += n
+                if progress is not None:
+                    progress(done[0])
+
+            documents = (whoosh_fields(record) for share in shares for record in share)
+            commit_segments(self._ix, write_segments(self._ix, documents, self.budget_bytes, count))
 
     def _write_incremental(self, shares: Sequence[Iterable[Record]], delete_docs: Sequence[str],
                            progress: Progress | None) -> None:

@@ -37,6 +37,7 @@ class WhooshEngine(Engine):
         self.location = str(self.root.root)
         self.ranking = ranking or Ranking()
         self.cache_bytes = settings.posting_cache_mb * 1_000_000
+        self.writer_bytes = settings.writer_memory_mb << 20
 
     def current_name(self) -> str | None:
         return self.root.current_name()
@@ -67,7 +68,8 @@ class WhooshEngine(Engine):
     def new_build(self, config: AnalysisConfig, base: str | None = None) -> Build:
         path = self.root.new_version_dir()
         try:
-            return WhooshBuild(path, config, self.root.versions_dir / base if base else None, self.layout)
+            return WhooshBuild(path, config, self.root.versions_dir / base if base else None, self.layout,
+                               self.writer_bytes)
         except BaseException:
             shutil.rmtree(path, ignore_errors=True)
             raise

@@ -14,15 +14,16 @@ compares them with Whoosh's writer term by term) with less work per posting:
 * our analyzers already return term lists, so a field's postings are a
   ``Counter`` (or a position list, for phrase fields) rather than a token
   stream;
-* postings stay in memory, appended per term in document order, so no sort
-  and no spill (the price: a writer's memory grows with its share of the
-  corpus; the README gives the reindex's peak RSS);
+* postings are kept as columns (:class:`FieldPostings`), grouped by term with
+  one sort at commit, and never spilled to disk;
 * at commit each term's postings are cut into blocks directly, with the
   field lengths the writer already knows.
 
-:func:`write_parallel` runs one such writer per core in forked processes,
-each over a contiguous share of the passages, and commits their segments
-together, in order, so document numbers follow the corpus order.
+:func:`write_segments` finishes a segment and starts the next whenever a
+writer's postings reach a memory budget (``SEARCH_WRITER_MEMORY_MB``), so a
+version may hold several segments; :func:`write_parallel` runs it in a forked
+process per core, each over a contiguous share of the passages, and commits
+their segments together, in order, so document numbers follow the corpus order.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ import pickle
 import struct
 from array import array
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -154,9 +155,15 @@ class FieldPostings:
         self.gram_docs.append(docnum)
         self.nbytes += self.POSTING_BYTES * len(keys) + self.PART_BYTES
 
-    def terms(self) -> tuple[list[bytes], list[int], list[int], list[int], list[bytes] | None]:
-        """(term bytes, where each term's postings start, documents, counts, values), the
-        postings grouped by term (in document order within a term), terms in first-seen order."""
+    def terms(self, lengths: dict[int, int] | None
+              ) -> Iterator[tuple[bytes, list[int], list[int], list[int], list[bytes] | None]]:
+        """Each term's (bytes, documents, counts, field lengths, values), terms in byte order
+        (as a segment's term table wants them), documents in order within a term.
+
+        The postings are put in that order with two sorts, then turned into Python
+        lists a window at a time, so a flush costs the columns again, not a Python
+        object per posting.
+        """
         if self.gram_parts:
             keys = np.concatenate([k for k, _ in self.gram_parts])
             counts = np.concatenate([c for _, c in self.gram_parts])
@@ -165,18 +172,51 @@ class FieldPostings:
             keys = np.frombuffer(self.term_ids, dtype=np.int32)
             counts = np.frombuffer(self.counts, dtype=np.int32)
             docs = np.frombuffer(self.docs, dtype=np.int32)
+        if not len(keys):
+            return
         order = np.argsort(keys, kind="stable")  # stable: documents stay in order within a term
-        keys = keys[order]
-        starts = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1]))) if len(keys) else keys
+        sorted_keys = keys[order]
+        starts = np.flatnonzero(np.concatenate(([True], sorted_keys[1:] != sorted_keys[:-1])))
         if self.gram_parts:
-            names = [gram_text(k).encode("utf-8") for k in keys[starts].tolist()]
+            names = [gram_text(k).encode("utf-8") for k in sorted_keys[starts].tolist()]
         else:
             words = list(self.vocab)
-            names = [words[k].encode("utf-8") for k in keys[starts].tolist()]
-        values = None
-        if self.values is not None:
-            values = [self.values[i] for i in order.tolist()]
-        return names, [*starts.tolist(), len(keys)], docs[order].tolist(), counts[order].tolist(), values
+            names = [words[k].encode("utf-8") for k in sorted_keys[starts].tolist()]
+        total = len(keys)
+        del sorted_keys, keys
+        by_bytes = sorted(range(len(names)), key=names.__getitem__)
+        rank = np.empty(len(names), dtype=np.int32)
+        rank[by_bytes] = np.arange(len(names), dtype=np.int32)
+        sizes = np.diff(np.append(starts, total))
+        order = order[np.argsort(np.repeat(rank, sizes), kind="stable")]
+        docs, counts = docs[order], counts[order]
+        if self.values is None:
+            del order
+        if lengths is not None:
+            by_doc = np.zeros(max(int(docs.max()), max(lengths, default=0)) + 1, dtype=np.int32)
+            by_doc[list(lengths)] = list(lengths.values())
+            doc_lengths = by_doc[docs]
+        else:
+            doc_lengths = np.zeros(len(docs), dtype=np.int32)
+        values = self.values
+        bounds = np.concatenate(([0], np.cumsum(sizes[by_bytes]))).tolist()
+        low = high = 0
+        d: list[int] = []
+        c: list[int] = []
+        n: list[int] = []
+        v: list[bytes] | None = None
+        for t, i in enumerate(by_bytes):
+            a, b = bounds[t], bounds[t + 1]
+            if b > high:
+                low, high = a, max(b, a + _WINDOW)
+                d, c, n = docs[low:high].tolist(), counts[low:high].tolist(), doc_lengths[low:high].tolist()
+                if values is not None:
+                    v = [values[j] for j in order[low:high].tolist()]
+            yield (names[i], d[a - low:b - low], c[a - low:b - low], n[a - low:b - low],
+                   v[a - low:b - low] if v is not None else None)
+
+
+_WINDOW = 1 << 16  # postings turned into Python lists at a time, at a flush
 
 
 class _BulkPostingsWriter(ArrayPostingsWriter):
@@ -247,11 +287,9 @@ class BulkSegmentWriter(SegmentWriter):
 
     def _spill_columns(self) -> None:
         for name, column in self._columns.items():
-            names, starts, docs, counts, values = column.terms()
-            for i, tbytes in enumerate(names):
-                a, b = starts[i], starts[i + 1]
-                for j in range(a, b):
-                    self.pool.add((name, tbytes, docs[j], float(counts[j]),
+            for tbytes, docs, counts, _, values in column.terms(None):
+                for j, doc in enumerate(docs):
+                    self.pool.add((name, tbytes, doc, float(counts[j]),
                                    values[j] if values is not None else count_value(counts[j])))
         self._columns = {}
 
@@ -370,8 +408,6 @@ class BulkSegmentWriter(SegmentWriter):
             reader.close()
 
     def _write_columns(self, fieldwriter: Any, column: FieldPostings, lengths: dict[int, int] | None) -> None:
-        names, starts, docs, counts, values = column.terms()
-        doc_lengths = [lengths.get(d, 0) for d in docs] if lengths is not None else [0] * len(docs)
         postwriter = fieldwriter._postwriter
         postfile = fieldwriter._postfile
         value_size = fieldwriter._format.fixed_value_size()
@@ -379,24 +415,20 @@ class BulkSegmentWriter(SegmentWriter):
         inline_limit = self.codec._inlinelimit
         block_limit = self.codec._blocklimit
         rows: list[tuple[bytes, bytes]] = []
-        for i in sorted(range(len(names)), key=names.__getitem__):
-            a, b = starts[i], starts[i + 1]
-            term_values = values[a:b] if values is not None else None
-            if b - a < inline_limit:
+        for name, docs, counts, doc_lengths, values in column.terms(lengths):
+            if len(docs) < inline_limit:
                 # Most terms (rare bigrams) occur in a few passages: their
                 # postings go into the term table, with no block of their own.
-                if term_values is None:
-                    term_values = [count_value(c) for c in counts[a:b]]
-                rows.append((key_prefix + names[i],
-                             _inlined_terminfo(docs[a:b], counts[a:b], term_values, doc_lengths[a:b])))
-            elif b - a <= block_limit:
-                rows.append((key_prefix + names[i], _single_block(postfile, docs[a:b], counts[a:b], term_values,
-                                                                  doc_lengths[a:b], value_size)))
+                if values is None:
+                    values = [count_value(c) for c in counts]
+                rows.append((key_prefix + name, _inlined_terminfo(docs, counts, values, doc_lengths)))
+            elif len(docs) <= block_limit:
+                rows.append((key_prefix + name, _single_block(postfile, docs, counts, values, doc_lengths, value_size)))
             else:
                 _add_terms(fieldwriter._tindex, rows)
                 rows = []
-                fieldwriter.start_term(names[i])
-                postwriter.add_postings(docs[a:b], counts[a:b], term_values, doc_lengths[a:b])
+                fieldwriter.start_term(name)
+                postwriter.add_postings(docs, counts, values, doc_lengths)
                 fieldwriter.finish_term()
         _add_terms(fieldwriter._tindex, rows)
 
@@ -509,20 +541,63 @@ class _Lengths:
         return n
 
 
-def write_parallel(ix: Any, batches: Sequence[Iterable[dict[str, Any]]],
+def write_parallel(ix: Any, batches: Sequence[Iterable[dict[str, Any]]], budget_bytes: int,
                    progress: Callable[[int], Any] | None = None) -> None:
-    """Write each batch of documents as one segment, in a forked process per batch; commit all.
+    """Write each batch of documents as segments (:func:`write_segments`), in a forked
+    process per batch; commit all.
 
     The segments are committed in batch order, so document numbers follow
     the order of ``batches``. Raises :class:`BuildError` if any process fails;
     then nothing is committed.
     """
     try:
-        segments = run_shares(functools.partial(_write_batch, ix), batches, progress)
+        shares = run_shares(functools.partial(_write_batch, ix, budget_bytes), batches, progress)
     except ShareFailed as exc:
         raise BuildError(f"building the index failed ({exc}); the previous version stays current") from None
+    commit_segments(ix, [segment for segments in shares for segment in segments])
+
+
+def commit_segments(ix: Any, segments: list[Any]) -> None:
+    """Add written segments to the index, after its existing ones, in order."""
     writer = ix.writer()
     writer.commit(mergetype=lambda w, existing: [*existing, *segments])
+
+
+def write_segments(ix: Any, documents: Iterable[dict[str, Any]], budget_bytes: int,
+                   count: Callable[[int], None] | None = None) -> list[Any]:
+    """``documents`` written as segments (not committed), in order: a segment is finished
+    whenever the postings its writer holds reach ``budget_bytes``, so a writer's memory
+    is bounded by the budget, not by the corpus. ``count(n)``: n more documents written."""
+    segments = []
+    writer = None
+    added = 0
+    try:
+        for fields in documents:
+            if writer is None:
+                writer = BulkSegmentWriter(ix, _lk=False)
+            writer.add_document(**fields)
+            added += 1
+            if added % 200 == 0:
+                if count is not None:
+                    count(200)
+                if writer.pool_bytes() >= budget_bytes:
+                    segments.append(_finish(writer))
+                    writer = None
+        if count is not None:
+            count(added % 200)
+        if writer is not None:
+            segments.append(_finish(writer))
+    except BaseException:
+        if writer is not None:
+            writer.cancel()
+        raise
+    return segments
+
+
+def _finish(writer: BulkSegmentWriter) -> Any:
+    segment = writer._finalize_segment()
+    writer._tempstorage.destroy()
+    return segment
 
 
 def _own_temp_storage(storage: Any) -> None:
@@ -535,17 +610,8 @@ def _own_temp_storage(storage: Any) -> None:
     storage.temp_storage = lambda name=None: shared(name + suffix if name else None)
 
 
-def _write_batch(ix: Any, number: int, batch: Iterable[dict[str, Any]], count: Callable[[int], None]) -> Any:
-    """One segment of ``batch``'s documents, written (not committed) in this forked process."""
+def _write_batch(ix: Any, budget_bytes: int, number: int, batch: Iterable[dict[str, Any]],
+                 count: Callable[[int], None]) -> list[Any]:
+    """The segments of ``batch``'s documents, written (not committed) in this forked process."""
     _own_temp_storage(ix.storage)  # this process's copy of the storage object
-    writer = BulkSegmentWriter(ix, _lk=False)
-    added = 0
-    for fields in batch:
-        writer.add_document(**fields)
-        added += 1
-        if added % 200 == 0:
-            count(200)
-    count(added % 200)
-    segment = writer._finalize_segment()
-    writer._tempstorage.destroy()
-    return segment
+    return write_segments(ix, batch, budget_bytes, count)

@@ -117,6 +117,36 @@ def test_a_parallel_build_ranks_exactly_like_a_serial_one(tmp_path, make_setting
     assert results[0] == results[1]
 
 
+def ranking_run(settings):
+    service = SearchService(settings)
+    run = []
+    for q in ("医保卡密码忘了怎么办", "醫保卡被鎖", "银行 解锁", "编号123", "\"重新设置密码\"", "-医保卡 密码"):
+        r = service.search(SearchRequest.create(settings, q=q, size=30))
+        run.append((r.total, [(h.passage_id, h.score, h.highlight) for h in r.hits]))
+    r = service.search(SearchRequest.create(settings, q="医保卡", size=50, collapse="doc"))
+    run.append((r.total, [h.passage_id for h in r.hits]))
+    run.append([p.passage_id for p in service.document("d7").passages])
+    return run
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_writer_over_its_memory_budget_starts_a_new_segment_and_ranks_the_same(tmp_path, make_settings,
+                                                                                  monkeypatch, workers):
+    corpus = write_corpus(tmp_path / "corpus", {"docs.jsonl": corpus_records(900, seed=13)})
+    monkeypatch.setattr(index_module, "PARALLEL_MIN_PASSAGES", 50)
+    runs, segments = [], []
+    for budget in (256, 0):  # MB; 0: a new segment every 200 passages
+        settings = make_settings(corpus=corpus, workers=workers, writer_memory_mb=budget).replace(
+            index_dir=str(tmp_path / f"ix{budget}"))
+        report = build_index(settings)
+        ix = whoosh_index.open_dir(str(tmp_path / f"ix{budget}" / "versions" / report.version))
+        segments.append(len(ix._segments()))
+        runs.append(ranking_run(settings))
+    assert segments[0] == workers
+    assert segments[1] >= 900 // 200  # the budget really cut the shares into segments
+    assert runs[1] == runs[0]
+
+
 def test_parallel_writers_that_finish_far_apart_never_share_temporary_files(tmp_path, make_settings, monkeypatch):
     """The first share's passages are short, the second's long: its writer is still
     assembling its compound file when the first one finishes and cleans up."""
