@@ -5,12 +5,13 @@ Python. Here each term's posting list is read once, into two arrays (document
 numbers and BM25F contributions); a query is then a handful of array
 additions into a dense score vector, whatever the number of postings.
 
-The formula and its statistics are Whoosh's ``BM25F``: idf
-``log(doc_count_all / (df + 1)) + 1`` over the whole index, the field lengths
-the engine stores, and the average field lengths of the version's manifest
-(computed at build time from the stored lengths, so a merged index and a fresh
-one agree). ``tests/engine/whoosh/test_bm25_vs_whoosh.py`` checks every score
-against Whoosh's own scorer.
+The formula is Whoosh's ``BM25F`` (``tests/engine/whoosh/test_bm25_vs_whoosh.py``
+checks every score against Whoosh's own scorer): idf ``log(N / (df + 1)) + 1``,
+the field lengths the engine stores, and the average field lengths of the
+version's manifest. Unlike Whoosh, N and df count only live passages: a
+version whose segments still hold deleted passages (an incremental reindex
+that did not merge them away) scores exactly as a version built anew, and ties
+go to the passage earlier in the corpus (``order``), not the one written first.
 
 Decoded lists are kept per index version in a :class:`CostAwareCache`
 bounded in bytes (``Settings.posting_cache_mb``), which evicts what is cheapest
@@ -142,7 +143,8 @@ class TermScorer:
 
     def __init__(self, doc_count: int, lengths: Mapping[str, np.ndarray], avg_lengths: Mapping[str, float],
                  live: np.ndarray, k1: float, b: float, cache_bytes: int) -> None:
-        self.doc_count = doc_count
+        self.doc_count = doc_count  # passages written, deleted ones included: the size of every per-passage array
+        self.live_count = int(np.count_nonzero(live))  # passages searched: BM25's N
         self.k1 = k1
         self.b = b
         self._norms: dict[str, np.ndarray] = {}
@@ -186,11 +188,11 @@ class TermScorer:
             return _NOTHING
         ids, tf = found
         tf = tf.astype(np.float64)
-        df = len(ids)
         if self.has_deletions:
             keep = self.live[ids]
             ids, tf = ids[keep], tf[keep]
-        idf = math.log(self.doc_count / (df + 1)) + 1
+        df = len(ids)
+        idf = math.log(self.live_count / (df + 1)) + 1
         scores = tf * (idf * (self.k1 + 1))
         scores /= tf + norms[ids]
         return Postings(ids, scores, df)
@@ -240,9 +242,10 @@ NOTHING_RANKED = Ranked(np.empty(0, np.int64), np.empty(0, np.float64), 0)
 
 def rank(scorer: TermScorer, source: PostingSource, plan: QueryPlan, limit: int,
          groups: np.ndarray | None, common_ratio: float,
-         damped: tuple[np.ndarray, float] | None = None) -> Ranked:
+         damped: tuple[np.ndarray, float] | None = None, order: np.ndarray | None = None) -> Ranked:
     """The best ``limit`` passages of ``plan`` (with ``groups``, the best one of each group;
-    ``damped``: passages whose scores are multiplied by a factor, the related section's).
+    ``damped``: passages whose scores are multiplied by a factor, the related section's;
+    ``order``: each passage's place in the corpus, which breaks ties, else its number).
 
     Every part adds its weighted BM25F scores into one vector. Candidates
     are split by how selective the parts are: a passage must match at least
@@ -251,7 +254,7 @@ def rank(scorer: TermScorer, source: PostingSource, plan: QueryPlan, limit: int,
     ranking a plain disjunction gives, minus the long tail of passages that
     share only a common word with the query. When that finds fewer passages
     than asked for, every matching passage counts, so recall is never lost.
-    Ties go to the earlier passage, as in Whoosh.
+    Ties go to the earlier passage.
     """
     if not plan.parts and plan.must is None:
         return NOTHING_RANKED
@@ -260,7 +263,7 @@ def rank(scorer: TermScorer, source: PostingSource, plan: QueryPlan, limit: int,
     found_scores: list[np.ndarray] = []
     selective: list[np.ndarray] = []
     common: list[np.ndarray] = []
-    common_df = common_ratio * n
+    common_df = common_ratio * scorer.live_count
     for alternatives in plan.parts:
         found = scorer.best_of(source, alternatives)
         if len(found.ids):
@@ -296,7 +299,7 @@ def rank(scorer: TermScorer, source: PostingSource, plan: QueryPlan, limit: int,
     for docs in candidates():
         if plan.must is None and allowed is not None:
             docs = docs[allowed[docs]]
-        top, found = _top(docs, scores[docs], limit, groups)
+        top, found = _top(docs, scores[docs], limit, groups, order)
         if found >= limit:
             break
     # The total counts every matching passage, also when the best ones were found among
@@ -315,15 +318,14 @@ def _union(id_lists: list[np.ndarray], n: int) -> np.ndarray:
     return np.flatnonzero(mask)
 
 
-def _top(docs: np.ndarray, scores: np.ndarray, limit: int, groups: np.ndarray | None
-         ) -> tuple[np.ndarray, int]:
-    """The ``limit`` best of ``docs`` by score, then document number; and how many there are.
-
-    With ``groups``, only the best passage of each group counts.
+def _top(docs: np.ndarray, scores: np.ndarray, limit: int, groups: np.ndarray | None,
+         order: np.ndarray | None = None) -> tuple[np.ndarray, int]:
+    """The ``limit`` best of ``docs`` by score, then place in the corpus (``order``, else
+    document number); and how many there are. With ``groups``, only the best passage
+    of each group counts.
     """
     if groups is not None:
-        order = np.lexsort((docs, -scores))
-        ranked = docs[order]
+        ranked = docs[np.lexsort((docs if order is None else order[docs], -scores))]
         _, first = np.unique(groups[ranked], return_index=True)
         return ranked[np.sort(first)[:limit]], len(first)
     total = len(docs)
@@ -332,4 +334,4 @@ def _top(docs: np.ndarray, scores: np.ndarray, limit: int, groups: np.ndarray | 
         threshold = -np.partition(-scores, limit - 1)[limit - 1]
         keep = scores >= threshold
         docs, scores = docs[keep], scores[keep]
-    return docs[np.lexsort((docs, -scores))[:limit]], total
+    return docs[np.lexsort((docs if order is None else order[docs], -scores))[:limit]], total

@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
+import math
+import os
 import shutil
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from whoosh import index as whoosh_index
+from whoosh.reading import SegmentReader
 
 from search_service.engine import forked
 from search_service.engine.base import Build, Progress, Record
-from search_service.engine.whoosh.codec import ArrayCodec
-from search_service.engine.whoosh.layout import DOCUMENTS, GROUPS, MANIFEST, write_json_atomic
-from search_service.engine.whoosh.postings import document_groups, field_lengths
+from search_service.engine.whoosh.layout import DOCUMENTS, GROUPS, MANIFEST, ORDER, write_json_atomic
+from search_service.engine.whoosh.postings import corpus_order, document_groups, field_lengths
 from search_service.engine.whoosh.schema import build_schema, whoosh_fields
-from search_service.engine.whoosh.writer import commit_segments, write_parallel, write_segments
+from search_service.engine.whoosh.writer import BulkSegmentWriter, commit_segments, write_parallel, write_segments
 from search_service.errors import BuildError
 from search_service.fields import FIELDS
 from search_service.text.analysis import AnalysisConfig, get_analysis
@@ -35,7 +37,7 @@ class WhooshBuild(Build):
         self.incremental = base is not None
         if base is not None:
             shutil.rmtree(path)
-            shutil.copytree(base, path)
+            shutil.copytree(base, path, copy_function=_share_segment)
             (path / MANIFEST).unlink()
             self._ix = whoosh_index.open_dir(str(path))
         else:
@@ -51,37 +53,33 @@ class WhooshBuild(Build):
             write_parallel(self._ix, [map(whoosh_fields, share) for share in shares], self.budget_bytes,
                            progress=progress)
         else:
-            done = [0]
-
-            def count(n: int) -> None:
-                done[0] += n
-                if progress is not None:
-                    progress(done[0])
-
             documents = (whoosh_fields(record) for share in shares for record in share)
-            commit_segments(self._ix, write_segments(self._ix, documents, self.budget_bytes, count))
+            commit_segments(self._ix, write_segments(self._ix, documents, self.budget_bytes, _counter(progress)))
 
     def _write_incremental(self, shares: Sequence[Iterable[Record]], delete_docs: Sequence[str],
                            progress: Progress | None) -> None:
-        writer = self._ix.writer(limitmb=256, codec=ArrayCodec())
+        """The changed and new documents' passages as new segments, the old passages of
+        changed and removed documents deleted, and only the merges the policy asks for:
+        the work is proportional to the change, not to the corpus."""
+        written = write_segments(self._ix, (whoosh_fields(r) for share in shares for r in share),
+                                 self.budget_bytes, _counter(progress))
+        writer = BulkSegmentWriter(self._ix)
         try:
             for doc_id in delete_docs:
                 writer.delete_by_term("doc_id", doc_id)
-            _add(writer, shares, progress)
         except BaseException:
             writer.cancel()
             raise
-        # Merge into one segment: Whoosh keeps deleted passages in its term
-        # statistics until a merge, and incremental must rank exactly like a full
-        # rebuild. Merging copies postings; it does not re-run jieba.
-        writer.commit(optimize=True)
+        writer.commit(mergetype=lambda w, existing: tiered_merge(w, [*existing, *written]))
 
     def finish(self, passages: int, manifest: dict[str, Any], documents: dict[str, Any]) -> None:
         avg_lengths = _check(self.path, passages)
-        # Each passage's document, for collapse=doc: computed here once, so that
-        # no server builds it in a request (it grows with the corpus).
+        # Each passage's document, for collapse=doc, and its place in the corpus, for
+        # ties: computed here once, so that no server builds them in a request.
         with whoosh_index.open_dir(str(self.path)).reader() as reader:
-            np.save(self.path / GROUPS, document_groups(reader))
+            groups, doc_ids = document_groups(reader)
+        _save(self.path / GROUPS, groups)
+        _save(self.path / ORDER, corpus_order(groups, doc_ids, list(documents)))
         write_json_atomic(self.path / DOCUMENTS, documents)
         # Written last: a version is complete when its manifest exists.
         write_json_atomic(self.path / MANIFEST, {**manifest, "version": self.name, "schema_version": self.layout,
@@ -92,16 +90,60 @@ class WhooshBuild(Build):
         shutil.rmtree(self.path, ignore_errors=True)
 
 
-def _add(writer: Any, shares: Sequence[Iterable[Record]], progress: Progress | None) -> None:
-    done = 0
-    for share in shares:
-        for record in share:
-            writer.add_document(**whoosh_fields(record))
-            done += 1
-            if progress is not None and done % 100 == 0:
-                progress(done)
-    if progress is not None:
-        progress(done)
+def _counter(progress: Progress | None) -> Callable[[int], None]:
+    """``count(n)`` for :func:`write_segments`: ``progress`` with the passages written so far."""
+    done = [0]
+
+    def count(n: int) -> None:
+        done[0] += n
+        if progress is not None:
+            progress(done[0])
+
+    return count
+
+
+def _share_segment(source: str, target: str) -> str:
+    """Copy a file of the base version; a segment's (compound) file is shared by a hard
+    link instead: Whoosh never changes one once written (deletions are in the TOC)."""
+    if source.endswith(".seg"):
+        try:
+            os.link(source, target)
+            return target
+        except OSError:  # a file system without hard links
+            pass
+    return shutil.copy2(source, target)
+
+
+# Lucene's TieredMergePolicy, simplified: segments are grouped in tiers of sizes
+# within a factor of SEGMENTS_PER_TIER, and a tier is merged into one segment when
+# it holds that many; a segment whose passages are mostly deleted is rewritten.
+SEGMENTS_PER_TIER = 10
+MAX_DELETED = 1 / 3
+
+
+def tiered_merge(writer: Any, segments: list[Any]) -> list[Any]:
+    """The merge policy of an incremental reindex (Whoosh's ``mergetype``): merges
+    the segments it picks into ``writer`` and returns those it keeps."""
+    live = [s for s in segments if s.doc_count() > 0]  # a segment all deleted is dropped
+    merge = [s for s in live if s.deleted_count() > MAX_DELETED * s.doc_count_all()]
+    tiers: dict[int, list[Any]] = {}
+    for s in live:
+        if s not in merge:
+            tiers.setdefault(int(math.log(s.doc_count(), SEGMENTS_PER_TIER)), []).append(s)
+    for tier in tiers.values():
+        if len(tier) >= SEGMENTS_PER_TIER:
+            merge.extend(tier)
+    for s in merge:
+        reader = SegmentReader(writer.storage, writer.schema, s)
+        writer.add_reader(reader)
+        reader.close()
+    return [s for s in live if s not in merge]
+
+
+def _save(path: Path, array: np.ndarray) -> None:
+    """Write an array to a new file (never into one an earlier version shares by a hard link)."""
+    path.unlink(missing_ok=True)
+    np.save(path, array)
 
 
 def _check(version_dir: Path, expected_passages: int) -> dict[str, float]:

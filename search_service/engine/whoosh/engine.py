@@ -25,8 +25,9 @@ from search_service.text.analysis import AnalysisConfig
 # The on-disk layout: 3 = compact array posting blocks, 4 = and uncompressed
 # stored fields (:mod:`.codec`), 5 = the modules of the engine package (the
 # schema and codec pickled in each index name them), 6 = and groups.npy,
-# 7 = metadata filter values normalized like text, 8 = the related section's fields.
-LAYOUT = 8
+# 7 = metadata filter values normalized like text, 8 = the related section's fields,
+# 9 = order.npy (ties in corpus order; an incremental reindex appends segments).
+LAYOUT = 9
 
 
 class WhooshEngine(Engine):

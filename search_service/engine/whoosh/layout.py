@@ -26,6 +26,7 @@ LOCKFILE = ".reindex.lock"
 MANIFEST = "manifest.json"
 DOCUMENTS = "documents.json"  # per document: content hash, source, passage count
 GROUPS = "groups.npy"  # per passage: its document as a small integer (collapse=doc)
+ORDER = "order.npy"  # per passage: its place in the corpus (ties go to the earlier), when not its number
 
 
 class IndexRoot:

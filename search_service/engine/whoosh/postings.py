@@ -111,8 +111,9 @@ def field_lengths(reader: Any, field: str) -> np.ndarray:
     return lengths
 
 
-def document_groups(reader: Any) -> np.ndarray:
-    """Each passage's document as a small integer (what ``collapse=doc`` groups by).
+def document_groups(reader: Any) -> tuple[np.ndarray, list[str]]:
+    """Each passage's document as a small integer (what ``collapse=doc`` groups by), and
+    the document id of each of those integers.
 
     Most documents hold a few passages, so walking each ``doc_id`` posting list
     costs less than setting up its arrays; it is done once, when a version is
@@ -124,7 +125,20 @@ def document_groups(reader: Any) -> np.ndarray:
         for doc_id in segment.lexicon("doc_id"):
             number = numbers.setdefault(doc_id, len(numbers))
             groups[np.fromiter(segment.postings("doc_id", doc_id).all_ids(), dtype=np.int64) + base] = number
-    return groups
+    return groups, [d.decode("utf-8") if isinstance(d, bytes) else d for d in numbers]
+
+
+def corpus_order(groups: np.ndarray, doc_ids: list[str], documents: list[str]) -> np.ndarray:
+    """Each passage's place in the corpus: by its document's place in ``documents`` (the
+    corpus order), then by number (a document's passages are written together, in
+    order). A version built anew has them in that order; one an incremental reindex
+    appended to does not, and ties must still go as they would in a fresh build."""
+    place = {doc_id: i for i, doc_id in enumerate(documents)}
+    by_group = np.array([place.get(d, len(place)) for d in doc_ids], dtype=np.int64)
+    numbers = np.arange(len(groups))
+    ranks = np.empty(len(groups), dtype=np.int32)
+    ranks[np.lexsort((numbers, by_group[groups] if len(by_group) else numbers))] = numbers
+    return ranks
 
 
 def section_passages(reader: Any, section: str) -> np.ndarray:

@@ -17,7 +17,7 @@ from whoosh.reading import MultiReader
 from search_service.engine import bm25
 from search_service.engine.base import IndexVersion, Record
 from search_service.engine.plan import QueryPlan
-from search_service.engine.whoosh.layout import GROUPS
+from search_service.engine.whoosh.layout import GROUPS, ORDER
 from search_service.engine.whoosh.postings import ReaderSource, field_lengths, live_mask, section_passages
 from search_service.engine.whoosh.store import open_index
 from search_service.errors import IndexUnavailable, SearchError, VersionDamaged
@@ -63,8 +63,12 @@ class WhooshVersion(IndexVersion):
                 reader = searcher.reader()
                 self.doc_count = reader.doc_count_all()
                 self._groups = np.load(path / GROUPS, allow_pickle=False)
-                if len(self._groups) != self.doc_count:
-                    raise ValueError(f"{GROUPS} has {len(self._groups)} passages, the index {self.doc_count}")
+                order = np.load(path / ORDER, allow_pickle=False)
+                for name, array in ((GROUPS, self._groups), (ORDER, order)):
+                    if len(array) != self.doc_count:
+                        raise ValueError(f"{name} has {len(array)} passages, the index {self.doc_count}")
+                # A version built anew has its passages in corpus order: no need to look the order up.
+                self._order = None if np.array_equal(order, np.arange(self.doc_count)) else order
                 self.scorer = term_scorer(reader, manifest.get("avg_field_length") or {}, ranking, cache_bytes)
                 self._related = section_passages(reader, "related")
                 self.empty_fields = self.scorer.empty_fields
@@ -106,7 +110,7 @@ class WhooshVersion(IndexVersion):
     def rank(self, plan: QueryPlan, limit: int, collapse: bool) -> bm25.Ranked:
         return bm25.rank(self.scorer, ReaderSource(self._searcher()), plan, limit,
                          self._groups if collapse else None, self.ranking.common_ratio,
-                         damped=(self._related, self.ranking.related))
+                         damped=(self._related, self.ranking.related), order=self._order)
 
     @_readable
     def stored(self, ref: Any) -> Record:

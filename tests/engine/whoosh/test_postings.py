@@ -62,7 +62,8 @@ def test_document_groups_are_stored_with_the_version_and_match_the_doc_id_postin
     with ix.searcher() as searcher:
         reader = searcher.reader()
         assert len(list(reader.leaf_readers())) == 2  # two segments
-        assert np.array_equal(stored, document_groups(reader))
+        assert np.array_equal(stored, document_groups(reader)[0])
+        assert np.array_equal(np.load(path / "order.npy"), np.arange(len(stored)))  # built anew: in corpus order
         # the same partition as walking every doc_id posting list in Python
         doc_of = {}
         for segment, base in reader.leaf_readers():
