@@ -71,10 +71,17 @@ class BuildReport:
 @dataclass
 class _Prepared:
     documents: list[Document]
-    passages: dict[str, list[Passage]]
+    counts: dict[str, int]  # passages per document
     hashes: dict[str, str]
     skipped: list[DocumentError]
     warnings: list[dict[str, str]]
+    splitter: PassageSplitter
+    kept_whole: set[str]  # documents that are page chrome only, indexed as they are
+
+    def passages(self, doc: Document) -> list[Passage]:
+        """The passages of ``doc``, split again where they are written: a build holds the
+        corpus's documents, not also every passage (twice the text) until they are written."""
+        return self.splitter.split(doc, keep_chrome=doc.doc_id in self.kept_whole)
 
 
 def settings_key(config: AnalysisConfig, settings: Settings, layout: int) -> str:
@@ -93,23 +100,25 @@ def prepare(settings: Settings, exclude: Iterable[str | os.PathLike[str]] = (),
     corpus = CorpusReader(settings.corpus_dir, exclude=exclude).read(reading)
     boilerplate = repeated_lines(corpus.documents, settings.boilerplate_min_documents)
     splitter = PassageSplitter(settings.passage_min_chars, settings.passage_max_chars, boilerplate)
-    passages: dict[str, list[Passage]] = {}
+    counts: dict[str, int] = {}
     hashes: dict[str, str] = {}
     documents = []
     skipped = list(corpus.skipped)
     warnings = []
+    kept_whole = set()
     for doc in corpus.documents:
-        split = splitter.split(doc)
-        if not split:
+        count = len(splitter.split(doc))
+        if not count:
             # A document never loses all its text to the chrome filter: keep it whole, and say so.
-            split = splitter.split(doc, keep_chrome=True)
+            count = len(splitter.split(doc, keep_chrome=True))
+            kept_whole.add(doc.doc_id)
             warnings.append({"source": doc.source, "warning": f"document {doc.doc_id!r} looks like page chrome "
                              "only (every line repeated across documents or a UI word); indexed as it is"})
-        if not split:
+        if not count:
             skipped.append(DocumentError(doc.source, f"document {doc.doc_id!r} has no text"))
             continue
         documents.append(doc)
-        passages[doc.doc_id] = split
+        counts[doc.doc_id] = count
         # A document's passages also depend on which of its lines are corpus-wide
         # boilerplate, so that goes into its hash: --incremental then reanalyzes
         # exactly the documents a full rebuild would split differently.
@@ -117,7 +126,7 @@ def prepare(settings: Settings, exclude: Iterable[str | os.PathLike[str]] = (),
         hashes[doc.doc_id] = hashlib.sha256(
             (doc.content_hash + "\n" + "\n".join(dropped)).encode("utf-8")
         ).hexdigest()[:32]
-    return _Prepared(documents, passages, hashes, skipped, warnings)
+    return _Prepared(documents, counts, hashes, skipped, warnings, splitter, kept_whole)
 
 
 def build_index(
@@ -254,7 +263,7 @@ def _write_version(build: Build, previous: tuple[dict[str, Any], dict[str, Any]]
         report.mode = "incremental"
         old_docs = previous[1]
         changed, removed = _changes(previous, prepared)
-        total = sum(len(prepared.passages[d.doc_id]) for d in changed)
+        total = sum(prepared.counts[d.doc_id] for d in changed)
         build.write([_records(changed, prepared, config)],
                     delete_docs=removed + [d.doc_id for d in changed if d.doc_id in old_docs],
                     progress=_analyzing(progress, total))
@@ -274,7 +283,7 @@ def _write_version(build: Build, previous: tuple[dict[str, Any], dict[str, Any]]
     # What --incremental compares, kept apart from the manifest: the manifest is
     # read whenever a server opens a version, and this grows with the corpus.
     documents = {d.doc_id: {"hash": prepared.hashes[d.doc_id], "source": d.source,
-                            "passages": len(prepared.passages[d.doc_id])}
+                            "passages": prepared.counts[d.doc_id]}
                  for d in prepared.documents}
     build.finish(report.passages, {
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -293,7 +302,7 @@ def _changes(previous: tuple[dict[str, Any], dict[str, Any]], prepared: _Prepare
     """The documents new or changed since the ``previous`` version, and the ids of those removed."""
     old_docs = previous[1]
     changed = [d for d in prepared.documents if old_docs.get(d.doc_id, {}).get("hash") != prepared.hashes[d.doc_id]]
-    removed = [doc_id for doc_id in old_docs if doc_id not in prepared.passages]
+    removed = [doc_id for doc_id in old_docs if doc_id not in prepared.counts]
     return changed, removed
 
 
@@ -320,19 +329,19 @@ def _analyzing(progress: Progress | None, total: int) -> Callable[[int], Any] | 
 
 def _fill(report: BuildReport, prepared: _Prepared) -> None:
     report.documents = len(prepared.documents)
-    report.passages = sum(len(v) for v in prepared.passages.values())
+    report.passages = sum(prepared.counts.values())
     report.skipped = [{"source": e.source, "reason": e.reason} for e in prepared.skipped]
     report.warnings = prepared.warnings
 
 
 def _shares(prepared: _Prepared, count: int) -> list[list[Document]]:
     """The documents cut into ``count`` runs of about as many passages each, in order."""
-    total = sum(len(v) for v in prepared.passages.values())
+    total = sum(prepared.counts.values())
     shares: list[list[Document]] = [[] for _ in range(count)]
     done = 0
     for doc in prepared.documents:
         shares[min(count - 1, done * count // total)].append(doc)
-        done += len(prepared.passages[doc.doc_id])
+        done += prepared.counts[doc.doc_id]
     return [share for share in shares if share]
 
 
@@ -340,5 +349,5 @@ def _records(documents: list[Document], prepared: _Prepared, config: AnalysisCon
     """The passage records of ``documents``, made lazily (in the process that writes them)."""
     analysis = get_analysis(config)
     for doc in documents:
-        for p in prepared.passages[doc.doc_id]:
+        for p in prepared.passages(doc):
             yield passage_record(p, doc, prepared.hashes[doc.doc_id], analysis)

@@ -70,7 +70,7 @@ def passage_records(tmp_path, make_settings, count, seed):
     config = AnalysisConfig.from_settings(settings)
     analysis = get_analysis(config)
     records = [whoosh_fields(passage_record(p, doc, prepared.hashes[doc.doc_id], analysis))
-               for doc in prepared.documents for p in prepared.passages[doc.doc_id]]
+               for doc in prepared.documents for p in prepared.passages(doc)]
     return config, records
 
 
