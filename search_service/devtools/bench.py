@@ -92,8 +92,9 @@ def percentile(values: list[float], q: float) -> float:
 
 # Appended to every child: its own peak RSS, and that of the writer processes it forked.
 # Run first in every child: a thread that samples the memory of the whole process tree
-# (the child and the writer processes it forks) every 250 ms (reading PSS is not free), for the build's total peak:
-# proportional set sizes, so that pages forked processes share count once, not once per process.
+# (the child and the writer processes it forks) once a second, for the build's total
+# peak: proportional set sizes, so that pages forked processes share count once, not
+# once per process (reading a process's PSS stalls it, so not more often).
 TREE_SAMPLER = """
 import threading as _t, time as _tm
 try:
@@ -114,13 +115,13 @@ def _sample():
         except _ps.Error:
             total = 0
         _tree_peak[0] = max(_tree_peak[0], total)
-        _tm.sleep(0.25)
+        _tm.sleep(1.0)
 if _ps is not None:
     _t.Thread(target=_sample, daemon=True).start()
 """
 
 # Run last: the largest single process (exact), and the largest sum over the tree as sampled
-# (a peak shorter than 250 ms can be missed).
+# (a peak shorter than a second can be missed).
 PEAK = """
 import resource as _r
 print(json.dumps({"peak_rss_mb": round(max(_r.getrusage(_r.RUSAGE_SELF).ru_maxrss,

@@ -7,6 +7,7 @@ dictionary above all) and the share itself, a lazy iterator made in the parent.
 from __future__ import annotations
 
 import ctypes
+import gc
 import multiprocessing
 import os
 import queue
@@ -41,8 +42,15 @@ def run_shares(work: Work, shares: Sequence[Any], progress: Progress | None = No
     parent = os.getpid()
     procs = [ctx.Process(target=_child, args=(work, i, share, done, results, parent), daemon=True)
              for i, share in enumerate(shares)]
-    for p in procs:
-        p.start()
+    # What the parent holds (jieba's dictionary, the corpus) is shared with the children
+    # until written to; the garbage collector's passes over it would write to every
+    # page and so copy it into each child. Frozen, it is left alone.
+    gc.freeze()
+    try:
+        for p in procs:
+            p.start()
+    finally:
+        gc.unfreeze()
     found: dict[int, Any] = {}
     failures: list[str] = []
     try:
