@@ -207,6 +207,17 @@ w.commit(); w.wait_merging_threads()
 print(json.dumps({"seconds": time.perf_counter() - began, "passages": n, "segment_seconds": seg}))
 """
 
+OURS_INCREMENTAL = """
+import json, sys, time
+from search_service.build.reindex import build_index
+from search_service.settings import Settings
+began = time.perf_counter()
+report = build_index(Settings.from_env(corpus_dir=sys.argv[1], index_dir=sys.argv[2], segmenter=sys.argv[3]),
+                     incremental=True)
+print(json.dumps({"seconds": time.perf_counter() - began, "passages": report.passages,
+                  "reanalyzed": report.reanalyzed, "mode": report.mode}))
+"""
+
 SEGMENT_ONLY = """
 import json, sys, time, warnings, logging
 warnings.simplefilter("ignore")
@@ -450,10 +461,14 @@ def run_bench(sizes: list[int], query_count: int, http_seconds: float, clients: 
     drawn = eval_queries(eval_dir, 2 * query_count)
     report_files = hostile_files_bench(workdir)
     log("hostile files: " + ", ".join(f"{k} {v['seconds']} s" for k, v in report_files.items()))
+    dev = dev_corpora_bench(workdir, eval_dir, repeat=max(3, repeat))
+    log(f"dev corpora: ours {dev['ours']['seconds']:.1f} s, naive {dev['naive']['seconds']:.1f} s, "
+        f"incremental {dev['incremental']['seconds']:.1f} s")
     queries, warmup = drawn[:query_count], drawn[query_count:]
     variants = our_variants(opensearch_urls)
     run_id = os.urandom(3).hex()
-    report: dict[str, Any] = {"machine": {"cpus": os.cpu_count()}, "sizes": {}, "hostile_files": report_files}
+    report: dict[str, Any] = {"machine": {"cpus": os.cpu_count()}, "sizes": {}, "hostile_files": report_files,
+                              "dev_corpora": dev}
     for size in sizes:
         row: dict[str, Any] = {"index": {}, "queries": {}, "server": {}}
         corpus_dir = workdir / f"corpus-{size}"
@@ -584,6 +599,53 @@ def hostile_files_bench(workdir: Path) -> dict[str, Any]:
                      "peak_rss_mb": run["peak_rss_mb"], "passages": run["passages"], "budget_s": budget,
                      "within_budget": run["seconds"] <= budget}
     return out
+
+
+# The evaluation's two development collections, as a user's small corpus: ours against
+# the naive build, and an --incremental run after 1 % of their documents changed.
+DEV_CORPORA = ("drcd-dev/corpus.jsonl", "cmrc2018/corpus.jsonl")
+
+
+def dev_corpora_bench(workdir: Path, eval_dir: Path = EVAL, repeat: int = 3) -> dict[str, Any]:
+    corpus = workdir / "dev" / "corpus"
+    corpus.mkdir(parents=True, exist_ok=True)
+    lines: list[str] = []
+    for name in DEV_CORPORA:
+        text = (eval_dir / name).read_text("utf-8")
+        (corpus / name.replace("/", "-")).write_text(text, "utf-8")
+        lines += [line for line in text.splitlines() if line.strip()]
+    joined = workdir / "dev" / "all.jsonl"
+    joined.write_text("\n".join(lines) + "\n", "utf-8")
+    index = workdir / "dev" / "index"
+    ours = median_run(repeat, OURS_BUILD, str(corpus), str(index), "jieba")
+    naive = median_run(repeat, NAIVE_BUILD, str(joined), str(workdir / "dev" / "naive"))
+    # Change every 100th document, then reindex with --incremental (once per repeat,
+    # each time from the same full version and the same change).
+    base = workdir / "dev" / "base"
+    shutil.rmtree(base, ignore_errors=True)
+    shutil.copytree(index, base)
+    originals = {p: p.read_text("utf-8") for p in corpus.iterdir()}
+    changed = 0
+    for path, text in originals.items():
+        records = [json.loads(line) for line in text.splitlines() if line.strip()]
+        for i, record in enumerate(records):
+            if i % 100 == 0:
+                record["text"] += "\n（本文已修订。）"
+                changed += 1
+        path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in records) + "\n", "utf-8")
+    runs = []
+    for _ in range(max(1, repeat)):
+        shutil.rmtree(index, ignore_errors=True)
+        shutil.copytree(base, index)
+        runs.append(run_child(OURS_INCREMENTAL, str(corpus), str(index), "jieba"))
+    runs.sort(key=lambda r: r["seconds"])
+    incremental = {**runs[len(runs) // 2], "runs_seconds": [round(r["seconds"], 2) for r in runs]}
+    for path, text in originals.items():
+        path.write_text(text, "utf-8")
+    return {"documents": len(lines), "passages": ours["passages"], "changed_documents": changed,
+            "ours": ours, "naive": naive, "incremental": incremental,
+            "x_naive": round(naive["seconds"] / ours["seconds"], 2),
+            "incremental_share_of_full": round(incremental["seconds"] / ours["seconds"], 3)}
 
 
 # -- hostile clients -----------------------------------------------------------------
@@ -717,6 +779,18 @@ def table(report: dict[str, Any]) -> str:
             for s, hh in zip(run["search"], run["health"]):
                 lines.append(f"| {s['clients']} | {s['rps']} | {s['p50_ms']} | {s['p99_ms']} | {s['errors']} | "
                              f"{hh['rps']} | {s['rps'] / hh['rps']:.2f} |")
+    if report.get("dev_corpora"):
+        d = report["dev_corpora"]
+        lines += ["", f"The two development collections ({d['documents']} documents, {d['passages']} passages), "
+                      "median of three builds each:", "",
+                  "| build | seconds | peak MB (process RSS / all PSS) | × naive | share of a full build |",
+                  "|---|---|---|---|---|",
+                  f"| ours, full | {d['ours']['seconds']:.2f} | {d['ours']['peak_rss_mb']} / {d['ours']['peak_tree_mb']} "
+                  f"| {d['x_naive']} | 1 |",
+                  f"| ours, --incremental after {d['changed_documents']} documents changed | "
+                  f"{d['incremental']['seconds']:.2f} | {d['incremental']['peak_rss_mb']} / "
+                  f"{d['incremental']['peak_tree_mb']} | | {d['incremental_share_of_full']} |",
+                  f"| naive Whoosh + jieba | {d['naive']['seconds']:.2f} | {d['naive']['peak_rss_mb']} | 1.00 | |"]
     if report.get("hostile_files"):
         lines += ["", "Hostile files, each reindexed alone:", "", "| file | MB | seconds | budget s | peak RSS MB | passages |",
                   "|---|---|---|---|---|---|"]

@@ -47,13 +47,17 @@ def test_bench_reports_every_engine_server_and_http_step(tmp_path):
     files = report["hostile_files"]
     assert set(files) == {"HTML nested 20,000 deep", "300 KB line, no punctuation", "5 MB line, no punctuation"}
     assert all(f["passages"] >= 1 and f["peak_rss_mb"] > 0 and f["within_budget"] for f in files.values()), files
+    dev = report["dev_corpora"]
+    assert dev["changed_documents"] == 2 and 0 < dev["documents"] <= dev["ours"]["passages"]
+    assert dev["incremental"]["mode"] == "incremental" and dev["incremental"]["reanalyzed"] == 2
+    assert dev["x_naive"] > 0 and 0 < dev["incremental_share_of_full"]
     hostile = report["hostile"]
     assert hostile["hostile"]["queries"] == 20 and set(hostile["hostile"]["statuses"]) <= {"200", "400"}
     assert hostile["slow_clients"]["worst_normal_ms"] < 1000
     assert len(hostile["inflation"]["worker_rss_mb_after"]) == 2
     text = table(report)
     assert "| 150 | tantivy |" in text and "search / health" in text and "Hostile clients:" in text
-    assert "| HTML nested 20,000 deep |" in text
+    assert "| HTML nested 20,000 deep |" in text and "| ours, --incremental after 2 documents changed |" in text
 
 
 def test_http_comparison_takes_turns_and_continues_each_sequence():
