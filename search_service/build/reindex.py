@@ -38,6 +38,8 @@ Progress = Callable[[str, int, int], Any]
 
 # Below this many passages a share, one process is faster than starting writer processes.
 PARALLEL_MIN_PASSAGES = 2000
+# What a passage costs a writer besides its text, in characters' worth of work.
+PASSAGE_CHARACTERS = 100
 
 
 @dataclass
@@ -335,13 +337,23 @@ def _fill(report: BuildReport, prepared: _Prepared) -> None:
 
 
 def _shares(prepared: _Prepared, count: int) -> list[list[Document]]:
-    """The documents cut into ``count`` runs of about as many passages each, in order."""
-    total = sum(prepared.counts.values())
+    """The documents cut into ``count`` runs of about as much work each, in order.
+
+    A writer's time goes with the text it segments and the passages it writes, so
+    shares are balanced on characters plus a fixed cost per passage, not on passages
+    alone (a share of long passages would finish last while the other core waits).
+    """
+    def work(doc: Document) -> int:
+        return len(doc.text) + PASSAGE_CHARACTERS * prepared.counts[doc.doc_id]
+
+    total = sum(map(work, prepared.documents)) or 1
     shares: list[list[Document]] = [[] for _ in range(count)]
     done = 0
     for doc in prepared.documents:
-        shares[min(count - 1, done * count // total)].append(doc)
-        done += prepared.counts[doc.doc_id]
+        cost = work(doc)
+        # A document goes to the share its middle falls in.
+        shares[min(count - 1, (2 * done + cost) * count // (2 * total))].append(doc)
+        done += cost
     return [share for share in shares if share]
 
 
