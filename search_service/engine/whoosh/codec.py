@@ -136,6 +136,39 @@ def _encode_block(ids: Sequence[int], weights: Sequence[float], values: Sequence
     return emptybytes.join([bytes((flags,)), *parts])
 
 
+class CountBlocks:
+    """:func:`_encode_block` of many terms' one-block posting lists at once, for a
+    ``Frequency`` field (values None: each is the count): ``docs`` and ``counts`` hold
+    every term's postings, term after term, ``bounds[t]:bounds[t + 1]`` being term ``t``'s.
+
+    The gaps and byte counts of the whole field are encoded with two NumPy casts; a
+    term's data is then slices of them. :meth:`data` is None for a term whose block
+    needs another form (a gap of 2 ** 16 or more, a count of 256 or more).
+    """
+
+    def __init__(self, docs: np.ndarray, counts: np.ndarray, bounds: np.ndarray) -> None:
+        docs = docs.astype(np.int64)
+        gaps = np.diff(docs, prepend=0)
+        starts = bounds[:-1]
+        gaps[starts] = 0  # a term's first id is stored whole, not as a gap from the last term's
+        self._gaps = np.minimum(gaps, 0xFFFF).astype("<u2").tobytes()
+        self._counts = np.minimum(counts, 0xFF).astype(np.uint8).tobytes()
+        self._first = docs[starts].tolist() if len(starts) else []
+        fits = (np.maximum.reduceat(gaps, starts) < 1 << 16) & (np.maximum.reduceat(counts, starts) < 256) \
+            if len(starts) else np.zeros(0, dtype=bool)
+        ones = np.maximum.reduceat(counts, starts) == 1 if len(starts) else fits
+        self._flags = np.where(fits, _GAPS | _COUNT_VALUES | np.where(ones, 0, _WEIGHTS | _BYTE_WEIGHTS), -1).tolist()
+
+    def data(self, term: int, start: int, end: int) -> bytes | None:
+        """The block data of ``term``, whose postings are ``start:end`` (at least two)."""
+        flags = self._flags[term]
+        if flags < 0 or end - start < 2:
+            return None
+        weights = self._counts[start:end] if flags & _WEIGHTS else emptybytes
+        return b"".join((bytes((flags,)), _FIRST_ID.pack(self._first[term]), self._gaps[2 * start + 2:2 * end],
+                         weights))
+
+
 def _block_layout(flags: int, n: int) -> tuple[int, int]:
     """(bytes of ids, bytes of weights) of a block's data after its flags byte."""
     ids = 4 + 2 * (n - 1) if flags & _GAPS else 4 * n

@@ -36,20 +36,20 @@ import struct
 from array import array
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from whoosh import formats
 from whoosh.filedb import filetables
 from whoosh.analysis import Tokenizer
-from whoosh.codec.whoosh3 import WHOOSH3_HEADER_MAGIC
+from whoosh.codec.whoosh3 import WHOOSH3_HEADER_MAGIC, W3FieldWriter
 from whoosh.system import pack_int, pack_long, pack_uint, pack_ushort
 from whoosh.util.numeric import byte_to_length, length_to_byte
 from whoosh.writing import SegmentWriter
 
 from search_service.engine.forked import ShareFailed, run_shares
 from search_service.text.analysis import gram_text
-from search_service.engine.whoosh.codec import ArrayCodec, ArrayPostingsWriter, _encode_block
+from search_service.engine.whoosh.codec import ArrayCodec, ArrayPostingsWriter, CountBlocks, _encode_block
 from search_service.errors import BuildError
 
 # Whoosh hands the codec each posting's field length as read back from its
@@ -155,15 +155,10 @@ class FieldPostings:
         self.gram_docs.append(docnum)
         self.nbytes += self.POSTING_BYTES * len(keys) + self.PART_BYTES
 
-    def terms(self, lengths: dict[int, int] | None
-              ) -> Iterator[tuple[bytes, list[int], list[int], list[int], list[bytes] | None]]:
-        """Each term's (bytes, documents, counts, field lengths, values), terms in byte order
-        (as a segment's term table wants them), documents in order within a term.
-
-        The postings are put in that order with two sorts, then turned into Python
-        lists a window at a time, so a flush costs the columns again, not a Python
-        object per posting.
-        """
+    def runs(self, lengths: dict[int, int] | None) -> "TermRuns":
+        """The postings grouped by term, terms in byte order (as a segment's term table
+        wants them), documents in order within a term: two NumPy sorts, no Python
+        object per posting (a positions field's values are reordered references)."""
         if self.gram_parts:
             keys = np.concatenate([k for k, _ in self.gram_parts])
             counts = np.concatenate([c for _, c in self.gram_parts])
@@ -173,7 +168,8 @@ class FieldPostings:
             counts = np.frombuffer(self.counts, dtype=np.int32)
             docs = np.frombuffer(self.docs, dtype=np.int32)
         if not len(keys):
-            return
+            empty = np.zeros(0, dtype=np.int32)
+            return TermRuns([], np.zeros(1, dtype=np.int64), empty, empty, empty, [] if self.values is not None else None)
         order = np.argsort(keys, kind="stable")  # stable: documents stay in order within a term
         sorted_keys = keys[order]
         starts = np.flatnonzero(np.concatenate(([True], sorted_keys[1:] != sorted_keys[:-1])))
@@ -190,30 +186,70 @@ class FieldPostings:
         sizes = np.diff(np.append(starts, total))
         order = order[np.argsort(np.repeat(rank, sizes), kind="stable")]
         docs, counts = docs[order], counts[order]
-        if self.values is None:
-            del order
         if lengths is not None:
             by_doc = np.zeros(max(int(docs.max()), max(lengths, default=0)) + 1, dtype=np.int32)
             by_doc[list(lengths)] = list(lengths.values())
             doc_lengths = by_doc[docs]
         else:
             doc_lengths = np.zeros(len(docs), dtype=np.int32)
+        values = None
+        if self.values is not None:
+            values = list(map(self.values.__getitem__, order.tolist()))
+        bounds = np.concatenate(([0], np.cumsum(sizes[by_bytes])))
+        return TermRuns([names[i] for i in by_bytes], bounds, docs, counts, doc_lengths, values)
+
+
+class TermRuns(NamedTuple):
+    """A field's postings grouped by term: term ``t`` (``names[t]``) has the postings
+    ``bounds[t]:bounds[t + 1]`` of the columns."""
+
+    names: list[bytes]
+    bounds: np.ndarray
+    docs: np.ndarray
+    counts: np.ndarray
+    lengths: np.ndarray  # the field length of each posting's document (0: none recorded)
+    values: list[bytes] | None  # a positions field's encoded positions; None: each is the count
+
+    def windows(self) -> Iterator[tuple[int, int, list[int], list[int], list[int]]]:
+        """(first term, end term, docs, counts, lengths): the terms in runs whose postings
+        (from ``bounds[first]``) are made Python lists together, about ``_WINDOW`` at a time,
+        so that a flush never holds a Python int per posting of the segment."""
+        bounds = self.bounds
+        first = 0
+        while first < len(self.names):
+            end = max(first + 1, int(np.searchsorted(bounds, bounds[first] + _WINDOW, side="right")) - 1)
+            a, b = int(bounds[first]), int(bounds[end])
+            yield (first, end, self.docs[a:b].tolist(), self.counts[a:b].tolist(), self.lengths[a:b].tolist())
+            first = end
+
+    def terms(self) -> Iterator[tuple[bytes, list[int], list[int], list[int], list[bytes] | None]]:
+        """Each term's (bytes, documents, counts, field lengths, values)."""
+        bounds = self.bounds.tolist()
         values = self.values
-        bounds = np.concatenate(([0], np.cumsum(sizes[by_bytes]))).tolist()
-        low = high = 0
-        d: list[int] = []
-        c: list[int] = []
-        n: list[int] = []
-        v: list[bytes] | None = None
-        for t, i in enumerate(by_bytes):
-            a, b = bounds[t], bounds[t + 1]
-            if b > high:
-                low, high = a, max(b, a + _WINDOW)
-                d, c, n = docs[low:high].tolist(), counts[low:high].tolist(), doc_lengths[low:high].tolist()
-                if values is not None:
-                    v = [values[j] for j in order[low:high].tolist()]
-            yield (names[i], d[a - low:b - low], c[a - low:b - low], n[a - low:b - low],
-                   v[a - low:b - low] if v is not None else None)
+        for first, end, docs, counts, lengths in self.windows():
+            base = bounds[first]
+            for t in range(first, end):
+                a, b = bounds[t] - base, bounds[t + 1] - base
+                yield (self.names[t], docs[a:b], counts[a:b], lengths[a:b],
+                       values[a + base:b + base] if values is not None else None)
+
+    def term_infos(self) -> np.ndarray:
+        """Each term's ``W3TermInfo`` head (``_TERMINFO``: its statistics), computed for all
+        terms at once; the inlined flag is 0."""
+        starts = self.bounds[:-1]
+        infos = np.zeros(len(self.names), dtype=_TERMINFO_ARRAY)
+        if not len(infos):
+            return infos
+        infos["weight"] = np.add.reduceat(self.counts, starts)
+        infos["count"] = np.diff(self.bounds)
+        present = np.where(self.lengths > 0, self.lengths, _NO_LENGTH)
+        shortest = np.minimum.reduceat(present, starts)
+        infos["min_length"] = np.where(shortest == _NO_LENGTH, 0, length_bytes(shortest))
+        infos["max_length"] = length_bytes(np.maximum.reduceat(self.lengths, starts))
+        infos["max_weight"] = np.maximum.reduceat(self.counts, starts)
+        infos["first"] = self.docs[starts]
+        infos["last"] = self.docs[self.bounds[1:] - 1]
+        return infos
 
 
 _WINDOW = 1 << 16  # postings turned into Python lists at a time, at a flush
@@ -243,8 +279,44 @@ class _BulkPostingsWriter(ArrayPostingsWriter):
             self._maxlength = max(block_lengths, default=0)
 
 
+class _BulkFieldWriter(W3FieldWriter):
+    """Whoosh's field writer, whose term table writes its hash tables a bucket at a time."""
+
+    def __init__(self, codec: Any, storage: Any, segment: Any) -> None:
+        super().__init__(codec, storage, segment)
+        self._tindex._write_hashes = functools.partial(_write_hashes, self._tindex)
+
+
+def _write_hashes(tindex: Any) -> None:
+    """``HashWriter._write_hashes``: the same 256 open-addressing tables (linear probing,
+    in insertion order), each written in one piece instead of a write per slot."""
+    dbfile = tindex.dbfile
+    for entries in tindex.buckets:
+        numslots = 2 * len(entries)
+        tindex.directory.append((dbfile.tell(), numslots))
+        hashes = [0] * numslots
+        positions = [0] * numslots  # 0: an empty slot (no key starts at 0, the header does)
+        for h, position in entries:
+            slot = (h >> 8) % numslots
+            while positions[slot]:
+                slot = (slot + 1) % numslots
+            hashes[slot] = h
+            positions[slot] = position
+        table = np.empty(numslots, dtype=_HASH_SLOT)
+        table["hash"] = hashes
+        table["position"] = positions
+        dbfile.write(table.tobytes())
+
+
+_HASH_SLOT = np.dtype([("hash", ">u4"), ("position", ">i8")])  # filetables._pointer
+assert _HASH_SLOT.itemsize == filetables._pointer.size
+
+
 class BulkCodec(ArrayCodec):
-    """The service's codec (:mod:`codec`), plus block-at-a-time postings."""
+    """The service's codec (:mod:`codec`), plus block-at-a-time postings and term tables."""
+
+    def field_writer(self, storage: Any, segment: Any) -> Any:
+        return _BulkFieldWriter(self, storage, segment)
 
     def postings_writer(self, dbfile: Any, byteids: bool = False) -> Any:
         return _BulkPostingsWriter(dbfile, blocklimit=self._blocklimit, byteids=byteids,
@@ -287,7 +359,7 @@ class BulkSegmentWriter(SegmentWriter):
 
     def _spill_columns(self) -> None:
         for name, column in self._columns.items():
-            for tbytes, docs, counts, _, values in column.terms(None):
+            for tbytes, docs, counts, _, values in column.runs(None).terms():
                 for j, doc in enumerate(docs):
                     self.pool.add((name, tbytes, doc, float(counts[j]),
                                    values[j] if values is not None else count_value(counts[j])))
@@ -414,22 +486,53 @@ class BulkSegmentWriter(SegmentWriter):
         key_prefix = pack_ushort(fieldwriter._fieldid)
         inline_limit = self.codec._inlinelimit
         block_limit = self.codec._blocklimit
+        runs = column.runs(lengths)
+        del column
+        infos = runs.term_infos()
+        infos["inlined"] = np.diff(runs.bounds) < inline_limit
+        heads = infos.tobytes()
+        # A one-block term's block statistics: what Whoosh pickles before its data.
+        infos_max_weight = infos["max_weight"].tolist()
+        infos_min_length = infos["min_length"].tolist()
+        infos_max_length = infos["max_length"].tolist()
+        blocks = CountBlocks(runs.docs, runs.counts, runs.bounds) if runs.values is None else None
+        size = _TERMINFO.size
+        names = runs.names
+        bounds = runs.bounds.tolist()
+        all_values = runs.values
+        dumps = pickle.dumps
         rows: list[tuple[bytes, bytes]] = []
-        for name, docs, counts, doc_lengths, values in column.terms(lengths):
-            if len(docs) < inline_limit:
-                # Most terms (rare bigrams) occur in a few passages: their
-                # postings go into the term table, with no block of their own.
-                if values is None:
-                    values = [count_value(c) for c in counts]
-                rows.append((key_prefix + name, _inlined_terminfo(docs, counts, values, doc_lengths)))
-            elif len(docs) <= block_limit:
-                rows.append((key_prefix + name, _single_block(postfile, docs, counts, values, doc_lengths, value_size)))
-            else:
-                _add_terms(fieldwriter._tindex, rows)
-                rows = []
-                fieldwriter.start_term(name)
-                postwriter.add_postings(docs, counts, values, doc_lengths)
-                fieldwriter.finish_term()
+        for first, end, docs, counts, doc_lengths in runs.windows():
+            base = bounds[first]
+            for t in range(first, end):
+                a, b = bounds[t] - base, bounds[t + 1] - base
+                n = b - a
+                if n < inline_limit:
+                    # Most terms (rare bigrams) occur in a few passages: their postings go
+                    # into the term table (W3TermInfo's inlined form), with no block.
+                    c = counts[a:b]
+                    values = (tuple(all_values[a + base:b + base]) if all_values is not None
+                              else tuple(map(count_value, c)))
+                    rows.append((key_prefix + names[t], heads[t * size:(t + 1) * size]
+                                 + dumps((tuple(docs[a:b]), tuple(map(float, c)), values), 2)))
+                elif n <= block_limit:
+                    offset = postfile.tell()
+                    values = all_values[a + base:b + base] if all_values is not None else None
+                    data = blocks.data(t, a + base, b + base) if blocks is not None else None
+                    if data is None:
+                        data = _encode_block(docs[a:b], counts[a:b], values, value_size)
+                    info = dumps((n, docs[b - 1], float(infos_max_weight[t]), 0, infos_min_length[t],
+                                  infos_max_length[t]), 2)
+                    postfile.write(b"".join((WHOOSH3_HEADER_MAGIC, pack_int(-(len(info) + len(data))), info, data)))
+                    rows.append((key_prefix + names[t], heads[t * size:(t + 1) * size] + pack_long(offset)
+                                 + pack_int(postfile.tell() - offset)))
+                else:
+                    _add_terms(fieldwriter._tindex, rows)
+                    rows = []
+                    fieldwriter.start_term(names[t])
+                    values = all_values[a + base:b + base] if all_values is not None else None
+                    postwriter.add_postings(docs[a:b], counts[a:b], values, doc_lengths[a:b])
+                    fieldwriter.finish_term()
         _add_terms(fieldwriter._tindex, rows)
 
     def _write_pool(self, fieldwriter: Any, terms: list[tuple[bytes, _Postings]], lengths: Any) -> None:
@@ -457,6 +560,17 @@ class BulkSegmentWriter(SegmentWriter):
 
 
 _TERMINFO = struct.Struct("!BfIBBfII")  # W3TermInfo._struct
+# The same, as a NumPy record (packed, big-endian), to compute every term's at once.
+_TERMINFO_ARRAY = np.dtype([("inlined", "u1"), ("weight", ">f4"), ("count", ">u4"), ("min_length", "u1"),
+                            ("max_length", "u1"), ("max_weight", ">f4"), ("first", ">u4"), ("last", ">u4")])
+assert _TERMINFO_ARRAY.itemsize == _TERMINFO.size
+_NO_LENGTH = np.iinfo(np.int32).max
+_LENGTH_BYTES = np.array([byte_to_length(b) for b in range(256)], dtype=np.int64)
+
+
+def length_bytes(lengths: np.ndarray) -> np.ndarray:
+    """Whoosh's ``length_to_byte`` of each length (the smallest byte whose length is not below it)."""
+    return np.minimum(np.searchsorted(_LENGTH_BYTES, lengths, side="left"), 255)
 
 
 def _inlined_terminfo(docs: Sequence[int], weights: Sequence[float], values: Sequence[bytes],
@@ -477,22 +591,6 @@ def _inlined_terminfo(docs: Sequence[int], weights: Sequence[float], values: Seq
     )
     kept = tuple(v for v in values if v) or (b"",) * len(docs)
     return head + pickle.dumps((tuple(docs), stored_weights, kept), 2)
-
-
-def _single_block(postfile: Any, docs: Sequence[int], counts: Sequence[int], values: Sequence[bytes] | None,
-                  lengths: Sequence[int], value_size: int | None) -> bytes:
-    """Write a term's postings that fit one block, as ``start_term`` + ``add_postings`` +
-    ``finish_term`` would (header, block, extent); returns its ``W3TermInfo.to_bytes()``."""
-    offset = postfile.tell()
-    present = [n for n in lengths if n]
-    min_length = length_to_byte(min(present)) if present else 0
-    max_length = length_to_byte(max(present, default=0))
-    max_weight = float(max(counts))
-    data = _encode_block(docs, counts, values, value_size)
-    info = pickle.dumps((len(docs), docs[-1], max_weight, 0, min_length, max_length), 2)
-    postfile.write(b"".join((WHOOSH3_HEADER_MAGIC, pack_int(-(len(info) + len(data))), info, data)))
-    head = _TERMINFO.pack(0, float(sum(counts)), len(docs), min_length, max_length, max_weight, docs[0], docs[-1])
-    return head + pack_long(offset) + pack_int(postfile.tell() - offset)
 
 
 def _add_terms(tindex: Any, items: list[tuple[bytes, bytes]]) -> None:

@@ -137,3 +137,32 @@ def test_every_block_form_decodes_to_what_was_encoded(data):
     assert got_ids.tolist() == ids
     assert got_weights.tolist() == weights
     assert list(got_values) == (values if size != 0 else [None] * n)
+
+
+@hsettings(max_examples=200, deadline=None)
+@given(st.data())
+def test_count_blocks_encode_each_term_as_encode_block_does(data):
+    """Many terms' counts encoded at once give each term the bytes of its own
+    ``_encode_block``, or None where that takes another form (big gaps, big counts)."""
+    from search_service.engine.whoosh.codec import CountBlocks, _encode_block
+
+    terms = data.draw(st.lists(st.tuples(
+        st.lists(st.one_of(st.integers(1, 5), st.integers(1, 1 << 17)), min_size=1, max_size=30, unique=False),
+        st.sampled_from(["ones", "small", "big"])), min_size=1, max_size=12))
+    docs, counts, bounds = [], [], [0]
+    for gaps, kind in terms:
+        ids = [data.draw(st.integers(0, 1 << 18))]
+        for gap in gaps[1:]:
+            ids.append(ids[-1] + gap)
+        docs += ids
+        counts += [1 if kind == "ones" else data.draw(st.integers(1, 255 if kind == "small" else 600))
+                   for _ in ids]
+        bounds.append(len(docs))
+    blocks = CountBlocks(np.array(docs, dtype=np.int32), np.array(counts, dtype=np.int32), np.array(bounds))
+    for t in range(len(terms)):
+        a, b = bounds[t], bounds[t + 1]
+        got = blocks.data(t, a, b)
+        expected = _encode_block(docs[a:b], counts[a:b], None, None)
+        assert got is None or got == expected
+        if b - a > 1 and max(counts[a:b]) < 256 and max(np.diff(docs[a:b]), default=0) < 1 << 16:
+            assert got == expected

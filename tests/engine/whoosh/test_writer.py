@@ -206,3 +206,32 @@ def test_bulk_writer_merges_existing_segments_as_whoosh_does(tmp_path, make_sett
         assert len(ix._segments()) == 1
         built.append(segment_contents(ix))
     assert built[1] == built[0]
+
+
+def test_term_table_hash_tables_are_whooshs_byte_for_byte(tmp_path):
+    """The bulk field writer writes the term table's hash tables in one piece per
+    bucket; the file is the one Whoosh's own writer makes, and reads back."""
+    import hashlib as _hashlib
+
+    from whoosh.filedb import filetables
+    from whoosh.filedb.filestore import FileStorage
+
+    from search_service.engine.whoosh.writer import _write_hashes
+
+    keys = sorted({_hashlib.sha1(str(i).encode()).digest()[: 1 + i % 7] for i in range(5000)})
+    storage = FileStorage(str(tmp_path))
+    files = {}
+    for name in ("whoosh", "bulk"):
+        writer = filetables.OrderedHashWriter(storage.create_file(name))
+        if name == "bulk":
+            writer._write_hashes = lambda w=writer: _write_hashes(w)
+        for key in keys:
+            writer.add(key, key[::-1])
+        writer.close()
+        files[name] = (tmp_path / name).read_bytes()
+    assert files["bulk"] == files["whoosh"]
+    reader = filetables.OrderedHashReader(storage.open_file("bulk"), len(files["bulk"]))
+    try:
+        assert all(reader[key] == key[::-1] for key in keys[::97])
+    finally:
+        reader.close()
