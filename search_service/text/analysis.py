@@ -187,12 +187,29 @@ class Analysis:
     def _words(self, text: str, *, keep_stopwords: bool = False) -> list[Term]:
         norm = self.normalize(text)
         out = []
-        for w in self.segmenter.words(norm.text):
-            if not keep_stopwords and w.text in self.stopwords:
+        for word, start, end, pos in self.segmenter.spans(norm.text):
+            if not keep_stopwords and word in self.stopwords:
                 continue
-            start, end = norm.span(w.start, w.end)
-            out.append(Term(w.text, start, end, w.pos))
+            out.append(Term(word, *norm.span(start, end), pos))
         return out
+
+    def word_positions(self, text: str) -> dict[str, list[int]]:
+        """The positions of each term of :meth:`words`, in order: what a phrase field
+        indexes, without offsets (an index needs none) or an object per word."""
+        return self._remember("wp", text, self._word_positions)  # type: ignore[return-value]
+
+    def _word_positions(self, text: str) -> dict[str, list[int]]:
+        stopwords = self.stopwords
+        positions: dict[str, list[int]] = {}
+        for word, _, _, pos in self.segmenter.spans(self.normalize(text).text):
+            if word in stopwords:
+                continue
+            found = positions.get(word)
+            if found is None:
+                positions[word] = [pos]
+            else:
+                found.append(pos)
+        return positions
 
     def _grams(self, text: str) -> list[Term]:
         norm = self.normalize(text)

@@ -135,6 +135,11 @@ class Segmenter:
 
     def words(self, text: str) -> list[Word]:
         """Search-mode words of ``text`` with offsets into ``text``; no punctuation."""
+        return [Word(*w) for w in self.spans(text)]
+
+    def spans(self, text: str) -> list[tuple[str, int, int, int]]:
+        """:meth:`words` as (text, start, end, position) tuples: what indexing reads,
+        without an object per word."""
         if not self._ready:
             self.initialize()
         if self._rjieba is not None:
@@ -143,32 +148,34 @@ class Segmenter:
         else:
             is_word = self._tokenizer.FREQ.get
             cut = self._tokenizer.cut(text, HMM=True)
-        out: list[Word] = []
+        out: list[tuple[str, int, int, int]] = []
+        append = out.append
+        wordlike = _WORDLIKE.search
         offset = 0
         pos = 0
         for w in cut:
             start = offset
-            offset += len(w)
-            if not _WORDLIKE.search(w):
-                continue
             n = len(w)
+            offset += n
+            if not wordlike(w):
+                continue
             if n > 2:
                 for i in range(n - 1):
                     gram = w[i : i + 2]
                     if is_word(gram):
-                        out.append(Word(gram, start + i, start + i + 2, pos))
+                        append((gram, start + i, start + i + 2, pos))
             if n > 3:
                 for i in range(n - 2):
                     gram = w[i : i + 3]
                     if is_word(gram):
-                        out.append(Word(gram, start + i, start + i + 3, pos))
+                        append((gram, start + i, start + i + 3, pos))
             stripped = w.strip()
             if stripped != w:
                 # jieba keeps a run like "abc " whole; index the word, not its spaces.
-                lead = len(w) - len(w.lstrip())
-                out.append(Word(stripped, start + lead, start + lead + len(stripped), pos))
+                lead = n - len(w.lstrip())
+                append((stripped, start + lead, start + lead + len(stripped), pos))
             else:
-                out.append(Word(w, start, offset, pos))
+                append((w, start, offset, pos))
             pos += 1
         return out
 

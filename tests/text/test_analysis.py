@@ -85,3 +85,14 @@ def test_gram_keys_count_the_same_grams_as_gram_counts(text):
     keys, counts = ANALYSIS.gram_key_counts(text)
     assert list(keys) == sorted(keys)
     assert {gram_text(int(k)): int(n) for k, n in zip(keys, counts)} == dict(ANALYSIS.gram_counts(text))
+
+
+@hsettings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("醫保卡密码锁住銀行中华人民共和国的了12333abc，。 \u0301-")), max_size=60))
+def test_word_positions_are_the_positions_of_the_words(text):
+    """The indexer reads each word's positions without its offsets; they must be the words' own."""
+    expected: dict[str, list[int]] = {}
+    for t in ANALYSIS.words(text):
+        expected.setdefault(t.text, []).append(t.pos)
+    got = ANALYSIS.word_positions(text)
+    assert got == expected and list(got) == list(expected)

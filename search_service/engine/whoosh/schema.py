@@ -31,6 +31,13 @@ class _TermTokenizer(Tokenizer):
     def terms(self, text: str) -> list[Term]:
         raise NotImplementedError
 
+    def positions(self, text: str) -> dict[str, list[int]]:
+        """Each term's positions, in order (what a writer indexes)."""
+        positions: dict[str, list[int]] = {}
+        for t in self.terms(text):
+            positions.setdefault(t.text, []).append(t.pos)
+        return positions
+
     def __call__(self, value: str, positions: bool = False, chars: bool = False, keeporiginal: bool = False,
                  removestops: bool = True, start_pos: int = 0, start_char: int = 0, tokenize: bool = True,
                  mode: str = "", **kwargs: Any) -> Iterator[Token]:
@@ -54,6 +61,9 @@ class WordTokenizer(_TermTokenizer):
 
     def terms(self, text: str) -> list[Term]:
         return get_analysis(self.config).words(text)
+
+    def positions(self, text: str) -> dict[str, list[int]]:
+        return get_analysis(self.config).word_positions(text)
 
 
 class GramTokenizer(_TermTokenizer):

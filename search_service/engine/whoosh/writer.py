@@ -12,7 +12,7 @@ posting values, weights, blocks and field lengths; ``tests/engine/whoosh/test_wr
 compares them with Whoosh's writer term by term) with less work per posting:
 
 * our analyzers already return term lists, so a field's postings are a
-  ``Counter`` (or a position list, for phrase fields) rather than a token
+  term counts (or positions, for phrase fields) rather than a token
   stream;
 * postings are kept as columns (:class:`FieldPostings`), grouped by term with
   one sort at commit, and never spilled to disk;
@@ -34,7 +34,6 @@ import os
 import pickle
 import struct
 from array import array
-from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, NamedTuple
 
@@ -367,7 +366,7 @@ class BulkSegmentWriter(SegmentWriter):
 
     @staticmethod
     def _fast_kind(field: Any) -> str | None:
-        if not field.indexed or not callable(getattr(field.analyzer, "terms", None)):
+        if not field.indexed or not callable(getattr(field.analyzer, "positions", None)):
             return None
         if not isinstance(field.analyzer, Tokenizer) or field.format.field_boost != 1.0:
             return None
@@ -429,19 +428,12 @@ class BulkSegmentWriter(SegmentWriter):
             if length:
                 column.add_grams(docnum, keys, counts)
         elif kind == "frequency":
-            found = Counter(t.text for t in field.analyzer.terms(text))
-            length = sum(found.values())
-            column.add_counts(docnum, found)
+            counts = {term: len(at) for term, at in field.analyzer.positions(text).items()}
+            length = sum(counts.values())
+            column.add_counts(docnum, counts)
         else:  # Positions.word_values, without tokens
-            terms = field.analyzer.terms(text)
-            length = len(terms)
-            positions: dict[str, list[int]] = {}
-            for t in terms:
-                found_at = positions.get(t.text)
-                if found_at is None:
-                    positions[t.text] = [t.pos]
-                else:
-                    found_at.append(t.pos)
+            positions = field.analyzer.positions(text)
+            length = sum(map(len, positions.values()))
             column.add_positions(docnum, positions, field.format.encode)
         if length:
             self.pool.fieldnames.add(name)
