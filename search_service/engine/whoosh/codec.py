@@ -259,6 +259,11 @@ def term_arrays(terms: Any, fieldname: str, tbytes: bytes) -> tuple[np.ndarray, 
         info = terms.term_info(fieldname, tbytes)
     except TermNotFound:
         return None
+    return info_arrays(terms, info)
+
+
+def info_arrays(terms: Any, info: Any) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`term_arrays` of a term whose term info (``W3TermInfo``) is already read."""
     if info.is_inlined():
         ids, weights, _ = info.inlined_postings()
         return np.array(ids, dtype=np.uint32), np.array(weights, dtype=np.float32)
