@@ -337,3 +337,21 @@ def test_progress_comes_in_named_phases(tmp_path, make_settings, capsys):
     bars.close()
     err = capsys.readouterr().err
     assert all(name in err for name in ("reading", "analyzing", "writing", "checking"))
+
+
+def test_shares_are_balanced_on_text_not_on_passage_counts():
+    """A writer's time goes with the text it segments: two long one-passage documents
+    and many short ones make two shares of about as much work (text, and a little per
+    passage), though not of as many passages."""
+    from types import SimpleNamespace
+
+    from search_service.build.corpus import Document
+    from search_service.build.reindex import PASSAGE_CHARACTERS, _shares
+
+    docs = [Document(f"long{i}", "", "长" * 20000, "x") for i in range(2)]
+    docs += [Document(f"short{i}", "", "短" * 100, "x") for i in range(200)]
+    counts = {d.doc_id: 1 for d in docs}
+    shares = _shares(SimpleNamespace(documents=docs, counts=counts), 2)  # type: ignore[arg-type]
+    sizes = [sum(len(d.text) + PASSAGE_CHARACTERS for d in share) for share in shares]
+    assert [d for share in shares for d in share] == docs  # in order, nothing lost
+    assert max(sizes) < 1.5 * min(sizes)
