@@ -131,17 +131,21 @@ def word_file() -> bytes:
 
 def test_pdf_and_word_documents(tmp_path):
     """A two-page Chinese PDF (printed by Chromium from two-pages.html), a Word file, a
-    scanned PDF and a broken one: the first two read, with pages and headings; the others reported."""
+    scanned PDF, an encrypted one and broken ones: the first two read, with pages and
+    headings; the others reported."""
     from search_service.build.passages import PassageSplitter
 
     root = write_corpus(tmp_path / "c", {"guide.pdf": (DATA / "two-pages.pdf").read_bytes(), "notice.docx": word_file(),
                                          "scan.pdf": image_only_pdf(), "broken.pdf": b"%PDF-1.4 garbage",
+                                         # page 1 of two-pages.pdf, AES-encrypted with a user password (pypdf)
+                                         "locked.pdf": (DATA / "encrypted.pdf").read_bytes(),
                                          "broken.docx": b"PK not a zip"})
     report = CorpusReader(root).read()
     docs = {d.doc_id: d for d in report.documents}
     skipped = {e.source: e.reason for e in report.skipped}
     assert set(docs) == {"guide", "notice"}
     assert "no text layer" in skipped["scan.pdf"] and skipped["broken.pdf"].startswith("cannot read the PDF")
+    assert skipped["locked.pdf"] == "encrypted PDF (it needs a password), not read"
     assert skipped["broken.docx"].startswith("cannot read the Word file")
     guide = docs["guide"]
     assert guide.title == "医保卡办理指南" and guide.pages == (0, guide.text.index("二、社保卡激活"))

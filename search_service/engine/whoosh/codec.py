@@ -44,9 +44,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from whoosh.codec.whoosh3 import WHOOSH3_HEADER_MAGIC, W3LeafMatcher, W3PerDocReader, W3PerDocWriter
+from whoosh.codec.whoosh3 import WHOOSH3_HEADER_MAGIC, W3LeafMatcher, W3PerDocReader, W3PerDocWriter, W3TermInfo
 from whoosh.columns import VarBytesColumn
-from whoosh.reading import TermNotFound
+from whoosh.filedb import filetables
 from whoosh.system import emptybytes, pack_uint
 from whoosh.util.numeric import length_to_byte
 
@@ -251,15 +251,63 @@ def term_arrays(terms: Any, fieldname: str, tbytes: bytes) -> tuple[np.ndarray, 
     The arrays may be read-only views of the file's bytes (uint32, float32).
 
     ``terms`` is the segment's terms reader (``SegmentReader._terms``) of an
-    :class:`ArrayCodec` segment. Reads the term table entry and then the
-    term's blocks in one piece, without building a matcher: a query's first
-    use of a term paid more for Whoosh's matcher set-up than for its postings.
+    :class:`ArrayCodec` segment. Reads the term table entry (:func:`term_entry`)
+    and then the term's blocks in one piece, without building a matcher: a
+    query's first use of a term paid more for Whoosh's matcher set-up than for
+    its postings.
     """
-    try:
-        info = terms.term_info(fieldname, tbytes)
-    except TermNotFound:
+    entry = term_entry(terms._tindex, terms._keycoder(fieldname, tbytes))
+    if entry is None:
         return None
-    return info_arrays(terms, info)
+    flags = entry[0]
+    if flags:  # inlined: (ids, weights, values) pickled after the statistics
+        ids, weights, _ = pickle.loads(entry[_TERMINFO.size:])
+        return np.array(ids, dtype=np.uint32), np.array(weights, dtype=np.float32)
+    offset, length = _EXTENT.unpack_from(entry, _TERMINFO.size)
+    return _read_blocks(_Extent(terms._postfile.get(offset, length), offset), offset)
+
+
+def term_entry(table: Any, key: bytes) -> bytes | None:
+    """The value of ``key`` in a Whoosh hash table (``filetables.HashReader``), or None.
+
+    The table's own lookup reads each probed slot, then the entry's lengths,
+    its key and its value, each with its own read: about five reads per term
+    and segment, which made most of a worker's first queries (store.py reads
+    with ``pread``). This reads the probed slots in one read and the entry
+    (lengths, key and, usually, the whole value) in another.
+    """
+    keyhash = filetables.md5_hash(key)
+    tablestart, numslots = table.tables[keyhash & 255]
+    if not numslots:
+        return None
+    get = table.dbfile.get
+    first = (keyhash >> 8) % numslots
+    probed = 0
+    while probed < numslots:
+        slot = (first + probed) % numslots
+        count = min(_PROBE_SLOTS, numslots - slot, numslots - probed)
+        slots = get(tablestart + slot * _POINTER.size, count * _POINTER.size)
+        for slothash, position in _POINTER.iter_unpack(slots):
+            if not position:
+                return None  # an empty slot ends the probe
+            if slothash == keyhash:
+                entry = get(position, _LENGTHS.size + len(key) + _ENTRY_GUESS)
+                keylen, datalen = _LENGTHS.unpack_from(entry)
+                start = _LENGTHS.size + keylen
+                if keylen == len(key) and entry[_LENGTHS.size:start] == key:
+                    if len(entry) < start + datalen:
+                        return get(position + start, datalen)
+                    return entry[start:start + datalen]
+        probed += count
+    return None
+
+
+_POINTER = filetables._pointer  # a slot: the key's hash, the entry's position
+_LENGTHS = filetables._lengths  # an entry's key and value lengths
+_TERMINFO = W3TermInfo._struct  # a term's statistics, then its extent or its inlined postings
+_EXTENT = struct.Struct("!qi")  # the postings' offset and length (whoosh.system's long, int)
+_PROBE_SLOTS = 4  # tables are half full: a probe rarely goes past the first slots
+_ENTRY_GUESS = 64  # a term info with an extent is 35 bytes; inlined postings may be longer
 
 
 def info_arrays(terms: Any, info: Any) -> tuple[np.ndarray, np.ndarray]:

@@ -104,6 +104,21 @@ def count_value(n: int) -> bytes:
     return _COUNT_VALUES[n] if n < 4096 else pack_uint(n)
 
 
+# Whoosh's Positions value of a word met once, for the positions a passage has:
+# most words of a passage occur once, and the format pickles every list.
+_ONE_POSITION = [formats.Positions().encode([n]) for n in range(4096)]
+
+
+def encode_positions(positions: list[int]) -> bytes:
+    """``Positions.encode(positions)``, without a pickle for a word met once."""
+    if len(positions) == 1 and positions[0] < 4096:
+        return _ONE_POSITION[positions[0]]
+    return _encode_positions(positions)
+
+
+_encode_positions = formats.Positions().encode
+
+
 class FieldPostings:
     """One field's postings in a segment being written, as columns in document order.
 
@@ -434,7 +449,7 @@ class BulkSegmentWriter(SegmentWriter):
         else:  # Positions.word_values, without tokens
             positions = field.analyzer.positions(text)
             length = sum(map(len, positions.values()))
-            column.add_positions(docnum, positions, field.format.encode)
+            column.add_positions(docnum, positions, encode_positions)
         if length:
             self.pool.fieldnames.add(name)
             self._lengths.setdefault(name, {})[docnum] = stored_length(length)

@@ -9,9 +9,11 @@ from whoosh import fields, index as whoosh_index, query as wq
 from whoosh.filedb.filestore import RamStorage
 
 from tests.helpers import settings_factory
-from search_service.engine.whoosh.codec import STORED_FIELDS, ArrayCodec, ArrayLeafMatcher, term_arrays
+from search_service.engine.whoosh.codec import (_ENTRY_GUESS, STORED_FIELDS, ArrayCodec, ArrayLeafMatcher, term_arrays,
+                                                term_entry)
 from search_service.engine.whoosh.schema import build_schema
 from search_service.engine.whoosh.fixes import InliningCodec
+from search_service.engine.whoosh.store import open_index
 from tests.engine.whoosh.test_writer import passage_records, segment_contents
 
 
@@ -54,6 +56,20 @@ def test_term_arrays_read_every_posting_of_every_block(built):
             kinds.add("inlined" if len(ids) < 8 else "one block" if len(ids) <= 64 else "blocks")
         assert kinds == {"inlined", "one block", "blocks"}
         assert term_arrays(terms, "body", "没有这个词".encode()) is None
+
+
+def test_term_entry_finds_what_whooshs_hash_table_finds(built):
+    """Every key of a segment's term table (read with pread, as served), values
+    longer than the first read's guess included; absent keys are None."""
+    ix = open_index(built["array"].storage.folder)
+    with ix.searcher() as searcher:
+        table = searcher.reader()._terms._tindex
+        items = list(table.items())
+        assert any(len(value) > _ENTRY_GUESS for _, value in items)
+        for key, value in items:
+            assert term_entry(table, key) == value
+        for key, _ in items[:500]:
+            assert term_entry(table, key + b"\x00") is None and term_entry(table, key[:-1] + b"\xff") is None
 
 
 def test_stored_fields_are_plain_pickles(built):

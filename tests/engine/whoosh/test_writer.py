@@ -5,7 +5,8 @@ from __future__ import annotations
 import random
 
 import pytest
-from whoosh import index as whoosh_index
+from hypothesis import given, strategies as st
+from whoosh import formats, index as whoosh_index
 
 from tests.helpers import SEED_CORPUS, jsonl, write_corpus
 from search_service.build import reindex as index_module
@@ -16,7 +17,7 @@ from search_service.text.analysis import AnalysisConfig, get_analysis
 from search_service.search.request import SearchRequest
 from search_service.search.service import SearchService
 from search_service.engine.whoosh.codec import ArrayCodec
-from search_service.engine.whoosh.writer import BulkCodec, BulkSegmentWriter
+from search_service.engine.whoosh.writer import BulkCodec, BulkSegmentWriter, encode_positions
 
 SENTENCES = [line for line in (SEED_CORPUS / "000_0cfe50795da03c63.txt").read_text("utf-8").splitlines()
              + (SEED_CORPUS / "001_965e0e36aae651b5.txt").read_text("utf-8").splitlines() if len(line) > 8]
@@ -235,3 +236,8 @@ def test_term_table_hash_tables_are_whooshs_byte_for_byte(tmp_path):
         assert all(reader[key] == key[::-1] for key in keys[::97])
     finally:
         reader.close()
+
+
+@given(st.lists(st.integers(min_value=0, max_value=5000), min_size=1, max_size=6).map(sorted))
+def test_encoded_positions_are_whooshs_byte_for_byte(positions):
+    assert encode_positions(positions) == formats.Positions().encode(positions)
