@@ -26,8 +26,9 @@ from search_service.text.analysis import AnalysisConfig
 # stored fields (:mod:`.codec`), 5 = the modules of the engine package (the
 # schema and codec pickled in each index name them), 6 = and groups.npy,
 # 7 = metadata filter values normalized like text, 8 = the related section's fields,
-# 9 = order.npy (ties in corpus order; an incremental reindex appends segments).
-LAYOUT = 9
+# 9 = order.npy (ties in corpus order; an incremental reindex appends segments),
+# 10 = ordinal and content_hash stored, not indexed (nothing searches them).
+LAYOUT = 10
 
 
 class WhooshEngine(Engine):

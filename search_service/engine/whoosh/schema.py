@@ -107,7 +107,7 @@ def build_schema(config: AnalysisConfig) -> wf.Schema:
     schema = wf.Schema(
         passage_id=wf.ID(stored=True, unique=True),
         doc_id=wf.ID(stored=True),
-        ordinal=wf.NUMERIC(int, bits=32, stored=True, sortable=True),
+        ordinal=wf.STORED,  # a document's passages are put in order from their stored ordinals
         start=wf.STORED,
         end=wf.STORED,
         text=wf.STORED,  # the passage exactly as in the document
@@ -118,7 +118,7 @@ def build_schema(config: AnalysisConfig) -> wf.Schema:
         page=wf.STORED,  # a PDF passage's page
         source=wf.STORED,
         metadata=wf.STORED,
-        content_hash=wf.ID(stored=True),
+        content_hash=wf.STORED,
         **searched,
     )
     schema.add(META_PREFIX + "*", wf.FieldType(formats.Existence(), ValuesTokenizer()), glob=True)

@@ -54,8 +54,9 @@ def segment_contents(ix):
         stored = [reader.stored_fields(d) for d in range(reader.doc_count_all())]
         lengths = {(d, f): reader.doc_field_length(d, f) for d in range(reader.doc_count_all())
                    for f in ("body", "grams", "title", "title_grams", "heading", "heading_grams")}
-        ordinals = [reader.column_reader("ordinal")[d] for d in range(reader.doc_count_all())]
-    return terms, stored, lengths, ordinals
+        columns = {name: [reader.column_reader(name)[d] for d in range(reader.doc_count_all())]
+                   for name, field in ix.schema.items() if field.column_type}
+    return terms, stored, lengths, columns
 
 
 # Blocks of 128 postings, so that the 400-passage corpus has multi-block lists.
@@ -87,14 +88,14 @@ def test_bulk_writer_writes_the_same_segment_as_whoosh(tmp_path, make_settings):
             writer.add_document(**record)
         writer.commit()
         built.append(segment_contents(ix))
-    (terms_a, stored_a, lengths_a, ordinals_a), (terms_b, stored_b, lengths_b, ordinals_b) = built
+    (terms_a, stored_a, lengths_a, columns_a), (terms_b, stored_b, lengths_b, columns_b) = built
     assert max(len(p) for _, p in terms_a.values()) > 300  # multi-block lists are covered
     assert sum(1 for _, p in terms_a.values() if len(p) < 8) > 1000  # and inlined ones
     assert any(f.startswith("meta_") for f, _ in terms_a)
     assert terms_b.keys() == terms_a.keys()
     for key in terms_a:
         assert terms_b[key] == terms_a[key], key
-    assert stored_b == stored_a and lengths_b == lengths_a and ordinals_b == ordinals_a
+    assert stored_b == stored_a and lengths_b == lengths_a and columns_b == columns_a
 
 
 def test_a_parallel_build_ranks_exactly_like_a_serial_one(tmp_path, make_settings, monkeypatch):
