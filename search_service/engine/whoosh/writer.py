@@ -510,6 +510,10 @@ class BulkSegmentWriter(SegmentWriter):
         dumps = pickle.dumps
         rows: list[tuple[bytes, bytes]] = []
         for first, end, docs, counts, doc_lengths in runs.windows():
+            # A window's term table rows written as it ends: a field of a million rare
+            # grams would otherwise hold a million (key, value) pairs at once.
+            _add_terms(fieldwriter._tindex, rows)
+            rows = []
             base = bounds[first]
             for t in range(first, end):
                 a, b = bounds[t] - base, bounds[t + 1] - base
