@@ -124,19 +124,18 @@ class FieldPostings:
 
     A word field keeps, per posting, its term's number (``vocab``), document and
     count, and for a positions field the encoded positions; a gram field keeps
-    each passage's gram keys and counts as NumPy arrays
-    (:func:`~search_service.text.analysis.gram_keys`). No Python object per
-    posting but a phrase field's positions, and :meth:`terms` groups them by
-    term with one sort.
+    its gram's key (:func:`~search_service.text.analysis.gram_keys`) instead of a
+    term number. No Python object per posting but a phrase field's positions,
+    and :meth:`runs` groups them by term with one sort.
     """
 
-    __slots__ = ("vocab", "term_ids", "docs", "counts", "values", "gram_parts", "gram_docs", "nbytes")
+    __slots__ = ("vocab", "term_ids", "gram_keys", "gram_docs", "gram_runs", "docs", "counts", "values", "nbytes")
 
     # Estimated bytes a posting costs: the columns, and a positions value's bytes object.
     POSTING_BYTES = 12
+    GRAM_BYTES = 12  # a gram's key is 8 bytes, its document is a run per passage
     VALUE_BYTES = 48
     TERM_BYTES = 120  # a vocabulary entry
-    PART_BYTES = 240  # a passage's two gram arrays
 
     def __init__(self, positions: bool) -> None:
         self.vocab: dict[str, int] = {}
@@ -144,8 +143,9 @@ class FieldPostings:
         self.docs = array("i")
         self.counts = array("i")
         self.values: list[bytes] | None = [] if positions else None
-        self.gram_parts: list[tuple[np.ndarray, np.ndarray]] = []
-        self.gram_docs = array("i")
+        self.gram_keys = array("q")
+        self.gram_docs = array("i")  # a gram field's passages, each with its number of grams
+        self.gram_runs = array("i")
         self.nbytes = 0
 
     def add_counts(self, docnum: int, counts: dict[str, int]) -> None:
@@ -165,40 +165,50 @@ class FieldPostings:
         self.nbytes += self.VALUE_BYTES * len(positions)
 
     def add_grams(self, docnum: int, keys: np.ndarray, counts: np.ndarray) -> None:
-        self.gram_parts.append((keys, counts))
+        # Appended to growing arrays, not kept as two small arrays a passage: a flush
+        # reads them in place, with no copy to join them and no object per passage.
+        self.gram_keys.frombytes(keys.astype(np.int64).tobytes())
+        self.counts.frombytes(counts.astype(np.int32).tobytes())
         self.gram_docs.append(docnum)
-        self.nbytes += self.POSTING_BYTES * len(keys) + self.PART_BYTES
+        self.gram_runs.append(len(keys))
+        self.nbytes += self.GRAM_BYTES * len(keys)
 
     def runs(self, lengths: dict[int, int] | None) -> "TermRuns":
         """The postings grouped by term, terms in byte order (as a segment's term table
-        wants them), documents in order within a term: two NumPy sorts, no Python
-        object per posting (a positions field's values are reordered references)."""
-        if self.gram_parts:
-            keys = np.concatenate([k for k, _ in self.gram_parts])
-            counts = np.concatenate([c for _, c in self.gram_parts])
-            docs = np.repeat(np.frombuffer(self.gram_docs, dtype=np.int32), [len(k) for k, _ in self.gram_parts])
-        else:
-            keys = np.frombuffer(self.term_ids, dtype=np.int32)
-            counts = np.frombuffer(self.counts, dtype=np.int32)
-            docs = np.frombuffer(self.docs, dtype=np.int32)
+        wants them), documents in order within a term: one NumPy sort, no Python
+        object per posting (a positions field's values are reordered references).
+
+        Consumes the column (its values). Positions are int32 (a segment holds
+        fewer than 2 ** 31 postings): a flush's peak is these arrays, once per field."""
+        grams = len(self.gram_keys) > 0
+        keys = np.frombuffer(self.gram_keys, dtype=np.int64) if grams else np.frombuffer(self.term_ids, dtype=np.int32)
+        counts = np.frombuffer(self.counts, dtype=np.int32)
+        docs = (np.repeat(np.frombuffer(self.gram_docs, dtype=np.int32), np.frombuffer(self.gram_runs, dtype=np.int32))
+                if grams else np.frombuffer(self.docs, dtype=np.int32))
         if not len(keys):
             empty = np.zeros(0, dtype=np.int32)
-            return TermRuns([], np.zeros(1, dtype=np.int64), empty, empty, empty, [] if self.values is not None else None)
-        order = np.argsort(keys, kind="stable")  # stable: documents stay in order within a term
+            return TermRuns([], np.zeros(1, dtype=np.int64), empty, empty, empty,
+                            np.empty(0, dtype=object) if self.values is not None else None)
+        # Stable: documents stay in order within a term.
+        order = np.argsort(keys, kind="stable").astype(np.int32)
         sorted_keys = keys[order]
         starts = np.flatnonzero(np.concatenate(([True], sorted_keys[1:] != sorted_keys[:-1])))
-        if self.gram_parts:
+        if grams:
             names = [gram_text(k).encode("utf-8") for k in sorted_keys[starts].tolist()]
         else:
             words = list(self.vocab)
             names = [words[k].encode("utf-8") for k in sorted_keys[starts].tolist()]
         total = len(keys)
         del sorted_keys, keys
-        by_bytes = sorted(range(len(names)), key=names.__getitem__)
-        rank = np.empty(len(names), dtype=np.int32)
-        rank[by_bytes] = np.arange(len(names), dtype=np.int32)
-        sizes = np.diff(np.append(starts, total))
-        order = order[np.argsort(np.repeat(rank, sizes), kind="stable")]
+        # Terms in byte order: each term's run of postings moved whole, where the
+        # runs in byte order put it (no second sort of the postings).
+        by_bytes = np.array(sorted(range(len(names)), key=names.__getitem__), dtype=np.int64)
+        sizes = np.diff(np.append(starts, total))[by_bytes]
+        bounds = np.concatenate(([0], np.cumsum(sizes)))
+        shift = np.repeat((starts[by_bytes] - bounds[:-1]).astype(np.int32), sizes)
+        shift += np.arange(total, dtype=np.int32)
+        order = order[shift]
+        del shift
         docs, counts = docs[order], counts[order]
         if lengths is not None:
             by_doc = np.zeros(max(int(docs.max()), max(lengths, default=0)) + 1, dtype=np.int32)
@@ -208,9 +218,14 @@ class FieldPostings:
             doc_lengths = np.zeros(len(docs), dtype=np.int32)
         values = None
         if self.values is not None:
-            values = list(map(self.values.__getitem__, order.tolist()))
-        bounds = np.concatenate(([0], np.cumsum(sizes[by_bytes])))
-        return TermRuns([names[i] for i in by_bytes], bounds, docs, counts, doc_lengths, values)
+            # Reordered as an array of references (a list made through order.tolist()
+            # would hold a Python int per posting on top).
+            held = np.empty(len(self.values), dtype=object)
+            held[:] = self.values
+            self.values = []
+            values = held[order]
+            del held
+        return TermRuns([names[i] for i in by_bytes.tolist()], bounds, docs, counts, doc_lengths, values)
 
 
 class TermRuns(NamedTuple):
@@ -222,7 +237,7 @@ class TermRuns(NamedTuple):
     docs: np.ndarray
     counts: np.ndarray
     lengths: np.ndarray  # the field length of each posting's document (0: none recorded)
-    values: list[bytes] | None  # a positions field's encoded positions; None: each is the count
+    values: np.ndarray | None  # a positions field's encoded positions (bytes objects); None: each is the count
 
     def windows(self) -> Iterator[tuple[int, int, list[int], list[int], list[int]]]:
         """(first term, end term, docs, counts, lengths): the terms in runs whose postings
@@ -245,7 +260,7 @@ class TermRuns(NamedTuple):
             for t in range(first, end):
                 a, b = bounds[t] - base, bounds[t + 1] - base
                 yield (self.names[t], docs[a:b], counts[a:b], lengths[a:b],
-                       values[a + base:b + base] if values is not None else None)
+                       values[a + base:b + base].tolist() if values is not None else None)
 
     def term_infos(self) -> np.ndarray:
         """Each term's ``W3TermInfo`` head (``_TERMINFO``: its statistics), computed for all
@@ -528,7 +543,7 @@ class BulkSegmentWriter(SegmentWriter):
                                  + dumps((tuple(docs[a:b]), tuple(map(float, c)), values), 2)))
                 elif n <= block_limit:
                     offset = postfile.tell()
-                    values = all_values[a + base:b + base] if all_values is not None else None
+                    values = all_values[a + base:b + base].tolist() if all_values is not None else None
                     data = blocks.data(t, a + base, b + base) if blocks is not None else None
                     if data is None:
                         data = _encode_block(docs[a:b], counts[a:b], values, value_size)
@@ -541,7 +556,7 @@ class BulkSegmentWriter(SegmentWriter):
                     _add_terms(fieldwriter._tindex, rows)
                     rows = []
                     fieldwriter.start_term(names[t])
-                    values = all_values[a + base:b + base] if all_values is not None else None
+                    values = all_values[a + base:b + base].tolist() if all_values is not None else None
                     postwriter.add_postings(docs[a:b], counts[a:b], values, doc_lengths[a:b])
                     fieldwriter.finish_term()
         _add_terms(fieldwriter._tindex, rows)
