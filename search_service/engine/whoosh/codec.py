@@ -286,7 +286,7 @@ def term_entry(table: Any, key: bytes) -> bytes | None:
     while probed < numslots:
         slot = (first + probed) % numslots
         count = min(_PROBE_SLOTS, numslots - slot, numslots - probed)
-        slots = get(tablestart + slot * _POINTER.size, count * _POINTER.size)
+        slots = _read(get, tablestart + slot * _POINTER.size, count * _POINTER.size)
         for slothash, position in _POINTER.iter_unpack(slots):
             if not position:
                 return None  # an empty slot ends the probe
@@ -296,10 +296,18 @@ def term_entry(table: Any, key: bytes) -> bytes | None:
                 start = _LENGTHS.size + keylen
                 if keylen == len(key) and entry[_LENGTHS.size:start] == key:
                     if len(entry) < start + datalen:
-                        return get(position + start, datalen)
+                        return _read(get, position + start, datalen)
                     return entry[start:start + datalen]
         probed += count
     return None
+
+
+def _read(get: Any, position: int, length: int) -> bytes:
+    """``length`` bytes at ``position``; a file shorter than its table says is damaged."""
+    data = get(position, length)
+    if len(data) != length:
+        raise EOFError(f"the term table ends {length - len(data)} bytes short of what it lists")
+    return data
 
 
 _POINTER = filetables._pointer  # a slot: the key's hash, the entry's position
