@@ -257,13 +257,17 @@ def term_arrays(terms: Any, fieldname: str, tbytes: bytes) -> tuple[np.ndarray, 
     its postings.
     """
     entry = term_entry(terms._tindex, terms._keycoder(fieldname, tbytes))
-    if entry is None:
-        return None
-    flags = entry[0]
-    if flags:  # inlined: (ids, weights, values) pickled after the statistics
+    return None if entry is None else entry_arrays(terms, entry)
+
+
+def entry_arrays(terms: Any, entry: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`term_arrays` of a term whose term table entry (a ``W3TermInfo``'s bytes) is read."""
+    if entry[0]:  # inlined: (ids, weights, values) pickled after the statistics
         ids, weights, _ = pickle.loads(entry[_TERMINFO.size:])
         return np.array(ids, dtype=np.uint32), np.array(weights, dtype=np.float32)
     offset, length = _EXTENT.unpack_from(entry, _TERMINFO.size)
+    # One read of the whole extent: with pread (see store.py) a read per block
+    # cost more than the bytes of positions it skips.
     return _read_blocks(_Extent(terms._postfile.get(offset, length), offset), offset)
 
 
@@ -276,7 +280,7 @@ def term_entry(table: Any, key: bytes) -> bytes | None:
     with ``pread``). This reads the probed slots in one read and the entry
     (lengths, key and, usually, the whole value) in another.
     """
-    keyhash = filetables.md5_hash(key)
+    keyhash = table.hashfn(key)
     tablestart, numslots = table.tables[keyhash & 255]
     if not numslots:
         return None
@@ -316,19 +320,6 @@ _TERMINFO = W3TermInfo._struct  # a term's statistics, then its extent or its in
 _EXTENT = struct.Struct("!qi")  # the postings' offset and length (whoosh.system's long, int)
 _PROBE_SLOTS = 4  # tables are half full: a probe rarely goes past the first slots
 _ENTRY_GUESS = 64  # a term info with an extent is 35 bytes; inlined postings may be longer
-
-
-def info_arrays(terms: Any, info: Any) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`term_arrays` of a term whose term info (``W3TermInfo``) is already read."""
-    if info.is_inlined():
-        ids, weights, _ = info.inlined_postings()
-        return np.array(ids, dtype=np.uint32), np.array(weights, dtype=np.float32)
-    offset, length = info.extent()
-    if isinstance(length, tuple):  # W3TermInfo.from_bytes leaves it a 1-tuple
-        (length,) = length
-    # One read of the whole extent: with pread (see store.py) a read per block
-    # cost more than the bytes of positions it skips.
-    return _read_blocks(_Extent(terms._postfile.get(offset, length), offset), offset)
 
 
 class _Extent:

@@ -13,7 +13,7 @@ from whoosh.reading import TermNotFound
 from whoosh.util.numeric import byte_to_length
 
 from search_service.engine import plan
-from search_service.engine.whoosh.codec import ArrayCodec, info_arrays, term_arrays
+from search_service.engine.whoosh.codec import ArrayCodec, entry_arrays, term_arrays
 from search_service.engine.whoosh.schema import META_PREFIX
 
 # Whoosh stores each field length as one byte; this decodes all 256 at once.
@@ -127,10 +127,12 @@ def document_groups(reader: Any) -> tuple[np.ndarray, list[str]]:
         if isinstance(getattr(segment._terms, "_codec", None), ArrayCodec):
             # The field's rows of the term table, in order: no lookup or matcher per document.
             deleted = np.fromiter(segment.deleted_docs_set, dtype=np.int64) if segment.has_deletions() else None
-            for (field, doc_id), info in segment._terms.items_from("doc_id", b""):
+            terms = segment._terms
+            for key, entry in terms._tindex.items_from(terms._keycoder("doc_id", b"")):
+                field, doc_id = terms._keydecoder(key)
                 if field != "doc_id":
                     break
-                ids = info_arrays(segment._terms, info)[0].astype(np.int64)
+                ids = entry_arrays(terms, entry)[0].astype(np.int64)
                 if deleted is not None:
                     ids = ids[~np.isin(ids, deleted)]
                 groups[ids + base] = numbers.setdefault(_text(doc_id), len(numbers))

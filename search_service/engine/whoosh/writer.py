@@ -106,7 +106,8 @@ def count_value(n: int) -> bytes:
 
 # Whoosh's Positions value of a word met once, for the positions a passage has:
 # most words of a passage occur once, and the format pickles every list.
-_ONE_POSITION = [formats.Positions().encode([n]) for n in range(4096)]
+_encode_positions = formats.Positions().encode
+_ONE_POSITION = [_encode_positions([n]) for n in range(4096)]
 
 
 def encode_positions(positions: list[int]) -> bytes:
@@ -114,9 +115,6 @@ def encode_positions(positions: list[int]) -> bytes:
     if len(positions) == 1 and positions[0] < 4096:
         return _ONE_POSITION[positions[0]]
     return _encode_positions(positions)
-
-
-_encode_positions = formats.Positions().encode
 
 
 class FieldPostings:
