@@ -11,8 +11,8 @@ Here every file of a segment is read with ``os.pread`` on one descriptor: no
 shared file position (threads can share it), no mapping, one system call per
 read (a term's postings are one read, see ``codec.term_arrays``). The pages
 live in the kernel's file cache, once for all workers, and count in no
-worker's resident memory. That includes the term table: a lookup there is a
-handful of small reads, a little slower than mapped for a worker's first
+worker's resident memory. That includes the term table: a lookup there is
+two small reads (``codec.term_entry``), a little slower than mapped for a worker's first
 queries (warm queries do not look terms up: the ranker keeps their postings),
 and much smaller in memory (README, "Engine internals"). POSIX only (``os.pread``).
 """

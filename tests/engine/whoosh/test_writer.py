@@ -242,3 +242,23 @@ def test_term_table_hash_tables_are_whooshs_byte_for_byte(tmp_path):
 @given(st.lists(st.integers(min_value=0, max_value=5000), min_size=1, max_size=6).map(sorted))
 def test_encoded_positions_are_whooshs_byte_for_byte(positions):
     assert encode_positions(positions) == formats.Positions().encode(positions)
+
+
+def test_a_sortable_column_is_written_as_whoosh_writes_it(tmp_path):
+    """The service's schema has no column field now, but the bulk writer keeps
+    Whoosh's column path for any schema: the column reads back the same."""
+    from whoosh import fields as wf
+
+    schema = wf.Schema(key=wf.ID(stored=True), rank=wf.NUMERIC(int, bits=32, stored=True, sortable=True))
+    values = {}
+    for name, make_writer in WRITERS:
+        folder = tmp_path / name
+        folder.mkdir()
+        ix = whoosh_index.create_in(str(folder), schema)
+        writer = make_writer(ix)
+        for i in range(300):
+            writer.add_document(key=f"k{i}", rank=(i * 7919) % 1000)
+        writer.commit()
+        with ix.searcher() as searcher:
+            values[name] = [searcher.reader().column_reader("rank")[d] for d in range(300)]
+    assert values["bulk"] == values["whoosh"] == [(i * 7919) % 1000 for i in range(300)]
