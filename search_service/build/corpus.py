@@ -192,40 +192,50 @@ class CorpusReader:
         self.not_read.append(DocumentError(rel, reason))
 
     def read(self, progress: Callable[[int, int], Any] | None = None) -> CorpusReport:
-        """Every document of the folder; ``progress(files read, files)`` as it goes."""
+        """Every document of the folder in memory; ``progress(files read, files)`` as it goes."""
         report = CorpusReport()
+        for item in self.items(progress):
+            (report.skipped if isinstance(item, DocumentError) else report.documents).append(item)  # type: ignore[arg-type]
+        return report
+
+    def items(self, progress: Callable[[int, int], Any] | None = None) -> Iterator[Document | DocumentError]:
+        """Every document of the folder, one at a time, and every file, line or document
+        not read, with its reason; ``progress(files read, files)`` as it goes."""
         seen: dict[str, str] = {}
         files = self.files()
-        report.skipped.extend(self.not_read)
+        yield from self.not_read
         for number, path in enumerate(files, start=1):
             if progress is not None:
                 progress(number, len(files))
             for item in self.read_file(path):
                 if isinstance(item, DocumentError):
-                    report.skipped.append(item)
+                    yield item
                 elif _CONTROL.search(item.doc_id):
                     # An id must round-trip through a URL path (/documents/<id>) and a log line.
-                    report.skipped.append(DocumentError(item.source, f"document id {item.doc_id!r} contains a "
-                                                                     "control character (a newline, a tab, ...)"))
+                    yield DocumentError(item.source, f"document id {item.doc_id!r} contains a "
+                                                     "control character (a newline, a tab, ...)")
                 elif item.doc_id in seen:
-                    report.skipped.append(
-                        DocumentError(item.source, f"duplicate document id {item.doc_id!r} (first in {seen[item.doc_id]})")
-                    )
+                    yield DocumentError(item.source, f"duplicate document id {item.doc_id!r} (first in {seen[item.doc_id]})")
                 else:
                     seen[item.doc_id] = item.source
-                    report.documents.append(item)
-        return report
+                    yield item
 
     def read_file(self, path: Path) -> Iterator[Document | DocumentError]:
         rel = path.name if path == self.root else path.relative_to(self.root).as_posix()
         suffix = path.suffix.lower()
         doc_id = rel[: -len(path.suffix)]
         try:
+            if suffix == ".jsonl" and _plain_utf8(path):
+                # Read a line at a time: a collection's size bounds no one's memory.
+                with open(path, encoding="utf-8", newline=None) as lines:
+                    yield from _jsonl_documents(lines, rel, "utf-8")
+                return
             data = path.read_bytes()
             if suffix in (".pdf", ".docx"):
                 yield self._binary_document(data, suffix, doc_id, rel)
                 return
             text, encoding = decode(data, rel)
+            del data  # the text is what is kept (a collection's bytes and text at once is twice its size)
         except DocumentError as exc:
             yield exc
             return
@@ -233,7 +243,7 @@ class CorpusReader:
             yield DocumentError(rel, f"cannot read file: {exc.strerror or exc}")
             return
         if suffix == ".jsonl":
-            yield from _jsonl_documents(text, rel, encoding)
+            yield from _jsonl_documents(_split_lines(text), rel, encoding)
         elif suffix in (".html", ".htm"):
             from search_service.build.html import html_document
 
@@ -272,8 +282,45 @@ def _raise_corpus_error(exc: OSError) -> None:
     raise CorpusError(f"cannot read corpus folder {exc.filename!r}: {exc.strerror}")
 
 
-def _jsonl_documents(text: str, rel: str, encoding: str) -> Iterator[Document | DocumentError]:
-    for lineno, line in enumerate(text.split("\n"), start=1):
+def _plain_utf8(path: Path) -> bool:
+    """Whether ``path`` is text in UTF-8 without a BOM, as :func:`decode` would read it
+    (anything else, or an empty or binary file, is left to :func:`decode` and its reasons)."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    blank = True
+    with open(path, "rb") as f:
+        first = f.read(1 << 16)
+        if first.startswith((codecs.BOM_UTF8, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+            return False
+        chunk = first
+        while chunk:
+            if b"\x00" in chunk:
+                return False
+            try:
+                text = decoder.decode(chunk)
+            except UnicodeDecodeError:
+                return False
+            if chunk is first and _looks_binary(text):
+                return False
+            blank = blank and not text.strip()
+            chunk = f.read(1 << 20)
+    try:
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return False
+    return not blank
+
+
+def _split_lines(text: str) -> Iterator[str]:
+    """``text.split("\\n")`` one line at a time (no list of every line of a collection)."""
+    start = 0
+    while (end := text.find("\n", start)) != -1:
+        yield text[start:end]
+        start = end + 1
+    yield text[start:]
+
+
+def _jsonl_documents(lines: Iterable[str], rel: str, encoding: str) -> Iterator[Document | DocumentError]:
+    for lineno, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         where = f"{rel}:{lineno}"

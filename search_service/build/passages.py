@@ -12,10 +12,13 @@ passages.
 
 from __future__ import annotations
 
+import hashlib
 import re
-from collections import Counter
-from collections.abc import Iterable
+from array import array
+from collections.abc import Container, Iterable
 from dataclasses import dataclass
+
+import numpy as np
 
 from search_service.build.corpus import Document
 
@@ -82,18 +85,76 @@ def line_key(line: str) -> str:
     return " ".join(line.split())
 
 
-def repeated_lines(documents: Iterable[Document], min_documents: int = 3, min_chars: int = 6,
-                   max_chars: int = 80) -> frozenset[str]:
-    """Short lines found in ``min_documents`` documents or more: on scraped pages
+class Boilerplate:
+    """The set of lines repeated across documents, held as 8-byte digests of their keys
+    (``line_key``): ``key in boilerplate`` hashes the key only when it could be one."""
+
+    def __init__(self, digests: frozenset[int] = frozenset(), min_chars: int = 6, max_chars: int = 80) -> None:
+        self.digests = digests
+        self._min_chars = min_chars
+        self._max_chars = max_chars
+
+    def __contains__(self, key: object) -> bool:
+        return (bool(self.digests) and isinstance(key, str) and _countable(key, self._min_chars, self._max_chars)
+                and _digest(key) in self.digests)
+
+    def __len__(self) -> int:
+        return len(self.digests)
+
+
+class RepeatedLines:
+    """Counts short lines found in ``min_documents`` documents or more: on scraped pages
     these are navigation, ads and footers. A line ending a sentence (。！) is content
     that documents happen to share, such as an FAQ's standard answer, and is kept;
     so is a line two FAQ entries share (the same question asked twice): below the
-    threshold, a repeat is content."""
-    counts: Counter[str] = Counter()
+    threshold, a repeat is content.
+
+    Documents are added one at a time and only a digest per (document, distinct
+    line) is kept, so counting a corpus costs 8 bytes a line, not the corpus's text.
+    """
+
+    def __init__(self, min_documents: int = 3, min_chars: int = 6, max_chars: int = 80) -> None:
+        self.min_documents = min_documents
+        self.min_chars = min_chars
+        self.max_chars = max_chars
+        self._digests = array("q")
+        self._ends = array("q")  # where each document's digests end
+
+    def add(self, text: str) -> None:
+        keys = {line_key(line) for line in text.split("\n")}
+        self._digests.extend(_digest(k) for k in keys if _countable(k, self.min_chars, self.max_chars))
+        self._ends.append(len(self._digests))
+
+    def lines(self) -> Boilerplate:
+        values, counts = np.unique(np.frombuffer(self._digests, dtype=np.int64), return_counts=True)
+        return Boilerplate(frozenset(values[counts >= self.min_documents].tolist()), self.min_chars, self.max_chars)
+
+    def holders(self, lines: Boilerplate) -> list[int]:
+        """The documents (numbered from 0 as added) holding at least one of ``lines``:
+        the only ones ``lines`` split differently than no lines would."""
+        if not lines:
+            return []
+        digests = np.frombuffer(self._digests, dtype=np.int64)
+        hits = np.flatnonzero(np.isin(digests, np.fromiter(lines.digests, np.int64, len(lines))))
+        return np.unique(np.searchsorted(np.frombuffer(self._ends, dtype=np.int64), hits, side="right")).tolist()
+
+
+def repeated_lines(documents: Iterable[Document], min_documents: int = 3, min_chars: int = 6,
+                   max_chars: int = 80) -> Boilerplate:
+    """The lines of :class:`RepeatedLines` for ``documents``."""
+    counter = RepeatedLines(min_documents, min_chars, max_chars)
     for doc in documents:
-        keys = {line_key(line) for line in doc.text.split("\n")}
-        counts.update(k for k in keys if min_chars <= len(k) <= max_chars and not k.endswith(("。", "！", "!")))
-    return frozenset(k for k, n in counts.items() if n >= min_documents)
+        counter.add(doc.text)
+    return counter.lines()
+
+
+def _countable(key: str, min_chars: int, max_chars: int) -> bool:
+    return min_chars <= len(key) <= max_chars and not key.endswith(("。", "！", "!"))
+
+
+def _digest(key: str) -> int:
+    # Stable across processes and runs (unlike hash()): a forked writer or a later run agrees.
+    return int.from_bytes(hashlib.blake2b(key.encode("utf-8"), digest_size=8).digest(), "little", signed=True)
 
 
 def is_boilerplate(line: str) -> bool:
@@ -117,7 +178,7 @@ def clean_heading(line: str) -> str:
 class PassageSplitter:
     """Splits documents into passages of about ``min_chars``–``max_chars`` characters."""
 
-    def __init__(self, min_chars: int = 50, max_chars: int = 300, boilerplate: frozenset[str] = frozenset()) -> None:
+    def __init__(self, min_chars: int = 50, max_chars: int = 300, boilerplate: Container[str] = frozenset()) -> None:
         if min_chars < 1 or max_chars < min_chars:
             raise ValueError("need 1 <= min_chars <= max_chars")
         self.min_chars = min_chars

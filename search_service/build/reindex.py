@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from search_service.build.corpus import CorpusReader, Document
-from search_service.build.passages import Passage, PassageSplitter, line_key, repeated_lines
+from search_service.build.passages import Passage, PassageSplitter, RepeatedLines, line_key
 from search_service.build.records import passage_record
+from search_service.build.spool import Spool
 from search_service.engine import open_engine
 from search_service.engine.base import Build, Engine, Record
 from search_service.errors import BuildError, DocumentError, IndexLocked, SearchError
@@ -70,20 +71,34 @@ class BuildReport:
         return data
 
 
+@dataclass(slots=True)
+class _Entry:
+    """What a build keeps of a document between reading it and writing its passages."""
+
+    doc_id: str
+    source: str
+    offset: int  # in the spool
+    size: int
+    chars: int
+    passages: int
+    hash: str
+    whole: bool  # page chrome only: indexed as it is
+
+
 @dataclass
 class _Prepared:
-    documents: list[Document]
-    counts: dict[str, int]  # passages per document
-    hashes: dict[str, str]
+    entries: list[_Entry]
     skipped: list[DocumentError]
     warnings: list[dict[str, str]]
     splitter: PassageSplitter
-    kept_whole: set[str]  # documents that are page chrome only, indexed as they are
+    spool: Spool
+    filter_keys: set[str]
 
-    def passages(self, doc: Document) -> list[Passage]:
-        """The passages of ``doc``, split again where they are written: a build holds the
-        corpus's documents, not also every passage (twice the text) until they are written."""
-        return self.splitter.split(doc, keep_chrome=doc.doc_id in self.kept_whole)
+    def passages(self, entry: _Entry) -> tuple[Document, list[Passage]]:
+        """A document read back from the spool and split again where it is written: a
+        build holds an entry per document, not the corpus's text nor its passages."""
+        doc = self.spool.get(entry.offset, entry.size)
+        return doc, self.splitter.split(doc, keep_chrome=entry.whole)
 
 
 def settings_key(config: AnalysisConfig, settings: Settings, layout: int) -> str:
@@ -95,40 +110,60 @@ def settings_key(config: AnalysisConfig, settings: Settings, layout: int) -> str
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]
 
 
-def prepare(settings: Settings, exclude: Iterable[str | os.PathLike[str]] = (),
+def prepare(settings: Settings, spool: Spool, exclude: Iterable[str | os.PathLike[str]] = (),
             progress: Progress | None = None) -> _Prepared:
-    """Read the corpus and split it into passages (no analysis yet)."""
+    """Read the corpus into ``spool`` and split it into passages (no analysis yet).
+
+    One document in memory at a time: each is read, split as if no line were page
+    chrome, and spooled, while the lines documents share are counted. Once every
+    document is read, that count says which lines are chrome; only the documents
+    holding such a line are read back and split again.
+    """
     reading = (lambda done, total: progress("reading", done, total)) if progress is not None else None
-    corpus = CorpusReader(settings.corpus_dir, exclude=exclude).read(reading)
-    boilerplate = repeated_lines(corpus.documents, settings.boilerplate_min_documents)
-    splitter = PassageSplitter(settings.passage_min_chars, settings.passage_max_chars, boilerplate)
-    counts: dict[str, int] = {}
-    hashes: dict[str, str] = {}
-    documents = []
-    skipped = list(corpus.skipped)
-    warnings = []
-    kept_whole = set()
-    for doc in corpus.documents:
-        count = len(splitter.split(doc))
-        if not count:
-            # A document never loses all its text to the chrome filter: keep it whole, and say so.
-            count = len(splitter.split(doc, keep_chrome=True))
-            kept_whole.add(doc.doc_id)
-            warnings.append({"source": doc.source, "warning": f"document {doc.doc_id!r} looks like page chrome "
-                             "only (every line repeated across documents or a UI word); indexed as it is"})
-        if not count:
-            skipped.append(DocumentError(doc.source, f"document {doc.doc_id!r} has no text"))
+    chrome = RepeatedLines(settings.boilerplate_min_documents)
+    splitter = PassageSplitter(settings.passage_min_chars, settings.passage_max_chars)
+    entries: list[_Entry] = []
+    skipped: list[DocumentError] = []
+    filter_keys: set[str] = set()
+    for item in CorpusReader(settings.corpus_dir, exclude=exclude).items(reading):
+        if isinstance(item, DocumentError):
+            skipped.append(item)
             continue
-        documents.append(doc)
-        counts[doc.doc_id] = count
-        # A document's passages also depend on which of its lines are corpus-wide
-        # boilerplate, so that goes into its hash: --incremental then reanalyzes
-        # exactly the documents a full rebuild would split differently.
-        dropped = sorted({line_key(l) for l in doc.text.split("\n")} & boilerplate)
-        hashes[doc.doc_id] = hashlib.sha256(
-            (doc.content_hash + "\n" + "\n".join(dropped)).encode("utf-8")
-        ).hexdigest()[:32]
-    return _Prepared(documents, counts, hashes, skipped, warnings, splitter, kept_whole)
+        entry = _entry(item, splitter, *spool.put(item))
+        if entry is None:
+            skipped.append(DocumentError(item.source, f"document {item.doc_id!r} has no text"))
+            continue
+        chrome.add(item.text)
+        entries.append(entry)
+        filter_keys.update(filterable(item.metadata))
+    splitter = PassageSplitter(settings.passage_min_chars, settings.passage_max_chars, chrome.lines())
+    for number in chrome.holders(splitter.boilerplate):
+        entry = entries[number]
+        again = _entry(spool.get(entry.offset, entry.size), splitter, entry.offset, entry.size)
+        assert again is not None, "kept whole, a document has the text it had"
+        entries[number] = again
+    # A document never loses all its text to the chrome filter: it is kept whole, and that is said.
+    warnings = [{"source": e.source, "warning": f"document {e.doc_id!r} looks like page chrome only (every line "
+                 "repeated across documents or a UI word); indexed as it is"} for e in entries if e.whole]
+    return _Prepared(entries, skipped, warnings, splitter, spool, filter_keys)
+
+
+def _entry(doc: Document, splitter: PassageSplitter, offset: int, size: int) -> _Entry | None:
+    """``doc``'s entry as ``splitter`` splits it; None when it has no text at all."""
+    whole = False
+    count = len(splitter.split(doc))
+    if not count:
+        count = len(splitter.split(doc, keep_chrome=True))
+        whole = True
+    if not count:
+        return None
+    # A document's passages also depend on which of its lines are corpus-wide
+    # boilerplate, so that goes into its hash: --incremental then reanalyzes
+    # exactly the documents a full rebuild would split differently.
+    chrome = splitter.boilerplate
+    dropped = sorted(k for k in {line_key(l) for l in doc.text.split("\n")} if k in chrome) if chrome else []
+    digest = hashlib.sha256((doc.content_hash + "\n" + "\n".join(dropped)).encode("utf-8")).hexdigest()[:32]
+    return _Entry(doc.doc_id, doc.source, offset, size, len(doc.text), count, digest, whole)
 
 
 def build_index(
@@ -151,8 +186,8 @@ def build_index(
     report = BuildReport(dry_run=dry_run)
 
     if dry_run:
-        prepared = prepare(settings, exclude, progress)
-        _fill(report, prepared)
+        with Spool(settings.index_dir if Path(settings.index_dir).is_dir() else None) as spool:
+            _fill(report, prepare(settings, spool, exclude, progress))
         report.mode = "dry-run"
         report.seconds = time.perf_counter() - began
         return report
@@ -171,10 +206,10 @@ def build_index(
 def _reindex(settings: Settings, report: BuildReport, config: AnalysisConfig, exclude: list[Any], incremental: bool,
              progress: Progress | None, engine: Engine | None, began: float) -> None:
     engine = engine or open_engine(settings)
-    with engine.lock():
-        prepared = prepare(settings, exclude, progress)
+    with engine.lock(), Spool(settings.index_dir) as spool:
+        prepared = prepare(settings, spool, exclude, progress)
         _fill(report, prepared)
-        if not prepared.documents:
+        if not prepared.entries:
             raise BuildError("no readable documents in the corpus: nothing indexed, the previous index stays current")
         key = settings_key(config, settings, engine.layout)
         previous = engine.previous() if incremental else None
@@ -265,28 +300,26 @@ def _write_version(build: Build, previous: tuple[dict[str, Any], dict[str, Any]]
         report.mode = "incremental"
         old_docs = previous[1]
         changed, removed = _changes(previous, prepared)
-        total = sum(prepared.counts[d.doc_id] for d in changed)
+        total = sum(e.passages for e in changed)
         build.write([_records(changed, prepared, config)],
-                    delete_docs=removed + [d.doc_id for d in changed if d.doc_id in old_docs],
+                    delete_docs=removed + [e.doc_id for e in changed if e.doc_id in old_docs],
                     progress=_analyzing(progress, total))
         report.reanalyzed = len(changed)
-        report.added = sum(1 for d in changed if d.doc_id not in old_docs)
+        report.added = sum(1 for e in changed if e.doc_id not in old_docs)
         report.changed = report.reanalyzed - report.added
         report.removed = len(removed)
     else:
         workers = settings.workers if settings.workers > 0 else (os.cpu_count() or 1)
-        shares = _shares(prepared, min(workers, max(1, report.passages // PARALLEL_MIN_PASSAGES)))
+        shares = _shares(prepared.entries, min(workers, max(1, report.passages // PARALLEL_MIN_PASSAGES)))
         build.write([_records(share, prepared, config) for share in shares],
                     progress=_analyzing(progress, report.passages))
-        report.reanalyzed = len(prepared.documents)
+        report.reanalyzed = len(prepared.entries)
     if progress is not None:
         progress("writing", 1, 1)
         progress("checking", 0, 1)
     # What --incremental compares, kept apart from the manifest: the manifest is
     # read whenever a server opens a version, and this grows with the corpus.
-    documents = {d.doc_id: {"hash": prepared.hashes[d.doc_id], "source": d.source,
-                            "passages": prepared.counts[d.doc_id]}
-                 for d in prepared.documents}
+    documents = {e.doc_id: {"hash": e.hash, "source": e.source, "passages": e.passages} for e in prepared.entries}
     build.finish(report.passages, {
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "settings_key": key,
@@ -296,15 +329,16 @@ def _write_version(build: Build, previous: tuple[dict[str, Any], dict[str, Any]]
         "document_count": report.documents,
         "passage_count": report.passages,
         "skipped": report.skipped,
-        "filter_keys": sorted({k for d in prepared.documents for k in filterable(d.metadata)}),
+        "filter_keys": sorted(prepared.filter_keys),
     }, documents)
 
 
-def _changes(previous: tuple[dict[str, Any], dict[str, Any]], prepared: _Prepared) -> tuple[list[Document], list[str]]:
+def _changes(previous: tuple[dict[str, Any], dict[str, Any]], prepared: _Prepared) -> tuple[list[_Entry], list[str]]:
     """The documents new or changed since the ``previous`` version, and the ids of those removed."""
     old_docs = previous[1]
-    changed = [d for d in prepared.documents if old_docs.get(d.doc_id, {}).get("hash") != prepared.hashes[d.doc_id]]
-    removed = [doc_id for doc_id in old_docs if doc_id not in prepared.counts]
+    changed = [e for e in prepared.entries if old_docs.get(e.doc_id, {}).get("hash") != e.hash]
+    current = {e.doc_id for e in prepared.entries}
+    removed = [doc_id for doc_id in old_docs if doc_id not in current]
     return changed, removed
 
 
@@ -330,36 +364,37 @@ def _analyzing(progress: Progress | None, total: int) -> Callable[[int], Any] | 
 
 
 def _fill(report: BuildReport, prepared: _Prepared) -> None:
-    report.documents = len(prepared.documents)
-    report.passages = sum(prepared.counts.values())
+    report.documents = len(prepared.entries)
+    report.passages = sum(e.passages for e in prepared.entries)
     report.skipped = [{"source": e.source, "reason": e.reason} for e in prepared.skipped]
     report.warnings = prepared.warnings
 
 
-def _shares(prepared: _Prepared, count: int) -> list[list[Document]]:
+def _shares(entries: list[_Entry], count: int) -> list[list[_Entry]]:
     """The documents cut into ``count`` runs of about as much work each, in order.
 
     A writer's time goes with the text it segments and the passages it writes, so
     shares are balanced on characters plus a fixed cost per passage, not on passages
     alone (a share of long passages would finish last while the other core waits).
     """
-    def work(doc: Document) -> int:
-        return len(doc.text) + PASSAGE_CHARACTERS * prepared.counts[doc.doc_id]
+    def work(entry: _Entry) -> int:
+        return entry.chars + PASSAGE_CHARACTERS * entry.passages
 
-    total = sum(map(work, prepared.documents)) or 1
-    shares: list[list[Document]] = [[] for _ in range(count)]
+    total = sum(map(work, entries)) or 1
+    shares: list[list[_Entry]] = [[] for _ in range(count)]
     done = 0
-    for doc in prepared.documents:
-        cost = work(doc)
+    for entry in entries:
+        cost = work(entry)
         # A document goes to the share its middle falls in.
-        shares[min(count - 1, (2 * done + cost) * count // (2 * total))].append(doc)
+        shares[min(count - 1, (2 * done + cost) * count // (2 * total))].append(entry)
         done += cost
     return [share for share in shares if share]
 
 
-def _records(documents: list[Document], prepared: _Prepared, config: AnalysisConfig) -> Iterator[Record]:
-    """The passage records of ``documents``, made lazily (in the process that writes them)."""
+def _records(entries: list[_Entry], prepared: _Prepared, config: AnalysisConfig) -> Iterator[Record]:
+    """The passage records of the ``entries``' documents, made lazily (in the process that writes them)."""
     analysis = get_analysis(config)
-    for doc in documents:
-        for p in prepared.passages(doc):
-            yield passage_record(p, doc, prepared.hashes[doc.doc_id], analysis)
+    for entry in entries:
+        doc, passages = prepared.passages(entry)
+        for p in passages:
+            yield passage_record(p, doc, entry.hash, analysis)

@@ -3,6 +3,7 @@ import io
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from tests.helpers import jsonl, write_corpus
 from search_service.build.corpus import CorpusReader, decode
@@ -181,3 +182,41 @@ def test_html_of_any_depth_is_read(tmp_path):
     root = write_corpus(tmp_path / "c", {"deep.html": deep})
     doc = CorpusReader(root).read().documents[0]
     assert doc.text == "深层的文字也要索引，比如医保卡密码重置的办法。"
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.sampled_from([
+    jsonl({"id": "a", "title": "甲", "text": SIMP, "tag": "faq"}).rstrip("\n"),
+    jsonl({"id": "b", "text": "第一行\r\n第二行"}).rstrip("\n"),
+    jsonl({"id": "a", "text": "duplicate"}).rstrip("\n"),
+    "{not json", "[1, 2]", "", "   ", jsonl({"text": "no id"}).rstrip("\n"),
+]), max_size=8), st.sampled_from(["\n", "\r\n", "\r"]))
+def test_a_utf8_collection_read_a_line_at_a_time_reads_as_a_whole_file_would(tmp_path_factory, lines, newline):
+    """UTF-8 collections are read a line at a time; a GBK one is read whole: the same documents,
+    errors and line numbers either way."""
+    root = tmp_path_factory.mktemp("c")
+    text = newline.join(lines) + newline
+    streamed = root / "docs.jsonl"
+    if not text.strip():
+        return
+    streamed.write_bytes(text.encode("utf-8"))
+    whole = root / "gbk" / "docs.jsonl"
+    whole.parent.mkdir()
+    whole.write_bytes(text.encode("gb18030"))
+
+    def read(path: Path) -> list:
+        return [(type(i).__name__, str(i) if isinstance(i, DocumentError) else (i.doc_id, i.title, i.text, i.metadata))
+                for i in CorpusReader(path).items()]
+
+    assert read(streamed) == read(whole)
+
+
+def test_only_plain_utf8_text_is_read_a_line_at_a_time(tmp_path):
+    from search_service.build.corpus import _plain_utf8
+
+    cases = {"utf8": SIMP.encode("utf-8"), "bom": codecs.BOM_UTF8 + SIMP.encode("utf-8"), "gbk": SIMP.encode("gbk"),
+             "nul": b'{"id": 1}\x00\n', "blank": b" \n\n", "empty": b"", "cut": SIMP.encode("utf-8")[:-1],
+             "utf16": codecs.BOM_UTF16_LE + SIMP.encode("utf-16-le")}
+    for name, data in cases.items():
+        (tmp_path / name).write_bytes(data)
+    assert {name for name in cases if _plain_utf8(tmp_path / name)} == {"utf8"}

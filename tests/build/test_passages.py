@@ -1,8 +1,11 @@
 import re
+from collections import Counter
+
+from hypothesis import given, settings, strategies as st
 
 from tests.helpers import SEED_CORPUS, SIMPLIFIED_SEED, TRADITIONAL_SEED
 from search_service.build.corpus import CorpusReader, Document
-from search_service.build.passages import PassageSplitter, repeated_lines
+from search_service.build.passages import PassageSplitter, line_key, repeated_lines
 
 BOILERPLATE = ["换一批", "展开", "0/500", "加密服务已开启", "人看过", "律师服务", "点击反馈", "相关咨询", "#医疗知识"]
 
@@ -105,3 +108,20 @@ def test_a_document_that_is_one_line_is_still_a_passage():
     assert [p.text for p in PassageSplitter(1, 300).split(one_line)] == ["整个文档只有这一行内容。"]
     untitled = Document("j", "", "第一行。\n第二行。", "c.jsonl")
     assert [p.text for p in PassageSplitter(10, 300).split(untitled)] == ["第一行。\n第二行。"]
+
+
+_LINES = st.sampled_from(["首页 | 关于我们", "版权所有 2024", "同一个问题问两次", "答案。", "短", "  首页  |  关于我们 ",
+                          "医保卡密码忘了怎么办" * 9])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(_LINES, max_size=6), max_size=8), st.integers(min_value=1, max_value=4))
+def test_repeated_lines_are_the_short_lines_of_enough_documents(texts, min_documents):
+    """Counted as digests, a document at a time, the set is what counting the lines themselves gives."""
+    docs = [Document(f"d{i}", "", "\n".join(lines), "x") for i, lines in enumerate(texts)]
+    counts = Counter(k for d in docs for k in {line_key(l) for l in d.text.split("\n")})
+    chrome = repeated_lines(docs, min_documents)
+    for key, n in counts.items():
+        expected = n >= min_documents and 6 <= len(key) <= 80 and not key.endswith(("。", "！", "!"))
+        assert (key in chrome) is expected, key
+    assert "从未出现过的一行文字" not in chrome

@@ -7,8 +7,9 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings as hypothesis_settings, strategies as st
 
-from tests.helpers import ROOT, SEED_CORPUS, jsonl, load_script, write_corpus
+from tests.helpers import ROOT, SEED_CORPUS, jsonl, load_script, settings_factory, write_corpus
 from search_service.build.reindex import build_index
 from search_service.search.request import SearchRequest
 from search_service.search.service import SearchService
@@ -170,9 +171,10 @@ def test_a_killed_reindex_leaves_the_previous_version_current(tmp_path, make_set
     build_index(settings)
     root = IndexRoot(settings.index_dir)
     before = root.current_name()
-    # A corpus big enough that the build takes a few seconds.
+    # A corpus big enough that the build takes a few seconds (300 of these files took 1.4 s,
+    # so that the latest kill sometimes came after the switch).
     big = "\n".join([DOC_A, DOC_B, DOC_C] * 4).split("\n")
-    for i in range(300):
+    for i in range(1000):
         text = "\n".join(f"第{i}号：{line}" for line in big)
         (corpus / f"big{i}.txt").write_text(text, encoding="utf-8")
     env = dict(os.environ, PYTHONPATH=str(ROOT))
@@ -189,7 +191,7 @@ def test_a_killed_reindex_leaves_the_previous_version_current(tmp_path, make_set
     service = SearchService(settings)
     assert service.search(SearchRequest.create(settings, q="医保卡")).total == 1
     report = build_index(settings)
-    assert report.switched and report.documents == 301
+    assert report.switched and report.documents == 1001
     assert sorted(p.name for p in root.versions_dir.iterdir()) == sorted([before, report.version])
 
 
@@ -343,15 +345,43 @@ def test_shares_are_balanced_on_text_not_on_passage_counts():
     """A writer's time goes with the text it segments: two long one-passage documents
     and many short ones make two shares of about as much work (text, and a little per
     passage), though not of as many passages."""
-    from types import SimpleNamespace
+    from search_service.build.reindex import PASSAGE_CHARACTERS, _Entry, _shares
 
-    from search_service.build.corpus import Document
-    from search_service.build.reindex import PASSAGE_CHARACTERS, _shares
+    def entry(doc_id: str, chars: int) -> _Entry:
+        return _Entry(doc_id, "x", 0, 0, chars, 1, "", False)
 
-    docs = [Document(f"long{i}", "", "长" * 20000, "x") for i in range(2)]
-    docs += [Document(f"short{i}", "", "短" * 100, "x") for i in range(200)]
-    counts = {d.doc_id: 1 for d in docs}
-    shares = _shares(SimpleNamespace(documents=docs, counts=counts), 2)  # type: ignore[arg-type]
-    sizes = [sum(len(d.text) + PASSAGE_CHARACTERS for d in share) for share in shares]
-    assert [d for share in shares for d in share] == docs  # in order, nothing lost
+    entries = [entry(f"long{i}", 20000) for i in range(2)] + [entry(f"short{i}", 100) for i in range(200)]
+    shares = _shares(entries, 2)
+    sizes = [sum(e.chars + PASSAGE_CHARACTERS for e in share) for share in shares]
+    assert [e for share in shares for e in share] == entries  # in order, nothing lost
     assert max(sizes) < 1.5 * min(sizes)
+
+
+_POOL = ["首页 | 关于我们 | 联系方式", "版权所有 2024 某某网站", "医保卡密码忘了怎么办",
+         "忘记医保卡密码可以带上本人身份证和医保卡，到参保地医疗管理中心申请办理密码挂失。",
+         "换一批", "輸入錯誤密碼的，必須持有效身份證件原件到社保卡管理中心辦理密碼重置或解鎖業務。"]
+
+
+@hypothesis_settings(max_examples=40, deadline=None)
+@given(st.lists(st.lists(st.sampled_from(_POOL), min_size=1, max_size=5), min_size=1, max_size=7),
+       st.integers(min_value=1, max_value=3))
+def test_a_corpus_read_once_splits_as_if_the_chrome_were_known_from_the_start(tmp_path_factory, texts, min_documents):
+    """Documents are split as they are read, before the chrome is known, and only those holding a
+    chrome line are split again: every entry is what splitting with the whole corpus's chrome gives."""
+    from search_service.build.corpus import CorpusReader
+    from search_service.build.passages import PassageSplitter, repeated_lines
+    from search_service.build.reindex import _entry, prepare
+    from search_service.build.spool import Spool
+
+    root = tmp_path_factory.mktemp("case")
+    corpus = write_corpus(root / "corpus", {f"d{i}.txt": "\n".join(lines) for i, lines in enumerate(texts)})
+    config = settings_factory(root)(corpus=corpus, boilerplate_min_documents=min_documents)
+    documents = CorpusReader(corpus).read().documents
+    splitter = PassageSplitter(config.passage_min_chars, config.passage_max_chars,
+                               repeated_lines(documents, min_documents))
+    with Spool(root) as spool:
+        prepared = prepare(config, spool)
+        assert [(e.doc_id, e.passages, e.hash, e.whole) for e in prepared.entries] == [
+            (e.doc_id, e.passages, e.hash, e.whole) for e in (_entry(d, splitter, 0, 0) for d in documents) if e]
+        for entry, doc in zip(prepared.entries, documents):
+            assert prepared.passages(entry) == (doc, splitter.split(doc, keep_chrome=entry.whole))

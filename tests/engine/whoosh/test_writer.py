@@ -10,10 +10,10 @@ from whoosh import formats, index as whoosh_index
 
 from tests.helpers import SEED_CORPUS, jsonl, write_corpus
 from search_service.build import reindex as index_module
-from search_service.build.records import passage_record
-from search_service.build.reindex import build_index, prepare
+from search_service.build.reindex import _records, build_index, prepare
+from search_service.build.spool import Spool
 from search_service.engine.whoosh.schema import build_schema, whoosh_fields
-from search_service.text.analysis import AnalysisConfig, get_analysis
+from search_service.text.analysis import AnalysisConfig
 from search_service.search.request import SearchRequest
 from search_service.search.service import SearchService
 from search_service.engine.whoosh.codec import ArrayCodec
@@ -68,11 +68,10 @@ def passage_records(tmp_path, make_settings, count, seed):
     """The schema config and every passage's fields for a generated corpus, as reindex makes them."""
     corpus = write_corpus(tmp_path / "corpus", {"docs.jsonl": corpus_records(count, seed=seed)})
     settings = make_settings(corpus=corpus)
-    prepared = prepare(settings)
     config = AnalysisConfig.from_settings(settings)
-    analysis = get_analysis(config)
-    records = [whoosh_fields(passage_record(p, doc, prepared.hashes[doc.doc_id], analysis))
-               for doc in prepared.documents for p in prepared.passages(doc)]
+    with Spool(tmp_path) as spool:
+        prepared = prepare(settings, spool)
+        records = [whoosh_fields(record) for record in _records(prepared.entries, prepared, config)]
     return config, records
 
 

@@ -1,0 +1,63 @@
+"""Documents kept on disk between reading the corpus and writing the index.
+
+A build reads the corpus once, to count the lines documents share (page
+chrome can only be told apart after every document has been seen), then
+splits and writes each document. Between the two, the documents wait in a
+spool: an unlinked temporary file in the index folder, read back by offset
+(``os.pread``, so forked writers share it without sharing a file position).
+A build then holds a small entry per document, not the corpus's text.
+"""
+
+from __future__ import annotations
+
+import marshal
+import os
+import tempfile
+from dataclasses import fields
+from pathlib import Path
+
+from search_service.build.corpus import Document
+
+
+# A document is kept as the tuple of its fields, in marshal's format: its metadata comes
+# from JSON, so every value is one marshal writes, and it reads back several times
+# faster than a pickled dataclass (the spool lives for one run of one Python).
+_FIELDS = tuple(f.name for f in fields(Document))
+
+
+class Spool:
+    """Documents appended once and read back any number of times, by ``(offset, size)``."""
+
+    def __init__(self, folder: str | os.PathLike[str] | None) -> None:
+        # In the index folder, not the system's temp folder (None: a dry run, which
+        # writes nothing there): that may be a RAM disk, and the index folder has room
+        # for the index, which is bigger than the text.
+        if folder is not None:
+            Path(folder).mkdir(parents=True, exist_ok=True)
+        self._file = tempfile.TemporaryFile(dir=folder, prefix=".spool-")
+        self._size = 0
+
+    def put(self, doc: Document) -> tuple[int, int]:
+        """Append ``doc``; its ``(offset, size)``."""
+        data = marshal.dumps(tuple(getattr(doc, name) for name in _FIELDS))
+        self._file.write(data)
+        where = (self._size, len(data))
+        self._size += len(data)
+        return where
+
+    def get(self, offset: int, size: int) -> Document:
+        """The document appended at ``offset``."""
+        self._file.flush()  # a no-op once flushed: every put is done before the first get
+        data = os.pread(self._file.fileno(), size, offset)
+        if len(data) != size:
+            raise OSError(f"the build's spool file is short: {len(data)} bytes at {offset}, {size} expected")
+        return Document(*marshal.loads(data))
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> Spool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,30 @@
+import os
+
+import pytest
+
+from search_service.build.corpus import Document
+from search_service.build.spool import Spool
+
+
+def test_documents_come_back_by_offset_in_any_order_and_in_a_forked_process(tmp_path):
+    docs = [Document(f"d{i}", f"标题{i}", "医保卡密码" * (i + 1), f"d{i}.txt", metadata={"n": i}, pages=(0, 3))
+            for i in range(5)]
+    with Spool(tmp_path) as spool:
+        places = [spool.put(d) for d in docs]
+        assert [spool.get(*where) for where in reversed(places)] == docs[::-1]
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # a writer reads its share with pread: no file position shared with the parent
+            ok = spool.get(*places[3]) == docs[3] and spool.get(*places[0]) == docs[0]
+            os.write(write, b"1" if ok else b"0")
+            os._exit(0)
+        os.waitpid(pid, 0)
+        assert os.read(read, 1) == b"1"
+    assert not list(tmp_path.iterdir())  # unlinked: nothing is left in the index folder, even while it is open
+
+
+def test_a_short_spool_is_an_error_not_a_document(tmp_path):
+    with Spool(tmp_path) as spool:
+        offset, size = spool.put(Document("a", "", "正文", "a.txt"))
+        with pytest.raises(OSError, match="short"):
+            spool.get(offset, size + 10)
