@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import re
 from array import array
-from collections.abc import Container, Iterable
+from collections.abc import Container, Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -188,6 +188,19 @@ class PassageSplitter:
     def split(self, doc: Document, keep_chrome: bool = False) -> list[Passage]:
         """``doc``'s passages; with ``keep_chrome``, every line is text, those that look like
         page chrome or headings too (for a document that would otherwise have no text left)."""
+        return list(self.passages(doc, keep_chrome))
+
+    def passages(self, doc: Document, keep_chrome: bool = False) -> Iterator[Passage]:
+        """:meth:`split`'s passages one at a time: a long document's are not all in memory at once."""
+        spans = self._spans(doc, keep_chrome)
+        return (Passage(f"{doc.doc_id}#{n}", doc.doc_id, n, doc.text[s:e], s, e, h, doc.title, sec, doc.page_at(s))
+                for n, (s, e, h, sec) in enumerate(spans))
+
+    def count(self, doc: Document, keep_chrome: bool = False) -> int:
+        """How many passages :meth:`split` makes of ``doc``."""
+        return len(self._spans(doc, keep_chrome))
+
+    def _spans(self, doc: Document, keep_chrome: bool) -> list[tuple[int, int, str, str]]:
         spans: list[tuple[int, int, str, str]] = []  # (start, end, heading, section)
         heading = ""
         section = "main"
@@ -241,11 +254,7 @@ class PassageSplitter:
                     flush()
                     buf = piece
         flush()
-        spans = self._merge_short_tail(spans)
-        return [
-            Passage(f"{doc.doc_id}#{n}", doc.doc_id, n, doc.text[s:e], s, e, h, doc.title, sec, doc.page_at(s))
-            for n, (s, e, h, sec) in enumerate(spans)
-        ]
+        return self._merge_short_tail(spans)
 
     def _merge_short_tail(self, spans: list[tuple[int, int, str, str]]) -> list[tuple[int, int, str, str]]:
         """A short last passage under the same heading joins the one before it."""

@@ -94,11 +94,11 @@ class _Prepared:
     spool: Spool
     filter_keys: set[str]
 
-    def passages(self, entry: _Entry) -> tuple[Document, list[Passage]]:
+    def passages(self, entry: _Entry) -> tuple[Document, Iterator[Passage]]:
         """A document read back from the spool and split again where it is written: a
         build holds an entry per document, not the corpus's text nor its passages."""
         doc = self.spool.get(entry.offset, entry.size)
-        return doc, self.splitter.split(doc, keep_chrome=entry.whole)
+        return doc, self.splitter.passages(doc, keep_chrome=entry.whole)
 
 
 def settings_key(config: AnalysisConfig, settings: Settings, layout: int) -> str:
@@ -151,9 +151,9 @@ def prepare(settings: Settings, spool: Spool, exclude: Iterable[str | os.PathLik
 def _entry(doc: Document, splitter: PassageSplitter, offset: int, size: int) -> _Entry | None:
     """``doc``'s entry as ``splitter`` splits it; None when it has no text at all."""
     whole = False
-    count = len(splitter.split(doc))
+    count = splitter.count(doc)
     if not count:
-        count = len(splitter.split(doc, keep_chrome=True))
+        count = splitter.count(doc, keep_chrome=True)
         whole = True
     if not count:
         return None
