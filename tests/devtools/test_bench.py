@@ -33,6 +33,7 @@ def test_bench_reports_every_engine_server_and_http_step(tmp_path):
     assert json.loads((tmp_path / "bench.json").read_text("utf-8")) == report
     row = report["sizes"]["150"]
     assert set(row["index"]) == {"ours", "ours+rjieba", "naive", "tantivy"}
+    assert len(row["segmentation_only"]["runs_seconds"]) == 1  # as many runs as builds (--repeat)
     for engine, build in row["index"].items():
         assert build["passages_per_s"] > 0 and build["index_mb"] > 0, engine
         assert build["ceiling_ratio"] > 0 and build["peak_tree_mb"] > 0, engine
