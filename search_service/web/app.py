@@ -221,10 +221,13 @@ def query_args() -> dict[str, list[str]]:
 
 
 def _check_encoding() -> None:
-    """A query string must be UTF-8: Werkzeug would replace what is not with U+FFFD
-    and a GBK-encoded query would be searched as mojibake."""
+    """A query string must be UTF-8: Werkzeug leaves what is not percent-encoded in the
+    values it decodes, and a GBK-encoded query would be searched as "%D2%BD…"."""
     raw = request.query_string
-    if raw:
+    # Werkzeug leaves what is not UTF-8 percent-encoded in the parameters it decodes, so
+    # only a parameter holding a "%" (or a query string of raw bytes) needs the exact,
+    # slower check: most search requests skip it.
+    if raw and (not raw.isascii() or any("%" in part for item in request.args.items(multi=True) for part in item)):
         try:
             unquote_to_bytes(raw).decode("utf-8")
         except UnicodeDecodeError:

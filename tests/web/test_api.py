@@ -256,10 +256,12 @@ def test_strict_requests(client):
     for path in ("/health?verbose=1", "/stats?x=1", f"/passages/{TRADITIONAL_SEED}%230?x=1"):
         assert_error(client.get(path), 400, "unknown_parameter")
     # Query strings must be UTF-8: GBK 医保卡, and bytes that are no encoding at all.
-    for raw in ("q=%D2%BD%B1%A3%BF%A8", "q=%FF%FE", "q=%ED%A0%80"):
+    # Also in a key, after a valid parameter, or next to an escaped "%" (which takes the exact check).
+    for raw in ("q=%D2%BD%B1%A3%BF%A8", "q=%FF%FE", "q=%ED%A0%80", "q=%E5%8C%BB&%FF=1", "q=100%25%FF"):
         error = assert_error(client.get("/search?" + raw), 400, "bad_encoding")
         assert "UTF-8" in error["message"]
-    assert client.get("/search?q=%E5%8C%BB%E4%BF%9D%E5%8D%A1").status_code == 200
+    for raw in ("q=%E5%8C%BB%E4%BF%9D%E5%8D%A1", "q=100%25%20%E5%8C%BB", "q=%25FF"):
+        assert client.get("/search?" + raw).status_code == 200, raw
     # A filter key no document has is an error listing the keys (the seeds have none).
     error = assert_error(client.get("/search?q=x&filter=tags:违规"), 400, "bad_filter")
     assert "no document has the filter key 'tags'" in error["message"]
