@@ -195,7 +195,10 @@ class CorpusReader:
         """Every document of the folder in memory; ``progress(files read, files)`` as it goes."""
         report = CorpusReport()
         for item in self.items(progress):
-            (report.skipped if isinstance(item, DocumentError) else report.documents).append(item)  # type: ignore[arg-type]
+            if isinstance(item, DocumentError):
+                report.skipped.append(item)
+            else:
+                report.documents.append(item)
         return report
 
     def items(self, progress: Callable[[int, int], Any] | None = None) -> Iterator[Document | DocumentError]:

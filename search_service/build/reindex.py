@@ -136,6 +136,7 @@ def prepare(settings: Settings, spool: Spool, exclude: Iterable[str | os.PathLik
         chrome.add(item.text)
         entries.append(entry)
         filter_keys.update(filterable(item.metadata))
+    spool.flush()  # complete on disk before any writer is forked
     splitter = PassageSplitter(settings.passage_min_chars, settings.passage_max_chars, chrome.lines())
     for number in chrome.holders(splitter.boilerplate):
         entry = entries[number]

@@ -36,18 +36,27 @@ class Spool:
             Path(folder).mkdir(parents=True, exist_ok=True)
         self._file = tempfile.TemporaryFile(dir=folder, prefix=".spool-")
         self._size = 0
+        self._pending = False  # bytes put but still in this process's buffer
 
     def put(self, doc: Document) -> tuple[int, int]:
         """Append ``doc``; its ``(offset, size)``."""
         data = marshal.dumps(tuple(getattr(doc, name) for name in _FIELDS))
         self._file.write(data)
+        self._pending = True
         where = (self._size, len(data))
         self._size += len(data)
         return where
 
+    def flush(self) -> None:
+        """Write out what is buffered. Before forking readers: a forked process that
+        inherited buffered bytes would write them again, at the shared file position."""
+        if self._pending:
+            self._file.flush()
+            self._pending = False
+
     def get(self, offset: int, size: int) -> Document:
         """The document appended at ``offset``."""
-        self._file.flush()  # a no-op once flushed: every put is done before the first get
+        self.flush()
         data = os.pread(self._file.fileno(), size, offset)
         if len(data) != size:
             raise OSError(f"the build's spool file is short: {len(data)} bytes at {offset}, {size} expected")

@@ -28,3 +28,17 @@ def test_a_short_spool_is_an_error_not_a_document(tmp_path):
         offset, size = spool.put(Document("a", "", "正文", "a.txt"))
         with pytest.raises(OSError, match="short"):
             spool.get(offset, size + 10)
+
+
+def test_a_prepared_spool_is_on_disk_before_writers_are_forked(tmp_path, make_settings):
+    """A forked writer inheriting buffered bytes would write them again at the shared file
+    position, while another writer may already be reading there: prepare leaves nothing buffered."""
+    from search_service.build.reindex import prepare
+    from tests.helpers import write_corpus
+
+    corpus = write_corpus(tmp_path / "corpus", {f"d{i}.txt": f"第{i}篇：医保卡密码忘了怎么办，带身份证去银行重置。"
+                                                for i in range(5)})
+    with Spool(tmp_path / "index") as spool:
+        prepared = prepare(make_settings(corpus=corpus), spool)
+        assert len(prepared.entries) == 5 and not any(e.whole for e in prepared.entries)
+        assert os.fstat(spool._file.fileno()).st_size == sum(e.size for e in prepared.entries)
