@@ -245,6 +245,11 @@ class CorpusReader:
         except OSError as exc:
             yield DocumentError(rel, f"cannot read file: {exc.strerror or exc}")
             return
+        except UnicodeDecodeError:
+            # Read a line at a time after it was checked: the file changed in between.
+            yield DocumentError(rel, "the file changed while it was read (it is no longer UTF-8); "
+                                     "the rest of it is not indexed")
+            return
         if suffix == ".jsonl":
             yield from _jsonl_documents(_split_lines(text), rel, encoding)
         elif suffix in (".html", ".htm"):

@@ -220,3 +220,18 @@ def test_only_plain_utf8_text_is_read_a_line_at_a_time(tmp_path):
     for name, data in cases.items():
         (tmp_path / name).write_bytes(data)
     assert {name for name in cases if _plain_utf8(tmp_path / name)} == {"utf8"}
+
+
+def test_a_collection_that_stops_being_utf8_while_read_is_reported_not_a_traceback(tmp_path, monkeypatch):
+    """Checked as UTF-8, then read a line at a time: a file rewritten in between (a sync into the
+    corpus folder) is reported, the rest of the folder read."""
+    from search_service.build import corpus as corpus_module
+
+    root = write_corpus(tmp_path / "c", {"a.txt": SIMP})
+    (root / "docs.jsonl").write_bytes((jsonl({"id": "x", "text": SIMP}) + jsonl({"id": "y", "text": TRAD})
+                                       ).encode("utf-8") + b'{"id": "z", "text": "\xff"}\n')
+    monkeypatch.setattr(corpus_module, "_plain_utf8", lambda path: True)  # as if checked before the rewrite
+    report = CorpusReader(root).read()
+    assert [d.doc_id for d in report.documents][0] == "a"
+    assert [(e.source, e.reason.split(" (")[0]) for e in report.skipped] == [
+        ("docs.jsonl", "the file changed while it was read")]
