@@ -32,7 +32,7 @@ _MD_HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(.+?)\s*#*\s*$")
 
 @dataclass
 class Document:
-    """A document of the corpus; ``text`` is what passage offsets refer to."""
+    """A document of the corpus, or a part of one; ``text`` is what passage offsets refer to."""
 
     doc_id: str
     title: str
@@ -45,6 +45,11 @@ class Document:
     title_in_text: bool = False
     # A PDF's pages: the offset in ``text`` where each starts (page 1 first).
     pages: tuple[int, ...] = ()
+    # A long text file is read in parts, each a Document: ``base`` is where this part's
+    # text starts in the whole text (what passage offsets refer to), ``more`` says another
+    # part follows. Title, source and metadata are the document's, in every part.
+    base: int = 0
+    more: bool = False
 
     def page_at(self, offset: int) -> int | None:
         """The page (from 1) holding ``offset``; None for a document without pages."""
@@ -210,16 +215,23 @@ class CorpusReader:
         for number, path in enumerate(files, start=1):
             if progress is not None:
                 progress(number, len(files))
+            rejected = False
             for item in self.read_file(path):
                 if isinstance(item, DocumentError):
                     yield item
+                elif item.base:  # a later part of a long file: it goes where its first part went
+                    if not rejected:
+                        yield item
                 elif _CONTROL.search(item.doc_id):
                     # An id must round-trip through a URL path (/documents/<id>) and a log line.
+                    rejected = True
                     yield DocumentError(item.source, f"document id {item.doc_id!r} contains a "
                                                      "control character (a newline, a tab, ...)")
                 elif item.doc_id in seen:
+                    rejected = True
                     yield DocumentError(item.source, f"duplicate document id {item.doc_id!r} (first in {seen[item.doc_id]})")
                 else:
+                    rejected = False
                     seen[item.doc_id] = item.source
                     yield item
 
@@ -232,6 +244,9 @@ class CorpusReader:
                 # Read a line at a time: a collection's size bounds no one's memory.
                 with open(path, encoding="utf-8", newline=None) as lines:
                     yield from _jsonl_documents(lines, rel, "utf-8")
+                return
+            if suffix in _PARTED and path.stat().st_size > PART_BYTES and _plain_utf8(path):
+                yield from _text_parts(path, rel, doc_id, markdown=suffix != ".txt")
                 return
             data = path.read_bytes()
             if suffix in (".pdf", ".docx"):
@@ -284,6 +299,34 @@ class CorpusReader:
             raise DocumentError(rel, "a Word file with no text")
         title = bounded_title(title) or bounded_title(first_line(text))
         return Document(doc_id, title, text, rel, "docx", title_in_text=first_line(text) == title)
+
+
+# A plain UTF-8 text file bigger than this is read in parts of about PART_CHARS characters,
+# each cut at a line's end, so that its size bounds no one's memory.
+PART_BYTES = 4 << 20
+PART_CHARS = 1 << 20
+_PARTED = (".txt", ".md", ".markdown")
+
+
+def _text_parts(path: Path, rel: str, doc_id: str, markdown: bool) -> Iterator[Document]:
+    """A long text file as the parts of one document (:attr:`Document.more`). A line longer
+    than a part is cut where the part ends (its pieces are cut at ``passage_max_chars``
+    anyway). The title is found in the first part."""
+    title: str | None = None
+    base = 0
+    with open(path, encoding="utf-8", newline=None) as f:  # newlines as decode() makes them
+        pending = f.read(PART_CHARS)
+        while pending:
+            chunk = f.read(PART_CHARS)
+            if chunk:
+                cut = pending.rfind("\n") + 1 or len(pending)
+                text, pending = pending[:cut], pending[cut:] + chunk
+            else:
+                text, pending = pending, ""
+            if title is None:
+                title = markdown_title(text) if markdown else bounded_title(first_line(text))
+            yield Document(doc_id, title, text, rel, "utf-8", title_in_text=bool(title), base=base, more=bool(pending))
+            base += len(text)
 
 
 def _raise_corpus_error(exc: OSError) -> None:

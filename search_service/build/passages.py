@@ -13,6 +13,7 @@ passages.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import re
 from array import array
 from collections.abc import Container, Iterable, Iterator
@@ -119,11 +120,29 @@ class RepeatedLines:
         self.max_chars = max_chars
         self._digests = array("q")
         self._ends = array("q")  # where each document's digests end
+        self._open = False  # parts of a document added, its last part not yet
 
-    def add(self, text: str) -> None:
+    def add(self, text: str, more: bool = False) -> None:
+        """Count a document's lines; with ``more``, ``text`` is a part of it and the rest follows."""
         keys = {line_key(line) for line in text.split("\n")}
         self._digests.extend(_digest(k) for k in keys if _countable(k, self.min_chars, self.max_chars))
+        if more:
+            self._open = True
+            return
+        if self._open:  # a line in several parts of one document counts once
+            start = self._ends[-1] if self._ends else 0
+            distinct = np.unique(np.frombuffer(self._digests[start:], dtype=np.int64))
+            del self._digests[start:]
+            self._digests.frombytes(distinct.tobytes())
+            self._open = False
         self._ends.append(len(self._digests))
+
+    def discard(self) -> None:
+        """Forget the document being added (its parts so far), or else the last one added."""
+        if not self._open and self._ends:
+            self._ends.pop()
+        del self._digests[self._ends[-1] if self._ends else 0:]
+        self._open = False
 
     def lines(self) -> Boilerplate:
         values, counts = np.unique(np.frombuffer(self._digests, dtype=np.int64), return_counts=True)
@@ -185,84 +204,127 @@ class PassageSplitter:
         self.max_chars = max_chars
         self.boilerplate = boilerplate
 
-    def split(self, doc: Document, keep_chrome: bool = False) -> list[Passage]:
+    def split(self, doc: Document | Iterable[Document], keep_chrome: bool = False) -> list[Passage]:
         """``doc``'s passages; with ``keep_chrome``, every line is text, those that look like
-        page chrome or headings too (for a document that would otherwise have no text left)."""
+        page chrome or headings too (for a document that would otherwise have no text left).
+
+        ``doc`` may be given as its parts (:attr:`Document.more`): the passages are those of
+        the whole text, made one part at a time."""
         return list(self.passages(doc, keep_chrome))
 
-    def passages(self, doc: Document, keep_chrome: bool = False) -> Iterator[Passage]:
+    def passages(self, doc: Document | Iterable[Document], keep_chrome: bool = False) -> Iterator[Passage]:
         """:meth:`split`'s passages one at a time: a long document's are not all in memory at once."""
-        spans = self._spans(doc, keep_chrome)
-        return (Passage(f"{doc.doc_id}#{n}", doc.doc_id, n, doc.text[s:e], s, e, h, doc.title, sec, doc.page_at(s))
-                for n, (s, e, h, sec) in enumerate(spans))
+        parts = iter((doc,) if isinstance(doc, Document) else doc)
+        first = next(parts, None)
+        if first is None:
+            return
+        spans = self._spans(itertools.chain((first,), parts), keep_chrome)
+        for n, (s, e, h, sec, text) in enumerate(spans):
+            yield Passage(f"{first.doc_id}#{n}", first.doc_id, n, text, s, e, h, first.title, sec, first.page_at(s))
 
-    def count(self, doc: Document, keep_chrome: bool = False) -> int:
+    def count(self, doc: Document | Iterable[Document], keep_chrome: bool = False) -> int:
         """How many passages :meth:`split` makes of ``doc``."""
-        return len(self._spans(doc, keep_chrome))
+        return sum(1 for _ in self._spans(iter((doc,) if isinstance(doc, Document) else doc), keep_chrome))
 
-    def _spans(self, doc: Document, keep_chrome: bool) -> list[tuple[int, int, str, str]]:
-        spans: list[tuple[int, int, str, str]] = []  # (start, end, heading, section)
+    def _spans(self, parts: Iterator[Document], keep_chrome: bool) -> Iterator[tuple[int, int, str, str, str]]:
+        """(start, end, heading, section, text) of each passage, offsets in the whole text.
+
+        A part is split with the end of the part before it (``carry``): a passage being
+        gathered, or the one it may join at the end, may have begun there. A passage is at
+        most ``max_chars`` long and one that could still grow began at most ``max_chars``
+        before the part's end, so ``2 * max_chars`` characters carried are enough.
+        """
+        out: list[tuple[int, int, str, str, str]] = []
         heading = ""
         section = "main"
-        buf: tuple[int, int] | None = None
-        title_key = line_key(doc.title)
-        lines = [(s, e) for s, e in _lines(doc.text) if doc.text[s:e].strip()]
-        # The title line is not body text, unless it is all the text there is.
-        title_skipped = not (doc.title_in_text and len(lines) > 1)
+        buf: tuple[int, int] | None = None  # the passage being gathered, in the window
+        # The last two passages made, held back: a short last passage joins the one before it.
+        held: list[tuple[int, int, str, str, str]] = []
+        joined = ""  # the text of those two as one passage, if they would be joined
+        window = ""  # the carry and the part being split
+        base = 0  # where the window starts in the whole text
+        title_key = ""
+        title_skipped = True
 
         def flush() -> None:
-            nonlocal buf
-            if buf is not None:
-                spans.append((buf[0], buf[1], heading, section))
-                buf = None
+            nonlocal buf, joined
+            if buf is None:
+                return
+            span = (base + buf[0], base + buf[1], heading, section, window[buf[0]:buf[1]])
+            buf = None
+            if len(held) == 2:
+                out.append(held.pop(0))
+            held.append(span)
+            joined = ""
+            if len(held) == 2:
+                (s0, _, h0, sec0, _), (s1, e1, h1, sec1, _) = held
+                if h0 == h1 and sec0 == sec1 and e1 - s1 < self.min_chars and e1 - s0 <= self.max_chars:
+                    joined = window[s0 - base:e1 - base]
+                elif e1 - s0 > self.max_chars:
+                    out.append(held.pop(0))  # it can never be joined: made now, so it needs no carry
 
-        for start, end in lines:
-            line = doc.text[start:end]
-            key = line_key(line)
-            if _TRAILER.match(key):
-                flush()
-                section, heading = "related", key
-                continue
-            if not title_skipped and key == title_key:
-                # The title is indexed as a field of its own; a first line that
-                # is the title is not body text (it still sets the heading).
+        for number, part in enumerate(parts):
+            carry = window[-2 * self.max_chars:]
+            if buf is not None:
+                buf = (buf[0] - len(window) + len(carry), buf[1] - len(window) + len(carry))
+            window = carry + part.text
+            base = part.base - len(carry)
+            lines = [(s, e) for s, e in _lines(part.text, len(carry)) if window[s:e].strip()]
+            if number == 0:
+                title_key = line_key(part.title)
+                # The title line is not body text, unless it is all the text there is.
+                title_skipped = not (part.title_in_text and (len(lines) > 1 or part.more))
+            for start, end in lines:
+                line = window[start:end]
+                key = line_key(line)
+                if _TRAILER.match(key):
+                    flush()
+                    section, heading = "related", key
+                    continue
+                if not title_skipped and key == title_key:
+                    # The title is indexed as a field of its own; a first line that
+                    # is the title is not body text (it still sets the heading).
+                    title_skipped = True
+                    if is_heading(line):
+                        flush()
+                        heading = clean_heading(line)
+                    continue
                 title_skipped = True
-                if is_heading(line):
+                if not keep_chrome and (key in self.boilerplate or is_boilerplate(line)):
+                    # A passage is a slice of the text: it never spans a dropped line.
+                    flush()
+                    continue
+                if section == "related" and _RELATED_ITEM.match(line):
+                    flush()  # an item of the list starts a passage: its title, then its teaser
+                elif not keep_chrome and is_heading(line):
                     flush()
                     heading = clean_heading(line)
-                continue
-            title_skipped = True
-            if not keep_chrome and (key in self.boilerplate or is_boilerplate(line)):
-                # A passage is a slice of the text: it never spans a dropped line.
-                flush()
-                continue
-            if section == "related" and _RELATED_ITEM.match(line):
-                flush()  # an item of the list starts a passage: its title, then its teaser
-            elif not keep_chrome and is_heading(line):
-                flush()
-                heading = clean_heading(line)
-                continue
-            for piece in self._pieces(doc.text, start, end):
-                if buf is None:
-                    buf = piece
-                elif (
-                    min(buf[1] - buf[0], piece[1] - piece[0]) < self.min_chars
-                    and piece[1] - buf[0] <= self.max_chars
-                ):
-                    buf = (buf[0], piece[1])
-                else:
-                    flush()
-                    buf = piece
+                    continue
+                for piece in self._pieces(window, start, end):
+                    if buf is None:
+                        buf = piece
+                    elif (
+                        min(buf[1] - buf[0], piece[1] - piece[0]) < self.min_chars
+                        and piece[1] - buf[0] <= self.max_chars
+                    ):
+                        buf = (buf[0], piece[1])
+                    else:
+                        flush()
+                        buf = piece
+                if out:
+                    yield from out
+                    out.clear()
+            if buf is not None and len(window) - buf[0] >= self.max_chars:
+                flush()  # nothing after this part can join it
+            if out:
+                yield from out
+                out.clear()
         flush()
-        return self._merge_short_tail(spans)
-
-    def _merge_short_tail(self, spans: list[tuple[int, int, str, str]]) -> list[tuple[int, int, str, str]]:
-        """A short last passage under the same heading joins the one before it."""
-        if len(spans) >= 2:
-            (s0, _, h0, sec0), (s1, e1, h1, sec1) = spans[-2], spans[-1]
-            if h0 == h1 and sec0 == sec1 and e1 - s1 < self.min_chars and e1 - s0 <= self.max_chars:
-                spans[-2:] = [(s0, e1, h0, sec0)]
-        return spans
+        if len(held) == 2 and joined:
+            (s0, _, h0, sec0, _), (_, e1, _, _, _) = held
+            held[:] = [(s0, e1, h0, sec0, joined)]
+        yield from out
+        yield from held
 
     def _pieces(self, text: str, start: int, end: int) -> list[tuple[int, int]]:
         """One line as pieces of at most max_chars, cut at sentence ends where possible."""
@@ -291,9 +353,9 @@ class PassageSplitter:
         return packed
 
 
-def _lines(text: str) -> list[tuple[int, int]]:
+def _lines(text: str, pos: int = 0) -> list[tuple[int, int]]:
+    """Each line's (start, end), from ``pos`` on."""
     out = []
-    pos = 0
     for line in text.split("\n"):
         out.append((pos, pos + len(line)))
         pos += len(line) + 1

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import itertools
 import json
 import os
 import time
 import warnings
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Container, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -83,6 +84,7 @@ class _Entry:
     passages: int
     hash: str
     whole: bool  # page chrome only: indexed as it is
+    parts: int = 1  # a long file's parts, one after the other in the spool
 
 
 @dataclass
@@ -95,10 +97,17 @@ class _Prepared:
     filter_keys: set[str]
 
     def passages(self, entry: _Entry) -> tuple[Document, Iterator[Passage]]:
-        """A document read back from the spool and split again where it is written: a
-        build holds an entry per document, not the corpus's text nor its passages."""
-        doc = self.spool.get(entry.offset, entry.size)
-        return doc, self.splitter.passages(doc, keep_chrome=entry.whole)
+        """A document (its first part) read back from the spool and split again where it is
+        written: a build holds an entry per document, not the corpus's text nor its passages."""
+        parts = _spooled_parts(self.spool, entry)
+        first = next(parts)
+        return first, self.splitter.passages(itertools.chain((first,), parts), keep_chrome=entry.whole)
+
+
+def _spooled_parts(spool: Spool, entry: _Entry) -> Iterator[Document]:
+    if entry.parts == 1:
+        return iter((spool.get(entry.offset, entry.size),))
+    return spool.parts(entry.offset, entry.size)
 
 
 def settings_key(config: AnalysisConfig, settings: Settings, layout: int) -> str:
@@ -125,22 +134,28 @@ def prepare(settings: Settings, spool: Spool, exclude: Iterable[str | os.PathLik
     entries: list[_Entry] = []
     skipped: list[DocumentError] = []
     filter_keys: set[str] = set()
-    for item in CorpusReader(settings.corpus_dir, exclude=exclude).items(reading):
+    items = CorpusReader(settings.corpus_dir, exclude=exclude).items(reading)
+    for item in items:
         if isinstance(item, DocumentError):
             skipped.append(item)
             continue
-        entry = _entry(item, splitter, *spool.put(item))
+        try:
+            entry = _entry(_spooling(item, items, spool, chrome), splitter, spool, spool.size, None)
+        except _Unfinished as exc:  # a long file failed part way: none of it is indexed
+            chrome.discard()
+            skipped.append(exc.error)
+            continue
         if entry is None:
+            chrome.discard()
             skipped.append(DocumentError(item.source, f"document {item.doc_id!r} has no text"))
             continue
-        chrome.add(item.text)
         entries.append(entry)
         filter_keys.update(filterable(item.metadata))
     spool.flush()  # complete on disk before any writer is forked
     splitter = PassageSplitter(settings.passage_min_chars, settings.passage_max_chars, chrome.lines())
     for number in chrome.holders(splitter.boilerplate):
         entry = entries[number]
-        again = _entry(spool.get(entry.offset, entry.size), splitter, entry.offset, entry.size)
+        again = _entry(_spooled_parts(spool, entry), splitter, spool, entry.offset, entry.size)
         assert again is not None, "kept whole, a document has the text it had"
         entries[number] = again
     # A document never loses all its text to the chrome filter: it is kept whole, and that is said.
@@ -149,22 +164,85 @@ def prepare(settings: Settings, spool: Spool, exclude: Iterable[str | os.PathLik
     return _Prepared(entries, skipped, warnings, splitter, spool, filter_keys)
 
 
-def _entry(doc: Document, splitter: PassageSplitter, offset: int, size: int) -> _Entry | None:
-    """``doc``'s entry as ``splitter`` splits it; None when it has no text at all."""
+class _Unfinished(Exception):
+    def __init__(self, error: DocumentError) -> None:
+        self.error = error
+
+
+def _spooling(first: Document, items: Iterator[Document | DocumentError], spool: Spool,
+              chrome: RepeatedLines) -> Iterator[Document]:
+    """``first`` and, for a long file, the parts that follow it in ``items``, each put in the
+    spool and its lines counted as it goes by. Raises _Unfinished when a part is missing."""
+    part = first
+    while True:
+        spool.put(part)
+        chrome.add(part.text, more=part.more)
+        yield part
+        if not part.more:
+            return
+        after = next(items, None)
+        if not isinstance(after, Document):
+            raise _Unfinished(after or DocumentError(first.source, "the file ended before its last part was read"))
+        assert after.base and after.doc_id == first.doc_id, "a long file's parts come one after the other"
+        part = after
+
+
+class _Seen:
+    """What a build learns of a document as its parts go by: its first part, its length,
+    its hash and which of its lines are page chrome (``chrome``)."""
+
+    def __init__(self, chrome: Container[str]) -> None:
+        self.chrome = chrome
+        self.first: Document | None = None
+        self.parts = 0
+        self.chars = 0
+        self.dropped: set[str] = set()
+        self._sha: Any = None  # a long file's parts hashed as they go by
+
+    def tap(self, parts: Iterable[Document]) -> Iterator[Document]:
+        for part in parts:
+            self.parts += 1
+            self.chars += len(part.text)
+            if self.first is None:
+                self.first = part
+            else:
+                if self._sha is None:
+                    first = self.first
+                    self._sha = hashlib.sha256(json.dumps([first.title, first.source, first.metadata],
+                                                          ensure_ascii=False, sort_keys=True).encode("utf-8"))
+                    self._sha.update(first.text.encode("utf-8"))
+                self._sha.update(part.text.encode("utf-8"))
+            if self.chrome:
+                self.dropped.update(k for k in {line_key(line) for line in part.text.split("\n")} if k in self.chrome)
+            yield part
+
+    def hash(self) -> str:
+        # A document's passages also depend on which of its lines are corpus-wide
+        # boilerplate, so that goes into its hash: --incremental then reanalyzes
+        # exactly the documents a full rebuild would split differently.
+        assert self.first is not None
+        content = self._sha.hexdigest()[:32] if self._sha is not None else self.first.content_hash
+        return hashlib.sha256((content + "\n" + "\n".join(sorted(self.dropped))).encode("utf-8")).hexdigest()[:32]
+
+
+def _entry(parts: Iterable[Document], splitter: PassageSplitter, spool: Spool, offset: int,
+           size: int | None = None) -> _Entry | None:
+    """The entry of the document whose parts (one, unless it is a long file) are ``parts``, as
+    ``splitter`` splits it; None when it has no text at all. The parts are at ``offset`` in
+    the spool, ``size`` bytes (None: they are being put there as they go by)."""
+    seen = _Seen(splitter.boilerplate)
+    count = splitter.count(seen.tap(parts))
+    if size is None:
+        size = spool.size - offset
+    doc = seen.first
+    assert doc is not None, "a document has a part"
     whole = False
-    count = splitter.count(doc)
     if not count:
-        count = splitter.count(doc, keep_chrome=True)
+        count = splitter.count(doc if seen.parts == 1 else spool.parts(offset, size), keep_chrome=True)
         whole = True
     if not count:
         return None
-    # A document's passages also depend on which of its lines are corpus-wide
-    # boilerplate, so that goes into its hash: --incremental then reanalyzes
-    # exactly the documents a full rebuild would split differently.
-    chrome = splitter.boilerplate
-    dropped = sorted(k for k in {line_key(l) for l in doc.text.split("\n")} if k in chrome) if chrome else []
-    digest = hashlib.sha256((doc.content_hash + "\n" + "\n".join(dropped)).encode("utf-8")).hexdigest()[:32]
-    return _Entry(doc.doc_id, doc.source, offset, size, len(doc.text), count, digest, whole)
+    return _Entry(doc.doc_id, doc.source, offset, size, seen.chars, count, seen.hash(), whole, seen.parts)
 
 
 def build_index(
@@ -320,7 +398,6 @@ def _write_version(build: Build, previous: tuple[dict[str, Any], dict[str, Any]]
         progress("checking", 0, 1)
     # What --incremental compares, kept apart from the manifest: the manifest is
     # read whenever a server opens a version, and this grows with the corpus.
-    documents = {e.doc_id: {"hash": e.hash, "source": e.source, "passages": e.passages} for e in prepared.entries}
     build.finish(report.passages, {
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "settings_key": key,
@@ -331,7 +408,24 @@ def _write_version(build: Build, previous: tuple[dict[str, Any], dict[str, Any]]
         "passage_count": report.passages,
         "skipped": report.skipped,
         "filter_keys": sorted(prepared.filter_keys),
-    }, documents)
+    }, _DocumentTable(prepared.entries))
+
+
+class _DocumentTable:
+    """The new version's per-document records (:class:`DocumentTable`), made from the entries
+    as they are read: not a dict of a million records beside the entries."""
+
+    def __init__(self, entries: list[_Entry]) -> None:
+        self._entries = entries
+
+    def __iter__(self) -> Iterator[str]:
+        return (e.doc_id for e in self._entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def items(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        return ((e.doc_id, {"hash": e.hash, "source": e.source, "passages": e.passages}) for e in self._entries)
 
 
 def _changes(previous: tuple[dict[str, Any], dict[str, Any]], prepared: _Prepared) -> tuple[list[_Entry], list[str]]:

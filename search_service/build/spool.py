@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import marshal
 import os
+import struct
 import tempfile
+from collections.abc import Iterator
 from dataclasses import fields
 from pathlib import Path
 
@@ -23,6 +25,9 @@ from search_service.build.corpus import Document
 # from JSON, so every value is one marshal writes, and it reads back several times
 # faster than a pickled dataclass (the spool lives for one run of one Python).
 _FIELDS = tuple(f.name for f in fields(Document))
+# Each document is preceded by its size: the parts of a long document, put one after
+# the other, are read back one at a time (:meth:`Spool.parts`).
+_SIZE = struct.Struct("<Q")
 
 
 class Spool:
@@ -38,13 +43,19 @@ class Spool:
         self._size = 0
         self._pending = False  # bytes put but still in this process's buffer
 
+    @property
+    def size(self) -> int:
+        """Bytes put so far: where the next document goes."""
+        return self._size
+
     def put(self, doc: Document) -> tuple[int, int]:
         """Append ``doc``; its ``(offset, size)``."""
         data = marshal.dumps(tuple(getattr(doc, name) for name in _FIELDS))
+        self._file.write(_SIZE.pack(len(data)))
         self._file.write(data)
         self._pending = True
-        where = (self._size, len(data))
-        self._size += len(data)
+        where = (self._size, _SIZE.size + len(data))
+        self._size += where[1]
         return where
 
     def flush(self) -> None:
@@ -56,11 +67,23 @@ class Spool:
 
     def get(self, offset: int, size: int) -> Document:
         """The document appended at ``offset``."""
+        return Document(*marshal.loads(self._read(offset, size)[_SIZE.size:]))
+
+    def parts(self, offset: int, size: int) -> Iterator[Document]:
+        """The documents appended one after the other from ``offset`` on, ``size`` bytes in
+        all (the parts of a long document), read one at a time."""
+        end = offset + size
+        while offset < end:
+            (length,) = _SIZE.unpack(self._read(offset, _SIZE.size))
+            yield Document(*marshal.loads(self._read(offset + _SIZE.size, length)))
+            offset += _SIZE.size + length
+
+    def _read(self, offset: int, size: int) -> bytes:
         self.flush()
         data = os.pread(self._file.fileno(), size, offset)
         if len(data) != size:
             raise OSError(f"the build's spool file is short: {len(data)} bytes at {offset}, {size} expected")
-        return Document(*marshal.loads(data))
+        return data
 
     def close(self) -> None:
         self._file.close()

@@ -588,6 +588,9 @@ HOSTILE_FILES: dict[str, tuple[str, Callable[[], str], float]] = {
                                 + "<p>深层的文字，讲医保卡密码重置。</p>" + "</div>" * 20_000 + "</body></html>", 5.0),
     "300 KB line, no punctuation": ("line.txt", lambda: _LINE * 5_500, 10.0),
     "5 MB line, no punctuation": ("long.txt", lambda: _LINE * 92_600, 60.0),
+    # Above PART_BYTES: read and split in parts, its peak memory that of a part, not of the file.
+    "8 MB text, one document": ("big.txt", lambda: "".join(f"第{i}条：{_LINE}。{_LINE}，{_LINE}。\n"
+                                                           for i in range(43_000)), 90.0),
 }
 
 

@@ -17,9 +17,9 @@ when another build holds the lock, :class:`BuildError` when a build fails.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
-from typing import Any
+from typing import Any, Protocol
 
 from search_service.engine.bm25 import Ranked
 from search_service.engine.plan import QueryPlan
@@ -72,6 +72,18 @@ class IndexVersion(ABC):
         """Raise VersionDamaged when the version can no longer be read (cheap: /health calls it)."""
 
 
+class DocumentTable(Protocol):
+    """Per document, in corpus order, what ``--incremental`` compares (hash, source, passage
+    count): a dict, or a view a build makes from its entries as it is read (a million
+    documents' records need not be held at once)."""
+
+    def __iter__(self) -> Iterator[str]: ...
+
+    def __len__(self) -> int: ...
+
+    def items(self) -> Iterable[tuple[str, dict[str, Any]]]: ...
+
+
 class Build(ABC):
     """One new version being written; served only after :meth:`finish` and the engine's switch."""
 
@@ -84,7 +96,7 @@ class Build(ABC):
         removing the passages of ``delete_docs`` (an incremental build's changed and removed documents)."""
 
     @abstractmethod
-    def finish(self, passages: int, manifest: dict[str, Any], documents: dict[str, Any]) -> None:
+    def finish(self, passages: int, manifest: dict[str, Any], documents: DocumentTable) -> None:
         """Check that the version holds ``passages`` passages and can be read back, then store
         ``documents`` (what ``--incremental`` compares) and, last, ``manifest``: a version is
         complete once its manifest exists. Raises BuildError."""

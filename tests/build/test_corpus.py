@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from tests.helpers import jsonl, write_corpus
-from search_service.build.corpus import CorpusReader, decode
+from search_service.build.corpus import CorpusReader, Document, decode
 from search_service.errors import CorpusError, DocumentError
 
 SIMP = "医保卡密码忘了怎么办？可以带上本人身份证到医保中心重新设置密码。"
@@ -235,3 +235,35 @@ def test_a_collection_that_stops_being_utf8_while_read_is_reported_not_a_traceba
     assert [d.doc_id for d in report.documents][0] == "a"
     assert [(e.source, e.reason.split(" (")[0]) for e in report.skipped] == [
         ("docs.jsonl", "the file changed while it was read")]
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.sampled_from(["医保卡密码忘了怎么办", "", "  ", "# 第一章 总则", "长" * 70, "短。", "一行\r二行"]),
+                min_size=1, max_size=40), st.sampled_from(["\n", "\r\n", "\r"]), st.sampled_from([".txt", ".md"]))
+def test_a_long_text_file_is_read_in_parts_that_make_its_whole_text(tmp_path_factory, lines, newline, suffix):
+    """A plain UTF-8 text file above PART_BYTES is read in parts of about PART_CHARS characters,
+    cut at line ends (a line longer than a part where the part ends): the parts' texts, one after
+    the other, are the text the whole file reads as, and each part says where it starts."""
+    from search_service.build import corpus as corpus_module
+
+    text = newline.join(lines)
+    if not text.strip():
+        return
+    root = tmp_path_factory.mktemp("c")
+    (root / f"long{suffix}").write_bytes(text.encode("utf-8"))
+    whole = CorpusReader(root).read()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(corpus_module, "PART_BYTES", 0)
+        patch.setattr(corpus_module, "PART_CHARS", 128)  # above a title's length, as in use
+        parts = list(CorpusReader(root).items())
+    assert not whole.skipped and all(isinstance(p, Document) for p in parts)
+    (doc,) = whole.documents
+    assert "".join(p.text for p in parts) == doc.text
+    assert [p.base for p in parts] == [sum(len(q.text) for q in parts[:i]) for i in range(len(parts))]
+    assert [p.more for p in parts] == [True] * (len(parts) - 1) + [False]
+    assert all(len(p.text) <= 2 * 128 and (p.text.endswith("\n") or len(p.text) >= 128) for p in parts[:-1])
+    first_part_title = corpus_module.markdown_title(parts[0].text) if suffix == ".md" else doc.title
+    assert {(p.doc_id, p.title, p.source, p.title_in_text) for p in parts} == {
+        (doc.doc_id, first_part_title, doc.source, bool(first_part_title))}
+    if len(text) > 400:
+        assert len(parts) > 1

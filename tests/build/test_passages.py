@@ -1,11 +1,11 @@
 import re
 from collections import Counter
 
-from hypothesis import given, settings, strategies as st
+from hypothesis import example, given, settings, strategies as st
 
 from tests.helpers import SEED_CORPUS, SIMPLIFIED_SEED, TRADITIONAL_SEED
 from search_service.build.corpus import CorpusReader, Document
-from search_service.build.passages import PassageSplitter, line_key, repeated_lines
+from search_service.build.passages import PassageSplitter, RepeatedLines, line_key, repeated_lines
 
 BOILERPLATE = ["换一批", "展开", "0/500", "加密服务已开启", "人看过", "律师服务", "点击反馈", "相关咨询", "#医疗知识"]
 
@@ -125,3 +125,54 @@ def test_repeated_lines_are_the_short_lines_of_enough_documents(texts, min_docum
         expected = n >= min_documents and 6 <= len(key) <= 80 and not key.endswith(("。", "！", "!"))
         assert (key in chrome) is expected, key
     assert "从未出现过的一行文字" not in chrome
+
+
+_PART_LINES = st.sampled_from([
+    "医保卡密码忘了怎么办", "一、总则", "（二）办理流程", "相关文章", "• 西安市医保卡密码忘了怎么办", "换一批", "2024-01-02",
+    "版权所有 2024 某某网站", "", "   ", "短句。", "忘记医保卡密码可以带上本人身份证和医保卡，到参保地医疗管理中心申请办理密码挂失。",
+    "长" * 130, "输入错误密码的，必须持有效身份证件原件到社保卡管理中心办理密码重置或解锁业务。" * 4, " " * 45, "密码。",
+])
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.tuples(_PART_LINES, st.booleans()), min_size=1, max_size=30), st.booleans(),
+       st.sampled_from([(1, 300), (50, 300), (10, 40), (20, 25), (4, 12)]))
+@example([("医保卡密码忘了怎么办", False), (" " * 45, True), ("短句。", False)], False, (4, 12))
+def test_a_document_split_in_parts_has_the_passages_of_its_whole_text(cut_lines, titled, sizes):
+    """A long file is read and split in parts cut at line ends (the last ``2 * max_chars``
+    characters of a part carried into the next): its passages are those of its whole text."""
+    lines = [line for line, _ in cut_lines]
+    text = "\n".join(lines)
+    titled = titled and bool(lines[0].strip())
+    title = lines[0].strip() if titled else ""
+    # A part ends after each line marked so.
+    ends = [sum(len(line) + 1 for line in lines[:i + 1]) for i, (_, cut) in enumerate(cut_lines[:-1]) if cut]
+    bounds = [0, *ends, len(text)]
+    parts = [Document("d", title, text[a:b], "d.txt", title_in_text=titled, base=a, more=b < len(text))
+             for a, b in zip(bounds, bounds[1:])]
+    nonblank = [bool(part.text.strip()) for part in parts]
+    # Documented: a title line alone in the first part, the rest blank, is taken for the title.
+    if titled and len(parts) > 1 and not any(nonblank[1:]) and sum(1 for line in parts[0].text.split("\n") if line.strip()) == 1:
+        return
+    whole = Document("d", title, text, "d.txt", title_in_text=titled)
+    splitter = PassageSplitter(*sizes, boilerplate={"版权所有 2024 某某网站"})
+    for keep_chrome in (False, True):
+        expected = splitter.split(whole, keep_chrome)
+        assert splitter.split(parts, keep_chrome) == expected
+        assert splitter.count(parts, keep_chrome) == len(expected)
+        assert all(p.text == text[p.start:p.end] for p in expected)
+
+
+def test_a_line_counts_once_per_document_whatever_its_parts_and_a_discarded_document_not_at_all():
+    counter = RepeatedLines(min_documents=2)
+    counter.add("首页 | 关于我们 | 联系方式\n正文第一部分", more=True)
+    counter.add("首页 | 关于我们 | 联系方式\n正文第二部分")  # the same document's last part
+    counter.add("版权所有 2024 某某网站", more=True)
+    counter.discard()  # a long file that failed part way
+    counter.add("版权所有 2024 某某网站")
+    counter.add("另一篇文章的内容\n首页 | 关于我们 | 联系方式")
+    counter.discard()  # a document found to have no text
+    assert "首页 | 关于我们 | 联系方式" not in counter.lines() and "版权所有 2024 某某网站" not in counter.lines()
+    counter.add("第三篇\n首页 | 关于我们 | 联系方式")
+    assert "首页 | 关于我们 | 联系方式" in counter.lines()
+    assert counter.holders(counter.lines()) == [0, 2]

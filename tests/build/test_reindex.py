@@ -382,7 +382,79 @@ def test_a_corpus_read_once_splits_as_if_the_chrome_were_known_from_the_start(tm
     with Spool(root) as spool:
         prepared = prepare(config, spool)
         assert [(e.doc_id, e.passages, e.hash, e.whole) for e in prepared.entries] == [
-            (e.doc_id, e.passages, e.hash, e.whole) for e in (_entry(d, splitter, 0, 0) for d in documents) if e]
+            (e.doc_id, e.passages, e.hash, e.whole) for e in (_entry([d], splitter, spool, 0, 0) for d in documents) if e]
         for entry, doc in zip(prepared.entries, documents):
             spooled, passages = prepared.passages(entry)
             assert (spooled, list(passages)) == (doc, splitter.split(doc, keep_chrome=entry.whole))
+
+
+_CHROME = "版权所有 2024 某某网站"
+_LONG = "\n".join(["长文件的标题", "一、总则"] + [
+    f"第{i}条 {DOC_A.splitlines()[1]}" if i % 7 else _CHROME for i in range(1, 120)] + ["二、附则", "结尾条款：社保卡激活后医疗保险账户恢复正常。"])
+
+
+def _parted(monkeypatch):
+    from search_service.build import corpus as corpus_module
+
+    monkeypatch.setattr(corpus_module, "PART_BYTES", 1000)
+    monkeypatch.setattr(corpus_module, "PART_CHARS", 500)
+
+
+def test_a_long_file_is_indexed_in_parts_as_its_whole_text(tmp_path, make_settings, monkeypatch):
+    """Read in parts (a file above PART_BYTES), a long file gives the passages its whole text
+    gives, with the corpus's chrome dropped, offsets into its whole text; --incremental sees it
+    unchanged, or changed when a line of a later part changes."""
+    from search_service.build.reindex import prepare
+    from search_service.build.spool import Spool
+
+    corpus = write_corpus(tmp_path / "corpus", {"long.txt": _LONG, "a.txt": DOC_A + "\n" + _CHROME,
+                                                "b.txt": DOC_B + "\n" + _CHROME})
+    settings = make_settings(corpus=corpus)
+
+    def passages() -> dict:
+        with Spool(tmp_path) as spool:
+            prepared = prepare(settings, spool)
+            return {e.doc_id: (e.parts, e.passages, e.chars, list(prepared.passages(e)[1])) for e in prepared.entries}
+
+    whole = passages()
+    _parted(monkeypatch)
+    parted = passages()
+    assert whole["long"][0] == 1 and parted["long"][0] > 5
+    assert {k: v[1:] for k, v in parted.items()} == {k: v[1:] for k, v in whole.items()}
+    texts = [p.text for p in parted["long"][3]]
+    assert not any(_CHROME in t for t in texts) and "长文件的标题" not in texts[0] and texts[0].startswith("第1条")
+
+    report = build_index(settings)
+    assert (report.documents, report.passages) == (3, sum(v[1] for v in whole.values()))
+    hit = SearchService(settings).search(SearchRequest.create(settings, q="结尾条款")).hits[0]
+    assert (hit.doc_id, hit.title, hit.text) == ("long", "长文件的标题", _LONG[hit.start:hit.end])
+    assert build_index(settings, incremental=True).mode == "incremental (nothing changed)"
+    (corpus / "long.txt").write_text(_LONG.replace("结尾条款", "最后条款"), encoding="utf-8")
+    report = build_index(settings, incremental=True)
+    assert (report.mode, report.changed, report.added) == ("incremental", 1, 0)
+    assert SearchService(settings).search(SearchRequest.create(settings, q="最后条款")).hits[0].doc_id == "long"
+
+
+def test_a_long_file_that_fails_part_way_is_skipped_and_the_rest_indexed(tmp_path, make_settings, monkeypatch):
+    """A read error after some parts of a long file (a disk error, the file replaced): the file is
+    reported and none of it indexed, and its lines do not count towards the corpus's chrome."""
+    from search_service.build import corpus as corpus_module
+
+    _parted(monkeypatch)
+    real = corpus_module._text_parts
+
+    def failing(*args, **kwargs):
+        parts = real(*args, **kwargs)
+        yield next(parts)
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(corpus_module, "_text_parts", failing)
+    corpus = write_corpus(tmp_path / "corpus", {"long.txt": _CHROME + "\n" + _LONG, "a.txt": DOC_A + "\n" + _CHROME,
+                                                "b.txt": DOC_B + "\n" + _CHROME})
+    settings = make_settings(corpus=corpus, boilerplate_min_documents=3)
+    report = build_index(settings)
+    assert (report.documents, report.skipped) == (2, [{"source": "long.txt",
+                                                      "reason": "cannot read file: Input/output error"}])
+    # Two documents hold the line: below the threshold, it is their text.
+    result = SearchService(settings).search(SearchRequest.create(settings, q="版权所有"))
+    assert sorted(h.doc_id for h in result.hits) == ["a", "b"]

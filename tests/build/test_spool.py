@@ -42,3 +42,15 @@ def test_a_prepared_spool_is_on_disk_before_writers_are_forked(tmp_path, make_se
         prepared = prepare(make_settings(corpus=corpus), spool)
         assert len(prepared.entries) == 5 and not any(e.whole for e in prepared.entries)
         assert os.fstat(spool._file.fileno()).st_size == sum(e.size for e in prepared.entries)
+
+
+def test_a_long_documents_parts_come_back_one_at_a_time(tmp_path):
+    parts = [Document("long", "标题", f"第{i}部分的正文\n" * 50, "long.txt", base=i * 350, more=i < 2) for i in range(3)]
+    with Spool(tmp_path) as spool:
+        spool.put(Document("a", "", "前一篇", "a.txt"))
+        offset = spool.size
+        places = [spool.put(p) for p in parts]
+        spool.put(Document("b", "", "后一篇", "b.txt"))
+        assert places[0][0] == offset  # one after the other
+        assert list(spool.parts(offset, sum(size for _, size in places))) == parts
+        assert [spool.get(*where) for where in places] == parts

@@ -46,7 +46,8 @@ def test_bench_reports_every_engine_server_and_http_step(tmp_path):
     for run in report["http"]["variants"].values():
         assert [s["errors"] for s in run["search"]] == [0] and run["search"][0]["rps"] > 0
     files = report["hostile_files"]
-    assert set(files) == {"HTML nested 20,000 deep", "300 KB line, no punctuation", "5 MB line, no punctuation"}
+    assert set(files) == {"HTML nested 20,000 deep", "300 KB line, no punctuation", "5 MB line, no punctuation",
+                          "8 MB text, one document"}
     assert all(f["passages"] >= 1 and f["peak_rss_mb"] > 0 and f["within_budget"] for f in files.values()), files
     dev = report["dev_corpora"]
     assert dev["changed_documents"] == 2 and 0 < dev["documents"] <= dev["ours"]["passages"]

@@ -17,7 +17,7 @@ from typing import Any
 from opensearchpy import OpenSearch, helpers
 from opensearchpy import exceptions as ox
 
-from search_service.engine.base import Build, Progress, Record
+from search_service.engine.base import Build, DocumentTable, Progress, Record
 from search_service.engine import forked
 from search_service.engine.opensearch.client import make_client, unavailable
 from search_service.engine.opensearch.schema import field_name, index_body, passage_document
@@ -94,7 +94,7 @@ class OpenSearchBuild(Build):
             raise BuildError(f"copying the current version failed for {len(errors)} passage(s); nothing switched")
         return top + 1
 
-    def finish(self, passages: int, manifest: dict[str, Any], documents: dict[str, Any]) -> None:
+    def finish(self, passages: int, manifest: dict[str, Any], documents: DocumentTable) -> None:
         self.client.indices.put_settings(index=self.index, body={"index": {"refresh_interval": "1s"}})
         self.client.indices.refresh(index=self.index)
         count = int(self.client.count(index=self.index)["count"])

@@ -26,7 +26,7 @@ from typing import Any
 from opensearchpy import exceptions as ox
 from opensearchpy import helpers
 
-from search_service.engine.base import Build, Engine, IndexVersion
+from search_service.engine.base import Build, DocumentTable, Engine, IndexVersion
 from search_service.engine.opensearch.build import OpenSearchBuild
 from search_service.engine.opensearch.client import make_client, unavailable
 from search_service.engine.opensearch.version import OpenSearchVersion
@@ -124,7 +124,7 @@ class OpenSearchEngine(Engine):
             return None
         return manifest, documents
 
-    def store_documents(self, name: str, documents: dict[str, Any]) -> None:
+    def store_documents(self, name: str, documents: DocumentTable) -> None:
         index = self._documents_index(name)
         self.client.indices.create(index=index, body={
             "settings": {"index": {"number_of_shards": 1, "number_of_replicas": self.settings.opensearch_replicas}},

@@ -14,8 +14,8 @@ from whoosh import index as whoosh_index
 from whoosh.reading import SegmentReader
 
 from search_service.engine import forked
-from search_service.engine.base import Build, Progress, Record
-from search_service.engine.whoosh.layout import DOCUMENTS, GROUPS, MANIFEST, ORDER, write_json_atomic
+from search_service.engine.base import Build, DocumentTable, Progress, Record
+from search_service.engine.whoosh.layout import DOCUMENTS, GROUPS, MANIFEST, ORDER, write_json_atomic, write_json_items
 from search_service.engine.whoosh.postings import corpus_order, document_groups, field_lengths
 from search_service.engine.whoosh.schema import build_schema, whoosh_fields
 from search_service.engine.whoosh.writer import BulkSegmentWriter, commit_segments, write_parallel, write_segments
@@ -72,15 +72,16 @@ class WhooshBuild(Build):
             raise
         writer.commit(mergetype=lambda w, existing: tiered_merge(w, [*existing, *written]))
 
-    def finish(self, passages: int, manifest: dict[str, Any], documents: dict[str, Any]) -> None:
+    def finish(self, passages: int, manifest: dict[str, Any], documents: DocumentTable) -> None:
         avg_lengths = _check(self.path, passages)
         # Each passage's document, for collapse=doc, and its place in the corpus, for
         # ties: computed here once, so that no server builds them in a request.
         with whoosh_index.open_dir(str(self.path)).reader() as reader:
-            groups, doc_ids = document_groups(reader)
+            groups, numbers = document_groups(reader)
         _save(self.path / GROUPS, groups)
-        _save(self.path / ORDER, corpus_order(groups, doc_ids, list(documents)))
-        write_json_atomic(self.path / DOCUMENTS, documents)
+        _save(self.path / ORDER, corpus_order(groups, numbers, documents))
+        del groups, numbers
+        write_json_items(self.path / DOCUMENTS, documents.items())
         # Written last: a version is complete when its manifest exists.
         write_json_atomic(self.path / MANIFEST, {**manifest, "version": self.name, "schema_version": self.layout,
                                                  "avg_field_length": avg_lengths})

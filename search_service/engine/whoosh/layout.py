@@ -12,7 +12,7 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -135,6 +135,22 @@ def write_json_atomic(path: Path, data: Any) -> None:
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w", encoding="utf-8") as fh:
         json.dump(data, fh, ensure_ascii=False, indent=1, sort_keys=True)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def write_json_items(path: Path, items: Iterable[tuple[str, Any]]) -> None:
+    """A JSON object of ``items``, written one item at a time (a million documents' records
+    are never one dict or one string), then moved into place."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        separator = "{\n"
+        for key, value in items:
+            fh.write(f"{separator}{json.dumps(key, ensure_ascii=False)}: "
+                     f"{json.dumps(value, ensure_ascii=False, sort_keys=True)}")
+            separator = ",\n"
+        fh.write("{}\n" if separator == "{\n" else "\n}\n")
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)

@@ -3,6 +3,7 @@ posting arrays, field lengths, and the passages matching a constraint."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -111,9 +112,9 @@ def field_lengths(reader: Any, field: str) -> np.ndarray:
     return lengths
 
 
-def document_groups(reader: Any) -> tuple[np.ndarray, list[str]]:
+def document_groups(reader: Any) -> tuple[np.ndarray, dict[str, int]]:
     """Each passage's document as a small integer (what ``collapse=doc`` groups by), and
-    the document id of each of those integers.
+    each document id's integer.
 
     Read from the ``doc_id`` rows of each segment's term table, in order (a lookup
     and a matcher per document took three times as long); done once, when a version
@@ -140,23 +141,27 @@ def document_groups(reader: Any) -> tuple[np.ndarray, list[str]]:
         for doc_id in segment.lexicon("doc_id"):
             number = numbers.setdefault(_text(doc_id), len(numbers))
             groups[np.fromiter(segment.postings("doc_id", doc_id).all_ids(), dtype=np.int64) + base] = number
-    return groups, list(numbers)
+    return groups, numbers
 
 
 def _text(term: str | bytes) -> str:
     return term.decode("utf-8") if isinstance(term, bytes) else term
 
 
-def corpus_order(groups: np.ndarray, doc_ids: list[str], documents: list[str]) -> np.ndarray:
+def corpus_order(groups: np.ndarray, numbers: dict[str, int], documents: Iterable[str]) -> np.ndarray:
     """Each passage's place in the corpus: by its document's place in ``documents`` (the
     corpus order), then by number (a document's passages are written together, in
     order). A version built anew has them in that order; one an incremental reindex
-    appended to does not, and ties must still go as they would in a fresh build."""
-    place = {doc_id: i for i, doc_id in enumerate(documents)}
-    by_group = np.array([place.get(d, len(place)) for d in doc_ids], dtype=np.int64)
-    numbers = np.arange(len(groups))
+    appended to does not, and ties must still go as they would in a fresh build.
+    ``groups`` and ``numbers`` are :func:`document_groups`'."""
+    by_group = np.full(len(numbers), np.iinfo(np.int64).max, dtype=np.int64)
+    for place, doc_id in enumerate(documents):
+        number = numbers.get(doc_id)
+        if number is not None:
+            by_group[number] = place
     ranks = np.empty(len(groups), dtype=np.int32)
-    ranks[np.lexsort((numbers, by_group[groups] if len(by_group) else numbers))] = numbers
+    numbered = np.arange(len(groups))
+    ranks[np.lexsort((numbered, by_group[groups] if len(by_group) else numbered))] = numbered
     return ranks
 
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
 from search_service.engine import plan
@@ -64,6 +67,11 @@ def test_document_groups_are_stored_with_the_version_and_match_the_doc_id_postin
         assert len(list(reader.leaf_readers())) == 2  # two segments
         assert np.array_equal(stored, document_groups(reader)[0])
         assert np.array_equal(np.load(path / "order.npy"), np.arange(len(stored)))  # built anew: in corpus order
+        # what --incremental compares, written a record at a time, in corpus order
+        documents = json.loads((path / "documents.json").read_text("utf-8"))
+        assert list(documents) == [json.loads(line)["id"] for line in corpus_records(150, seed=9).splitlines()]
+        assert sum(d["passages"] for d in documents.values()) == len(stored)
+        assert all(set(d) == {"hash", "source", "passages"} and d["source"] == "docs.jsonl" for d in documents.values())
         # the same partition as walking every doc_id posting list in Python
         doc_of = {}
         for segment, base in reader.leaf_readers():
@@ -73,3 +81,12 @@ def test_document_groups_are_stored_with_the_version_and_match_the_doc_id_postin
         assert len(doc_of) == len(stored)
         pairs = {(int(stored[d]), doc_of[d]) for d in doc_of}
         assert len(pairs) == len({g for g, _ in pairs}) == len({doc for _, doc in pairs})
+
+
+@pytest.mark.parametrize("items", [[], [("医保卡", {"b": 1, "a": [2]})], [("a\n\"b", {}), ("c", {"x": None})]])
+def test_a_json_object_written_an_item_at_a_time_reads_back(tmp_path, items):
+    from search_service.engine.whoosh.layout import write_json_items
+
+    write_json_items(tmp_path / "t.json", iter(items))
+    assert json.loads((tmp_path / "t.json").read_text("utf-8")) == dict(items)
+    assert [p.name for p in tmp_path.iterdir()] == ["t.json"]
