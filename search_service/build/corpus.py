@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import bisect
 import codecs
+import dataclasses
 import hashlib
 import json
 import os
@@ -197,11 +198,17 @@ class CorpusReader:
         self.not_read.append(DocumentError(rel, reason))
 
     def read(self, progress: Callable[[int, int], Any] | None = None) -> CorpusReport:
-        """Every document of the folder in memory; ``progress(files read, files)`` as it goes."""
+        """Every document of the folder in memory (a long file's parts joined into one);
+        ``progress(files read, files)`` as it goes."""
         report = CorpusReport()
         for item in self.items(progress):
             if isinstance(item, DocumentError):
+                if report.documents and report.documents[-1].more:  # a long file failed part way
+                    report.documents.pop()
                 report.skipped.append(item)
+            elif item.base:
+                last = report.documents[-1]
+                report.documents[-1] = dataclasses.replace(last, text=last.text + item.text, more=item.more)
             else:
                 report.documents.append(item)
         return report

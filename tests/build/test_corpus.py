@@ -267,3 +267,7 @@ def test_a_long_text_file_is_read_in_parts_that_make_its_whole_text(tmp_path_fac
         (doc.doc_id, first_part_title, doc.source, bool(first_part_title))}
     if len(text) > 400:
         assert len(parts) > 1
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(corpus_module, "PART_BYTES", 0)
+            patch.setattr(corpus_module, "PART_CHARS", 128)
+            assert CorpusReader(root).read().documents == [doc]  # read() joins them
