@@ -252,9 +252,11 @@ class CorpusReader:
                 with open(path, encoding="utf-8", newline=None) as lines:
                     yield from _jsonl_documents(lines, rel, "utf-8")
                 return
-            if suffix in _PARTED and path.stat().st_size > PART_BYTES and _plain_utf8(path):
-                yield from _text_parts(path, rel, doc_id, markdown=suffix != ".txt")
-                return
+            if suffix in _PARTED and path.stat().st_size > PART_BYTES:
+                encoding = _long_text_encoding(path)
+                if encoding is not None:
+                    yield from _text_parts(path, rel, doc_id, suffix != ".txt", encoding)
+                    return
             data = path.read_bytes()
             if suffix in (".pdf", ".docx"):
                 yield self._binary_document(data, suffix, doc_id, rel)
@@ -269,7 +271,7 @@ class CorpusReader:
             return
         except UnicodeDecodeError:
             # Read a line at a time after it was checked: the file changed in between.
-            yield DocumentError(rel, "the file changed while it was read (it is no longer UTF-8); "
+            yield DocumentError(rel, "the file changed while it was read (it no longer decodes as it did); "
                                      "the rest of it is not indexed")
             return
         if suffix == ".jsonl":
@@ -308,20 +310,21 @@ class CorpusReader:
         return Document(doc_id, title, text, rel, "docx", title_in_text=first_line(text) == title)
 
 
-# A plain UTF-8 text file bigger than this is read in parts of about PART_CHARS characters,
-# each cut at a line's end, so that its size bounds no one's memory.
+# A text file bigger than this is read in parts of about PART_CHARS characters, each cut
+# at a line's end, so that its size bounds no one's memory.
 PART_BYTES = 4 << 20
 PART_CHARS = 1 << 20
 _PARTED = (".txt", ".md", ".markdown")
 
 
-def _text_parts(path: Path, rel: str, doc_id: str, markdown: bool) -> Iterator[Document]:
-    """A long text file as the parts of one document (:attr:`Document.more`). A line longer
-    than a part is cut where the part ends (its pieces are cut at ``passage_max_chars``
-    anyway). The title is found in the first part."""
+def _text_parts(path: Path, rel: str, doc_id: str, markdown: bool, encoding: str) -> Iterator[Document]:
+    """A long text file as the parts of one document (:attr:`Document.more`). Unlike reading
+    it whole: a line longer than a part is cut where the part ends (its pieces are cut at
+    ``passage_max_chars`` anyway), the title is looked for in the first part, and an
+    encoding that is not UTF-8 is detected in the first megabyte."""
     title: str | None = None
     base = 0
-    with open(path, encoding="utf-8", newline=None) as f:  # newlines as decode() makes them
+    with open(path, encoding=encoding, newline=None) as f:  # newlines as decode() makes them
         pending = f.read(PART_CHARS)
         while pending:
             chunk = f.read(PART_CHARS)
@@ -332,7 +335,7 @@ def _text_parts(path: Path, rel: str, doc_id: str, markdown: bool) -> Iterator[D
                 text, pending = pending, ""
             if title is None:
                 title = markdown_title(text) if markdown else bounded_title(first_line(text))
-            yield Document(doc_id, title, text, rel, "utf-8", title_in_text=bool(title), base=base, more=bool(pending))
+            yield Document(doc_id, title, text, rel, encoding, title_in_text=bool(title), base=base, more=bool(pending))
             base += len(text)
 
 
@@ -343,15 +346,47 @@ def _raise_corpus_error(exc: OSError) -> None:
 def _plain_utf8(path: Path) -> bool:
     """Whether ``path`` is text in UTF-8 without a BOM, as :func:`decode` would read it
     (anything else, or an empty or binary file, is left to :func:`decode` and its reasons)."""
-    decoder = codecs.getincrementaldecoder("utf-8")()
+    with open(path, "rb") as f:
+        if f.read(4).startswith((codecs.BOM_UTF8, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+            return False
+    return _decodes(path, "utf-8")
+
+
+def _long_text_encoding(path: Path) -> str | None:
+    """The encoding a long text file is read in parts in: from its BOM, UTF-8, or else what
+    :func:`decode` detects in its first megabyte, if the whole file decodes in it (None: it
+    is read whole, and :func:`decode` says why it cannot be)."""
+    with open(path, "rb") as f:
+        head = f.read(1 << 20)
+        whole = not f.read(1)
+    if head.startswith(codecs.BOM_UTF8):
+        encoding = "utf-8-sig"
+    elif head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        encoding = "utf_16"
+    elif _decodes(path, "utf-8"):
+        return "utf-8"
+    else:
+        import charset_normalizer
+
+        # Cut at a line's end: a newline byte is never part of a GB18030 or Big5 character.
+        sample = head if whole else head[:head.rfind(b"\n") + 1] or head
+        best = charset_normalizer.from_bytes(sample, cp_isolation=CANDIDATE_ENCODINGS).best()
+        if best is None:
+            return None
+        encoding = best.encoding
+    return encoding if _decodes(path, encoding) else None
+
+
+def _decodes(path: Path, encoding: str) -> bool:
+    """Whether the whole of ``path`` decodes in ``encoding`` into text that is neither
+    blank nor binary-looking (checked a megabyte at a time, nothing kept)."""
+    decoder = codecs.getincrementaldecoder(encoding)()
+    nul_free = not encoding.startswith(("utf_16", "utf-16", "utf_32", "utf-32"))
     blank = True
     with open(path, "rb") as f:
-        first = f.read(1 << 16)
-        if first.startswith((codecs.BOM_UTF8, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-            return False
-        chunk = first
+        chunk = first = f.read(1 << 16)
         while chunk:
-            if b"\x00" in chunk:
+            if nul_free and b"\x00" in chunk:
                 return False
             try:
                 text = decoder.decode(chunk)

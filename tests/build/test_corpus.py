@@ -239,25 +239,32 @@ def test_a_collection_that_stops_being_utf8_while_read_is_reported_not_a_traceba
 
 @settings(max_examples=100, deadline=None)
 @given(st.lists(st.sampled_from(["医保卡密码忘了怎么办", "", "  ", "# 第一章 总则", "长" * 70, "短。", "一行\r二行"]),
-                min_size=1, max_size=40), st.sampled_from(["\n", "\r\n", "\r"]), st.sampled_from([".txt", ".md"]))
-def test_a_long_text_file_is_read_in_parts_that_make_its_whole_text(tmp_path_factory, lines, newline, suffix):
-    """A plain UTF-8 text file above PART_BYTES is read in parts of about PART_CHARS characters,
-    cut at line ends (a line longer than a part where the part ends): the parts' texts, one after
-    the other, are the text the whole file reads as, and each part says where it starts."""
+                min_size=1, max_size=40), st.sampled_from(["\n", "\r\n", "\r"]), st.sampled_from([".txt", ".md"]),
+       st.sampled_from(["utf-8", "utf-8-sig", "gb18030", "big5", "utf-16"]))
+def test_a_long_text_file_is_read_in_parts_that_make_its_whole_text(tmp_path_factory, lines, newline, suffix,
+                                                                    encoding):
+    """A text file above PART_BYTES is read in parts of about PART_CHARS characters, cut at line
+    ends (a line longer than a part where the part ends): the parts' texts, one after the other,
+    are the text the whole file reads as, and each part says where it starts."""
     from search_service.build import corpus as corpus_module
 
     text = newline.join(lines)
     if not text.strip():
         return
     root = tmp_path_factory.mktemp("c")
-    (root / f"long{suffix}").write_bytes(text.encode("utf-8"))
+    if encoding == "big5":
+        text = text.translate(str.maketrans("医码么总则长办", "醫碼麼總則長辦"))  # Big5: traditional characters only
+    (root / f"long{suffix}").write_bytes(text.encode(encoding))
     whole = CorpusReader(root).read()
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(corpus_module, "PART_BYTES", 0)
         patch.setattr(corpus_module, "PART_CHARS", 128)  # above a title's length, as in use
         parts = list(CorpusReader(root).items())
-    assert not whole.skipped and all(isinstance(p, Document) for p in parts)
+    if whole.skipped:  # too little text to tell its encoding: the same reason either way
+        assert [(d.source, d.reason) for d in whole.skipped] == [(d.source, d.reason) for d in parts]
+        return
     (doc,) = whole.documents
+    assert all(isinstance(p, Document) for p in parts) and {p.encoding for p in parts} == {doc.encoding}
     assert "".join(p.text for p in parts) == doc.text
     assert [p.base for p in parts] == [sum(len(q.text) for q in parts[:i]) for i in range(len(parts))]
     assert [p.more for p in parts] == [True] * (len(parts) - 1) + [False]
@@ -271,3 +278,16 @@ def test_a_long_text_file_is_read_in_parts_that_make_its_whole_text(tmp_path_fac
             patch.setattr(corpus_module, "PART_BYTES", 0)
             patch.setattr(corpus_module, "PART_CHARS", 128)
             assert CorpusReader(root).read().documents == [doc]  # read() joins them
+
+
+def test_a_long_file_that_does_not_decode_in_one_encoding_is_read_whole(tmp_path):
+    """Its first megabyte says GB18030, a later byte is not: read whole, :func:`decode` says why."""
+    from search_service.build.corpus import _long_text_encoding
+
+    good = ("医保卡密码忘了可以带身份证去银行重置。\n" * 40_000).encode("gb18030")
+    cases = {"gbk.txt": good, "broken.txt": good + b"\xff\xfe\xff\n" + good, "blank.txt": b"\n \n" * 1000,
+             "utf8.txt": good.decode("gb18030").encode("utf-8"), "bom.txt": codecs.BOM_UTF8 + b"\xe5\x8c\xbb\n"}
+    for name, data in cases.items():
+        (tmp_path / name).write_bytes(data)
+    assert {name: _long_text_encoding(tmp_path / name) for name in cases} == {
+        "gbk.txt": "gb18030", "broken.txt": None, "blank.txt": None, "utf8.txt": "utf-8", "bom.txt": "utf-8-sig"}
