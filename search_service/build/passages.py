@@ -214,7 +214,7 @@ class PassageSplitter:
 
     def passages(self, doc: Document | Iterable[Document], keep_chrome: bool = False) -> Iterator[Passage]:
         """:meth:`split`'s passages one at a time: a long document's are not all in memory at once."""
-        parts = iter((doc,) if isinstance(doc, Document) else doc)
+        parts = _parts(doc)
         first = next(parts, None)
         if first is None:
             return
@@ -224,7 +224,7 @@ class PassageSplitter:
 
     def count(self, doc: Document | Iterable[Document], keep_chrome: bool = False) -> int:
         """How many passages :meth:`split` makes of ``doc``."""
-        return sum(1 for _ in self._spans(iter((doc,) if isinstance(doc, Document) else doc), keep_chrome))
+        return sum(1 for _ in self._spans(_parts(doc), keep_chrome))
 
     def _spans(self, parts: Iterator[Document], keep_chrome: bool) -> Iterator[tuple[int, int, str, str, str]]:
         """(start, end, heading, section, text) of each passage, offsets in the whole text.
@@ -351,6 +351,11 @@ class PassageSplitter:
             else:
                 packed.append((s, e))
         return packed
+
+
+def _parts(doc: Document | Iterable[Document]) -> Iterator[Document]:
+    """A document, or the parts of a long one, as its parts."""
+    return iter((doc,) if isinstance(doc, Document) else doc)
 
 
 def _lines(text: str, pos: int = 0) -> list[tuple[int, int]]:

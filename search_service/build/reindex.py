@@ -140,7 +140,7 @@ def prepare(settings: Settings, spool: Spool, exclude: Iterable[str | os.PathLik
             skipped.append(item)
             continue
         try:
-            entry = _entry(_spooling(item, items, spool, chrome), splitter, spool, spool.size, None)
+            entry = _entry(_spooling(item, items, spool, chrome), splitter, spool, spool.size)
         except _Unfinished as exc:  # a long file failed part way: none of it is indexed
             chrome.discard()
             skipped.append(exc.error)
@@ -420,9 +420,6 @@ class _DocumentTable:
 
     def __iter__(self) -> Iterator[str]:
         return (e.doc_id for e in self._entries)
-
-    def __len__(self) -> int:
-        return len(self._entries)
 
     def items(self) -> Iterator[tuple[str, dict[str, Any]]]:
         return ((e.doc_id, {"hash": e.hash, "source": e.source, "passages": e.passages}) for e in self._entries)
