@@ -3,6 +3,7 @@ posting arrays, field lengths, and the passages matching a constraint."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable
 from typing import Any
 
@@ -15,40 +16,50 @@ from whoosh.util.numeric import byte_to_length
 
 from search_service.engine import plan
 from search_service.engine.whoosh.codec import ArrayCodec, entry_arrays, term_arrays
+from search_service.engine.whoosh.rankfile import RankFile, open_rankfile, term_key
 from search_service.engine.whoosh.schema import META_PREFIX
 
 # Whoosh stores each field length as one byte; this decodes all 256 at once.
 _BYTE_TO_LENGTH = np.array([byte_to_length(i) for i in range(256)], dtype=np.float64)
 
 
+def rank_files(reader: Any) -> list[RankFile | None]:
+    """The ranking postings of each segment of ``reader`` (None: a segment without them)."""
+    return [open_rankfile(segment) for segment, _ in reader.leaf_readers()]
+
+
 class ReaderSource:
     """A :class:`~search_service.engine.bm25.PostingSource` over one Whoosh searcher
-    (Whoosh readers share file positions: one per thread)."""
+    (Whoosh readers share file positions: one per thread), and the ranking postings
+    of its segments (:func:`rank_files`; shared by threads: they are read with ``pread``)."""
 
-    def __init__(self, searcher: Any) -> None:
+    def __init__(self, searcher: Any, ranks: list[RankFile | None] | None = None) -> None:
         self.searcher = searcher
         self.reader = searcher.reader()
+        self.ranks = ranks
 
     def term_postings(self, field: str, term: str) -> tuple[np.ndarray, np.ndarray] | None:
-        parts = []
-        tbytes = term.encode("utf-8")
-        for segment, base in self.reader.leaf_readers():
-            if isinstance(getattr(segment._terms, "_codec", None), ArrayCodec):
-                found = term_arrays(segment._terms, field, tbytes)
+        ids: list[np.ndarray] = []
+        counts: list[np.ndarray] = []
+        key, keyhash = term_key(field, term)
+        for (segment, base), rank in zip(self.reader.leaf_readers(), self.ranks or itertools.repeat(None)):
+            if rank is not None and field in rank.fields:
+                found = rank.postings(key, keyhash, base)
             else:
-                found = _decode(segment, field, term)
+                if isinstance(getattr(segment._terms, "_codec", None), ArrayCodec):
+                    found = term_arrays(segment._terms, field, term.encode("utf-8"))
+                else:
+                    found = _decode(segment, field, term)
+                if found is not None:  # a copy: the cache must not hold the file's bytes
+                    found = found[0].astype(np.int32) + base, found[1]
             if found is not None:
-                parts.append((found, base))
-        if not parts:
+                ids.append(found[0])
+                counts.append(found[1])
+        if not ids:
             return None
-        if len(parts) == 1:
-            (ids, tf), base = parts[0]
-            ids = ids.astype(np.int32)  # a copy: the cache must not hold the file's bytes
-            if base:
-                ids += base
-            return ids, tf
-        return (np.concatenate([i.astype(np.int32) + base for (i, _), base in parts]),
-                np.concatenate([t for (_, t), _ in parts]))
+        if len(ids) == 1:
+            return ids[0], counts[0]
+        return np.concatenate(ids), np.concatenate(counts)
 
     def matching(self, constraint: plan.Constraint) -> np.ndarray:
         return np.flatnonzero(self._mask(constraint))

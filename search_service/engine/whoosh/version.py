@@ -18,7 +18,7 @@ from search_service.engine import bm25
 from search_service.engine.base import IndexVersion, Record
 from search_service.engine.plan import QueryPlan
 from search_service.engine.whoosh.layout import GROUPS, ORDER
-from search_service.engine.whoosh.postings import ReaderSource, field_lengths, live_mask, section_passages
+from search_service.engine.whoosh.postings import ReaderSource, field_lengths, live_mask, rank_files, section_passages
 from search_service.engine.whoosh.store import open_index
 from search_service.errors import IndexUnavailable, SearchError, VersionDamaged
 from search_service.fields import Ranking
@@ -62,6 +62,7 @@ class WhooshVersion(IndexVersion):
                 searcher = self._local.searcher = self._ix.searcher()
                 reader = searcher.reader()
                 self.doc_count = reader.doc_count_all()
+                self._ranks = rank_files(reader)
                 self._groups = np.load(path / GROUPS, allow_pickle=False)
                 order = np.load(path / ORDER, allow_pickle=False)
                 for name, array in ((GROUPS, self._groups), (ORDER, order)):
@@ -108,7 +109,7 @@ class WhooshVersion(IndexVersion):
 
     @_readable
     def rank(self, plan: QueryPlan, limit: int, collapse: bool) -> bm25.Ranked:
-        return bm25.rank(self.scorer, ReaderSource(self._searcher()), plan, limit,
+        return bm25.rank(self.scorer, ReaderSource(self._searcher(), self._ranks), plan, limit,
                          self._groups if collapse else None, self.ranking.common_ratio,
                          damped=(self._related, self.ranking.related), order=self._order)
 

@@ -49,6 +49,7 @@ from whoosh.writing import SegmentWriter
 from search_service.engine.forked import ShareFailed, run_shares
 from search_service.text.analysis import gram_text
 from search_service.engine.whoosh.codec import ArrayCodec, ArrayPostingsWriter, CountBlocks, _encode_block
+from search_service.engine.whoosh.rankfile import EXT as RANKFILE_EXT, RankFileWriter
 from search_service.errors import BuildError
 
 # Whoosh hands the codec each posting's field length as read back from its
@@ -483,6 +484,8 @@ class BulkSegmentWriter(SegmentWriter):
                 readers.append(self.per_document_reader())
             return readers[0]
 
+        # Every text field's postings go to the ranking postings file too (rankfile.py).
+        ranks = RankFileWriter(self.newsegment.create_file(self.storage, RANKFILE_EXT))
         for name in sorted(by_field.keys() | self._columns.keys()):
             field = self.schema[name]
             lengths: Any = None
@@ -490,16 +493,19 @@ class BulkSegmentWriter(SegmentWriter):
                 known = self._lengths.get(name, {})
                 lengths = _Lengths(known, name, per_document_reader) if self._merged else known
             fieldwriter.start_field(name, field)
+            ranked = ranks if self._fast.get(name) else None
             if name in self._columns:
-                self._write_columns(fieldwriter, self._columns.pop(name), lengths)
+                self._write_columns(fieldwriter, self._columns.pop(name), lengths, ranked)
             else:
-                self._write_pool(fieldwriter, by_field[name], lengths)
+                self._write_pool(fieldwriter, by_field[name], lengths, ranked)
             fieldwriter.finish_field()
+        ranks.close()
         fieldwriter.close()
         for reader in readers:
             reader.close()
 
-    def _write_columns(self, fieldwriter: Any, column: FieldPostings, lengths: dict[int, int] | None) -> None:
+    def _write_columns(self, fieldwriter: Any, column: FieldPostings, lengths: dict[int, int] | None,
+                       ranks: RankFileWriter | None) -> None:
         postwriter = fieldwriter._postwriter
         postfile = fieldwriter._postfile
         value_size = fieldwriter._format.fixed_value_size()
@@ -508,6 +514,8 @@ class BulkSegmentWriter(SegmentWriter):
         block_limit = self.codec._blocklimit
         runs = column.runs(lengths)
         del column
+        if ranks is not None:
+            ranks.add_terms(fieldwriter._fieldname, runs.names, runs.bounds, runs.docs, runs.counts)
         infos = runs.term_infos()
         infos["inlined"] = np.diff(runs.bounds) < inline_limit
         heads = infos.tobytes()
@@ -559,11 +567,16 @@ class BulkSegmentWriter(SegmentWriter):
                     fieldwriter.finish_term()
         _add_terms(fieldwriter._tindex, rows)
 
-    def _write_pool(self, fieldwriter: Any, terms: list[tuple[bytes, _Postings]], lengths: Any) -> None:
+    def _write_pool(self, fieldwriter: Any, terms: list[tuple[bytes, _Postings]], lengths: Any,
+                    ranks: RankFileWriter | None) -> None:
         postwriter = fieldwriter._postwriter
         key_prefix = pack_ushort(fieldwriter._fieldid)
         inline_limit = self.codec._inlinelimit
         inlined: list[tuple[bytes, bytes]] = []
+        names: list[bytes] = []
+        bounds = [0]
+        all_docs = array("i")
+        all_weights = array("f")
         for tbytes, p in sorted(terms, key=lambda item: item[0]):
             docs = p.docs
             if self.pool.unordered and any(a >= b for a, b in zip(docs, docs[1:])):
@@ -571,6 +584,11 @@ class BulkSegmentWriter(SegmentWriter):
                 docs = [docs[i] for i in order]
                 p.weights = [p.weights[i] for i in order]
                 p.values = [p.values[i] for i in order]
+            if ranks is not None:
+                names.append(tbytes)
+                all_docs.extend(docs)
+                all_weights.extend(p.weights)
+                bounds.append(len(all_docs))
             doc_lengths = [lengths.get(d, 0) for d in docs] if lengths is not None else [0] * len(docs)
             if len(docs) < inline_limit:
                 inlined.append((key_prefix + tbytes, _inlined_terminfo(docs, p.weights, p.values, doc_lengths)))
@@ -581,6 +599,9 @@ class BulkSegmentWriter(SegmentWriter):
             postwriter.add_postings(docs, p.weights, p.values, doc_lengths)
             fieldwriter.finish_term()
         _add_terms(fieldwriter._tindex, inlined)
+        if ranks is not None and names:
+            ranks.add_terms(fieldwriter._fieldname, names, np.array(bounds, dtype=np.int64),
+                            np.frombuffer(all_docs, dtype=np.int32), np.frombuffer(all_weights, dtype=np.float32))
 
 
 _TERMINFO = struct.Struct("!BfIBBfII")  # W3TermInfo._struct

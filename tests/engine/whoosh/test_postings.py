@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings as hsettings, strategies as 
 
 from search_service.engine import plan
 from search_service.engine.whoosh.layout import IndexRoot
-from search_service.engine.whoosh.postings import ReaderSource, whoosh_query
+from search_service.engine.whoosh.postings import ReaderSource, rank_files, whoosh_query
 from search_service.engine.whoosh.store import open_index
 from tests.helpers import SIMPLIFIED_SEED, TRADITIONAL_SEED
 
@@ -30,6 +30,8 @@ def test_array_matching_equals_whooshs_matchers(whoosh_seed_settings, c):
     with ix.searcher() as searcher:
         expected = sorted(searcher.docs_for_query(whoosh_query(c)))
         assert list(ReaderSource(searcher).matching(c)) == expected, str(c)
+        # The same through the segments' ranking postings (the terms of text fields).
+        assert list(ReaderSource(searcher, rank_files(searcher.reader())).matching(c)) == expected, str(c)
 
 
 def test_many_excluded_words_cost_array_operations_not_postings_walked(whoosh_seed_settings, monkeypatch):

@@ -1,0 +1,144 @@
+"""A segment's ranking postings hold every text term's documents and counts, as Whoosh's postings do."""
+
+from __future__ import annotations
+
+import types
+
+import numpy as np
+import pytest
+from hypothesis import given, settings as hsettings, strategies as st
+from whoosh import index as whoosh_index
+from whoosh.filedb.filestore import RamStorage
+
+from search_service.engine.whoosh import rankfile
+from search_service.engine.whoosh.codec import term_arrays
+from search_service.engine.whoosh.postings import ReaderSource, rank_files
+from search_service.engine.whoosh.rankfile import RankFile, RankFileWriter, open_rankfile, term_key
+from search_service.engine.whoosh.schema import build_schema
+from search_service.engine.whoosh.writer import BulkSegmentWriter
+from tests.engine.whoosh.test_writer import passage_records
+
+TEXT_FIELDS = {"body", "grams", "title", "title_grams", "heading", "heading_grams"}
+
+
+def assert_same_postings_as_whooshs(ix) -> int:
+    """Every text term of every segment: the ranking postings' documents and counts are
+    Whoosh's; other fields are not in them; a term of no segment is None. Returns the terms checked."""
+    checked = 0
+    with ix.searcher() as searcher:
+        reader = searcher.reader()
+        for segment, base in reader.leaf_readers():
+            ranks = open_rankfile(segment)
+            assert ranks is not None and ranks.fields == TEXT_FIELDS & set(segment.indexed_field_names())
+            for field, tbytes in segment.all_terms():
+                found = ranks.postings(*term_key(field, tbytes.decode("utf-8")), base=base)
+                if field not in ranks.fields:
+                    assert found is None, (field, tbytes)
+                    continue
+                ids, weights = term_arrays(segment._terms, field, tbytes)
+                assert found is not None, (field, tbytes)
+                assert found[0].dtype == np.int32 and found[0].tolist() == (ids.astype(np.int64) + base).tolist()
+                assert found[1].tolist() == weights.tolist(), (field, tbytes)
+                checked += 1
+            assert ranks.postings(*term_key("body", "没有这个词")) is None
+        # Through the ranker's source: the same arrays with or without the ranking postings.
+        plain, ranked = ReaderSource(searcher), ReaderSource(searcher, rank_files(reader))
+        for field, tbytes in reader.all_terms():
+            if field in TEXT_FIELDS:
+                a, b = plain.term_postings(field, tbytes.decode()), ranked.term_postings(field, tbytes.decode())
+                assert a[0].tolist() == b[0].tolist() and a[1].tolist() == b[1].tolist()
+    return checked
+
+
+def test_every_text_term_is_found_with_whooshs_postings(tmp_path, make_settings):
+    config, records = passage_records(tmp_path, make_settings, 400, seed=5)
+    ix = whoosh_index.create_in(str(tmp_path), build_schema(config))
+    writer = BulkSegmentWriter(ix)
+    for record in records:
+        writer.add_document(**record)
+    writer.commit()
+    assert assert_same_postings_as_whooshs(ix) > 4000
+
+
+def test_a_merged_segment_has_them_too(tmp_path, make_settings):
+    """A merge writes the postings it brings from other segments Whoosh's way (the writer's pool)."""
+    config, records = passage_records(tmp_path, make_settings, 240, seed=11)
+    ix = whoosh_index.create_in(str(tmp_path), build_schema(config))
+    half = len(records) // 2
+    for part in (records[:half], records[half:]):
+        writer = BulkSegmentWriter(ix)
+        for record in part:
+            writer.add_document(**record)
+        writer.commit(merge=False)
+    assert len(ix._segments()) == 2
+    assert assert_same_postings_as_whooshs(ix) > 1000
+    writer = BulkSegmentWriter(ix)
+    writer.delete_by_term("doc_id", "d3")
+    writer.commit(optimize=True)
+    assert len(ix._segments()) == 1
+    assert assert_same_postings_as_whooshs(ix) > 1000
+
+
+def write_and_open(terms: dict[str, dict[str, tuple[list[int], list[float]]]]) -> RankFile:
+    storage = RamStorage()
+    writer = RankFileWriter(storage.create_file("x.rnk"))
+    for field, postings in terms.items():
+        names = sorted(postings)
+        bounds = np.cumsum([0] + [len(postings[t][0]) for t in names])
+        docs = np.array([d for t in names for d in postings[t][0]], dtype=np.int32)
+        counts = np.array([c for t in names for c in postings[t][1]], dtype=np.float32)
+        writer.add_terms(field, [t.encode("utf-8") for t in names], bounds, docs, counts)
+    writer.close()
+    return RankFile(storage.open_file("x.rnk"), storage.file_length("x.rnk"))
+
+
+postings_lists = st.lists(st.tuples(st.integers(0, 3_000_000), st.one_of(
+    st.integers(1, 300), st.integers(1, 70_000), st.floats(0.25, 9.0, width=32))), min_size=1, max_size=40,
+    unique_by=lambda p: p[0]).map(lambda ps: sorted(ps))
+fields_terms = st.dictionaries(st.sampled_from(["body", "grams", "title"]),
+                               st.dictionaries(st.text(min_size=1, max_size=6), postings_lists, max_size=12),
+                               max_size=3)
+
+
+@hsettings(max_examples=150, deadline=None)
+@given(fields_terms, st.integers(0, 1000))
+def test_what_is_written_is_read_back(terms, base):
+    """Gaps within u2 or not, counts within u1, u2 or neither, fractional weights, any keys."""
+    ranks = write_and_open({f: {t: ([d for d, _ in ps], [c for _, c in ps]) for t, ps in ts.items()}
+                            for f, ts in terms.items()})
+    for field, postings in terms.items():
+        for term, ps in postings.items():
+            ids, counts = ranks.postings(*term_key(field, term), base=base)
+            assert ids.tolist() == [d + base for d, _ in ps]
+            assert counts.tolist() == [float(np.float32(c)) for _, c in ps]
+        assert ranks.postings(*term_key(field, "\x00absent")) is None
+    assert ranks.postings(*term_key("nofield", "x")) is None
+
+
+def test_keys_of_the_same_hash_are_told_apart_by_their_bytes(monkeypatch):
+    """Every key hashes alike: a lookup probes past the others and compares keys."""
+    monkeypatch.setattr(rankfile, "zlib", types.SimpleNamespace(crc32=lambda key: 7))
+    terms = {"body": {f"词{i}": ([i, i + 1], [1.0, 2.0]) for i in range(30)}}
+    ranks = write_and_open(terms)
+    for term, (docs, counts) in terms["body"].items():
+        ids, found = ranks.postings(*term_key("body", term))
+        assert ids.tolist() == docs and found.tolist() == counts
+    assert ranks.postings(*term_key("body", "词30")) is None
+
+
+def test_a_truncated_file_is_an_error_not_a_wrong_answer():
+    storage = RamStorage()
+    writer = RankFileWriter(storage.create_file("x.rnk"))
+    writer.add_terms("body", [b"a"], np.array([0, 3]), np.array([1, 5, 9], dtype=np.int32),
+                     np.array([1, 1, 2], dtype=np.int32))
+    writer.close()
+    data = storage.open_file("x.rnk").get(0, storage.file_length("x.rnk"))
+    whole = RankFile(types.SimpleNamespace(get=lambda at, n: data[at:at + n]), len(data))
+    assert whole.postings(*term_key("body", "a"))[0].tolist() == [1, 5, 9]
+    # A record cut short (the file's bytes end before what its table lists).
+    cut = RankFile(types.SimpleNamespace(get=lambda at, n: data[at:min(at + n, 10)] if at < 10 else data[at:at + n]),
+                   len(data))
+    with pytest.raises(EOFError):
+        cut.postings(*term_key("body", "a"))
+    with pytest.raises((EOFError, ValueError)):
+        RankFile(types.SimpleNamespace(get=lambda at, n: data[:-5][at:at + n]), len(data))
