@@ -13,7 +13,7 @@ holds for every term of every text field one record::
 
     flags       u1   _GAPS: ids as the first u4, 0 and n - 1 u2 gaps, else n x u4;
                      _TF2 / _TF4: counts as u2 / f4, else u1
-    key length  u2
+    key length  u4   (a token may be a long run of letters)
     n           u4   postings
     key              the field's name, 0xFF, the term's UTF-8 bytes
     ids, counts
@@ -41,7 +41,7 @@ import numpy as np
 
 EXT = ".rnk"
 _MAGIC = b"RNK1"
-_HEAD = struct.Struct("<BHI")  # flags, key length, postings
+_HEAD = struct.Struct("<BII")  # flags, key length, postings
 _SLOT = struct.Struct("<IIQ")  # hash, record length (0: empty), record offset
 _FOOTER = struct.Struct("<4sQQQQI")  # magic, slots offset, modulus, slots, fields offset, fields length
 _GAPS, _TF2, _TF4 = 1, 2, 4
@@ -124,7 +124,7 @@ class RankFileWriter:
 
     def close(self) -> None:
         """Writes the hash table and the footer, and closes the file."""
-        hashes = np.frombuffer(self._hashes, dtype=np.uint32) if len(self._hashes) else np.zeros(0, np.uint32)
+        hashes = np.frombuffer(self._hashes, dtype=np.uint32)
         count = len(hashes)
         modulus = 8
         while modulus < 2 * count:
@@ -135,12 +135,12 @@ class RankFileWriter:
         # takes the first free slot at or after its own, so there is no empty slot
         # between a key's home and where it is.
         ranks = np.arange(count, dtype=np.int64)
-        place = np.maximum.accumulate(home[order] - ranks) + ranks if count else ranks
-        size = max(modulus, int(place[-1]) + 2 if count else 0)
+        place = np.maximum.accumulate(home[order] - ranks) + ranks
+        size = max(modulus, int(place[-1]) + 2) if count else modulus
         table = np.zeros(size, dtype=[("hash", "<u4"), ("length", "<u4"), ("offset", "<u8")])
         table["hash"][place] = hashes[order]
-        table["length"][place] = np.frombuffer(self._lengths, dtype=np.uint32)[order] if count else 0
-        table["offset"][place] = np.frombuffer(self._offsets, dtype=np.uint64)[order] if count else 0
+        table["length"][place] = np.frombuffer(self._lengths, dtype=np.uint32)[order]
+        table["offset"][place] = np.frombuffer(self._offsets, dtype=np.uint64)[order]
         fields = json.dumps(self._fields).encode("utf-8")
         slots_at = self._at
         self._file.write(table.tobytes())

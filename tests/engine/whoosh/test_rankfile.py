@@ -115,6 +115,13 @@ def test_what_is_written_is_read_back(terms, base):
     assert ranks.postings(*term_key("nofield", "x")) is None
 
 
+def test_a_term_longer_than_64_kb_is_kept():
+    term = "x" * 70_000  # one token: a run of letters without a space
+    ranks = write_and_open({"body": {term: ([3], [1.0]), "y": ([1, 2], [1.0, 1.0])}})
+    assert ranks.postings(*term_key("body", term))[0].tolist() == [3]
+    assert ranks.postings(*term_key("body", "y"))[0].tolist() == [1, 2]
+
+
 def test_keys_of_the_same_hash_are_told_apart_by_their_bytes(monkeypatch):
     """Every key hashes alike: a lookup probes past the others and compares keys."""
     monkeypatch.setattr(rankfile, "zlib", types.SimpleNamespace(crc32=lambda key: 7))
