@@ -156,6 +156,8 @@ def snippet_window(length: int, matches: list[list[int]], window: int) -> tuple[
 
 def render(text: str, matches: list[list[int]], window: int | None = None) -> str:
     """HTML-escaped ``text`` with matches in <mark>, cut to a window for long text."""
+    if not text:  # most passages have no title or heading
+        return ""
     length = len(text)
     start, end = (0, length) if window is None else snippet_window(length, matches, window)
     # Most passages have nothing to escape; checking once is cheaper than escaping each piece.

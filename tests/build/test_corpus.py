@@ -1,4 +1,5 @@
 import codecs
+import dataclasses
 import io
 from pathlib import Path
 
@@ -277,7 +278,9 @@ def test_a_long_text_file_is_read_in_parts_that_make_its_whole_text(tmp_path_fac
         with pytest.MonkeyPatch.context() as patch:
             patch.setattr(corpus_module, "PART_BYTES", 0)
             patch.setattr(corpus_module, "PART_CHARS", 128)
-            assert CorpusReader(root).read().documents == [doc]  # read() joins them
+            # read() joins them; a Markdown title is looked for in the first part (README, "reindex").
+            assert CorpusReader(root).read().documents == [
+                dataclasses.replace(doc, title=first_part_title, title_in_text=bool(first_part_title))]
 
 
 def test_a_long_file_that_does_not_decode_in_one_encoding_is_read_whole(tmp_path):

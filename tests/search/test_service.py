@@ -157,6 +157,18 @@ def test_highlight_is_escaped_and_cut_to_a_window():
     assert render("<i>医保卡</i>", Marker(["医保卡"]).matches(normalize("<i>医保卡</i>"))) == "&lt;i&gt;<mark>医保卡</mark>&lt;/i&gt;"
 
 
+def test_analyze_gives_each_part_its_document_frequency(tmp_path, make_settings):
+    """Gram parts too: their postings are in the ranking postings, not in Whoosh's term table."""
+    docs = {"a.txt": "医保卡\n医保卡密码怎么重置。", "b.txt": "医保\n医保报销比例。", "c.txt": "银行\n银行网点营业时间。"}
+    settings = make_settings(corpus=write_corpus(tmp_path / "corpus", docs))
+    build_index(settings)
+    described = SearchService(settings).analyze("医保卡")["query"].split("; ")
+    assert "body:医保^1 [common, df=2]" in described
+    assert "grams:医保^0.5 [common, df=2]" in described
+    assert "grams:保卡^0.5 [common, df=1]" in described
+    assert "title_grams:保卡^0.3 [common, df=1]" in described
+
+
 def test_synonyms_expand_queries(tmp_path, make_settings):
     corpus = write_corpus(tmp_path / "corpus", {"a.txt": "标题\n社会保障卡可以在银行网点激活使用。"})
     settings = make_settings(corpus=corpus)

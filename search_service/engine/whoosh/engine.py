@@ -27,8 +27,9 @@ from search_service.text.analysis import AnalysisConfig
 # schema and codec pickled in each index name them), 6 = and groups.npy,
 # 7 = metadata filter values normalized like text, 8 = the related section's fields,
 # 9 = order.npy (ties in corpus order; an incremental reindex appends segments),
-# 10 = ordinal and content_hash stored, not indexed (nothing searches them).
-LAYOUT = 10
+# 10 = ordinal and content_hash stored, not indexed (nothing searches them),
+# 11 = each segment's ranking postings (rankfile.py), the gram fields' only postings.
+LAYOUT = 11
 
 
 class WhooshEngine(Engine):

@@ -34,7 +34,7 @@ import json
 import struct
 import zlib
 from array import array
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -43,6 +43,7 @@ EXT = ".rnk"
 _MAGIC = b"RNK1"
 _HEAD = struct.Struct("<BII")  # flags, key length, postings
 _SLOT = struct.Struct("<IIQ")  # hash, record length (0: empty), record offset
+_SLOTS = np.dtype([("hash", "<u4"), ("length", "<u4"), ("offset", "<u8")])
 _FOOTER = struct.Struct("<4sQQQQI")  # magic, slots offset, modulus, slots, fields offset, fields length
 _GAPS, _TF2, _TF4 = 1, 2, 4
 _PROBE_SLOTS = 4  # the table is at most half full: a probe rarely goes past the first slots
@@ -137,7 +138,7 @@ class RankFileWriter:
         ranks = np.arange(count, dtype=np.int64)
         place = np.maximum.accumulate(home[order] - ranks) + ranks
         size = max(modulus, int(place[-1]) + 2) if count else modulus
-        table = np.zeros(size, dtype=[("hash", "<u4"), ("length", "<u4"), ("offset", "<u8")])
+        table = np.zeros(size, dtype=_SLOTS)
         table["hash"][place] = hashes[order]
         table["length"][place] = np.frombuffer(self._lengths, dtype=np.uint32)[order]
         table["offset"][place] = np.frombuffer(self._offsets, dtype=np.uint64)[order]
@@ -180,6 +181,21 @@ class RankFile:
                         return _decode(record, at, flags, n, base)
             slot += count
         return None
+
+
+    def terms(self, field: str) -> Iterator[tuple[bytes, np.ndarray, np.ndarray]]:
+        """Every term of ``field``: (its UTF-8 bytes, document numbers, counts), in no order
+        (what a merge reads)."""
+        prefix = field.encode("utf-8") + b"\xff"
+        table = np.frombuffer(_read(self._get, self._slots_at, self._size * _SLOT.size), dtype=_SLOTS)
+        used = table[table["length"] > 0]
+        for length, offset in zip(used["length"].tolist(), used["offset"].tolist()):
+            record = _read(self._get, offset, length)
+            flags, keylength, n = _HEAD.unpack_from(record)
+            key = record[_HEAD.size:_HEAD.size + keylength]
+            if key.startswith(prefix):
+                ids, counts = _decode(record, _HEAD.size + keylength, flags, n, 0)
+                yield key[len(prefix):], ids, counts
 
 
 def _decode(record: bytes, at: int, flags: int, n: int, base: int) -> tuple[np.ndarray, np.ndarray]:

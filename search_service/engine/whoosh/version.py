@@ -141,8 +141,12 @@ class WhooshVersion(IndexVersion):
         page = [self.stored(d) for d in ids[start:start + size]]
         return sorted(page, key=lambda s: s["ordinal"]), len(ids)
 
+    @_readable
     def doc_frequency(self, field: str, term: str) -> int:
-        return self._searcher().reader().doc_frequency(field, term)
+        # Deleted passages included, as Whoosh counts them (the gram fields are only in the
+        # ranking postings, not in Whoosh's term table).
+        found = ReaderSource(self._searcher(), self._ranks).term_postings(field, term)
+        return 0 if found is None else len(found[0])
 
     def size_bytes(self) -> int:
         return sum(self._files.values())  # as opened (check() says when that changes)

@@ -49,7 +49,7 @@ from whoosh.writing import SegmentWriter
 from search_service.engine.forked import ShareFailed, run_shares
 from search_service.text.analysis import gram_text
 from search_service.engine.whoosh.codec import ArrayCodec, ArrayPostingsWriter, CountBlocks, _encode_block
-from search_service.engine.whoosh.rankfile import EXT as RANKFILE_EXT, RankFileWriter
+from search_service.engine.whoosh.rankfile import EXT as RANKFILE_EXT, RankFileWriter, open_rankfile
 from search_service.errors import BuildError
 
 # Whoosh hands the codec each posting's field length as read back from its
@@ -384,6 +384,29 @@ class BulkSegmentWriter(SegmentWriter):
         self._merged = True
         self._spill_columns()
         super().add_postings_to_pool(reader, startdoc, docmap)
+        # The gram fields' postings are only in the segment's ranking postings.
+        ranks = open_rankfile(reader)
+        if ranks is None:
+            return
+        add = self.pool.add
+        for name in sorted(ranks.fields):
+            if not self._rank_only(name):
+                continue
+            for tbytes, ids, counts in ranks.terms(name):
+                for doc, count in zip(ids.tolist(), counts.tolist()):
+                    if docmap is not None:
+                        if doc not in docmap:  # deleted
+                            continue
+                        doc = docmap[doc]
+                    else:
+                        doc += startdoc
+                    add((name, tbytes, doc, float(count), count_value(int(count))))
+
+    def _rank_only(self, name: str) -> bool:
+        """Whether a field's postings go to the ranking postings only: a gram field's, which
+        only the ranker reads (no phrase, no Whoosh query is made of grams). Whoosh's term
+        table and postings of the grams were most of a segment's terms and of the flush."""
+        return self._fast.get(name) == "grams"
 
     def _spill_columns(self) -> None:
         for name, column in self._columns.items():
@@ -487,6 +510,13 @@ class BulkSegmentWriter(SegmentWriter):
         # Every text field's postings go to the ranking postings file too (rankfile.py).
         ranks = RankFileWriter(self.newsegment.create_file(self.storage, RANKFILE_EXT))
         for name in sorted(by_field.keys() | self._columns.keys()):
+            if self._rank_only(name):
+                if name in self._columns:
+                    runs = self._columns.pop(name).runs(None)
+                    ranks.add_terms(name, runs.names, runs.bounds, runs.docs, runs.counts)
+                else:
+                    ranks.add_terms(name, *_pool_runs(by_field[name], self.pool.unordered))
+                continue
             field = self.schema[name]
             lengths: Any = None
             if field.scorable:
@@ -573,10 +603,8 @@ class BulkSegmentWriter(SegmentWriter):
         key_prefix = pack_ushort(fieldwriter._fieldid)
         inline_limit = self.codec._inlinelimit
         inlined: list[tuple[bytes, bytes]] = []
-        names: list[bytes] = []
-        bounds = [0]
-        all_docs = array("i")
-        all_weights = array("f")
+        if ranks is not None:
+            ranks.add_terms(fieldwriter._fieldname, *_pool_runs(terms, self.pool.unordered))
         for tbytes, p in sorted(terms, key=lambda item: item[0]):
             docs = p.docs
             if self.pool.unordered and any(a >= b for a, b in zip(docs, docs[1:])):
@@ -584,11 +612,6 @@ class BulkSegmentWriter(SegmentWriter):
                 docs = [docs[i] for i in order]
                 p.weights = [p.weights[i] for i in order]
                 p.values = [p.values[i] for i in order]
-            if ranks is not None:
-                names.append(tbytes)
-                all_docs.extend(docs)
-                all_weights.extend(p.weights)
-                bounds.append(len(all_docs))
             doc_lengths = [lengths.get(d, 0) for d in docs] if lengths is not None else [0] * len(docs)
             if len(docs) < inline_limit:
                 inlined.append((key_prefix + tbytes, _inlined_terminfo(docs, p.weights, p.values, doc_lengths)))
@@ -599,9 +622,29 @@ class BulkSegmentWriter(SegmentWriter):
             postwriter.add_postings(docs, p.weights, p.values, doc_lengths)
             fieldwriter.finish_term()
         _add_terms(fieldwriter._tindex, inlined)
-        if ranks is not None and names:
-            ranks.add_terms(fieldwriter._fieldname, names, np.array(bounds, dtype=np.int64),
-                            np.frombuffer(all_docs, dtype=np.int32), np.frombuffer(all_weights, dtype=np.float32))
+
+
+def _pool_runs(terms: list[tuple[bytes, _Postings]], unordered: bool
+               ) -> tuple[list[bytes], np.ndarray, np.ndarray, np.ndarray]:
+    """A field's pooled postings as :meth:`RankFileWriter.add_terms` takes them (names,
+    bounds, documents, weights), terms in byte order, each term's documents put in order
+    (with its weights and values) where a merge left them out of order."""
+    names: list[bytes] = []
+    bounds = [0]
+    docs = array("i")
+    weights = array("f")
+    for tbytes, p in sorted(terms, key=lambda item: item[0]):
+        if unordered and any(a >= b for a, b in zip(p.docs, p.docs[1:])):
+            order = sorted(range(len(p.docs)), key=p.docs.__getitem__)
+            p.docs = [p.docs[i] for i in order]
+            p.weights = [p.weights[i] for i in order]
+            p.values = [p.values[i] for i in order]
+        names.append(tbytes)
+        docs.extend(p.docs)
+        weights.extend(p.weights)
+        bounds.append(len(docs))
+    return (names, np.array(bounds, dtype=np.int64), np.frombuffer(docs, dtype=np.int32),
+            np.frombuffer(weights, dtype=np.float32))
 
 
 _TERMINFO = struct.Struct("!BfIBBfII")  # W3TermInfo._struct

@@ -12,7 +12,7 @@ from tests.helpers import SEED_CORPUS, write_corpus
 from search_service.search.service import SearchService
 from search_service.build.reindex import build_index
 from search_service.engine.whoosh.layout import IndexRoot
-from search_service.engine.whoosh.postings import ReaderSource, field_lengths
+from search_service.engine.whoosh.postings import ReaderSource, field_lengths, rank_files
 from search_service.engine.whoosh.version import term_scorer
 from search_service.fields import Ranking
 
@@ -44,26 +44,55 @@ def seed_version(tmp_path_factory):
     return whoosh_index.open_dir(str(path)), IndexRoot(settings.index_dir).manifest(path)
 
 
-def test_every_score_of_every_term_equals_whoosh_bm25f(seed_version):
-    ix, manifest = seed_version
+def assert_whooshs_scores(ours, theirs, avg: dict[str, float], fields) -> dict[str, int]:
+    """Every term of ``fields`` in ``theirs`` (Whoosh's files): our ranker over ``ours`` (the
+    same passages, read through their ranking postings) gives Whoosh's BM25F scores."""
     ranking = Ranking()
-    avg = manifest["avg_field_length"]
-    with ix.searcher() as searcher:
+    with ours.searcher() as searcher, theirs.searcher() as oracle:
         reader = searcher.reader()
-        scorer = term_scorer(reader, avg, Ranking(), 10_000_000)
-        checked = 0
-        for field, tbytes in reader.all_terms():
-            if field not in FIELDS:
+        assert reader.doc_count_all() == oracle.reader().doc_count_all()
+        scorer = term_scorer(reader, avg, ranking, 10_000_000)
+        source = ReaderSource(searcher, rank_files(reader))
+        checked: dict[str, int] = {}
+        for field, tbytes in oracle.reader().all_terms():
+            if field not in fields:
                 continue
             term = tbytes.decode("utf-8")
-            expected = whoosh_scores(searcher, field, term, avg, ranking)
-            got = scorer.postings(ReaderSource(searcher), field, term)
-            assert got.df == reader.doc_frequency(field, term)
+            expected = whoosh_scores(oracle, field, term, avg, ranking)
+            got = scorer.postings(source, field, term)
+            assert got.df == oracle.reader().doc_frequency(field, term)
             assert list(got.ids) == sorted(expected)
             np.testing.assert_allclose(got.scores, [expected[d] for d in got.ids], rtol=1e-12)
-            checked += 1
-        assert checked > 1000
-        assert scorer.postings(ReaderSource(searcher), "body", "不存在的词").df == 0
+            checked[field] = checked.get(field, 0) + 1
+        assert scorer.postings(source, "body", "不存在的词").df == 0
+    return checked
+
+
+def test_every_score_of_every_term_equals_whoosh_bm25f(seed_version):
+    ix, manifest = seed_version
+    checked = assert_whooshs_scores(ix, ix, manifest["avg_field_length"], ("body", "title", "heading"))
+    assert sum(checked.values()) > 500
+
+
+def test_every_gram_score_equals_whoosh_bm25f_over_whooshs_own_files(tmp_path, make_settings):
+    """Our writer keeps the gram fields in the ranking postings only: Whoosh's scorer reads
+    the same passages written by Whoosh's own writer."""
+    from search_service.engine.whoosh.codec import ArrayCodec
+    from search_service.engine.whoosh.schema import build_schema
+    from search_service.engine.whoosh.writer import BulkSegmentWriter
+    from tests.engine.whoosh.test_writer import passage_records
+
+    config, records = passage_records(tmp_path, make_settings, 150, seed=13)
+    built = {}
+    for name in ("ours", "theirs"):
+        (tmp_path / name).mkdir()
+        ix = built[name] = whoosh_index.create_in(str(tmp_path / name), build_schema(config))
+        writer = BulkSegmentWriter(ix) if name == "ours" else ix.writer(codec=ArrayCodec())
+        for record in records:
+            writer.add_document(**record)
+        writer.commit()
+    checked = assert_whooshs_scores(built["ours"], built["theirs"], {}, FIELDS)
+    assert checked["grams"] > 1000 and checked["title_grams"] > 10 and checked["body"] > 300
 
 
 def test_field_lengths_are_whooshs(seed_version):

@@ -11,7 +11,7 @@ from whoosh import index as whoosh_index
 from whoosh.filedb.filestore import RamStorage
 
 from search_service.engine.whoosh import rankfile
-from search_service.engine.whoosh.codec import term_arrays
+from search_service.engine.whoosh.codec import ArrayCodec, term_arrays
 from search_service.engine.whoosh.postings import ReaderSource, rank_files
 from search_service.engine.whoosh.rankfile import RankFile, RankFileWriter, open_rankfile, term_key
 from search_service.engine.whoosh.schema import build_schema
@@ -21,49 +21,67 @@ from tests.engine.whoosh.test_writer import passage_records
 TEXT_FIELDS = {"body", "grams", "title", "title_grams", "heading", "heading_grams"}
 
 
-def assert_same_postings_as_whooshs(ix) -> int:
-    """Every text term of every segment: the ranking postings' documents and counts are
-    Whoosh's; other fields are not in them; a term of no segment is None. Returns the terms checked."""
-    checked = 0
-    with ix.searcher() as searcher:
+def whoosh_written(folder, config, records):
+    """The oracle: ``records`` written by Whoosh's own writer, every field in Whoosh's files."""
+    folder.mkdir()
+    ix = whoosh_index.create_in(str(folder), build_schema(config))
+    with ix.writer(codec=ArrayCodec()) as writer:
+        for record in records:
+            writer.add_document(**record)
+    return ix
+
+
+def assert_same_postings(ours, oracle) -> int:
+    """Every text term of ``oracle``: our ranking postings hold its documents and counts, and
+    no other term; a lookup finds each, through the ranker's source too; our gram fields
+    are in no Whoosh file. Returns the terms checked."""
+    with oracle.searcher() as theirs, ours.searcher() as searcher:
+        expected = {}
+        for field, tbytes in theirs.reader().all_terms():
+            if field in TEXT_FIELDS:
+                ids, weights = term_arrays(theirs.reader()._terms, field, tbytes)
+                expected[(field, tbytes)] = (ids.tolist(), weights.tolist())
         reader = searcher.reader()
+        found: dict = {}
         for segment, base in reader.leaf_readers():
             ranks = open_rankfile(segment)
-            assert ranks is not None and ranks.fields == TEXT_FIELDS & set(segment.indexed_field_names())
-            for field, tbytes in segment.all_terms():
-                found = ranks.postings(*term_key(field, tbytes.decode("utf-8")), base=base)
-                if field not in ranks.fields:
-                    assert found is None, (field, tbytes)
-                    continue
-                ids, weights = term_arrays(segment._terms, field, tbytes)
-                assert found is not None, (field, tbytes)
-                assert found[0].dtype == np.int32 and found[0].tolist() == (ids.astype(np.int64) + base).tolist()
-                assert found[1].tolist() == weights.tolist(), (field, tbytes)
-                checked += 1
+            assert ranks is not None and ranks.fields <= TEXT_FIELDS
+            assert not {f for f in segment.indexed_field_names() if f.endswith("grams")}
+            for field in ranks.fields:
+                for tbytes, ids, counts in ranks.terms(field):
+                    entry = found.setdefault((field, tbytes), ([], []))
+                    entry[0].extend((ids.astype(np.int64) + base).tolist())
+                    entry[1].extend(counts.tolist())
+                    looked_up = ranks.postings(*term_key(field, tbytes.decode("utf-8")), base=base)
+                    assert looked_up[0].dtype == np.int32
+                    assert looked_up[0].tolist() == (ids.astype(np.int64) + base).tolist()
+                    assert looked_up[1].tolist() == counts.tolist()
             assert ranks.postings(*term_key("body", "没有这个词")) is None
-        # Through the ranker's source: the same arrays with or without the ranking postings.
-        plain, ranked = ReaderSource(searcher), ReaderSource(searcher, rank_files(reader))
-        for field, tbytes in reader.all_terms():
-            if field in TEXT_FIELDS:
-                a, b = plain.term_postings(field, tbytes.decode()), ranked.term_postings(field, tbytes.decode())
-                assert a[0].tolist() == b[0].tolist() and a[1].tolist() == b[1].tolist()
-    return checked
+            assert ranks.postings(*term_key("doc_id", "d1")) is None  # not a text field
+        assert found == expected
+        source = ReaderSource(searcher, rank_files(reader))
+        for (field, tbytes), (ids, weights) in expected.items():
+            got = source.term_postings(field, tbytes.decode("utf-8"))
+            assert got[0].tolist() == ids and got[1].tolist() == weights
+    return len(expected)
 
 
 def test_every_text_term_is_found_with_whooshs_postings(tmp_path, make_settings):
     config, records = passage_records(tmp_path, make_settings, 400, seed=5)
-    ix = whoosh_index.create_in(str(tmp_path), build_schema(config))
+    (tmp_path / "ours").mkdir()
+    ix = whoosh_index.create_in(str(tmp_path / "ours"), build_schema(config))
     writer = BulkSegmentWriter(ix)
     for record in records:
         writer.add_document(**record)
     writer.commit()
-    assert assert_same_postings_as_whooshs(ix) > 4000
+    assert assert_same_postings(ix, whoosh_written(tmp_path / "oracle", config, records)) > 4000
 
 
 def test_a_merged_segment_has_them_too(tmp_path, make_settings):
-    """A merge writes the postings it brings from other segments Whoosh's way (the writer's pool)."""
+    """A merge brings each segment's ranking postings into the new one, less the deleted passages."""
     config, records = passage_records(tmp_path, make_settings, 240, seed=11)
-    ix = whoosh_index.create_in(str(tmp_path), build_schema(config))
+    (tmp_path / "ours").mkdir()
+    ix = whoosh_index.create_in(str(tmp_path / "ours"), build_schema(config))
     half = len(records) // 2
     for part in (records[:half], records[half:]):
         writer = BulkSegmentWriter(ix)
@@ -71,12 +89,14 @@ def test_a_merged_segment_has_them_too(tmp_path, make_settings):
             writer.add_document(**record)
         writer.commit(merge=False)
     assert len(ix._segments()) == 2
-    assert assert_same_postings_as_whooshs(ix) > 1000
+    assert assert_same_postings(ix, whoosh_written(tmp_path / "oracle", config, records)) > 1000
     writer = BulkSegmentWriter(ix)
     writer.delete_by_term("doc_id", "d3")
     writer.commit(optimize=True)
     assert len(ix._segments()) == 1
-    assert assert_same_postings_as_whooshs(ix) > 1000
+    kept = [r for r in records if r["doc_id"] != "d3"]
+    assert len(kept) < len(records)
+    assert assert_same_postings(ix, whoosh_written(tmp_path / "oracle-after", config, kept)) > 1000
 
 
 def write_and_open(terms: dict[str, dict[str, tuple[list[int], list[float]]]]) -> RankFile:

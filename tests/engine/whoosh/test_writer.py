@@ -17,6 +17,7 @@ from search_service.text.analysis import AnalysisConfig
 from search_service.search.request import SearchRequest
 from search_service.search.service import SearchService
 from search_service.engine.whoosh.codec import ArrayCodec
+from search_service.engine.whoosh.rankfile import open_rankfile
 from search_service.engine.whoosh.writer import BulkCodec, BulkSegmentWriter, encode_positions
 
 SENTENCES = [line for line in (SEED_CORPUS / "000_0cfe50795da03c63.txt").read_text("utf-8").splitlines()
@@ -36,12 +37,38 @@ def corpus_records(count: int, seed: int = 7) -> str:
     return jsonl(*records)
 
 
-def segment_contents(ix):
-    """Every term's statistics and postings, every document's stored fields and lengths."""
+GRAM_FIELDS = ("grams", "title_grams", "heading_grams")
+
+
+def gram_postings(reader) -> dict:
+    """Each gram field term's (document, weight) postings: from a segment's ranking postings
+    (where our writer puts them, and only there), else from Whoosh's files."""
+    found: dict = {}
+    for segment, base in reader.leaf_readers():
+        ranks = open_rankfile(segment)
+        for field in GRAM_FIELDS:
+            if ranks is not None and field in ranks.fields:
+                items = ((tbytes, ids.tolist(), counts.tolist()) for tbytes, ids, counts in ranks.terms(field))
+            elif ranks is None and field in segment.indexed_field_names():
+                items = ((tbytes, *map(list, zip(*segment.postings(field, tbytes).items_as("weight"))))
+                         for tbytes in segment.lexicon(field))
+            else:
+                continue
+            for tbytes, ids, weights in items:
+                found.setdefault((field, tbytes), []).extend((d + base, float(w)) for d, w in zip(ids, weights))
+    return {key: ("postings", sorted(postings)) for key, postings in found.items()}
+
+
+def segment_contents(ix, grams_as_postings: bool = False):
+    """Every term's statistics and postings, every document's stored fields and lengths.
+    ``grams_as_postings``: the gram fields' terms as their postings only (:func:`gram_postings`):
+    our writer keeps no statistics for them, only their ranking postings."""
     with ix.searcher() as searcher:
         reader = searcher.reader()
-        terms = {}
+        terms = gram_postings(reader) if grams_as_postings else {}
         for fieldname, tbytes in reader.all_terms():
+            if grams_as_postings and fieldname in GRAM_FIELDS:
+                continue
             info = reader.term_info(fieldname, tbytes)
             m = reader.postings(fieldname, tbytes)
             postings = []
@@ -86,10 +113,11 @@ def test_bulk_writer_writes_the_same_segment_as_whoosh(tmp_path, make_settings):
         for record in records:
             writer.add_document(**record)
         writer.commit()
-        built.append(segment_contents(ix))
+        built.append(segment_contents(ix, grams_as_postings=True))
     (terms_a, stored_a, lengths_a, columns_a), (terms_b, stored_b, lengths_b, columns_b) = built
     assert max(len(p) for _, p in terms_a.values()) > 300  # multi-block lists are covered
     assert sum(1 for _, p in terms_a.values() if len(p) < 8) > 1000  # and inlined ones
+    assert sum(1 for f, _ in terms_a if f in GRAM_FIELDS) > 1000  # and gram terms
     assert any(f.startswith("meta_") for f, _ in terms_a)
     assert terms_b.keys() == terms_a.keys()
     for key in terms_a:
@@ -205,7 +233,7 @@ def test_bulk_writer_merges_existing_segments_as_whoosh_does(tmp_path, make_sett
             writer.add_document(**record)
         writer.commit(optimize=True)  # the old segment's postings are merged into the new one
         assert len(ix._segments()) == 1
-        built.append(segment_contents(ix))
+        built.append(segment_contents(ix, grams_as_postings=True))
     assert built[1] == built[0]
 
 
