@@ -23,9 +23,11 @@ table of ``modulus`` home slots and the overflow after them), each slot the
 key's hash and its record's length and offset. A lookup is one read of a
 few slots and one read of the record, whose key is compared: two ``pread``
 calls and two ``numpy.frombuffer`` a term and segment, every field in one
-table, the key and its hash computed once for all segments. Whoosh's own
-files are unchanged: phrases, constraints and merges read them, and a
-segment without this file (written before it existed) is read Whoosh's way.
+table, the key and its hash computed once for all segments. The ranker, the
+constraints and ``/analyze``'s document frequencies read this file; phrases
+read Whoosh's (positions). The gram fields are only here (the writer's
+``_rank_only``): no phrase or Whoosh query is made of grams, and a merge reads
+them back with :meth:`RankFile.terms`.
 """
 
 from __future__ import annotations
@@ -181,7 +183,6 @@ class RankFile:
                         return _decode(record, at, flags, n, base)
             slot += count
         return None
-
 
     def terms(self, field: str) -> Iterator[tuple[bytes, np.ndarray, np.ndarray]]:
         """Every term of ``field``: (its UTF-8 bytes, document numbers, counts), in no order

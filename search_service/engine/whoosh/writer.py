@@ -9,7 +9,9 @@ that was most of a reindex; jieba was the rest.
 
 :class:`BulkSegmentWriter` writes the *same* segment files (same codec, same
 posting values, weights, blocks and field lengths; ``tests/engine/whoosh/test_writer.py``
-compares them with Whoosh's writer term by term) with less work per posting:
+compares them with Whoosh's writer term by term) with less work per posting,
+plus each segment's ranking postings (:mod:`.rankfile`), where alone it keeps the
+gram fields' postings:
 
 * our analyzers already return term lists, so a field's postings are a
   term counts (or positions, for phrase fields) rather than a token
@@ -515,7 +517,7 @@ class BulkSegmentWriter(SegmentWriter):
                     runs = self._columns.pop(name).runs(None)
                     ranks.add_terms(name, runs.names, runs.bounds, runs.docs, runs.counts)
                 else:
-                    ranks.add_terms(name, *_pool_runs(by_field[name], self.pool.unordered))
+                    ranks.add_terms(name, *_pool_runs(_in_order(by_field[name], self.pool.unordered)))
                 continue
             field = self.schema[name]
             lengths: Any = None
@@ -603,15 +605,11 @@ class BulkSegmentWriter(SegmentWriter):
         key_prefix = pack_ushort(fieldwriter._fieldid)
         inline_limit = self.codec._inlinelimit
         inlined: list[tuple[bytes, bytes]] = []
+        terms = _in_order(terms, self.pool.unordered)
         if ranks is not None:
-            ranks.add_terms(fieldwriter._fieldname, *_pool_runs(terms, self.pool.unordered))
-        for tbytes, p in sorted(terms, key=lambda item: item[0]):
+            ranks.add_terms(fieldwriter._fieldname, *_pool_runs(terms))
+        for tbytes, p in terms:
             docs = p.docs
-            if self.pool.unordered and any(a >= b for a, b in zip(docs, docs[1:])):
-                order = sorted(range(len(docs)), key=docs.__getitem__)
-                docs = [docs[i] for i in order]
-                p.weights = [p.weights[i] for i in order]
-                p.values = [p.values[i] for i in order]
             doc_lengths = [lengths.get(d, 0) for d in docs] if lengths is not None else [0] * len(docs)
             if len(docs) < inline_limit:
                 inlined.append((key_prefix + tbytes, _inlined_terminfo(docs, p.weights, p.values, doc_lengths)))
@@ -624,21 +622,28 @@ class BulkSegmentWriter(SegmentWriter):
         _add_terms(fieldwriter._tindex, inlined)
 
 
-def _pool_runs(terms: list[tuple[bytes, _Postings]], unordered: bool
-               ) -> tuple[list[bytes], np.ndarray, np.ndarray, np.ndarray]:
-    """A field's pooled postings as :meth:`RankFileWriter.add_terms` takes them (names,
-    bounds, documents, weights), terms in byte order, each term's documents put in order
-    (with its weights and values) where a merge left them out of order."""
+def _in_order(terms: list[tuple[bytes, _Postings]], unordered: bool) -> list[tuple[bytes, _Postings]]:
+    """Pooled terms in byte order, each term's postings put in document order where a
+    merge left them out of order."""
+    ordered = sorted(terms, key=lambda item: item[0])
+    if unordered:
+        for _, p in ordered:
+            if any(a >= b for a, b in zip(p.docs, p.docs[1:])):
+                order = sorted(range(len(p.docs)), key=p.docs.__getitem__)
+                p.docs = [p.docs[i] for i in order]
+                p.weights = [p.weights[i] for i in order]
+                p.values = [p.values[i] for i in order]
+    return ordered
+
+
+def _pool_runs(terms: list[tuple[bytes, _Postings]]) -> tuple[list[bytes], np.ndarray, np.ndarray, np.ndarray]:
+    """Pooled terms (:func:`_in_order`) as :meth:`RankFileWriter.add_terms` takes them:
+    names, bounds, documents, weights."""
     names: list[bytes] = []
     bounds = [0]
     docs = array("i")
     weights = array("f")
-    for tbytes, p in sorted(terms, key=lambda item: item[0]):
-        if unordered and any(a >= b for a, b in zip(p.docs, p.docs[1:])):
-            order = sorted(range(len(p.docs)), key=p.docs.__getitem__)
-            p.docs = [p.docs[i] for i in order]
-            p.weights = [p.weights[i] for i in order]
-            p.values = [p.values[i] for i in order]
+    for tbytes, p in terms:
         names.append(tbytes)
         docs.extend(p.docs)
         weights.extend(p.weights)
