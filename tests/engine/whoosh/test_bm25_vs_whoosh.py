@@ -78,20 +78,13 @@ def test_every_gram_score_equals_whoosh_bm25f_over_whooshs_own_files(tmp_path, m
     """Our writer keeps the gram fields in the ranking postings only: Whoosh's scorer reads
     the same passages written by Whoosh's own writer."""
     from search_service.engine.whoosh.codec import ArrayCodec
-    from search_service.engine.whoosh.schema import build_schema
     from search_service.engine.whoosh.writer import BulkSegmentWriter
-    from tests.engine.whoosh.test_writer import passage_records
+    from tests.engine.whoosh.test_writer import passage_records, written
 
     config, records = passage_records(tmp_path, make_settings, 150, seed=13)
-    built = {}
-    for name in ("ours", "theirs"):
-        (tmp_path / name).mkdir()
-        ix = built[name] = whoosh_index.create_in(str(tmp_path / name), build_schema(config))
-        writer = BulkSegmentWriter(ix) if name == "ours" else ix.writer(codec=ArrayCodec())
-        for record in records:
-            writer.add_document(**record)
-        writer.commit()
-    checked = assert_whooshs_scores(built["ours"], built["theirs"], {}, FIELDS)
+    ours = written(tmp_path / "ours", config, records, BulkSegmentWriter)
+    theirs = written(tmp_path / "theirs", config, records, lambda ix: ix.writer(codec=ArrayCodec()))
+    checked = assert_whooshs_scores(ours, theirs, {}, FIELDS)
     assert checked["grams"] > 1000 and checked["title_grams"] > 10 and checked["body"] > 300
 
 

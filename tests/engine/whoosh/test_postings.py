@@ -8,14 +8,11 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
-from whoosh import index as whoosh_index
-
 from search_service.engine import plan
 from search_service.engine.whoosh.layout import IndexRoot
 from search_service.engine.whoosh.postings import ReaderSource, rank_files, whoosh_query
-from search_service.engine.whoosh.schema import build_schema
 from search_service.engine.whoosh.store import open_index
-from tests.engine.whoosh.test_writer import WRITERS, passage_records
+from tests.engine.whoosh.test_writer import WRITERS, passage_records, written
 from tests.helpers import settings_factory
 
 TERMS = [plan.Term("body", w) for w in ("医保卡", "密码", "银行", "解锁", "社保卡", "不存在")] + \
@@ -34,17 +31,9 @@ def twins(tmp_path_factory):
     oracle), and by ours, whose gram fields are only in the ranking postings."""
     tmp_path = tmp_path_factory.mktemp("twins")
     config, records = passage_records(tmp_path, settings_factory(tmp_path), 80, seed=3)
-    indexes = {}
     for name, make_writer in WRITERS:
-        folder = tmp_path / name
-        folder.mkdir()
-        ix = whoosh_index.create_in(str(folder), build_schema(config))
-        writer = make_writer(ix)
-        for record in records:
-            writer.add_document(**record)
-        writer.commit()
-        indexes[name] = open_index(folder)
-    return indexes
+        written(tmp_path / name, config, records, make_writer)
+    return {name: open_index(tmp_path / name) for name, _ in WRITERS}  # read as served
 
 
 @hsettings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

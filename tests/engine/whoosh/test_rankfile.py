@@ -16,19 +16,14 @@ from search_service.engine.whoosh.postings import ReaderSource, rank_files
 from search_service.engine.whoosh.rankfile import RankFile, RankFileWriter, open_rankfile, term_key
 from search_service.engine.whoosh.schema import build_schema
 from search_service.engine.whoosh.writer import BulkSegmentWriter
-from tests.engine.whoosh.test_writer import passage_records
+from tests.engine.whoosh.test_writer import passage_records, written
 
 TEXT_FIELDS = {"body", "grams", "title", "title_grams", "heading", "heading_grams"}
 
 
 def whoosh_written(folder, config, records):
     """The oracle: ``records`` written by Whoosh's own writer, every field in Whoosh's files."""
-    folder.mkdir()
-    ix = whoosh_index.create_in(str(folder), build_schema(config))
-    with ix.writer(codec=ArrayCodec()) as writer:
-        for record in records:
-            writer.add_document(**record)
-    return ix
+    return written(folder, config, records, lambda ix: ix.writer(codec=ArrayCodec()))
 
 
 def assert_same_postings(ours, oracle) -> int:
@@ -68,12 +63,7 @@ def assert_same_postings(ours, oracle) -> int:
 
 def test_every_text_term_is_found_with_whooshs_postings(tmp_path, make_settings):
     config, records = passage_records(tmp_path, make_settings, 400, seed=5)
-    (tmp_path / "ours").mkdir()
-    ix = whoosh_index.create_in(str(tmp_path / "ours"), build_schema(config))
-    writer = BulkSegmentWriter(ix)
-    for record in records:
-        writer.add_document(**record)
-    writer.commit()
+    ix = written(tmp_path / "ours", config, records, BulkSegmentWriter)
     assert assert_same_postings(ix, whoosh_written(tmp_path / "oracle", config, records)) > 4000
 
 

@@ -102,18 +102,21 @@ def passage_records(tmp_path, make_settings, count, seed):
     return config, records
 
 
+def written(folder, config, records, make_writer):
+    """A new index in ``folder`` holding ``records``, written by ``make_writer(ix)`` and committed."""
+    folder.mkdir()
+    ix = whoosh_index.create_in(str(folder), build_schema(config))
+    writer = make_writer(ix)
+    for record in records:
+        writer.add_document(**record)
+    writer.commit()
+    return ix
+
+
 def test_bulk_writer_writes_the_same_segment_as_whoosh(tmp_path, make_settings):
     config, records = passage_records(tmp_path, make_settings, 400, seed=7)
-    built = []
-    for name, make_writer in WRITERS:
-        folder = tmp_path / name
-        folder.mkdir()
-        ix = whoosh_index.create_in(str(folder), build_schema(config))
-        writer = make_writer(ix)
-        for record in records:
-            writer.add_document(**record)
-        writer.commit()
-        built.append(segment_contents(ix, grams_as_postings=True))
+    built = [segment_contents(written(tmp_path / name, config, records, make_writer), grams_as_postings=True)
+             for name, make_writer in WRITERS]
     (terms_a, stored_a, lengths_a, columns_a), (terms_b, stored_b, lengths_b, columns_b) = built
     assert max(len(p) for _, p in terms_a.values()) > 300  # multi-block lists are covered
     assert sum(1 for _, p in terms_a.values() if len(p) < 8) > 1000  # and inlined ones
