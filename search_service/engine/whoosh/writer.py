@@ -391,18 +391,15 @@ class BulkSegmentWriter(SegmentWriter):
         if ranks is None:
             return
         add = self.pool.add
-        for name in sorted(ranks.fields):
-            if not self._rank_only(name):
-                continue
-            for tbytes, ids, counts in ranks.terms(name):
-                for doc, count in zip(ids.tolist(), counts.tolist()):
-                    if docmap is not None:
-                        if doc not in docmap:  # deleted
-                            continue
-                        doc = docmap[doc]
-                    else:
-                        doc += startdoc
-                    add((name, tbytes, doc, float(count), count_value(int(count))))
+        for name, tbytes, ids, counts in ranks.terms({f for f in ranks.fields if self._rank_only(f)}):
+            for doc, count in zip(ids.tolist(), counts.tolist()):
+                if docmap is not None:
+                    if doc not in docmap:  # deleted
+                        continue
+                    doc = docmap[doc]
+                else:
+                    doc += startdoc
+                add((name, tbytes, doc, float(count), count_value(int(count))))
 
     def _rank_only(self, name: str) -> bool:
         """Whether a field's postings go to the ranking postings only: a gram field's, which

@@ -42,15 +42,14 @@ def assert_same_postings(ours, oracle) -> int:
             ranks = open_rankfile(segment)
             assert ranks is not None and ranks.fields <= TEXT_FIELDS
             assert not {f for f in segment.indexed_field_names() if f.endswith("grams")}
-            for field in ranks.fields:
-                for tbytes, ids, counts in ranks.terms(field):
-                    entry = found.setdefault((field, tbytes), ([], []))
-                    entry[0].extend((ids.astype(np.int64) + base).tolist())
-                    entry[1].extend(counts.tolist())
-                    looked_up = ranks.postings(*term_key(field, tbytes.decode("utf-8")), base=base)
-                    assert looked_up[0].dtype == np.int32
-                    assert looked_up[0].tolist() == (ids.astype(np.int64) + base).tolist()
-                    assert looked_up[1].tolist() == counts.tolist()
+            for field, tbytes, ids, counts in ranks.terms(ranks.fields):
+                entry = found.setdefault((field, tbytes), ([], []))
+                entry[0].extend((ids.astype(np.int64) + base).tolist())
+                entry[1].extend(counts.tolist())
+                looked_up = ranks.postings(*term_key(field, tbytes.decode("utf-8")), base=base)
+                assert looked_up[0].dtype == np.int32
+                assert looked_up[0].tolist() == (ids.astype(np.int64) + base).tolist()
+                assert looked_up[1].tolist() == counts.tolist()
             assert ranks.postings(*term_key("body", "没有这个词")) is None
             assert ranks.postings(*term_key("doc_id", "d1")) is None  # not a text field
         assert found == expected

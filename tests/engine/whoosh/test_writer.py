@@ -48,7 +48,7 @@ def gram_postings(reader) -> dict:
         ranks = open_rankfile(segment)
         for field in GRAM_FIELDS:
             if ranks is not None and field in ranks.fields:
-                items = ((tbytes, ids.tolist(), counts.tolist()) for tbytes, ids, counts in ranks.terms(field))
+                items = ((tbytes, ids.tolist(), counts.tolist()) for _, tbytes, ids, counts in ranks.terms({field}))
             elif ranks is None and field in segment.indexed_field_names():
                 items = ((tbytes, *map(list, zip(*segment.postings(field, tbytes).items_as("weight"))))
                          for tbytes in segment.lexicon(field))
