@@ -25,7 +25,7 @@ import itertools
 import math
 import threading
 import time
-from collections.abc import Hashable, Iterator, Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -192,6 +192,8 @@ class TermScorer:
             keep = self.live[ids]
             ids, tf = ids[keep], tf[keep]
         df = len(ids)
+        if not df:  # every passage holding it deleted (perhaps every passage: N = 0)
+            return _NOTHING
         idf = math.log(self.live_count / (df + 1)) + 1
         scores = tf * (idf * (self.k1 + 1))
         scores /= tf + norms[ids]
@@ -286,22 +288,22 @@ def rank(scorer: TermScorer, source: PostingSource, plan: QueryPlan, limit: int,
             mask = mask if wanted else ~mask
             allowed = mask if allowed is None else allowed & mask
 
-    def candidates() -> Iterator[np.ndarray]:
-        if plan.must is not None:
-            yield np.flatnonzero(allowed)  # the required clauses decide; every part only scores
-        elif selective:
-            yield _union(selective, n)
-            if common:  # only when the selective parts found too few (common lists are long)
-                yield _union(selective + common, n)
-        else:
-            yield _union(common, n)
-
-    for docs in candidates():
-        if plan.must is None and allowed is not None:
-            docs = docs[allowed[docs]]
-        top, found = _top(docs, scores[docs], limit, groups, order)
-        if found >= limit:
-            break
+    if plan.must is not None:
+        docs = np.flatnonzero(allowed)  # the required clauses decide; every part only scores
+        top, _ = _top(docs, scores[docs], limit, groups, order)
+    else:
+        # Common lists are long: they count only when the selective parts found too few.
+        tiers = [selective, selective + common] if selective and common else [selective or common]
+        for lists in tiers:
+            if groups is None:
+                top, count = _best_listed(lists, scores, limit, allowed, order)
+            else:
+                docs = _union(lists, n)
+                if allowed is not None:
+                    docs = docs[allowed[docs]]
+                top, count = _top(docs, scores[docs], limit, groups, order)
+            if count >= limit:
+                break
     # The total counts every matching passage, also when the best ones were found among
     # the selective parts' alone: a page count from a lower bound would hide pages.
     matched = allowed if plan.must is not None else (scores > 0 if allowed is None else (scores > 0) & allowed)
@@ -316,6 +318,25 @@ def _union(id_lists: list[np.ndarray], n: int) -> np.ndarray:
     mask = np.zeros(n, dtype=bool)
     mask[np.concatenate(id_lists)] = True
     return np.flatnonzero(mask)
+
+
+def _best_listed(id_lists: list[np.ndarray], scores: np.ndarray, limit: int, allowed: np.ndarray | None,
+                 order: np.ndarray | None) -> tuple[np.ndarray, int]:
+    """:func:`_top` of the distinct ids of ``id_lists`` (that ``allowed`` allows), without
+    forming their union over every document: an id is in at most ``len(id_lists)``
+    lists, so the best ``limit * len(id_lists)`` entries of the joined lists hold the
+    best ``limit`` distinct ids, ties included. How many there are is exact below
+    ``limit``, else at least ``limit``."""
+    ids = np.concatenate(id_lists) if len(id_lists) > 1 else id_lists[0]
+    if allowed is not None:
+        ids = ids[allowed[ids]]
+    enough = limit * len(id_lists)
+    if len(ids) > enough:
+        found = scores[ids]
+        ids = ids[found >= -np.partition(-found, enough - 1)[enough - 1]]
+    if len(id_lists) > 1:
+        ids = _union([ids], len(scores)) if len(ids) > len(scores) // 16 else np.unique(ids)
+    return _top(ids, scores[ids], limit, None, order)
 
 
 def _top(docs: np.ndarray, scores: np.ndarray, limit: int, groups: np.ndarray | None,
