@@ -111,6 +111,9 @@ class Engine(ABC):
     # layout are not opened, and --incremental rebuilds them in full.
     layout: int
     location: str
+    # Whether its versions rank in this process (CPU-bound Python and NumPy) rather than
+    # waiting on a server: a threaded server then handles one request at a time per process.
+    ranks_in_process: bool = False
 
     @abstractmethod
     def current_name(self) -> str | None:

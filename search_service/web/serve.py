@@ -99,6 +99,27 @@ class Deadline:
         threading.Thread(target=run, name="request-deadline", daemon=True).start()
 
 
+def one_at_a_time(wsgi_app: Any) -> Any:
+    """``wsgi_app`` handling one request without a body at a time in this process.
+
+    A worker's threads take turns under the GIL anyway; but requests handled at
+    once (ranking in NumPy, reading with ``pread``) hand it back and forth at
+    every call that lets it go, and each then costs more CPU time than alone.
+    Queued on a lock, they do not. A request with a body is left out: the app
+    reads its body from the client, and a slow client must hold one thread, not
+    the worker. Reading a request's head and writing its answer are gunicorn's,
+    outside the app, and still overlap."""
+    lock = threading.Lock()
+
+    def app(environ: dict[str, Any], start_response: Any) -> Any:
+        if environ.get("CONTENT_LENGTH", "") in ("", "0") and "HTTP_TRANSFER_ENCODING" not in environ:
+            with lock:
+                return wsgi_app(environ, start_response)
+        return wsgi_app(environ, start_response)
+
+    return app
+
+
 def _port_taken(host: str, port: int) -> str | None:
     """Why ``host:port`` cannot be listened on (gunicorn would retry for seconds,
     printing a traceback each time), or None."""
@@ -173,6 +194,8 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000, workers
     # each opens its own right after it is forked, before its first request.
     service.close()
 
+    if service.engine.ranks_in_process:
+        app.wsgi_app = one_at_a_time(app.wsgi_app)  # type: ignore[method-assign]
     deadline = Deadline(timeout)
     app.before_request(deadline.begin)
     app.teardown_request(deadline.end)

@@ -159,6 +159,8 @@ def test_slow_clients_do_not_delay_a_normal_request(server):
     for partial in (b"GET /search?q=%E5%8C%BB", b"GET /search?q=x HTTP/1.1\r\nHost: a\r\nX-A",
                     b"POST /search HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n"
                     b"Content-Type: application/json\r\n\r\n5\r\n{\"q\":",
+                    b"POST /search HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\n"
+                    b"Content-Length: 100\r\n\r\n{\"q\":",
                     b"GET /health HTTP/1.1\r\nHo"):
         s = socket.create_connection((host, int(port)))
         s.sendall(partial)
@@ -172,6 +174,48 @@ def test_slow_clients_do_not_delay_a_normal_request(server):
     finally:
         for s in slow:
             s.close()
+
+
+def test_a_worker_handles_one_request_without_a_body_at_a_time():
+    """Requests without a body queue on one lock per process (ranking in NumPy, they
+    would hand the GIL back and forth); a request with a body does not (its body is
+    read from a client that may be slow)."""
+    from search_service.web.serve import one_at_a_time
+
+    running, most = [0], [0]
+    lock = threading.Lock()
+    posts_together = threading.Barrier(6, timeout=10)  # broken unless all six run at once
+
+    def inner(environ, start_response):
+        if environ["REQUEST_METHOD"] == "POST":
+            posts_together.wait()
+            return [b""]
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        time.sleep(0.02)
+        with lock:
+            running[0] -= 1
+        return [b""]
+
+    app = one_at_a_time(inner)
+    gets = [{"REQUEST_METHOD": "GET"}, {"REQUEST_METHOD": "GET", "CONTENT_LENGTH": "0"}] * 3
+    posts = [{"REQUEST_METHOD": "POST", "CONTENT_LENGTH": "10"},
+             {"REQUEST_METHOD": "POST", "HTTP_TRANSFER_ENCODING": "chunked"}] * 3
+    failed = []
+
+    def call(environ):
+        try:
+            app(environ, None)
+        except threading.BrokenBarrierError as exc:
+            failed.append(exc)
+
+    threads = [threading.Thread(target=call, args=(environ,)) for environ in gets + posts]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert most == [1] and not failed
 
 
 def test_a_request_over_the_time_limit_ends_its_worker():

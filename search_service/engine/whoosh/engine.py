@@ -34,6 +34,7 @@ LAYOUT = 11
 
 class WhooshEngine(Engine):
     layout = LAYOUT
+    ranks_in_process = True
 
     def __init__(self, settings: Settings, ranking: Ranking | None = None) -> None:
         self.root = IndexRoot(settings.index_dir)
