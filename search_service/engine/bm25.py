@@ -31,7 +31,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 import numpy as np
 
-from search_service.engine.plan import Constraint, Part, QueryPlan
+from search_service.engine.plan import Alternative, Constraint, Part, QueryPlan
 # Bookkeeping bytes charged per cache entry on top of its arrays (the arrays'
 # headers, the key, the cache's and its heap's entries).
 _ENTRY_OVERHEAD = 400
@@ -166,12 +166,15 @@ class TermScorer:
         The boost is part of the cache key: a term is nearly always asked with
         its field's weight, so the scaled scores are computed once, not per query.
         """
-        if field in self.empty_fields:
-            return _NOTHING
         key = (field, term, boost)
         found = self._cache.get(key)
-        if found is not None:
-            return found
+        return self._keep(source, key) if found is None else found
+
+    def _keep(self, source: PostingSource, key: Alternative) -> Postings:
+        """The postings of ``key`` (field, term, boost) read now, and kept in the cache."""
+        field, term, boost = key
+        if field in self.empty_fields:
+            return _NOTHING
         began = time.perf_counter()
         found = self._read(source, field, term)
         if boost != 1.0:
@@ -208,9 +211,10 @@ class TermScorer:
         ``df`` is the largest of the alternatives', which decides whether the
         part is selective.
         """
-        if len(alternatives) == 1:  # most parts: one term in one field
-            field, term, boost = alternatives[0]
-            found = self.postings(source, field, term, boost)
+        if len(alternatives) == 1:  # most parts: one term in one field; the cache's key as it is
+            found = self._cache.get(alternatives[0])
+            if found is None:
+                found = self._keep(source, alternatives[0])
             return found if len(found.ids) else _NOTHING
         found = [self.postings(source, f, t, boost) for f, t, boost in alternatives]
         found = [p for p in found if len(p.ids)]
