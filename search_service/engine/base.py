@@ -112,7 +112,8 @@ class Engine(ABC):
     layout: int
     location: str
     # Whether its versions rank in this process (CPU-bound Python and NumPy) rather than
-    # waiting on a server: a threaded server then handles one request at a time per process.
+    # waiting on a server: a threaded server then handles one request without a body at a
+    # time per process (web/serve.py).
     ranks_in_process: bool = False
 
     @abstractmethod
