@@ -192,10 +192,11 @@ class RankFile:
         for length, offset in zip(used["length"].tolist(), used["offset"].tolist()):
             record = _read(self._get, offset, length)
             flags, keylength, n = _HEAD.unpack_from(record)
-            field, _, term = record[_HEAD.size:_HEAD.size + keylength].partition(b"\xff")
-            if field.decode("utf-8") in fields:
+            field_bytes, _, term = record[_HEAD.size:_HEAD.size + keylength].partition(b"\xff")
+            field = field_bytes.decode("utf-8")
+            if field in fields:
                 ids, counts = _decode(record, _HEAD.size + keylength, flags, n, 0)
-                yield field.decode("utf-8"), term, ids, counts
+                yield field, term, ids, counts
 
 
 def _decode(record: bytes, at: int, flags: int, n: int, base: int) -> tuple[np.ndarray, np.ndarray]:
