@@ -28,8 +28,9 @@ from search_service.text.analysis import AnalysisConfig
 # 7 = metadata filter values normalized like text, 8 = the related section's fields,
 # 9 = order.npy (ties in corpus order; an incremental reindex appends segments),
 # 10 = ordinal and content_hash stored, not indexed (nothing searches them),
-# 11 = each segment's ranking postings (rankfile.py), the gram fields' only postings.
-LAYOUT = 11
+# 11 = each segment's ranking postings (rankfile.py), the gram fields' only postings,
+# 12 = and their ids whole, not gaps.
+LAYOUT = 12
 
 
 class WhooshEngine(Engine):

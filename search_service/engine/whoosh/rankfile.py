@@ -11,14 +11,18 @@ their own and finds a term's postings from its dictionary entry directly.
 This file, one per segment (``<segment>.rnk`` inside the compound file),
 holds for every term of every text field one record::
 
-    flags       u1   _GAPS: ids as the first u4, 0 and n - 1 u2 gaps, else n x u4;
-                     _TF2 / _TF4: counts as u2 / f4, else u1
+    flags       u1   _TF2 / _TF4: counts as u2 / f4, else u1
     key length  u4   (a token may be a long run of letters)
     n           u4   postings
     key              the field's name, 0xFF, the term's UTF-8 bytes
-    ids, counts
+    ids              n x u4, ascending
+    counts
 
-and a hash table of the keys (CRC-32, linear probing, no wraparound: a
+Ids are whole, not gaps: a read is then a view of the bytes plus the
+segment's base, where a prefix sum (``cumsum``) of gaps cost more than the
+two reads of a rare term together; the file is a third larger.
+
+And a hash table of the keys (CRC-32, linear probing, no wraparound: a
 table of ``modulus`` home slots and the overflow after them), each slot the
 key's hash and its record's length and offset. A lookup is one read of a
 few slots and one read of the record, whose key is compared: two ``pread``
@@ -42,12 +46,12 @@ from typing import Any
 import numpy as np
 
 EXT = ".rnk"
-_MAGIC = b"RNK1"
+_MAGIC = b"RNK2"
 _HEAD = struct.Struct("<BII")  # flags, key length, postings
 _SLOT = struct.Struct("<IIQ")  # hash, record length (0: empty), record offset
 _SLOTS = np.dtype([("hash", "<u4"), ("length", "<u4"), ("offset", "<u8")])
 _FOOTER = struct.Struct("<4sQQQQI")  # magic, slots offset, modulus, slots, fields offset, fields length
-_GAPS, _TF2, _TF4 = 1, 2, 4
+_TF2, _TF4 = 2, 4
 _PROBE_SLOTS = 4  # the table is at most half full: a probe rarely goes past the first slots
 _WINDOW = 1 << 16  # postings encoded at a time
 
@@ -89,20 +93,14 @@ class RankFileWriter:
         a, b = int(bounds[0]), int(bounds[-1])
         local = (bounds - a).astype(np.int64)
         starts = local[:-1]
-        d = np.asarray(docs[a:b], dtype=np.int64)
         c = np.asarray(counts[a:b])
-        gaps = np.diff(d, prepend=0)
-        gaps[starts] = 0
-        sizes = np.diff(local)
-        flags = np.where((np.maximum.reduceat(gaps, starts) < 1 << 16) & (sizes > 1), _GAPS, 0)
         top = np.maximum.reduceat(c, starts)
         whole = bool((c == np.round(c)).all()) and bool((c >= 0).all())
         if whole:
-            flags |= np.where(top < 256, 0, np.where(top < 1 << 16, _TF2, _TF4))
+            flags = np.where(top < 256, 0, np.where(top < 1 << 16, _TF2, _TF4))
         else:
-            flags |= _TF4
-        ids4 = d.astype("<u4").tobytes()
-        gaps2 = np.minimum(gaps, 0xFFFF).astype("<u2").tobytes()
+            flags = np.full(len(starts), _TF4)
+        ids4 = np.asarray(docs[a:b]).astype("<u4").tobytes()
         tf1 = np.minimum(c, 0xFF).astype(np.uint8).tobytes() if whole else b""
         tf2 = np.minimum(c, 0xFFFF).astype("<u2").tobytes() if whole else b""
         tf4 = c.astype("<f4").tobytes()
@@ -114,9 +112,8 @@ class RankFileWriter:
         for name, s, e, f in zip(names, starts.tolist(), local[1:].tolist(), flags.tolist()):
             key = prefix + name
             n = e - s
-            ids = ids4[4 * s:4 * s + 4] + gaps2[2 * s:2 * e] if f & _GAPS else ids4[4 * s:4 * e]
             tf = tf4[4 * s:4 * e] if f & _TF4 else (tf2[2 * s:2 * e] if f & _TF2 else tf1[s:e])
-            record = b"".join((pack(f, len(key), n), key, ids, tf))
+            record = b"".join((pack(f, len(key), n), key, ids4[4 * s:4 * e], tf))
             parts.append(record)
             hashes.append(crc32(key))
             lengths.append(len(record))
@@ -165,7 +162,7 @@ class RankFile:
 
     def postings(self, key: bytes, keyhash: int, base: int = 0) -> tuple[np.ndarray, np.ndarray] | None:
         """(document numbers plus ``base``, as int32; counts) of the term ``key``
-        (:func:`term_key`), or None if this segment lacks it. The counts may be a
+        (:func:`term_key`), or None if this segment lacks it. Either may be a
         read-only view of the bytes read."""
         get = self._get
         slot = keyhash & (self._modulus - 1)
@@ -200,15 +197,10 @@ class RankFile:
 
 
 def _decode(record: bytes, at: int, flags: int, n: int, base: int) -> tuple[np.ndarray, np.ndarray]:
-    if flags & _GAPS:  # the first id, then gaps: the first gap is 0
-        ids = np.frombuffer(record, "<u2", n, at + 4).cumsum(dtype=np.int32)
-        ids += int.from_bytes(record[at:at + 4], "little") + base
-        at += 4 + 2 * n
-    else:
-        ids = np.frombuffer(record, "<u4", n, at).astype(np.int32)
-        if base:
-            ids += base
-        at += 4 * n
+    ids = np.frombuffer(record, "<i4", n, at)  # a passage number is below 2**31
+    if base:
+        ids = ids + base
+    at += 4 * n
     if flags & _TF4:
         counts = np.frombuffer(record, "<f4", n, at)
     elif flags & _TF2:
