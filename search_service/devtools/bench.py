@@ -143,16 +143,42 @@ def run_child(code: str, *args: str, env: dict[str, str] | None = None) -> dict[
     return result
 
 
-def median_run(repeat: int, code: str, *args: str, env: dict[str, str] | None = None) -> dict[str, Any]:
-    """``run_child`` ``repeat`` times (each into an emptied output folder); the run
-    with the median time, and every run's seconds."""
-    runs = []
+Job = tuple[str, tuple[str, ...], "Path | None", "dict[str, str] | None"]  # code, arguments, output folder, env
+
+
+def interleaved_runs(repeat: int, jobs: dict[str, Job]) -> dict[str, list[dict[str, Any]]]:
+    """``run_child`` of every job ``repeat`` times, one round of all the jobs at a
+    time (each output folder emptied first). A slow spell of this machine lasts
+    minutes: run in blocks, one job's runs took it all and the ratio between two
+    jobs moved by a fifth from one bench run to the next; in rounds it falls on
+    the jobs of one round alike, and :func:`paired_ratio` cancels it."""
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in jobs}
     for _ in range(max(1, repeat)):
-        shutil.rmtree(args[1], ignore_errors=True)
-        Path(args[1]).mkdir(parents=True)
-        runs.append(run_child(code, *args, env=env))
-    runs.sort(key=lambda r: r["seconds"])
-    return {**runs[len(runs) // 2], "runs_seconds": [round(r["seconds"], 1) for r in runs]}
+        for name, (code, args, out, env) in jobs.items():
+            if out is not None:
+                shutil.rmtree(out, ignore_errors=True)
+                out.mkdir(parents=True)
+            runs[name].append(run_child(code, *args, env=env))
+    return runs
+
+
+def median_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run with the median time, and every run's seconds (fastest first)."""
+    ordered = sorted(runs, key=lambda r: r["seconds"])
+    return {**ordered[len(ordered) // 2], "runs_seconds": [round(r["seconds"], 2) for r in ordered]}
+
+
+def paired_ratio(runs: list[dict[str, Any]], against: list[dict[str, Any]], scale: float = 1.0,
+                 rate: Callable[[dict[str, Any]], float] = lambda r: r["passages"] / r["seconds"]) -> float:
+    """The median, over rounds, of one job's ``rate`` (passages per second) over
+    another's times ``scale``, each run against the run of its own round."""
+    ratios = sorted(rate(r) / (rate(a) * scale) for r, a in zip(runs, against))
+    return round(ratios[len(ratios) // 2], 2)
+
+
+def median_run(repeat: int, code: str, *args: str, env: dict[str, str] | None = None) -> dict[str, Any]:
+    """``run_child`` ``repeat`` times into the emptied folder ``args[1]``; :func:`median_of` the runs."""
+    return median_of(interleaved_runs(repeat, {"run": (code, args, Path(args[1]), env)})["run"])
 
 
 def folder_mb(path: Path) -> float:
@@ -340,6 +366,10 @@ def tantivy_queries(index_dir: Path, queries: list[str], warmup: list[str]) -> d
     return time_queries(run, queries, warmup)
 
 
+SEGMENTATION = "segmentation_only"  # the ceiling's runs: jieba alone, one core
+PEERS = (("naive", NAIVE_BUILD, naive_queries), ("tantivy", TANTIVY_BUILD, tantivy_queries))
+
+
 # -- HTTP -----------------------------------------------------------------------------
 
 
@@ -475,13 +505,32 @@ def run_bench(sizes: list[int], query_count: int, http_seconds: float, clients: 
         corpus_dir.mkdir(parents=True, exist_ok=True)
         nbytes = write_corpus(corpus_dir / "bench.jsonl", texts, size)
         row["corpus_mb"] = round(nbytes / 1e6, 2)
+        # Every build of this size, the ceiling's and the peers' included, in rounds
+        # (see interleaved_runs); each engine's index is its last round's.
+        jobs: dict[str, Job] = {}
+        envs: dict[str, dict[str, str]] = {}
         for name, engine, base_env in variants:
             ours_dir = workdir / f"{name.replace(' ', '-')}-{size}"
-            env = {**base_env, "SEARCH_OPENSEARCH_PREFIX": f"bench-{run_id}-{size}"} if base_env else {}
-            build = median_run(repeat, OURS_BUILD, str(corpus_dir), str(ours_dir), engine, env=env)
+            envs[name] = {**base_env, "SEARCH_OPENSEARCH_PREFIX": f"bench-{run_id}-{size}"} if base_env else {}
+            jobs[name] = (OURS_BUILD, (str(corpus_dir), str(ours_dir), engine), ours_dir, envs[name])
+        jobs[SEGMENTATION] = (SEGMENT_ONLY, (str(corpus_dir / "bench.jsonl"),), None, None)
+        with_peers = peers and (peer_sizes is None or size in peer_sizes)
+        if with_peers:
+            for name, code, _ in PEERS:
+                peer_dir = workdir / f"{name}-{size}"
+                jobs[name] = (code, (str(corpus_dir / "bench.jsonl"), str(peer_dir)), peer_dir, None)
+        runs = interleaved_runs(repeat, jobs)
+        seg = median_of(runs[SEGMENTATION])
+        row["segmentation_only"] = {**seg, "passages_per_s": round(seg["passages"] / seg["seconds"], 1)}
+        for name, _, _ in variants:
+            ours_dir, env = jobs[name][2], envs[name]
+            build = median_of(runs[name])
+            # How close to jieba alone, on as many cores as the build used.
+            cores = min(os.cpu_count() or 1, max(1, build["passages"] // PARALLEL_MIN_PASSAGES))
             build.update(passages_per_s=round(build["passages"] / build["seconds"], 1),
                          mb_per_s=round(nbytes / 1e6 / build["seconds"], 3),
-                         index_mb=cluster_mb(env) if env else folder_mb(ours_dir))
+                         index_mb=cluster_mb(env) if env else folder_mb(ours_dir),
+                         ceiling_ratio=paired_ratio(runs[name], runs[SEGMENTATION], cores))
             row["index"][name] = build
             log(f"{size}: {name} indexed in {build['seconds']:.1f} s")
             row["queries"][name] = ours_queries(ours_dir, queries, warmup, env)
@@ -489,24 +538,12 @@ def run_bench(sizes: list[int], query_count: int, http_seconds: float, clients: 
                 row["queries"]["opensearch cluster alone"] = cluster_queries(queries, warmup, env)
             row["server"][name] = server_probe(ours_dir, queries, env)
             log(f"{size}: {name} queries p50 {row['queries'][name]['p50_ms']} ms; server {row['server'][name]}")
-        # The ceiling is measured as often as each build (this machine's single runs of it
-        # varied from 31 to 44 s at 50k), and its median run taken.
-        segs = sorted((run_child(SEGMENT_ONLY, str(corpus_dir / "bench.jsonl")) for _ in range(max(1, repeat))),
-                      key=lambda r: r["seconds"])
-        seg = {**segs[len(segs) // 2], "runs_seconds": [round(r["seconds"], 1) for r in segs]}
-        row["segmentation_only"] = {**seg, "passages_per_s": round(seg["passages"] / seg["seconds"], 1)}
-        for name, _, _ in variants:  # how close to jieba alone, on as many cores as the build used
-            build = row["index"][name]
-            cores = min(os.cpu_count() or 1, max(1, build["passages"] // PARALLEL_MIN_PASSAGES))
-            build["ceiling_ratio"] = round(build["passages_per_s"] / (row["segmentation_only"]["passages_per_s"] * cores), 2)
-        if peers and (peer_sizes is None or size in peer_sizes):
-            for name, code, timer in (("naive", NAIVE_BUILD, naive_queries), ("tantivy", TANTIVY_BUILD, tantivy_queries)):
-                peer_dir = workdir / f"{name}-{size}"
-                peer_dir.mkdir(parents=True, exist_ok=True)
-                peer = median_run(repeat, code, str(corpus_dir / "bench.jsonl"), str(peer_dir))
+        if with_peers:
+            for name, _, timer in PEERS:
+                peer_dir = jobs[name][2]
+                peer = median_of(runs[name])
                 peer.update(passages_per_s=round(peer["passages"] / peer["seconds"], 1), index_mb=folder_mb(peer_dir),
-                            ceiling_ratio=round(peer["passages"] / peer["seconds"]
-                                                / row["segmentation_only"]["passages_per_s"], 2))  # one process
+                            ceiling_ratio=paired_ratio(runs[name], runs[SEGMENTATION]))  # one process
                 row["index"][name] = peer
                 row["queries"][name] = timer(peer_dir, queries, warmup)
                 log(f"{size}: {name} indexed in {peer['seconds']:.1f} s")
@@ -624,8 +661,10 @@ def dev_corpora_bench(workdir: Path, eval_dir: Path = EVAL, repeat: int = 3) -> 
     joined = workdir / "dev" / "all.jsonl"
     joined.write_text("\n".join(lines) + "\n", "utf-8")
     index = workdir / "dev" / "index"
-    ours = median_run(repeat, OURS_BUILD, str(corpus), str(index), "jieba")
-    naive = median_run(repeat, NAIVE_BUILD, str(joined), str(workdir / "dev" / "naive"))
+    naive_dir = workdir / "dev" / "naive"
+    builds = interleaved_runs(repeat, {"ours": (OURS_BUILD, (str(corpus), str(index), "jieba"), index, None),
+                                       "naive": (NAIVE_BUILD, (str(joined), str(naive_dir)), naive_dir, None)})
+    ours, naive = median_of(builds["ours"]), median_of(builds["naive"])
     # Change every 100th document, then reindex with --incremental (once per repeat,
     # each time from the same full version and the same change).
     base = workdir / "dev" / "base"
@@ -651,7 +690,7 @@ def dev_corpora_bench(workdir: Path, eval_dir: Path = EVAL, repeat: int = 3) -> 
         path.write_text(text, "utf-8")
     return {"documents": len(lines), "passages": ours["passages"], "changed_documents": changed,
             "ours": ours, "naive": naive, "incremental": incremental,
-            "x_naive": round(naive["seconds"] / ours["seconds"], 2),
+            "x_naive": paired_ratio(builds["ours"], builds["naive"], rate=lambda r: 1 / r["seconds"]),
             "incremental_share_of_full": round(incremental["seconds"] / ours["seconds"], 3)}
 
 

@@ -8,6 +8,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from tests.helpers import SEED_CORPUS
+from search_service.devtools import bench
 from search_service.devtools.bench import http_compare, main_bench, table
 
 
@@ -90,3 +91,26 @@ def test_http_comparison_takes_turns_and_continues_each_sequence():
         assert out[kind]["requests"] == len(numbers) > 4 and out[kind]["errors"] == 0
         assert sorted(numbers) == list(range(len(numbers)))  # one sequence through every slice
     assert [k for k, _ in itertools.groupby(k for k, _ in arrivals)] == ["a", "b"] * 4  # turns
+
+
+def test_builds_run_in_rounds_and_each_ratio_is_taken_within_a_round(tmp_path, monkeypatch):
+    calls: list[str] = []
+    # Round 2 is a slow spell of the machine: every job takes twice as long in it.
+    seconds = {"ours": [10.0, 20.0, 11.0], "alone": [20.0, 40.0, 30.0]}
+
+    def fake_run_child(code, *args, env=None):
+        calls.append(code)
+        return {"seconds": seconds[code][sum(c == code for c in calls) - 1], "passages": 100}
+
+    monkeypatch.setattr(bench, "run_child", fake_run_child)
+    out = tmp_path / "out"
+    (out / "stale").mkdir(parents=True)
+    runs = bench.interleaved_runs(3, {"ours": ("ours", ("corpus", str(out)), out, None),
+                                      "alone": ("alone", ("corpus",), None, None)})
+    assert calls == ["ours", "alone"] * 3  # rounds, not blocks
+    assert list(out.iterdir()) == []  # each run writes into an emptied folder
+    assert bench.median_of(runs["ours"])["runs_seconds"] == [10.0, 11.0, 20.0]
+    # Per round 2.0, 2.0 and 2.73: the median is 2.0, where the medians' ratio is 30 / 11 = 2.73.
+    assert bench.paired_ratio(runs["ours"], runs["alone"]) == 2.0
+    assert bench.paired_ratio(runs["ours"], runs["alone"], scale=2) == 1.0
+    assert bench.paired_ratio(runs["alone"], runs["ours"], rate=lambda r: 1 / r["seconds"]) == 0.5
