@@ -19,8 +19,8 @@ holds for every term of every text field one record::
     counts
 
 Ids are whole, not gaps: a read is then a view of the bytes plus the
-segment's base, where a prefix sum (``cumsum``) of gaps cost more than the
-two reads of a rare term together; the file is a third larger.
+segment's base, where the prefix sum (``cumsum``) that gaps need cost about
+as much as a rare term's two reads; the file is a third larger for it.
 
 And a hash table of the keys (CRC-32, linear probing, no wraparound: a
 table of ``modulus`` home slots and the overflow after them), each slot the
