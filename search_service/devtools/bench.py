@@ -143,7 +143,7 @@ def run_child(code: str, *args: str, env: dict[str, str] | None = None) -> dict[
     return result
 
 
-Job = tuple[str, tuple[str, ...], "Path | None", "dict[str, str] | None"]  # code, arguments, output folder, env
+Job = tuple[str, tuple[str, ...], Path | None, dict[str, str] | None]  # code, arguments, output folder, env
 
 
 def interleaved_runs(repeat: int, jobs: dict[str, Job]) -> dict[str, list[dict[str, Any]]]:
