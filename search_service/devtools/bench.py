@@ -163,9 +163,10 @@ def interleaved_runs(repeat: int, jobs: dict[str, Job]) -> dict[str, list[dict[s
 
 
 def median_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """The run with the median time, and every run's seconds (fastest first)."""
+    """The run with the median time, and every run's seconds in the order they ran
+    (round by round: the ratios of one round can be read from the report)."""
     ordered = sorted(runs, key=lambda r: r["seconds"])
-    return {**ordered[len(ordered) // 2], "runs_seconds": [round(r["seconds"], 2) for r in ordered]}
+    return {**ordered[len(ordered) // 2], "runs_seconds": [round(r["seconds"], 2) for r in runs]}
 
 
 def paired_ratio(runs: list[dict[str, Any]], against: list[dict[str, Any]], scale: float = 1.0,
