@@ -149,9 +149,9 @@ Job = tuple[str, tuple[str, ...], Path | None, dict[str, str] | None]  # code, a
 def interleaved_runs(repeat: int, jobs: dict[str, Job]) -> dict[str, list[dict[str, Any]]]:
     """``run_child`` of every job ``repeat`` times, one round of all the jobs at a
     time (each output folder emptied first). A slow spell of this machine lasts
-    minutes: run in blocks, one job's runs took it all and the ratio between two
-    jobs moved by a fifth from one bench run to the next; in rounds it falls on
-    the jobs of one round alike, and :func:`paired_ratio` cancels it."""
+    minutes: run in blocks, it could fall on one job's runs and not on the
+    other's; in rounds it falls on the jobs of one round alike, and
+    :func:`paired_ratio` cancels it."""
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in jobs}
     for _ in range(max(1, repeat)):
         for name, (code, args, out, env) in jobs.items():
