@@ -32,10 +32,12 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import itertools
 import os
 import pickle
 import struct
 from array import array
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, NamedTuple
 
@@ -139,7 +141,8 @@ class FieldPostings:
     TERM_BYTES = 120  # a vocabulary entry
 
     def __init__(self, positions: bool) -> None:
-        self.vocab: dict[str, int] = {}
+        # A new word gets the next number as it is first looked up (in C, no call per word).
+        self.vocab: defaultdict[str, int] = defaultdict(itertools.count().__next__)
         self.term_ids = array("i")
         self.docs = array("i")
         self.counts = array("i")
@@ -152,7 +155,7 @@ class FieldPostings:
     def add_counts(self, docnum: int, counts: dict[str, int]) -> None:
         vocab = self.vocab
         before = len(vocab)
-        ids = [vocab.setdefault(w, len(vocab)) for w in counts]
+        ids = list(map(vocab.__getitem__, counts))
         self.term_ids.extend(ids)
         self.docs.extend([docnum] * len(ids))
         self.counts.extend(counts.values())
@@ -190,8 +193,7 @@ class FieldPostings:
             empty = np.zeros(0, dtype=np.int32)
             return TermRuns([], np.zeros(1, dtype=np.int64), empty, empty, empty,
                             np.empty(0, dtype=object) if self.values is not None else None)
-        # Stable: documents stay in order within a term.
-        order = np.argsort(keys, kind="stable").astype(np.int32)
+        order = _stable_order(keys)
         sorted_keys = keys[order]
         starts = np.flatnonzero(np.concatenate(([True], sorted_keys[1:] != sorted_keys[:-1])))
         if grams:
@@ -227,6 +229,21 @@ class FieldPostings:
             values = held[order]
             del held
         return TermRuns([names[i] for i in by_bytes.tolist()], bounds, docs, counts, doc_lengths, values)
+
+
+def _stable_order(keys: np.ndarray) -> np.ndarray:
+    """``np.argsort(keys, kind="stable")`` as int32: the postings grouped by key, documents
+    in order within a key. When each key and its place fit in 63 bits together (a
+    gram's key takes 40, leaving room for 8 million postings), one plain sort of
+    ``key << bits | place`` gives the same order in about half the time of a
+    stable sort (NumPy's is a merge sort for 64-bit keys)."""
+    bits = max(1, len(keys).bit_length())
+    if len(keys) and int(keys.min()) >= 0 and int(keys.max()).bit_length() + bits <= 63:
+        combined = (keys.astype(np.int64) << bits) | np.arange(len(keys), dtype=np.int64)
+        combined.sort()
+        combined &= (1 << bits) - 1
+        return combined.astype(np.int32)
+    return np.argsort(keys, kind="stable").astype(np.int32)
 
 
 class TermRuns(NamedTuple):
@@ -559,6 +576,9 @@ class BulkSegmentWriter(SegmentWriter):
         all_values = runs.values
         dumps = pickle.dumps
         rows: list[tuple[bytes, bytes]] = []
+        # Where the next block goes, kept here: asking the file (``tell``) before and
+        # after each of a field's thousands of blocks cost as much as writing them.
+        offset: int | None = None
         for first, end, docs, counts, doc_lengths in runs.windows():
             # A window's term table rows written as it ends: a field of a million rare
             # grams would otherwise hold a million (key, value) pairs at once.
@@ -577,16 +597,19 @@ class BulkSegmentWriter(SegmentWriter):
                     rows.append((key_prefix + names[t], heads[t * size:(t + 1) * size]
                                  + dumps((tuple(docs[a:b]), tuple(map(float, c)), values), 2)))
                 elif n <= block_limit:
-                    offset = postfile.tell()
+                    if offset is None:
+                        offset = postfile.tell()
                     values = all_values[a + base:b + base].tolist() if all_values is not None else None
                     data = blocks.data(t, a + base, b + base) if blocks is not None else None
                     if data is None:
                         data = _encode_block(docs[a:b], counts[a:b], values, value_size)
                     info = dumps((n, docs[b - 1], float(infos_max_weight[t]), 0, infos_min_length[t],
                                   infos_max_length[t]), 2)
-                    postfile.write(b"".join((WHOOSH3_HEADER_MAGIC, pack_int(-(len(info) + len(data))), info, data)))
+                    block = b"".join((WHOOSH3_HEADER_MAGIC, pack_int(-(len(info) + len(data))), info, data))
+                    postfile.write(block)
                     rows.append((key_prefix + names[t], heads[t * size:(t + 1) * size] + pack_long(offset)
-                                 + pack_int(postfile.tell() - offset)))
+                                 + pack_int(len(block))))
+                    offset += len(block)
                 else:
                     _add_terms(fieldwriter._tindex, rows)
                     rows = []
@@ -594,6 +617,7 @@ class BulkSegmentWriter(SegmentWriter):
                     values = all_values[a + base:b + base].tolist() if all_values is not None else None
                     postwriter.add_postings(docs[a:b], counts[a:b], values, doc_lengths[a:b])
                     fieldwriter.finish_term()
+                    offset = None  # the postings writer wrote there too
         _add_terms(fieldwriter._tindex, rows)
 
     def _write_pool(self, fieldwriter: Any, terms: list[tuple[bytes, _Postings]], lengths: Any,

@@ -18,7 +18,9 @@ from search_service.search.request import SearchRequest
 from search_service.search.service import SearchService
 from search_service.engine.whoosh.codec import ArrayCodec
 from search_service.engine.whoosh.rankfile import open_rankfile
-from search_service.engine.whoosh.writer import BulkCodec, BulkSegmentWriter, encode_positions
+import numpy as np
+
+from search_service.engine.whoosh.writer import BulkCodec, BulkSegmentWriter, _stable_order, encode_positions
 
 SENTENCES = [line for line in (SEED_CORPUS / "000_0cfe50795da03c63.txt").read_text("utf-8").splitlines()
              + (SEED_CORPUS / "001_965e0e36aae651b5.txt").read_text("utf-8").splitlines() if len(line) > 8]
@@ -272,6 +274,17 @@ def test_term_table_hash_tables_are_whooshs_byte_for_byte(tmp_path):
 @given(st.lists(st.integers(min_value=0, max_value=5000), min_size=1, max_size=6).map(sorted))
 def test_encoded_positions_are_whooshs_byte_for_byte(positions):
     assert encode_positions(positions) == formats.Positions().encode(positions)
+
+
+@given(st.lists(st.integers(min_value=0, max_value=2 ** 62), max_size=300), st.integers(min_value=1, max_value=40))
+def test_postings_are_grouped_by_key_in_document_order_whichever_sort_is_used(keys, distinct):
+    # Few distinct keys (many postings a key), small keys (one sort of key and place
+    # together) and keys too wide for that (NumPy's stable sort): the same order.
+    for column in (np.array(keys, dtype=np.int64), np.array(keys, dtype=np.int64) % distinct,
+                   np.array(keys, dtype=np.int64) % distinct + (1 << 61)):
+        order = _stable_order(column)
+        assert order.dtype == np.int32
+        assert order.tolist() == np.argsort(column, kind="stable").tolist()
 
 
 def test_a_sortable_column_is_written_as_whoosh_writes_it(tmp_path):
