@@ -136,19 +136,22 @@ def _encode_block(ids: Sequence[int], weights: Sequence[float], values: Sequence
     return emptybytes.join([bytes((flags,)), *parts])
 
 
-class CountBlocks:
-    """:func:`_encode_block` of many terms' one-block posting lists at once, for a
-    ``Frequency`` field (values None: each is the count): ``docs`` and ``counts`` hold
-    every term's postings, term after term, ``bounds[t]:bounds[t + 1]`` being term ``t``'s.
+class FieldBlocks:
+    """:func:`_encode_block` of many terms' one-block posting lists at once: ``docs`` and
+    ``counts`` hold every term's postings, term after term, ``bounds[t]:bounds[t + 1]``
+    being term ``t``'s; ``values`` None for a ``Frequency`` field (each value is the
+    count), else each posting's bytes (a variable-size format: positions).
 
-    The gaps and byte counts of the whole field are encoded with two NumPy casts; a
-    term's data is then slices of them. :meth:`data` is None for a term whose block
-    needs another form (a gap of 2 ** 16 or more, a count of 256 or more).
+    The gaps, byte counts and value offsets of the whole field are encoded with a few
+    NumPy operations; a term's data is then slices of them. :meth:`data` is None for a
+    term whose block needs another form (a gap of 2 ** 16 or more, a count of 256 or
+    more, values that might each be the count).
     """
 
-    def __init__(self, docs: np.ndarray, counts: np.ndarray, bounds: np.ndarray) -> None:
-        docs = docs.astype(np.int64)
-        gaps = np.diff(docs, prepend=0)
+    def __init__(self, docs: np.ndarray, counts: np.ndarray, bounds: np.ndarray,
+                 values: np.ndarray | None = None) -> None:
+        # In the ids' own width (int32 in a segment): a flush's peak memory holds these arrays.
+        gaps = np.diff(docs, prepend=docs.dtype.type(0))
         starts = bounds[:-1]
         gaps[starts] = 0  # a term's first id is stored whole, not as a gap from the last term's
         self._gaps = np.minimum(gaps, 0xFFFF).astype("<u2").tobytes()
@@ -157,7 +160,22 @@ class CountBlocks:
         fits = (np.maximum.reduceat(gaps, starts) < 1 << 16) & (np.maximum.reduceat(counts, starts) < 256) \
             if len(starts) else np.zeros(0, dtype=bool)
         ones = np.maximum.reduceat(counts, starts) == 1 if len(starts) else fits
-        self._flags = np.where(fits, _GAPS | _COUNT_VALUES | np.where(ones, 0, _WEIGHTS | _BYTE_WEIGHTS), -1).tolist()
+        self._values = values
+        self._ends: np.ndarray | None = None
+        stored = _COUNT_VALUES
+        if values is not None:
+            stored = 0
+            lengths = np.fromiter(map(len, values), dtype=np.int32, count=len(values))
+            if len(starts):
+                # _encode_block drops a term's values when every one is pack_uint of its
+                # count (4 bytes): a term with a value of another length never is.
+                fits &= np.maximum.reduceat(lengths != 4, starts)
+            # Value offsets, field-wide, in as few bytes as they fit (a flush's peak memory;
+            # no copy to prepend the 0).
+            total = int(lengths.sum(dtype=np.int64))
+            self._ends = np.zeros(len(lengths) + 1, dtype=np.int32 if total < 1 << 31 else np.int64)
+            np.cumsum(lengths, out=self._ends[1:])
+        self._flags = np.where(fits, _GAPS | stored | np.where(ones, 0, _WEIGHTS | _BYTE_WEIGHTS), -1).tolist()
 
     def data(self, term: int, start: int, end: int) -> bytes | None:
         """The block data of ``term``, whose postings are ``start:end`` (at least two)."""
@@ -165,8 +183,12 @@ class CountBlocks:
         if flags < 0 or end - start < 2:
             return None
         weights = self._counts[start:end] if flags & _WEIGHTS else emptybytes
-        return b"".join((bytes((flags,)), _FIRST_ID.pack(self._first[term]), self._gaps[2 * start + 2:2 * end],
-                         weights))
+        head = (bytes((flags,)), _FIRST_ID.pack(self._first[term]), self._gaps[2 * start + 2:2 * end], weights)
+        if self._values is None:
+            return b"".join(head)
+        assert self._ends is not None
+        offsets = (self._ends[start:end + 1] - self._ends[start]).astype("<u4").tobytes()
+        return b"".join((*head, offsets, *self._values[start:end].tolist()))
 
 
 def _block_layout(flags: int, n: int) -> tuple[int, int]:

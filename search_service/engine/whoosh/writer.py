@@ -52,7 +52,7 @@ from whoosh.writing import SegmentWriter
 
 from search_service.engine.forked import ShareFailed, run_shares
 from search_service.text.analysis import gram_text
-from search_service.engine.whoosh.codec import ArrayCodec, ArrayPostingsWriter, CountBlocks, _encode_block
+from search_service.engine.whoosh.codec import ArrayCodec, ArrayPostingsWriter, FieldBlocks, _encode_block
 from search_service.engine.whoosh.rankfile import EXT as RANKFILE_EXT, RankFileWriter, open_rankfile
 from search_service.errors import BuildError
 
@@ -571,7 +571,9 @@ class BulkSegmentWriter(SegmentWriter):
         infos_max_weight = infos["max_weight"].tolist()
         infos_min_length = infos["min_length"].tolist()
         infos_max_length = infos["max_length"].tolist()
-        blocks = CountBlocks(runs.docs, runs.counts, runs.bounds) if runs.values is None else None
+        # One-block terms encoded field-wide; a fixed-size format's values, one term at a time.
+        blocks = (FieldBlocks(runs.docs, runs.counts, runs.bounds, runs.values)
+                  if runs.values is None or value_size is None or value_size < 0 else None)
         size = _TERMINFO.size
         names = runs.names
         bounds = runs.bounds.tolist()
@@ -601,9 +603,9 @@ class BulkSegmentWriter(SegmentWriter):
                 elif n <= block_limit:
                     if offset is None:
                         offset = postfile.tell()
-                    values = all_values[a + base:b + base].tolist() if all_values is not None else None
                     data = blocks.data(t, a + base, b + base) if blocks is not None else None
                     if data is None:
+                        values = all_values[a + base:b + base].tolist() if all_values is not None else None
                         data = _encode_block(docs[a:b], counts[a:b], values, value_size)
                     info = dumps((n, docs[b - 1], float(infos_max_weight[t]), 0, infos_min_length[t],
                                   infos_max_length[t]), 2)

@@ -7,12 +7,14 @@ import pytest
 from hypothesis import given, settings as hsettings, strategies as st
 from whoosh import fields, index as whoosh_index, query as wq
 from whoosh.filedb.filestore import RamStorage
+from whoosh.system import pack_uint
 
 from tests.helpers import settings_factory
 from search_service.engine.whoosh.codec import (_ENTRY_GUESS, STORED_FIELDS, ArrayCodec, ArrayLeafMatcher, term_arrays,
                                                 term_entry)
 from search_service.engine.whoosh.schema import build_schema
 from search_service.engine.whoosh.fixes import InliningCodec
+from search_service.engine.whoosh.writer import encode_positions
 from search_service.engine.whoosh.store import open_index
 from tests.engine.whoosh.test_writer import passage_records, segment_contents
 
@@ -156,11 +158,13 @@ def test_every_block_form_decodes_to_what_was_encoded(data):
 
 
 @hsettings(max_examples=200, deadline=None)
-@given(st.data())
-def test_count_blocks_encode_each_term_as_encode_block_does(data):
-    """Many terms' counts encoded at once give each term the bytes of its own
-    ``_encode_block``, or None where that takes another form (big gaps, big counts)."""
-    from search_service.engine.whoosh.codec import CountBlocks, _encode_block
+@given(st.data(), st.booleans())
+def test_field_blocks_encode_each_term_as_encode_block_does(data, with_values):
+    """Many terms' postings encoded at once give each term the bytes of its own
+    ``_encode_block``, or None where that takes another form (big gaps, big counts,
+    values that may each be the count): for a ``Frequency`` field (no values) and for
+    a variable-size format (each posting's bytes, as positions)."""
+    from search_service.engine.whoosh.codec import FieldBlocks, _encode_block
 
     terms = data.draw(st.lists(st.tuples(
         st.lists(st.one_of(st.integers(1, 5), st.integers(1, 1 << 17)), min_size=1, max_size=30, unique=False),
@@ -174,11 +178,22 @@ def test_count_blocks_encode_each_term_as_encode_block_does(data):
         counts += [1 if kind == "ones" else data.draw(st.integers(1, 255 if kind == "small" else 600))
                    for _ in ids]
         bounds.append(len(docs))
-    blocks = CountBlocks(np.array(docs, dtype=np.int32), np.array(counts, dtype=np.int32), np.array(bounds))
+    values = None
+    if with_values:
+        # Mostly positions (longer than 4 bytes), sometimes the count itself or 4 other bytes.
+        values = [data.draw(st.one_of(st.just(encode_positions(list(range(c)))), st.just(pack_uint(c)),
+                                      st.binary(min_size=0, max_size=9)))
+                  for c in counts]
+    held = None
+    if values is not None:
+        held = np.empty(len(values), dtype=object)
+        held[:] = values
+    blocks = FieldBlocks(np.array(docs, dtype=np.int32), np.array(counts, dtype=np.int32), np.array(bounds), held)
     for t in range(len(terms)):
         a, b = bounds[t], bounds[t + 1]
         got = blocks.data(t, a, b)
-        expected = _encode_block(docs[a:b], counts[a:b], None, None)
+        expected = _encode_block(docs[a:b], counts[a:b], values[a:b] if values is not None else None, None)
         assert got is None or got == expected
-        if b - a > 1 and max(counts[a:b]) < 256 and max(np.diff(docs[a:b]), default=0) < 1 << 16:
+        plain = values is None or any(len(v) != 4 for v in values[a:b])
+        if b - a > 1 and max(counts[a:b]) < 256 and max(np.diff(docs[a:b]), default=0) < 1 << 16 and plain:
             assert got == expected
