@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 
+import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 from whoosh import formats, index as whoosh_index
@@ -18,8 +19,6 @@ from search_service.search.request import SearchRequest
 from search_service.search.service import SearchService
 from search_service.engine.whoosh.codec import ArrayCodec
 from search_service.engine.whoosh.rankfile import open_rankfile
-import numpy as np
-
 from search_service.engine.whoosh.writer import BulkCodec, BulkSegmentWriter, _stable_order, encode_positions
 
 SENTENCES = [line for line in (SEED_CORPUS / "000_0cfe50795da03c63.txt").read_text("utf-8").splitlines()
