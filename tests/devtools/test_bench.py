@@ -38,6 +38,7 @@ def test_bench_reports_every_engine_server_and_http_step(tmp_path):
     for engine, build in row["index"].items():
         assert build["passages_per_s"] > 0 and build["index_mb"] > 0, engine
         assert build["ceiling_ratio"] > 0 and build["peak_tree_mb"] > 0, engine
+        assert len(build["ceiling_rounds"]) == 1, engine  # one a round
         assert row["queries"][engine]["p50_ms"] > 0 and row["queries"][engine]["cold_p50_ms"] > 0, engine
     for engine in ("ours", "ours+rjieba"):
         probe = row["server"][engine]
@@ -115,3 +116,6 @@ def test_builds_run_in_rounds_and_each_ratio_is_taken_within_a_round(tmp_path, m
     assert bench.paired_ratio(runs["ours"], runs["alone"]) == 2.0
     assert bench.paired_ratio(runs["ours"], runs["alone"], scale=2) == 1.0
     assert bench.paired_ratio(runs["alone"], runs["ours"], rate=lambda r: 1 / r["seconds"]) == 0.5
+    assert bench.round_ratios(runs["ours"], runs["alone"]) == [2.0, 2.0, 2.73]  # in round order
+    assert bench._with_rounds({"ceiling_ratio": 2.0, "ceiling_rounds": [2.0, 2.0, 2.73]}) == "2.0 (2.00, 2.00, 2.73)"
+    assert bench._with_rounds({"ceiling_ratio": 2.0, "ceiling_rounds": [2.0]}) == "2.0"
