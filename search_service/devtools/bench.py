@@ -178,9 +178,9 @@ def round_ratios(runs: list[dict[str, Any]], against: list[dict[str, Any]], scal
 
 def paired_ratio(runs: list[dict[str, Any]], against: list[dict[str, Any]], scale: float = 1.0,
                  rate: Callable[[dict[str, Any]], float] = lambda r: r["passages"] / r["seconds"]) -> float:
-    """The median of :func:`round_ratios` (unrounded)."""
-    ratios = sorted(rate(r) / (rate(a) * scale) for r, a in zip(runs, against))
-    return round(ratios[len(ratios) // 2], 2)
+    """The median of :func:`round_ratios` (rounding keeps their order: the same as the rounded median)."""
+    ratios = sorted(round_ratios(runs, against, scale, rate))
+    return ratios[len(ratios) // 2]
 
 
 def median_run(repeat: int, code: str, *args: str, env: dict[str, str] | None = None) -> dict[str, Any]:
