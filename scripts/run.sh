@@ -80,7 +80,7 @@ case "$cmd" in
         browser
         proxy
         opensearch_launcher
-        exec "$VENV/bin/python" -m pytest "$@"
+        exec "$VENV/bin/python" -m pytest --engine all -m "" "$@"
         ;;
     opensearch)
         setup

@@ -131,7 +131,7 @@ def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
 
 
 def cmd_reindex(args: argparse.Namespace) -> int:
-    from search_service.build.reindex import build_index
+    from search_service.ingest.reindex import build_index
 
     settings = _settings(args, workers=args.workers)
     bars = PhaseBars() if not args.quiet and sys.stderr.isatty() else None

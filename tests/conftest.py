@@ -1,25 +1,68 @@
-"""Shared fixtures: the seed corpus indexed once, tiny corpora and indexes built in tmp_path."""
+"""Shared fixtures: the seed corpus indexed once, tiny corpora and indexes built in tmp_path.
+
+The lanes (CONTRIBUTING.md): plain ``pytest`` runs the Whoosh engine and
+deselects the tests marked ``cluster``, ``browser``, ``deploy`` and ``bench``
+(setup.cfg's ``addopts``); ``bash scripts/run.sh test`` runs everything with
+``--engine all -m ""``. A test that runs on the OpenSearch engine (its
+``engine`` parameter, or the cluster fixture) is marked ``cluster``.
+"""
 
 from __future__ import annotations
 
+import os
 import shutil
-import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.helpers import SEED_CORPUS, settings_factory
+from tests.helpers import SEED_CORPUS, on_engine, settings_factory
 
-from search_service.build.reindex import build_index  # noqa: E402  (after helpers: the jieba cache)
+from search_service.ingest.reindex import build_index  # noqa: E402  (after helpers: the jieba cache)
 from search_service.search.request import SearchRequest  # noqa: E402
 from search_service.search.service import SearchService  # noqa: E402
 from search_service.settings import Settings  # noqa: E402
 from search_service.web.app import create_app  # noqa: E402
 from search_service.devtools.cluster import LocalCluster  # noqa: E402
+from search_service.engine import ENGINES  # noqa: E402
 
-ENGINES = ("whoosh", "opensearch")
+ENV_PREFIX = "SEARCH_"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--engine", choices=(*ENGINES, "all"), default="whoosh",
+                     help="the engine(s) the engine-parametrized tests run on (default: whoosh)")
+
+
+def _engines(config: pytest.Config) -> tuple[str, ...]:
+    chosen = config.getoption("--engine")
+    return ENGINES if chosen == "all" else (chosen,)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "engine" in metafunc.fixturenames:
+        metafunc.parametrize("engine", _engines(metafunc.config), scope="session")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        on_cluster = callspec is not None and callspec.params.get("engine") == "opensearch"
+        if on_cluster or "opensearch_cluster" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.cluster)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_developer_settings() -> Iterator[None]:
+    """A developer's ``SEARCH_*`` settings never reach a test, nor a server it starts (the
+    jieba cache's folder excepted: it only saves time). Session-wide and first, so that
+    the session's indexes are built without them too."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name in list(os.environ):
+            if name.startswith(ENV_PREFIX) and name != "SEARCH_CACHE_DIR":
+                patch.delenv(name)
+        yield
 
 
 @pytest.fixture(scope="session")
@@ -31,21 +74,6 @@ def opensearch_cluster(tmp_path_factory: pytest.TempPathFactory):
         yield cluster
     finally:
         cluster.stop()
-
-
-def on_engine(settings: Settings, engine: str, request: pytest.FixtureRequest, **opensearch: Any) -> Settings:
-    """``settings`` on ``engine``: for OpenSearch, the test cluster and an alias of their own."""
-    if engine == "whoosh":
-        return settings
-    cluster = request.getfixturevalue("opensearch_cluster")
-    return settings.replace(engine="opensearch", opensearch_urls=",".join(cluster.urls),
-                            opensearch_prefix=f"t{uuid.uuid4().hex[:12]}", opensearch_timeout=10.0, **opensearch)
-
-
-@pytest.fixture(scope="session", params=ENGINES)
-def engine(request: pytest.FixtureRequest) -> str:
-    """Each engine in turn, for the tests whose behaviour is the engine's."""
-    return request.param
 
 
 @pytest.fixture

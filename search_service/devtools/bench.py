@@ -34,9 +34,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from search_service.build.corpus import CorpusReader
-from search_service.build.passages import PassageSplitter
-from search_service.build.reindex import PARALLEL_MIN_PASSAGES
+from search_service.ingest.corpus import CorpusReader
+from search_service.ingest.passages import PassageSplitter
+from search_service.ingest.reindex import PARALLEL_MIN_PASSAGES
+from search_service.devtools.ports import free_port
 
 EVAL = Path(__file__).resolve().parents[3] / "shared" / "eval"  # ../shared/eval beside the project
 
@@ -194,7 +195,7 @@ def folder_mb(path: Path) -> float:
 
 OURS_BUILD = """
 import json, sys, time
-from search_service.build.reindex import build_index
+from search_service.ingest.reindex import build_index
 from search_service.settings import Settings
 began = time.perf_counter()
 report = build_index(Settings.from_env(corpus_dir=sys.argv[1], index_dir=sys.argv[2], segmenter=sys.argv[3]))
@@ -242,7 +243,7 @@ print(json.dumps({"seconds": time.perf_counter() - began, "passages": n, "segmen
 
 OURS_INCREMENTAL = """
 import json, sys, time
-from search_service.build.reindex import build_index
+from search_service.ingest.reindex import build_index
 from search_service.settings import Settings
 began = time.perf_counter()
 report = build_index(Settings.from_env(corpus_dir=sys.argv[1], index_dir=sys.argv[2], segmenter=sys.argv[3]),
@@ -784,14 +785,6 @@ def hostile_bench(index_dir: Path, count: int = 200, inflate: int = 2000, env: d
     finally:
         proc.terminate()
         proc.wait(timeout=20)
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _with_rounds(build: dict[str, Any]) -> str:

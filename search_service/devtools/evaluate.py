@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from search_service.errors import InvalidRequest
-from search_service.build.reindex import build_index
+from search_service.ingest.reindex import build_index
 from search_service.search.request import SearchRequest
 from search_service.search.service import SearchService
 from search_service.settings import Settings

@@ -17,8 +17,9 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from search_service.build.reindex import build_index
-from search_service.devtools.bench import free_port, percentile, serve
+from search_service.ingest.reindex import build_index
+from search_service.devtools.bench import percentile, serve
+from search_service.devtools.ports import free_port
 from search_service.engine import open_engine
 from search_service.engine.base import Engine, IndexVersion
 from search_service.errors import IndexUnavailable

@@ -16,17 +16,29 @@ when another build holds the lock, :class:`BuildError` when a build fails.
 
 from __future__ import annotations
 
+import json
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
-from search_service.engine.bm25 import Ranked
 from search_service.engine.plan import QueryPlan
-from search_service.text.analysis import AnalysisConfig
+from search_service.text.analysis import Analysis
 
 Record = dict[str, Any]
 Progress = Callable[[int], Any]  # passages written so far
+
+
+@dataclass(frozen=True)
+class Ranked:
+    """The best passages of a plan (engine references, best first), their scores, and how many matched."""
+
+    refs: Sequence[Any]
+    scores: Sequence[float]
+    total: int
 
 
 class IndexVersion(ABC):
@@ -34,7 +46,8 @@ class IndexVersion(ABC):
 
     name: str
     manifest: dict[str, Any]
-    config: AnalysisConfig  # how the version was analyzed: queries are analyzed alike
+    # How the version was analyzed (its manifest's config): queries are analyzed alike.
+    analysis: Analysis
     doc_count: int
     # Searched fields no passage has (a corpus without titles): the planner leaves them out.
     empty_fields: frozenset[str] = frozenset()
@@ -70,6 +83,20 @@ class IndexVersion(ABC):
 
     def check(self) -> None:
         """Raise VersionDamaged when the version can no longer be read (cheap: /health calls it)."""
+
+
+@dataclass(frozen=True)
+class CurrentVersion:
+    """The current version as ``--incremental`` builds on it: its manifest and its
+    documents record (per document id: hash, source, passage count)."""
+
+    manifest: dict[str, Any]
+    documents: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        name: str = self.manifest["version"]
+        return name
 
 
 class DocumentTable(Protocol):
@@ -133,20 +160,40 @@ class Engine(ABC):
         """Held by the one running build; raises IndexLocked at once when taken."""
 
     @abstractmethod
-    def previous(self) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    def previous(self) -> CurrentVersion | None:
         """The current version's manifest and documents record, or None (for ``--incremental``)."""
 
     @abstractmethod
-    def new_build(self, config: AnalysisConfig, base: str | None = None) -> Build:
+    def new_build(self, analysis: Analysis, base: str | None = None) -> Build:
         """Start a new version: empty, or a copy of the version ``base`` to change."""
 
     @abstractmethod
     def switch(self, build: Build) -> None:
         """Make a finished build the current version, atomically."""
 
+    # The last reindex's report, one per index: how it ended (ok, error, when, how long)
+    # and what it did. Operators and /metrics read it.
+    report_path: Path
+
     def keep_report(self, report: dict[str, Any]) -> None:
-        """Keep the last build's report where operators look (an engine whose versions
-        carry it in their manifests keeps nothing more)."""
+        """Keep ``report`` as the last reindex's, atomically; best effort (a read-only or full
+        disk: the reindex itself has said how it ended)."""
+        folder = self.report_path.parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            temp = folder / f".{self.report_path.name}.{os.getpid()}"
+            temp.write_text(json.dumps(report, ensure_ascii=False, indent=1), "utf-8")
+            os.replace(temp, self.report_path)
+        except OSError:
+            pass
+
+    def last_report(self) -> dict[str, Any] | None:
+        """The last reindex's report (None when none is kept)."""
+        try:
+            report: dict[str, Any] = json.loads(self.report_path.read_text("utf-8"))
+        except (OSError, ValueError):
+            return None
+        return report
 
     @abstractmethod
     def clean(self, keep: int) -> None:

@@ -25,12 +25,13 @@ import itertools
 import math
 import threading
 import time
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
 import numpy as np
 
+from search_service.engine.base import Ranked
 from search_service.engine.plan import Alternative, Constraint, Part, QueryPlan
 # Bookkeeping bytes charged per cache entry on top of its arrays (the arrays'
 # headers, the key, the cache's and its heap's entries).
@@ -232,15 +233,6 @@ class TermScorer:
 
     def cache_info(self) -> dict[str, int]:
         return self._cache.info()
-
-
-@dataclass(frozen=True)
-class Ranked:
-    """The best passages of a plan (engine references, best first), their scores, and how many matched."""
-
-    refs: Sequence[Any]
-    scores: Sequence[float]
-    total: int
 
 
 NOTHING_RANKED = Ranked(np.empty(0, np.int64), np.empty(0, np.float64), 0)

@@ -28,7 +28,7 @@ from search_service.search.planner import Planner
 from search_service.search.request import SearchRequest, clean_text
 from search_service.search.results import DocumentRecord, Hit, PassageRecord, SearchResult, passage_record
 from search_service.settings import Settings
-from search_service.text.analysis import Analysis, get_analysis
+from search_service.text.analysis import Analysis
 from search_service.text.normalize import Normalized
 from search_service.text.synonyms import Synonyms
 
@@ -154,7 +154,7 @@ class SearchService:
         if name is None:
             raise IndexUnavailable(f"no index in {self.engine.location!r}: run `search-service reindex` first")
         index = self.engine.open(name)
-        analysis = get_analysis(index.config)
+        analysis = index.analysis
         synonyms = Synonyms.parse(index.manifest.get("synonyms", []), analysis)
         return Served(index, analysis, synonyms, Planner(analysis, synonyms, self.ranking, index.empty_fields,
                               _filter_keys(index.manifest)),
@@ -303,6 +303,10 @@ class SearchService:
         if "hits" in posting:
             counts["posting"] = (posting["hits"], posting["misses"])
         return version.name, counts
+
+    def last_reindex(self) -> dict[str, Any] | None:
+        """The last reindex's report, as the engine keeps it (None when none ran)."""
+        return self.engine.last_report()
 
     def health(self) -> dict[str, Any]:
         """Raises IndexUnavailable when no version can be served. Checks that the

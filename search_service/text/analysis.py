@@ -8,8 +8,10 @@ every term's offsets in the *original* text:
 * grams: CJK character unigrams and bigrams, so a word the dictionary splits
   differently, or a one-character query, still matches (recall).
 
-An :class:`AnalysisConfig` is stored with every index version, so queries are
-analyzed exactly like the index they run against.
+An :class:`AnalysisConfig` is stored in every index version's manifest, so
+queries are analyzed exactly like the index they run against. This module reads
+no settings: its callers pass the configuration in (reindex makes it from the
+settings, a served version reads it from its manifest).
 """
 
 from __future__ import annotations
@@ -20,13 +22,13 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 from importlib import resources
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
 
-from search_service.settings import Settings
 from search_service.text.normalize import Normalized, get_normalizer
-from search_service.text.segment import Segmenter, get_segmenter, read_word_list
+from search_service.text.segment import Segmenter, get_segmenter
 
 # CJK ideographs (unified, extension A, compatibility, and the supplementary planes),
 # as code point ranges: what a gram is made of.
@@ -84,21 +86,25 @@ class AnalysisConfig:
     stopwords: tuple[str, ...] = field(default_factory=bundled_stopwords)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "AnalysisConfig":
-        stopwords = read_word_list(settings.stopwords) if settings.stopwords else bundled_stopwords()
-        normalizer = get_normalizer(settings.opencc_config)
-        # Dictionary words are matched against normalized text, so normalize them
-        # too: a traditional entry then works, and so does a full-width one.
-        userdict = []
-        for line in read_word_list(settings.userdict_path):
+    def create(cls, opencc_config: str, segmenter: str, userdict: Iterable[str],
+               stopwords: Iterable[str] | None = None) -> AnalysisConfig:
+        """A config from word lists as written (``stopwords`` None: the bundled list).
+        Dictionary words and stopwords are matched against normalized text, so they are
+        normalized too: a traditional entry then works, and so does a full-width one."""
+        normalizer = get_normalizer(opencc_config)
+        entries = []
+        for line in userdict:
             word, _, rest = line.partition(" ")
-            userdict.append(" ".join([normalizer(word).text, *rest.split()]))
-        return cls(
-            opencc_config=settings.opencc_config,
-            segmenter=settings.segmenter,
-            userdict=tuple(userdict),
-            stopwords=tuple(sorted({normalizer(w).text for w in stopwords})),
-        )
+            entries.append(" ".join([normalizer(word).text, *rest.split()]))
+        words = bundled_stopwords() if stopwords is None else stopwords
+        return cls(opencc_config=opencc_config, segmenter=segmenter, userdict=tuple(entries),
+                   stopwords=tuple(sorted({normalizer(w).text for w in words})))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> AnalysisConfig:
+        """The config a manifest records (``dataclasses.asdict`` of one)."""
+        return cls(opencc_config=data["opencc_config"], segmenter=data["segmenter"],
+                   userdict=tuple(data["userdict"]), stopwords=tuple(data["stopwords"]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,10 +118,12 @@ class Term:
 
 
 class Analysis:
-    """Normalizer + segmenter + stopwords for one config; shared per process."""
+    """Normalizer + segmenter + stopwords for one config; shared per process.
+    ``cache_dir``: where jieba keeps its dictionary cache ("" for jieba's default)."""
 
-    def __init__(self, config: AnalysisConfig) -> None:
+    def __init__(self, config: AnalysisConfig, cache_dir: str = "") -> None:
         self.config = config
+        self.cache_dir = cache_dir
         self.normalizer = get_normalizer(config.opencc_config)
         self.stopwords = frozenset(config.stopwords)
         self._last: tuple[str, Normalized] | None = None
@@ -127,7 +135,7 @@ class Analysis:
     def segmenter(self) -> Segmenter:
         # Resolved once, on first use (the dictionary itself loads on the first
         # segmentation); not on every call, which is the indexing and query path.
-        return get_segmenter(self.config.userdict, str(Settings.from_env().jieba_cache_dir), self.config.segmenter)
+        return get_segmenter(self.config.userdict, self.cache_dir, self.config.segmenter)
 
     def initialize(self) -> None:
         """Load what the first text would otherwise pay for: the segmenter's
@@ -264,5 +272,6 @@ def _term_json(t: Term, original: str) -> dict[str, Any]:
 
 
 @functools.lru_cache(maxsize=8)
-def get_analysis(config: AnalysisConfig) -> Analysis:
-    return Analysis(config)
+def get_analysis(config: AnalysisConfig, cache_dir: str = "") -> Analysis:
+    """The process's :class:`Analysis` of ``config`` (its dictionary loads once)."""
+    return Analysis(config, cache_dir)

@@ -82,7 +82,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         n = settings.trusted_proxies
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
     app.extensions["search"] = SearchService(settings)
-    app.extensions["metrics"] = Metrics(app.extensions["search"], settings)
+    app.extensions["metrics"] = Metrics(app.extensions["search"])
     app.extensions["settings"] = settings
     app.extensions["api_keys"] = tuple(k.encode("utf-8") for k in settings.keys())
     if settings.rate_limit:

@@ -15,9 +15,7 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
-from search_service.build.reindex import last_reindex
 from search_service.search.service import SearchService
-from search_service.settings import Settings
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # Seconds; a search is ~1 ms warm, a cold or large one tens of ms.
@@ -27,13 +25,12 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 class Metrics:
     """The app's metrics: requests by route and status, their latency, cache lookups."""
 
-    def __init__(self, service: SearchService, settings: Settings) -> None:
+    def __init__(self, service: SearchService) -> None:
         # Imported here: prometheus_client picks its multiprocess mode from the
         # environment when imported, which serve sets before making the app.
         from prometheus_client import CollectorRegistry, Counter, Histogram
 
         self.service = service
-        self.settings = settings
         self.multiprocess = bool(os.environ.get(MULTIPROC_ENV))
         self.registry = CollectorRegistry()
         self.requests = Counter("search_http_requests", "HTTP requests answered, by route, method and status.",
@@ -44,7 +41,7 @@ class Metrics:
                              ["cache", "outcome"], registry=self.registry)
         self._seen: dict[str, tuple[str | None, int, int]] = {}
         if not self.multiprocess:
-            self.registry.register(IndexCollector(service, settings))
+            self.registry.register(IndexCollector(service))
 
     def observe(self, route: str, method: str, status: int, seconds: float) -> None:
         self.requests.labels(route, method, str(status)).inc()
@@ -74,16 +71,15 @@ class Metrics:
             return generate_latest(self.registry), CONTENT_TYPE_LATEST
         registry = CollectorRegistry()
         MultiProcessCollector(registry)
-        registry.register(IndexCollector(self.service, self.settings))
+        registry.register(IndexCollector(self.service))
         return generate_latest(registry), CONTENT_TYPE_LATEST
 
 
 class IndexCollector:
     """The served index and the last reindex, read when scraped."""
 
-    def __init__(self, service: SearchService, settings: Settings) -> None:
+    def __init__(self, service: SearchService) -> None:
         self.service = service
-        self.settings = settings
 
     def collect(self) -> Iterator[Any]:
         from prometheus_client.core import GaugeMetricFamily
@@ -102,7 +98,7 @@ class IndexCollector:
             passages = GaugeMetricFamily("search_index_passages", "Passages in the served version.")
             passages.add_metric([], float(health.get("passages") or 0))
             yield passages
-        last = last_reindex(self.settings)
+        last = self.service.last_reindex()
         if last is not None:
             seconds = GaugeMetricFamily("search_reindex_last_duration_seconds", "How long the last reindex ran.")
             seconds.add_metric([], float(last.get("seconds", 0.0)))

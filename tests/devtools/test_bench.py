@@ -7,6 +7,8 @@ import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import pytest
+
 from tests.helpers import SEED_CORPUS
 from search_service.devtools import bench
 from search_service.devtools.bench import http_compare, main_bench, table
@@ -29,6 +31,7 @@ def tiny_eval_dir(root):
     return root
 
 
+@pytest.mark.bench
 def test_bench_reports_every_engine_server_and_http_step(tmp_path):
     report = main_bench([150], 6, 0.5, [1], True, tmp_path / "bench.json", eval_dir=tiny_eval_dir(tmp_path / "eval"))
     assert json.loads((tmp_path / "bench.json").read_text("utf-8")) == report

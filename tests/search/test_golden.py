@@ -7,7 +7,7 @@ import pytest
 from search_service.cli import main as cli_main
 from search_service.devtools.evaluate import read_qrels, score
 from search_service.settings import Settings
-from tests.conftest import on_engine
+from tests.helpers import on_engine
 from tests.helpers import engine_env
 
 GOLDEN = Path(__file__).parent / "golden"

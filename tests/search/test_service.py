@@ -4,7 +4,7 @@ import pytest
 from tests.helpers import SIMPLIFIED_SEED, TRADITIONAL_SEED, jsonl, write_corpus
 from search_service.errors import InvalidRequest
 from search_service.search.highlight import Marker, merge_spans, render
-from search_service.build.reindex import build_index
+from search_service.ingest.reindex import build_index
 from search_service.text.normalize import normalize
 from search_service.search.cache import ResultCache, result_bytes
 from search_service.search.request import SearchRequest
@@ -320,8 +320,8 @@ def _seed_phrases():
     """(doc id, phrase, passage id) for each sentence of at least 12 characters of both seeds:
     its first 20 characters (or all of it) and the passage holding them. Page chrome (the splitter's UI
     lines, lines repeated across documents) and the title line are not passage text."""
-    from search_service.build.corpus import CorpusReader
-    from search_service.build.passages import (PassageSplitter, is_boilerplate, is_heading, line_key,
+    from search_service.ingest.corpus import CorpusReader
+    from search_service.ingest.passages import (PassageSplitter, is_boilerplate, is_heading, line_key,
                                                repeated_lines)
     from tests.helpers import SEED_CORPUS
 
@@ -409,7 +409,7 @@ def test_total_counts_every_match_whatever_the_page_size(search):
 def test_a_pdf_hit_says_its_page(tmp_path, engine_settings):
     from pathlib import Path
 
-    pdf = (Path(__file__).parents[1] / "build" / "data" / "two-pages.pdf").read_bytes()
+    pdf = (Path(__file__).parents[1] / "ingest" / "data" / "two-pages.pdf").read_bytes()
     settings = engine_settings(write_corpus(tmp_path / "corpus", {"guide.pdf": pdf, "a.txt": "标题\n别的文档。"}))
     build_index(settings)
     service = SearchService(settings)

@@ -10,7 +10,7 @@ from hypothesis import given, settings as hsettings, strategies as st
 from tests.helpers import SEED_CORPUS, write_corpus
 from search_service.text.analysis import AnalysisConfig, get_analysis
 from search_service.errors import IndexUnavailable
-from search_service.build.reindex import build_index
+from search_service.ingest.reindex import build_index
 from search_service.search.request import SearchRequest
 from search_service.search.service import SearchService
 

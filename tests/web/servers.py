@@ -10,7 +10,7 @@ from pathlib import Path
 
 import requests
 
-from search_service.devtools.bench import free_port
+from search_service.devtools.ports import free_port
 from tests.helpers import ROOT
 
 

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 from openapi_spec_validator import validate
 
-from tests.helpers import SIMPLIFIED_SEED, TRADITIONAL_SEED
+from tests.helpers import SIMPLIFIED_SEED, TRADITIONAL_SEED, assert_error
 from search_service.web.app import create_app
 
 HIT_KEYS = {"rank", "score", "passage_id", "doc_id", "title", "heading", "text", "highlight", "matches",
@@ -18,15 +18,6 @@ def conforms(client, response, schema_name):
     schema = {"$ref": f"#/components/schemas/{schema_name}", "components": doc["components"]}
     jsonschema.Draft202012Validator(schema).validate(response.get_json())
 
-
-def assert_error(response, status, code=None):
-    assert response.status_code == status, response.get_data(as_text=True)
-    body = response.get_json()
-    assert set(body) == {"error"} and set(body["error"]) == {"status", "code", "message"}
-    assert body["error"]["status"] == status
-    if code:
-        assert body["error"]["code"] == code
-    return body["error"]
 
 
 def test_search_shape_and_cross_script_highlight(client):

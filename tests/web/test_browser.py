@@ -16,13 +16,13 @@ from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.helpers import SEED_CORPUS
-from search_service.build.reindex import build_index
+from search_service.ingest.reindex import build_index
 from search_service.settings import Settings
-from tests.conftest import on_engine
+from tests.helpers import on_engine
 from tests.helpers import engine_env
 from tests.web.servers import start_server, stop_server, wait_ready
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"

@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 import requests
 
-from search_service.devtools.bench import free_port
-from tests.helpers import ROOT, TRADITIONAL_SEED
+from search_service.devtools.ports import free_port
+from tests.helpers import ROOT, TRADITIONAL_SEED, assert_error
 from tests.web.servers import start_server, stop_server, wait_ready
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.deploy]
 NGINX = "/usr/sbin/nginx"
 
 
@@ -89,7 +89,7 @@ def test_search_and_the_page_through_nginx(proxied):
     assert requests.get(url + "/static/style.css", timeout=5).status_code == 200
     # The service's own limits answer in its shape, not nginx's.
     big = requests.post(url + "/search", data=b"x" * 100_000, headers={"Content-Type": "application/json"}, timeout=5)
-    assert big.status_code == 413 and big.json()["error"]["code"] == "request_too_large"
+    assert_error(big, 413, "request_too_large")
 
 
 def test_the_client_address_passes_through_for_logs_and_rate_limits(proxied):

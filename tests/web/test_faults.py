@@ -8,7 +8,7 @@ from whoosh.filedb import filestore
 
 from tests.helpers import write_corpus
 from search_service.errors import BuildError, IndexUnavailable
-from search_service.build.reindex import build_index
+from search_service.ingest.reindex import build_index
 from search_service.search.request import SearchRequest
 from search_service.search.service import SearchService
 from search_service.engine.whoosh.layout import IndexRoot

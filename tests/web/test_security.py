@@ -4,7 +4,7 @@ import logging
 import pytest
 
 from search_service.errors import ConfigError
-from tests.helpers import TRADITIONAL_SEED
+from tests.helpers import TRADITIONAL_SEED, assert_error
 from search_service.settings import Settings
 from search_service.web.app import create_app
 
@@ -22,8 +22,7 @@ def test_api_keys_guard_every_endpoint_but_health(keyed):
     for path in ["/search?q=医保卡", "/documents/x", "/analyze?text=x", "/stats", "/openapi.json", "/metrics",
                  "/nowhere"]:
         r = keyed.get(path)
-        assert r.status_code == 401, path
-        assert r.get_json()["error"]["code"] == "unauthorized"
+        assert_error(r, 401, "unauthorized")
     # The page is for people, who cannot send a key: an HTML page says one is needed.
     page = keyed.get("/?q=医保卡")
     assert page.status_code == 401 and page.mimetype == "text/html" and "SEARCH_PUBLIC_PAGE" in page.get_data(as_text=True)
@@ -32,11 +31,11 @@ def test_api_keys_guard_every_endpoint_but_health(keyed):
         assert css.status_code == 200
     assert keyed.get("/search?q=医保卡", headers={"Authorization": f"Bearer {KEY}"}).status_code == 200
     assert keyed.get("/search?q=医保卡", headers={"X-API-Key": "other-key"}).status_code == 200
-    assert keyed.get("/search?q=医保卡", headers={"X-API-Key": KEY + "x"}).status_code == 401
-    assert keyed.get("/search?q=医保卡", headers={"Authorization": "Bearer "}).status_code == 401
-    assert keyed.get("/search?q=医保卡", headers={"X-API-Key": "医保"}).status_code == 401
+    assert_error(keyed.get("/search?q=医保卡", headers={"X-API-Key": KEY + "x"}), 401, "unauthorized")
+    assert_error(keyed.get("/search?q=医保卡", headers={"Authorization": "Bearer "}), 401, "unauthorized")
+    assert_error(keyed.get("/search?q=医保卡", headers={"X-API-Key": "医保"}), 401, "unauthorized")
     # every credential presented must hold: a wrong bearer next to a good X-API-Key is refused
-    assert keyed.get("/search?q=医保卡", headers={"Authorization": "Bearer wrong", "X-API-Key": KEY}).status_code == 401
+    assert_error(keyed.get("/search?q=医保卡", headers={"Authorization": "Bearer wrong", "X-API-Key": KEY}), 401, "unauthorized")
 
 
 def test_no_keys_configured_means_open(client):
@@ -83,7 +82,7 @@ def test_rate_limit_answers_429_with_retry_after(seed_settings):
     statuses = [client.get("/search?q=医保卡").status_code for _ in range(5)]
     assert statuses == [200, 200, 200, 429, 429]
     r = client.get("/search?q=医保卡")
-    assert r.get_json()["error"] == {"status": 429, "code": "rate_limited", "message": r.get_json()["error"]["message"]}
+    assert_error(r, 429, "rate_limited")
     assert int(r.headers["Retry-After"]) > 0
     assert client.get("/health").status_code == 200  # probes are never limited
 
@@ -135,7 +134,7 @@ def test_an_indented_comment_in_a_keys_file_is_not_a_key(tmp_path):
 def test_the_icon_needs_no_key(keyed):
     r = keyed.get("/favicon.ico")
     assert r.status_code == 200 and r.mimetype == "image/svg+xml"
-    assert keyed.get("/search?q=医保卡").status_code == 401
+    assert_error(keyed.get("/search?q=医保卡"), 401, "unauthorized")
 
 
 
@@ -146,4 +145,4 @@ def test_a_public_page_needs_no_key_while_the_api_still_does(seed_settings):
     doc = client.get(f"/documents/{TRADITIONAL_SEED}?q=医保卡", headers={"Accept": "text/html"})
     assert doc.status_code == 200 and "<mark>醫保卡</mark>" in doc.get_data(as_text=True)
     for path in ["/search?q=医保卡", f"/documents/{TRADITIONAL_SEED}", "/stats", "/metrics"]:
-        assert client.get(path).status_code == 401, path  # JSON clients still need a key
+        assert_error(client.get(path), 401, "unauthorized")  # JSON clients still need a key

@@ -24,20 +24,20 @@ from search_service.engine.opensearch.schema import field_name, index_body, pass
 from search_service.errors import BuildError
 from search_service.fields import FIELDS
 from search_service.settings import Settings
-from search_service.text.analysis import AnalysisConfig, get_analysis
+from search_service.text.analysis import Analysis
 
 BATCH = 500  # passages a bulk request
 _SHARE_SEQ = 1 << 40  # each share numbers its passages from share * this: seq keeps the corpus order
 
 
 class OpenSearchBuild(Build):
-    def __init__(self, engine: Any, name: str, config: AnalysisConfig, base: str | None) -> None:
+    def __init__(self, engine: Any, name: str, analysis: Analysis, base: str | None) -> None:
         self.engine = engine
         self.client: OpenSearch = engine.client
         self.settings: Settings = engine.settings
         self.name = name
         self.index = engine.index_name(name)
-        self.config = config
+        self.analysis = analysis
         self.base = base
         try:
             body = index_body(self.settings.opensearch_shards, self.settings.opensearch_replicas, engine.ranking)
@@ -48,12 +48,11 @@ class OpenSearchBuild(Build):
 
     def write(self, shares: Sequence[Iterable[Record]], *, delete_docs: Sequence[str] = (),
               progress: Progress | None = None) -> None:
-        analysis = get_analysis(self.config)
-        analysis.initialize()  # load jieba before forking: the writers inherit it
+        self.analysis.initialize()  # load jieba before forking: the writers inherit it
         first_seq = self._copy_base(set(delete_docs)) if self.base is not None else 0
         if forked.available(shares):
             try:
-                loaded = forked.run_shares(functools.partial(_load_share, self.settings, self.index, self.config,
+                loaded = forked.run_shares(functools.partial(_load_share, self.settings, self.index, self.analysis,
                                                       first_seq), shares, progress)
             except forked.ShareFailed as exc:
                 raise BuildError(f"loading failed ({exc}); nothing switched") from None
@@ -66,7 +65,7 @@ class OpenSearchBuild(Build):
                 if progress is not None:
                     progress(done[0])
 
-            failures = _load(self.client, self.index, self.config,
+            failures = _load(self.client, self.index, self.analysis,
                              (r for share in shares for r in share), first_seq, counted)
         if failures:
             shown = "; ".join(failures[:5])
@@ -116,10 +115,9 @@ class OpenSearchBuild(Build):
             pass  # the next reindex removes what is left
 
 
-def _load(client: OpenSearch, index: str, config: AnalysisConfig, records: Iterable[Record], first_seq: int,
+def _load(client: OpenSearch, index: str, analysis: Analysis, records: Iterable[Record], first_seq: int,
           counted: Any) -> list[str]:
     """Analyse and bulk-load ``records``; the passages the cluster rejected, as 'id: reason'."""
-    analysis = get_analysis(config)
 
     def actions() -> Iterable[dict[str, Any]]:
         for seq, record in enumerate(records, start=first_seq):
@@ -143,7 +141,7 @@ def _load(client: OpenSearch, index: str, config: AnalysisConfig, records: Itera
     return failures
 
 
-def _load_share(settings: Settings, index: str, config: AnalysisConfig, first_seq: int, number: int,
+def _load_share(settings: Settings, index: str, analysis: Analysis, first_seq: int, number: int,
                 share: Iterable[Record], count: Any) -> list[str]:
     """:func:`_load` of one share in a forked process, with its own client."""
-    return _load(make_client(settings), index, config, share, first_seq + number * _SHARE_SEQ, count)
+    return _load(make_client(settings), index, analysis, share, first_seq + number * _SHARE_SEQ, count)

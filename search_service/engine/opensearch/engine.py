@@ -13,7 +13,6 @@ once it has expired.
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import threading
@@ -26,14 +25,14 @@ from typing import Any
 from opensearchpy import exceptions as ox
 from opensearchpy import helpers
 
-from search_service.engine.base import Build, DocumentTable, Engine, IndexVersion
+from search_service.engine.base import Build, CurrentVersion, DocumentTable, Engine, IndexVersion
 from search_service.engine.opensearch.build import OpenSearchBuild
 from search_service.engine.opensearch.client import make_client, unavailable
 from search_service.engine.opensearch.version import OpenSearchVersion
 from search_service.errors import BuildError, IndexLocked, IndexUnavailable
 from search_service.fields import Ranking
 from search_service.settings import Settings
-from search_service.text.analysis import AnalysisConfig
+from search_service.text.analysis import Analysis
 
 LAYOUT = 3  # 2 = metadata filter values normalized like text, 3 = the related section's fields
 LOCK_SECONDS = 60  # a lock not renewed for this long belongs to a dead reindex
@@ -48,6 +47,8 @@ class OpenSearchEngine(Engine):
         self.ranking = ranking or Ranking()
         self.prefix = settings.opensearch_prefix
         self.location = f"OpenSearch alias {self.prefix!r}"
+        # The cluster holds the versions; the last reindex's report stays on the machine that ran it.
+        self.report_path = Path(settings.index_dir) / f"opensearch-{self.prefix}.json"
         self._client: tuple[int, Any] | None = None
 
     @property
@@ -99,7 +100,8 @@ class OpenSearchEngine(Engine):
         if manifest.get("schema_version") != self.layout:
             raise IndexUnavailable(f"index version {name!r} was written in layout {manifest.get('schema_version')}, "
                                    f"this release reads layout {self.layout}: run `search-service reindex`")
-        return OpenSearchVersion(self.client, self.index_name(name), name, manifest, self.ranking)
+        return OpenSearchVersion(self.client, self.index_name(name), name, manifest, self.ranking,
+                                 str(self.settings.jieba_cache_dir))
 
     def _manifest(self, name: str) -> dict[str, Any] | None:
         try:
@@ -111,7 +113,7 @@ class OpenSearchEngine(Engine):
         mapping = next(iter(found.values()))["mappings"]
         return mapping.get("_meta", {}).get("manifest")
 
-    def previous(self) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    def previous(self) -> CurrentVersion | None:
         try:
             name = self.current_name()
             manifest = self._manifest(name) if name else None
@@ -122,7 +124,7 @@ class OpenSearchEngine(Engine):
                 documents[hit["_id"]] = hit["_source"]
         except (IndexUnavailable, ox.TransportError):
             return None
-        return manifest, documents
+        return CurrentVersion(manifest, documents)
 
     def store_documents(self, name: str, documents: DocumentTable) -> None:
         index = self._documents_index(name)
@@ -148,12 +150,12 @@ class OpenSearchEngine(Engine):
         finally:
             lease.release()
 
-    def new_build(self, config: AnalysisConfig, base: str | None = None) -> Build:
+    def new_build(self, analysis: Analysis, base: str | None = None) -> Build:
         # Names sort in creation order; the cluster wants index names in lower case.
         now = time.time()
         name = (time.strftime("%Y%m%dt%H%M%S", time.gmtime(now)) + f".{int(now * 1e6) % 1_000_000:06d}-"
                 + os.urandom(2).hex())
-        return OpenSearchBuild(self, name, config, base)
+        return OpenSearchBuild(self, name, analysis, base)
 
     def switch(self, build: Build) -> None:
         actions: list[dict[str, Any]] = [{"add": {"index": self.index_name(build.name), "alias": self.prefix}}]
@@ -168,13 +170,6 @@ class OpenSearchEngine(Engine):
         for index in self._indexes("v") + self._indexes("d"):
             if self._version_of(index) not in keep_set:
                 self.client.indices.delete(index=index, ignore_unavailable=True)
-
-    def keep_report(self, report: dict[str, Any]) -> None:
-        """The last build's report in the local index folder (``--index``), for operators."""
-        folder = Path(self.settings.index_dir)
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / f"opensearch-{self.prefix}.json").write_text(json.dumps(report, ensure_ascii=False, indent=1),
-                                                               "utf-8")
 
 
 class _Lease:

@@ -16,27 +16,24 @@ from typing import Any
 from opensearchpy import OpenSearch
 
 from search_service.engine import plan as p
-from search_service.engine.base import IndexVersion, Record
-from search_service.engine.bm25 import Ranked
+from search_service.engine.base import IndexVersion, Ranked, Record
 from search_service.engine.opensearch.client import guarded
 from search_service.engine.opensearch.schema import field_name, phrase_field_for
 from search_service.fields import STORED, Ranking
-from search_service.text.analysis import AnalysisConfig
+from search_service.text.analysis import AnalysisConfig, get_analysis
 
 _SOURCE = [*STORED, "filters"]
 
 
 class OpenSearchVersion(IndexVersion):
     def __init__(self, client: OpenSearch, index: str, name: str, manifest: dict[str, Any],
-                 ranking: Ranking) -> None:
+                 ranking: Ranking, cache_dir: str = "") -> None:
         self.client = client
         self.ranking = ranking
         self.index = index
         self.name = name
         self.manifest = manifest
-        analysis = manifest["analysis"]
-        self.config = AnalysisConfig(analysis["opencc_config"], analysis["segmenter"], tuple(analysis["userdict"]),
-                                     tuple(analysis["stopwords"]))
+        self.analysis = get_analysis(AnalysisConfig.from_dict(manifest["analysis"]), cache_dir)
         self.doc_count = int(manifest.get("passage_count") or 0)
         self.empty_fields = frozenset(manifest.get("empty_fields", []))
 

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from whoosh import index as whoosh_index
 from whoosh.reading import SegmentReader
 
 from search_service.engine import forked
@@ -18,35 +17,37 @@ from search_service.engine.base import Build, DocumentTable, Progress, Record
 from search_service.engine.whoosh.layout import DOCUMENTS, GROUPS, MANIFEST, ORDER, write_json_atomic, write_json_items
 from search_service.engine.whoosh.postings import corpus_order, document_groups, field_lengths
 from search_service.engine.whoosh.schema import build_schema, whoosh_fields
+from search_service.engine.whoosh.store import create_index, open_index
 from search_service.engine.whoosh.writer import BulkSegmentWriter, commit_segments, write_parallel, write_segments
 from search_service.errors import BuildError
 from search_service.fields import FIELDS
-from search_service.text.analysis import AnalysisConfig, get_analysis
+from search_service.text.analysis import Analysis
 
 
 class WhooshBuild(Build):
     """A version folder being written (a copy of ``base`` for an incremental build)."""
 
-    def __init__(self, path: Path, config: AnalysisConfig, base: Path | None, layout: int,
+    def __init__(self, path: Path, analysis: Analysis, base: Path | None, layout: int,
                  budget_bytes: int = 256 << 20) -> None:
         self.path = path
         self.budget_bytes = budget_bytes  # a writer's postings in memory before it starts a new segment
         self.name = path.name
-        self.config = config
+        self.analysis = analysis
+        self.schema = build_schema(analysis)
         self.layout = layout
         self.incremental = base is not None
         if base is not None:
             shutil.rmtree(path)
             shutil.copytree(base, path, copy_function=_share_segment)
             (path / MANIFEST).unlink()
-            self._ix = whoosh_index.open_dir(str(path))
+            self._ix = open_index(path, self.schema)
         else:
-            self._ix = whoosh_index.create_in(str(path), build_schema(config))
+            self._ix = create_index(path, self.schema)
 
     def write(self, shares: Sequence[Iterable[Record]], *, delete_docs: Sequence[str] = (),
               progress: Progress | None = None) -> None:
         # Load jieba before forking writer processes, so they inherit the dictionary.
-        get_analysis(self.config).segmenter.initialize()
+        self.analysis.segmenter.initialize()
         if self.incremental:
             self._write_incremental(shares, delete_docs, progress)
         elif forked.available(shares):
@@ -73,10 +74,10 @@ class WhooshBuild(Build):
         writer.commit(mergetype=lambda w, existing: tiered_merge(w, [*existing, *written]))
 
     def finish(self, passages: int, manifest: dict[str, Any], documents: DocumentTable) -> None:
-        avg_lengths = _check(self.path, passages)
+        avg_lengths = _check(self.path, self.schema, passages)
         # Each passage's document, for collapse=doc, and its place in the corpus, for
         # ties: computed here once, so that no server builds them in a request.
-        with whoosh_index.open_dir(str(self.path)).reader() as reader:
+        with open_index(self.path, self.schema).reader() as reader:
             groups, numbers = document_groups(reader)
         _save(self.path / GROUPS, groups)
         _save(self.path / ORDER, corpus_order(groups, numbers, documents))
@@ -147,7 +148,7 @@ def _save(path: Path, array: np.ndarray) -> None:
     np.save(path, array)
 
 
-def _check(version_dir: Path, expected_passages: int) -> dict[str, float]:
+def _check(version_dir: Path, schema: Any, expected_passages: int) -> dict[str, float]:
     """Reopen the committed version and prove it is searchable before serving it.
 
     Returns the average length of each scored field, computed from the per-passage
@@ -156,7 +157,7 @@ def _check(version_dir: Path, expected_passages: int) -> dict[str, float]:
     so an incremental index would score a hair differently from a full rebuild;
     these averages are the same either way (the scorer uses them).
     """
-    ix = whoosh_index.open_dir(str(version_dir))
+    ix = open_index(version_dir, schema)
     with ix.searcher() as searcher:
         count = searcher.doc_count()
         if count != expected_passages:

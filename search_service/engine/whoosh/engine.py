@@ -13,14 +13,14 @@ import shutil
 from contextlib import AbstractContextManager
 from typing import Any
 
-from search_service.engine.base import Build, Engine, IndexVersion
+from search_service.engine.base import Build, CurrentVersion, Engine, IndexVersion
 from search_service.engine.whoosh.build import WhooshBuild
 from search_service.engine.whoosh.layout import DOCUMENTS, IndexRoot
 from search_service.engine.whoosh.version import WhooshVersion
 from search_service.errors import IndexUnavailable, SearchError
 from search_service.fields import Ranking
 from search_service.settings import Settings
-from search_service.text.analysis import AnalysisConfig
+from search_service.text.analysis import Analysis
 
 # The on-disk layout: 3 = compact array posting blocks, 4 = and uncompressed
 # stored fields (:mod:`.codec`), 5 = the modules of the engine package (the
@@ -31,6 +31,7 @@ from search_service.text.analysis import AnalysisConfig
 # 11 = each segment's ranking postings (rankfile.py), the gram fields' only postings,
 # 12 = and their ids whole, not gaps.
 LAYOUT = 12
+REPORT = "last-reindex.json"
 
 
 class WhooshEngine(Engine):
@@ -40,9 +41,11 @@ class WhooshEngine(Engine):
     def __init__(self, settings: Settings, ranking: Ranking | None = None) -> None:
         self.root = IndexRoot(settings.index_dir)
         self.location = str(self.root.root)
+        self.report_path = self.root.root / REPORT
         self.ranking = ranking or Ranking()
         self.cache_bytes = settings.posting_cache_mb * 1_000_000
         self.writer_bytes = settings.writer_memory_mb << 20
+        self.cache_dir = str(settings.jieba_cache_dir)
 
     def current_name(self) -> str | None:
         return self.root.current_name()
@@ -56,24 +59,24 @@ class WhooshEngine(Engine):
         if manifest.get("schema_version") != self.layout:
             raise IndexUnavailable(f"index version {name!r} was written in layout {manifest.get('schema_version')}, "
                                    f"this release reads layout {self.layout}: run `search-service reindex`")
-        return WhooshVersion(name, path, manifest, self.ranking, self.cache_bytes)
+        return WhooshVersion(name, path, manifest, self.ranking, self.cache_bytes, self.cache_dir)
 
     def lock(self) -> AbstractContextManager[Any]:
         return self.root.lock()
 
-    def previous(self) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    def previous(self) -> CurrentVersion | None:
         try:
             path = self.root.current_dir()
             manifest = self.root.manifest(path)
             documents = json.loads((path / DOCUMENTS).read_text("utf-8"))
         except (SearchError, OSError, ValueError):
             return None
-        return manifest, documents
+        return CurrentVersion(manifest, documents)
 
-    def new_build(self, config: AnalysisConfig, base: str | None = None) -> Build:
+    def new_build(self, analysis: Analysis, base: str | None = None) -> Build:
         path = self.root.new_version_dir()
         try:
-            return WhooshBuild(path, config, self.root.versions_dir / base if base else None, self.layout,
+            return WhooshBuild(path, analysis, self.root.versions_dir / base if base else None, self.layout,
                                self.writer_bytes)
         except BaseException:
             shutil.rmtree(path, ignore_errors=True)

@@ -1,8 +1,10 @@
 """The Whoosh schema of a passage, made from the field table (:mod:`search_service.fields`).
 
-The tokenizers are thin Whoosh adapters over :mod:`search_service.text.analysis`;
-they hold only an :class:`AnalysisConfig`, so each index version's pickled
-schema remembers how it was analyzed.
+The tokenizers are thin Whoosh adapters over :mod:`search_service.text.analysis`.
+Whoosh pickles a version's schema into its table of contents; ours pickle as a
+plain Whoosh tokenizer, and a version is always opened with the schema made
+from its manifest's analysis config (:func:`build_schema`): the pickled one is
+never read, so no module path of ours is part of the on-disk format.
 """
 
 from __future__ import annotations
@@ -13,20 +15,28 @@ from typing import Any
 import numpy as np
 from whoosh import fields as wf
 from whoosh import formats
-from whoosh.analysis import Token, Tokenizer
+from whoosh.analysis import IDTokenizer, Token, Tokenizer
 
 from search_service.fields import FIELDS, filter_term, is_filter_key
-from search_service.text.analysis import AnalysisConfig, Term, get_analysis
+from search_service.text.analysis import Analysis, Term
 
 # Metadata filters are dynamic fields: one per metadata key.
 META_PREFIX = "meta_"
 
 
-class _TermTokenizer(Tokenizer):
-    """A Whoosh tokenizer over :class:`Analysis`; subclasses pick the terms."""
+class _OwnTokenizer(Tokenizer):
+    """Pickled (in a version's table of contents) as Whoosh's own tokenizer: the schema a
+    version is read with is made from its manifest, never unpickled."""
 
-    def __init__(self, config: AnalysisConfig | None = None) -> None:
-        self.config = config or AnalysisConfig()
+    def __reduce__(self) -> tuple[Any, tuple[()]]:
+        return IDTokenizer, ()
+
+
+class _TermTokenizer(_OwnTokenizer):
+    """A Whoosh tokenizer over an :class:`Analysis`; subclasses pick the terms."""
+
+    def __init__(self, analysis: Analysis) -> None:
+        self.analysis = analysis
 
     def terms(self, text: str) -> list[Term]:
         raise NotImplementedError
@@ -60,24 +70,24 @@ class WordTokenizer(_TermTokenizer):
     """jieba search-mode words of the normalized text (the words fields)."""
 
     def terms(self, text: str) -> list[Term]:
-        return get_analysis(self.config).words(text)
+        return self.analysis.words(text)
 
     def positions(self, text: str) -> dict[str, list[int]]:
-        return get_analysis(self.config).word_positions(text)
+        return self.analysis.word_positions(text)
 
 
 class GramTokenizer(_TermTokenizer):
     """CJK unigrams and bigrams of the normalized text (the gram fields)."""
 
     def terms(self, text: str) -> list[Term]:
-        return get_analysis(self.config).grams(text)
+        return self.analysis.grams(text)
 
     def key_counts(self, text: str) -> tuple[np.ndarray, np.ndarray]:
         """The grams as keys (:func:`~search_service.text.analysis.gram_keys`), sorted, and their counts."""
-        return get_analysis(self.config).gram_key_counts(text)
+        return self.analysis.gram_key_counts(text)
 
 
-class ValuesTokenizer(Tokenizer):
+class ValuesTokenizer(_OwnTokenizer):
     """One exact term per value: a string, or each element of a list (metadata filters)."""
 
     def __call__(self, value: Any, positions: bool = False, chars: bool = False, keeporiginal: bool = False,
@@ -98,8 +108,9 @@ def meta_field_name(key: str) -> str | None:
     return META_PREFIX + key if is_filter_key(key) else None
 
 
-def build_schema(config: AnalysisConfig) -> wf.Schema:
-    analyzers = {"words": WordTokenizer(config), "grams": GramTokenizer(config)}
+def build_schema(analysis: Analysis) -> wf.Schema:
+    """The schema of a version analyzed by ``analysis``."""
+    analyzers = {"words": WordTokenizer(analysis), "grams": GramTokenizer(analysis)}
     searched = {f.name: wf.TEXT(analyzer=analyzers[f.analysis], phrase=f.phrase,
                                 # a field named like its source keeps that attribute stored
                                 stored=f.name == f.source)

@@ -25,17 +25,73 @@ import weakref
 from pathlib import Path
 from typing import Any
 
-from whoosh.filedb import compound
+from whoosh.fields import Schema
 from whoosh.filedb.filestore import FileStorage
 from whoosh.filedb.structfile import BufferFile, StructFile
-from whoosh.index import Index
-
-from search_service.engine.whoosh.fixes import PositionalReader
+from whoosh.index import FileIndex
 
 
-def open_index(path: Path | str) -> Index:
-    """Open the Whoosh index in ``path`` for reading with :class:`PreadFile` files."""
-    return FileStorage(str(path), supports_mmap=False).open_index()
+
+def open_index(path: Path | str, schema: Schema) -> FileIndex:
+    """Open the Whoosh index in ``path``, its files read with :class:`PreadFile`,
+    analyzed as ``schema`` says (its pickled schema is not read)."""
+    return FileIndex(PreadStorage(str(path)), schema=schema)
+
+
+def create_index(path: Path | str, schema: Schema) -> FileIndex:
+    """A new, empty Whoosh index in the folder ``path``, read as :func:`open_index` reads."""
+    return FileIndex.create(PreadStorage(str(path)), schema, "MAIN")
+
+
+class PreadStorage(FileStorage):
+    """A folder whose files open as :class:`PreadFile`. Whoosh's compound segment
+    storage then opens each file of a segment with the file's ``subset`` (what it does
+    with any file that has one when it does not map): a ``pread`` file too."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(path, supports_mmap=False)
+
+    def open_file(self, name: str, **kwargs: Any) -> PreadFile:
+        fd = os.open(self._fpath(name), os.O_RDONLY)
+        return PreadFile(_Descriptor(fd), 0, os.fstat(fd).st_size, name=name)
+
+
+class PositionalReader(io.RawIOBase):
+    """A read-only, seekable raw file of ``length`` bytes, each read answered
+    by ``_read_at(position, n)``: with ``pread`` here."""
+
+    def __init__(self, length: int) -> None:
+        super().__init__()
+        self._length = length
+        self._pos = 0
+
+    def _read_at(self, position: int, n: int) -> bytes:
+        raise NotImplementedError
+
+    def pread(self, position: int, length: int) -> bytes:
+        """Up to ``length`` bytes at ``position``, without moving the file position."""
+        length = max(0, min(length, self._length - position))
+        return self._read_at(position, length) if length else b""
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        data = self.pread(self._pos, len(b))
+        b[:len(data)] = data
+        self._pos += len(data)
+        return len(data)
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._length}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
 
 
 class _Descriptor:
@@ -61,8 +117,8 @@ class _PreadRaw(PositionalReader):
         return os.pread(self.descriptor.fd, n, self.offset + position)
 
 
-class PreadFile(BufferFile):
-    """One file of a compound segment: ``get`` is one ``pread``; sequential
+class PreadFile(BufferFile):  # type: ignore[misc]
+    """A file, or one file of a compound segment: ``get`` is one ``pread``; sequential
     reads (pickles, varints) go through a small buffer. ``get_array`` is
     Whoosh's ``BufferFile``'s, over ``get``."""
 
@@ -79,34 +135,6 @@ class PreadFile(BufferFile):
         length = min(length, raw._length - position)
         return os.pread(raw.descriptor.fd, length, raw.offset + position) if length > 0 else b""
 
-    def subset(self, offset: int, length: int, name: str | None = None) -> "PreadFile":
+    def subset(self, offset: int, length: int, name: str | None = None) -> PreadFile:
         raw = self._raw
         return PreadFile(raw.descriptor, raw.offset + offset, length, name=name or self._name)
-
-
-def _open_file(self: compound.CompoundStorage, name: str, *args: Any, **kwargs: Any) -> Any:
-    """``CompoundStorage.open_file`` of a segment opened without mapping: a :class:`PreadFile`."""
-    descriptor = self.__dict__.get("_descriptor")
-    if descriptor is None and self._source is None and getattr(self._file, "is_real", False):
-        # Own a duplicate of the descriptor and close Whoosh's file object, as
-        # Whoosh does once it has mapped a segment.
-        descriptor = self._descriptor = _Descriptor(os.dup(self._file.fileno()))
-        self._file.close()
-        self._file = None
-    if descriptor is None:
-        return _whoosh_open_file(self, name, *args, **kwargs)
-    if self.is_closed:
-        raise compound.StorageError("Storage was closed")
-    offset, length = self.range(name)
-    return PreadFile(descriptor, offset, length, name=name)
-
-
-def _close(self: compound.CompoundStorage) -> None:
-    _whoosh_close(self)
-    self._descriptor = None  # closed with the last file read from it
-
-
-_whoosh_open_file = compound.CompoundStorage.open_file
-_whoosh_close = compound.CompoundStorage.close
-compound.CompoundStorage.open_file = _open_file  # type: ignore[method-assign]
-compound.CompoundStorage.close = _close  # type: ignore[method-assign]

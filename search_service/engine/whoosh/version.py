@@ -15,10 +15,11 @@ import numpy as np
 from whoosh.reading import MultiReader
 
 from search_service.engine import bm25
-from search_service.engine.base import IndexVersion, Record
+from search_service.engine.base import IndexVersion, Ranked, Record
 from search_service.engine.plan import QueryPlan
 from search_service.engine.whoosh.layout import GROUPS, ORDER
 from search_service.engine.whoosh.postings import ReaderSource, field_lengths, live_mask, rank_files, section_passages
+from search_service.engine.whoosh.schema import build_schema
 from search_service.engine.whoosh.store import open_index
 from search_service.errors import IndexUnavailable, SearchError, VersionDamaged
 from search_service.fields import Ranking
@@ -45,7 +46,8 @@ def _readable(method: Callable[..., T]) -> Callable[..., T]:
 class WhooshVersion(IndexVersion):
     """One version folder, opened with its files read by ``pread`` (:mod:`.store`)."""
 
-    def __init__(self, name: str, path: Path, manifest: dict[str, Any], ranking: Ranking, cache_bytes: int) -> None:
+    def __init__(self, name: str, path: Path, manifest: dict[str, Any], ranking: Ranking, cache_bytes: int,
+                 cache_dir: str = "") -> None:
         self.name = name
         self.path = path
         self.manifest = manifest
@@ -57,8 +59,8 @@ class WhooshVersion(IndexVersion):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ResourceWarning)
             try:
-                self._ix = open_index(path)
-                self.config: AnalysisConfig = self._ix.schema["body"].analyzer.config
+                self.analysis = get_analysis(AnalysisConfig.from_dict(manifest["analysis"]), cache_dir)
+                self._ix = open_index(path, build_schema(self.analysis))
                 searcher = self._local.searcher = self._ix.searcher()
                 reader = searcher.reader()
                 self.doc_count = reader.doc_count_all()
@@ -73,7 +75,7 @@ class WhooshVersion(IndexVersion):
                 self.scorer = term_scorer(reader, manifest.get("avg_field_length") or {}, ranking, cache_bytes)
                 self._related = section_passages(reader, "related")
                 self.empty_fields = self.scorer.empty_fields
-                get_analysis(self.config).initialize()  # a segmenter this process lacks fails here
+                self.analysis.initialize()  # a segmenter this process lacks fails here
                 count = searcher.doc_count()
                 if count != manifest.get("passage_count"):
                     failure = (f"index version {name!r} holds {count} passages, "
@@ -108,7 +110,7 @@ class WhooshVersion(IndexVersion):
         return s
 
     @_readable
-    def rank(self, plan: QueryPlan, limit: int, collapse: bool) -> bm25.Ranked:
+    def rank(self, plan: QueryPlan, limit: int, collapse: bool) -> Ranked:
         return bm25.rank(self.scorer, ReaderSource(self._searcher(), self._ranks), plan, limit,
                          self._groups if collapse else None, self.ranking.common_ratio,
                          damped=(self._related, self.ranking.related), order=self._order)

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from search_service.build.reindex import build_index
+from search_service.ingest.reindex import build_index
 from search_service.engine import open_engine
 from search_service.engine.opensearch.build import _load
 from search_service.engine.opensearch.client import make_client
@@ -16,10 +16,9 @@ from search_service.errors import IndexLocked, IndexUnavailable
 from search_service.search.request import SearchRequest
 from search_service.search.service import SearchService
 from search_service.text.analysis import AnalysisConfig
-from tests.conftest import on_engine
-from tests.helpers import SEED_CORPUS, jsonl, load_script, write_corpus
+from tests.helpers import SEED_CORPUS, assert_error, jsonl, load_script, on_engine, write_corpus
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.cluster]
 
 QUERIES = ["医保卡密码忘了怎么办", "醫保卡被鎖了怎麼解鎖", "社保卡", '"密码重置"', "医保卡 -银行", "+解锁 银行", "12333"]
 DOC_A = "医保卡密码忘了怎么办\n忘记医保卡密码可以带上本人身份证和医保卡，到参保地医疗管理中心申请办理密码挂失，然后重新设置密码。"
@@ -210,8 +209,7 @@ def test_cluster_stopped_is_503_and_health_degraded_then_answers_again(on_cluste
     try:
         time.sleep(0.3)
         response = client.get("/search", query_string={"q": "医保卡"})
-        assert response.status_code == 503
-        assert response.get_json()["error"]["code"] == "index_unavailable"
+        assert_error(response, 503, "index_unavailable")
         health = client.get("/health")
         assert health.status_code in (200, 503)
         body = health.get_json()
@@ -234,7 +232,7 @@ def test_an_unreachable_cluster_is_unavailable_not_a_crash(make_settings):
 
 
 def test_a_build_loaded_by_two_processes_ranks_like_one_loaded_by_one(on_cluster, tmp_path, monkeypatch):
-    from search_service.build import reindex as reindex_module
+    from search_service.ingest import reindex as reindex_module
     from tests.engine.whoosh.test_writer import corpus_records
 
     corpus = write_corpus(tmp_path / "corpus", {"docs.jsonl": corpus_records(200, seed=3)})

@@ -8,9 +8,9 @@ import pytest
 from whoosh import index as whoosh_index
 from whoosh import scoring
 
-from tests.helpers import SEED_CORPUS, write_corpus
+from tests.helpers import SEED_CORPUS, open_version_index, write_corpus
 from search_service.search.service import SearchService
-from search_service.build.reindex import build_index
+from search_service.ingest.reindex import build_index
 from search_service.engine.whoosh.layout import IndexRoot
 from search_service.engine.whoosh.postings import ReaderSource, field_lengths, rank_files
 from search_service.engine.whoosh.version import term_scorer
@@ -164,7 +164,6 @@ def test_multi_block_posting_lists_decode_exactly(tmp_path, make_settings, monke
     from tests.engine.whoosh.test_writer import corpus_records
 
     from search_service.engine.whoosh.codec import ArrayCodec
-    from search_service.engine.whoosh.store import open_index
 
     # 64-posting blocks (the default is 512), so that 400 passages make lists of several blocks.
     monkeypatch.setattr(ArrayCodec.__init__, "__defaults__", (64, 8))
@@ -172,7 +171,7 @@ def test_multi_block_posting_lists_decode_exactly(tmp_path, make_settings, monke
     settings = make_settings(corpus=corpus)
     build_index(settings)
     path = IndexRoot(settings.index_dir).current_dir()
-    ix = open_index(path)  # as served: postings read with pread
+    ix = open_version_index(path)  # as served: postings read with pread
     avg = IndexRoot(settings.index_dir).manifest(path)["avg_field_length"]
     ranking = Ranking()
     with ix.searcher() as searcher:

@@ -63,7 +63,7 @@ def test_term_arrays_read_every_posting_of_every_block(built):
 def test_term_entry_finds_what_whooshs_hash_table_finds(built):
     """Every key of a segment's term table (read with pread, as served), values
     longer than the first read's guess included; absent keys are None."""
-    ix = open_index(built["array"].storage.folder)
+    ix = open_index(built["array"].storage.folder, built["array"].schema)
     with ix.searcher() as searcher:
         table = searcher.reader()._terms._tindex
         items = list(table.items())

@@ -32,28 +32,31 @@ def test_inlining_codec_writes_reads_and_merges_short_posting_lists():
 
 def test_compound_segment_files_are_read_in_place_not_copied(tmp_path):
     from whoosh import index as whoosh_index
-    from whoosh.filedb import compound
     from whoosh.filedb.structfile import BufferFile
 
-    from search_service.engine.whoosh.fixes import MappedBufferFile
+    from search_service.engine.whoosh.store import PreadFile, PreadStorage, open_index
 
     schema = fields.Schema(id=fields.ID(stored=True), body=fields.TEXT(phrase=True))
     ix = whoosh_index.create_in(str(tmp_path), schema)
     with ix.writer() as w:
         for i in range(300):
             w.add_document(id=str(i), body=f"alpha beta gamma{i % 7} delta{i}")
-    # Upstream wraps the buffer in BytesIO, which reads from a copy: a change to
-    # the underlying memory is not seen. Ours reads the memory itself.
+    # The bug: upstream wraps a mapped segment's buffer in BytesIO, which reads from a
+    # copy (a change to the underlying memory is not seen): every file of a segment
+    # is copied into the process's memory when opened.
     data = bytearray(b"0123456789" * 100)
-    upstream, ours = BufferFile(memoryview(data)), MappedBufferFile(memoryview(data))
+    upstream = BufferFile(memoryview(data))
     data[0:4] = b"ABCD"
     assert upstream.read(4) == b"0123"
-    assert ours.read(4) == b"ABCD" and ours.tell() == 4
-    ours.seek(100)
-    assert ours.read(8) == bytes(data[100:108]) and ours.get(200, 4) == bytes(data[200:204])
     upstream.close()
-    ours.close()
-    assert compound.BufferFile is MappedBufferFile  # installed for every compound segment
-    with ix.searcher() as s:
+    # The workaround: no mapping; each file of a compound segment is a pread view of the
+    # segment's file (its subset), never a copy.
+    assert PreadStorage(str(tmp_path)).supports_mmap is False
+    ours = open_index(tmp_path, schema)
+    with ours.searcher() as s:
+        for reader, _ in s.reader().leaf_readers():
+            segment = reader._storage.a  # the compound segment's storage (under an overlay)
+            assert type(segment._file) is PreadFile and not segment._source  # not mapped
+            assert type(segment.open_file(reader._segment.make_filename(".pst"))) is PreadFile
         assert [h["id"] for h in s.search(wq.Phrase("body", ["beta", "gamma3"]), limit=None)][:2] == ["3", "10"]
         assert s.doc_count() == 300

@@ -8,7 +8,7 @@ import math
 
 from whoosh import index as whoosh_index
 
-from search_service.build.reindex import build_index
+from search_service.ingest.reindex import build_index
 from search_service.engine.whoosh import build as whoosh_build
 from search_service.engine.whoosh.layout import IndexRoot
 from search_service.search.request import SearchRequest

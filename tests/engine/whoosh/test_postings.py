@@ -11,9 +11,10 @@ from hypothesis import HealthCheck, given, settings as hsettings, strategies as 
 from search_service.engine import plan
 from search_service.engine.whoosh.layout import IndexRoot
 from search_service.engine.whoosh.postings import ReaderSource, rank_files, whoosh_query
+from search_service.engine.whoosh.schema import build_schema
 from search_service.engine.whoosh.store import open_index
 from tests.engine.whoosh.test_writer import WRITERS, passage_records, written
-from tests.helpers import settings_factory
+from tests.helpers import open_version_index, settings_factory
 
 TERMS = [plan.Term("body", w) for w in ("医保卡", "密码", "银行", "解锁", "社保卡", "不存在")] + \
         [plan.Term("grams", g) for g in ("医保", "保卡", "密", "锁", "卡")] + \
@@ -33,7 +34,7 @@ def twins(tmp_path_factory):
     config, records = passage_records(tmp_path, settings_factory(tmp_path), 80, seed=3)
     for name, make_writer in WRITERS:
         written(tmp_path / name, config, records, make_writer)
-    return {name: open_index(tmp_path / name) for name, _ in WRITERS}  # read as served
+    return {name: open_index(tmp_path / name, build_schema(config)) for name, _ in WRITERS}  # read as served
 
 
 @hsettings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -62,8 +63,8 @@ def test_many_excluded_words_cost_array_operations_not_postings_walked(twins, mo
 
 def test_document_groups_are_stored_with_the_version_and_match_the_doc_id_postings(tmp_path, make_settings,
                                                                                    monkeypatch):
-    from search_service.build import reindex as reindex_module
-    from search_service.build.reindex import build_index
+    from search_service.ingest import reindex as reindex_module
+    from search_service.ingest.reindex import build_index
     from search_service.engine.whoosh.postings import document_groups
     from tests.engine.whoosh.test_writer import corpus_records
     from tests.helpers import write_corpus
@@ -74,7 +75,7 @@ def test_document_groups_are_stored_with_the_version_and_match_the_doc_id_postin
     build_index(settings)
     path = IndexRoot(settings.index_dir).current_dir()
     stored = np.load(path / "groups.npy")
-    ix = open_index(path)
+    ix = open_version_index(path)
     with ix.searcher() as searcher:
         reader = searcher.reader()
         assert len(list(reader.leaf_readers())) == 2  # two segments

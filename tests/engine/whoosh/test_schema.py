@@ -2,9 +2,9 @@
 
 from search_service.engine.whoosh.schema import GramTokenizer, WordTokenizer, build_schema, whoosh_fields
 from search_service.fields import FIELDS
-from search_service.text.analysis import AnalysisConfig, gram_text
+from search_service.text.analysis import AnalysisConfig, get_analysis, gram_text
 
-CONFIG = AnalysisConfig(userdict=("医保卡 2000 n", "社保卡 2000 n"))
+CONFIG = get_analysis(AnalysisConfig(userdict=("医保卡 2000 n", "社保卡 2000 n")))
 
 
 def test_whoosh_tokenizer_emits_positions_and_original_chars():

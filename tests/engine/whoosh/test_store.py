@@ -8,7 +8,8 @@ from whoosh import index as whoosh_index
 from whoosh.filedb.structfile import BufferFile
 
 from search_service.engine.whoosh.codec import term_arrays
-from search_service.engine.whoosh.store import PreadFile, _Descriptor, open_index
+from search_service.engine.whoosh.store import PreadFile, _Descriptor
+from tests.helpers import open_version_index
 from search_service.engine.whoosh.layout import IndexRoot
 
 
@@ -18,7 +19,7 @@ def open_fds() -> int:
 
 def test_every_term_and_stored_field_reads_as_through_whooshs_mapping(whoosh_seed_settings):
     path = IndexRoot(whoosh_seed_settings.index_dir).current_dir()
-    mapped, pread = whoosh_index.open_dir(str(path)), open_index(path)
+    mapped, pread = whoosh_index.open_dir(str(path)), open_version_index(path)
     with mapped.searcher() as a, pread.searcher() as b:
         ra, rb = a.reader(), b.reader()
         assert list(ra.all_stored_fields()) == list(rb.all_stored_fields())
@@ -40,7 +41,7 @@ def test_a_dropped_version_closes_its_files_quietly(whoosh_seed_settings):
     path = IndexRoot(whoosh_seed_settings.index_dir).current_dir()
     gc.collect()
     before = open_fds()
-    ix = open_index(path)
+    ix = open_version_index(path)
     searcher = ix.searcher()
     assert searcher.document(passage_id=searcher.stored_fields(0)["passage_id"]) is not None
     assert open_fds() > before

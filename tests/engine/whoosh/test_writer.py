@@ -10,11 +10,11 @@ from hypothesis import given, strategies as st
 from whoosh import formats, index as whoosh_index
 
 from tests.helpers import SEED_CORPUS, jsonl, write_corpus
-from search_service.build import reindex as index_module
-from search_service.build.reindex import _records, build_index, prepare
-from search_service.build.spool import Spool
+from search_service.ingest import reindex as index_module
+from search_service.ingest.reindex import _records, analysis_config, build_index, prepare
+from search_service.ingest.spool import Spool
 from search_service.engine.whoosh.schema import build_schema, whoosh_fields
-from search_service.text.analysis import AnalysisConfig
+from search_service.text.analysis import get_analysis
 from search_service.search.request import SearchRequest
 from search_service.search.service import SearchService
 from search_service.engine.whoosh.codec import ArrayCodec
@@ -93,10 +93,10 @@ WRITERS = (("whoosh", lambda ix: ix.writer(codec=ArrayCodec(blocklimit=128))),
 
 
 def passage_records(tmp_path, make_settings, count, seed):
-    """The schema config and every passage's fields for a generated corpus, as reindex makes them."""
+    """The analysis and every passage's fields for a generated corpus, as reindex makes them."""
     corpus = write_corpus(tmp_path / "corpus", {"docs.jsonl": corpus_records(count, seed=seed)})
     settings = make_settings(corpus=corpus)
-    config = AnalysisConfig.from_settings(settings)
+    config = get_analysis(analysis_config(settings))
     with Spool(tmp_path) as spool:
         prepared = prepare(settings, spool)
         records = [whoosh_fields(record) for record in _records(prepared.entries, prepared, config)]

@@ -2,8 +2,8 @@ import os
 
 import pytest
 
-from search_service.build.corpus import Document
-from search_service.build.spool import Spool
+from search_service.ingest.corpus import Document
+from search_service.ingest.spool import Spool
 
 
 def test_documents_come_back_by_offset_in_any_order_and_in_a_forked_process(tmp_path):
@@ -33,7 +33,7 @@ def test_a_short_spool_is_an_error_not_a_document(tmp_path):
 def test_a_prepared_spool_is_on_disk_before_writers_are_forked(tmp_path, make_settings):
     """A forked writer inheriting buffered bytes would write them again at the shared file
     position, while another writer may already be reading there: prepare leaves nothing buffered."""
-    from search_service.build.reindex import prepare
+    from search_service.ingest.reindex import prepare
     from tests.helpers import write_corpus
 
     corpus = write_corpus(tmp_path / "corpus", {f"d{i}.txt": f"第{i}篇：医保卡密码忘了怎么办，带身份证去银行重置。"

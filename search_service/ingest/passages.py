@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from search_service.build.corpus import Document
+from search_service.ingest.corpus import Document
 
 # Headings: 一、… / （一）… / 『壹』… / 第一章 … / # … ; short, on a line of their own.
 _HEADING = re.compile(

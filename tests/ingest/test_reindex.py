@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings as hypothesis_settings, strategies as st
 
 from tests.helpers import ROOT, SEED_CORPUS, jsonl, load_script, settings_factory, write_corpus
-from search_service.build.reindex import build_index
+from search_service.ingest.reindex import build_index
 from search_service.search.request import SearchRequest
 from search_service.search.service import SearchService
 from search_service.engine.whoosh.layout import IndexRoot
@@ -113,7 +113,7 @@ QUERIES = ["医保卡密码", "解锁", "社保卡激活", "锁", "身份证", "
 def snapshot(settings):
     service = SearchService(settings)
     version = service.current()
-    _, documents = service.engine.previous()
+    documents = service.engine.previous().documents
     stored = sorted((f["passage_id"], f["text"], f["start"], f["end"], f["heading"], f["title"])
                     for doc_id in documents for f in version.index.document(doc_id, 0, 1000)[0])
     results = {q: [(h.passage_id, h.score, h.matches) for h in
@@ -202,7 +202,7 @@ def test_a_killed_parallel_reindex_takes_its_writers_and_the_lock_with_it(tmp_pa
     big = "\n".join([DOC_A, DOC_B, DOC_C] * 4).split("\n")
     for i in range(300):
         (corpus / f"big{i}.txt").write_text("\n".join(f"第{i}号：{line}" for line in big), encoding="utf-8")
-    code = ("import sys; from search_service.build import reindex; reindex.PARALLEL_MIN_PASSAGES = 50; "
+    code = ("import sys; from search_service.ingest import reindex; reindex.PARALLEL_MIN_PASSAGES = 50; "
             "from search_service.cli import main; sys.exit(main(sys.argv[1:]))")
     proc = subprocess.Popen([sys.executable, "-c", code, "reindex", *args(settings, "--workers", "2")],
                             env=dict(os.environ, PYTHONPATH=str(ROOT)), stdout=subprocess.DEVNULL,
@@ -345,7 +345,7 @@ def test_shares_are_balanced_on_text_not_on_passage_counts():
     """A writer's time goes with the text it segments: two long one-passage documents
     and many short ones make two shares of about as much work (text, and a little per
     passage), though not of as many passages."""
-    from search_service.build.reindex import PASSAGE_CHARACTERS, _Entry, _shares
+    from search_service.ingest.reindex import PASSAGE_CHARACTERS, _Entry, _shares
 
     def entry(doc_id: str, chars: int) -> _Entry:
         return _Entry(doc_id, "x", 0, 0, chars, 1, "", False)
@@ -368,10 +368,10 @@ _POOL = ["首页 | 关于我们 | 联系方式", "版权所有 2024 某某网站
 def test_a_corpus_read_once_splits_as_if_the_chrome_were_known_from_the_start(tmp_path_factory, texts, min_documents):
     """Documents are split as they are read, before the chrome is known, and only those holding a
     chrome line are split again: every entry is what splitting with the whole corpus's chrome gives."""
-    from search_service.build.corpus import CorpusReader
-    from search_service.build.passages import PassageSplitter, repeated_lines
-    from search_service.build.reindex import _entry, prepare
-    from search_service.build.spool import Spool
+    from search_service.ingest.corpus import CorpusReader
+    from search_service.ingest.passages import PassageSplitter, repeated_lines
+    from search_service.ingest.reindex import _entry, prepare
+    from search_service.ingest.spool import Spool
 
     root = tmp_path_factory.mktemp("case")
     corpus = write_corpus(root / "corpus", {f"d{i}.txt": "\n".join(lines) for i, lines in enumerate(texts)})
@@ -394,7 +394,7 @@ _LONG = "\n".join(["长文件的标题", "一、总则"] + [
 
 
 def _parted(monkeypatch):
-    from search_service.build import corpus as corpus_module
+    from search_service.ingest import corpus as corpus_module
 
     monkeypatch.setattr(corpus_module, "PART_BYTES", 1000)
     monkeypatch.setattr(corpus_module, "PART_CHARS", 500)
@@ -404,8 +404,8 @@ def test_a_long_file_is_indexed_in_parts_as_its_whole_text(tmp_path, make_settin
     """Read in parts (a file above PART_BYTES), a long file gives the passages its whole text
     gives, with the corpus's chrome dropped, offsets into its whole text; --incremental sees it
     unchanged, or changed when a line of a later part changes."""
-    from search_service.build.reindex import prepare
-    from search_service.build.spool import Spool
+    from search_service.ingest.reindex import prepare
+    from search_service.ingest.spool import Spool
 
     corpus = write_corpus(tmp_path / "corpus", {"long.txt": _LONG, "a.txt": DOC_A + "\n" + _CHROME,
                                                 "b.txt": DOC_B + "\n" + _CHROME})
@@ -438,7 +438,7 @@ def test_a_long_file_is_indexed_in_parts_as_its_whole_text(tmp_path, make_settin
 def test_a_long_file_that_fails_part_way_is_skipped_and_the_rest_indexed(tmp_path, make_settings, monkeypatch):
     """A read error after some parts of a long file (a disk error, the file replaced): the file is
     reported and none of it indexed, and its lines do not count towards the corpus's chrome."""
-    from search_service.build import corpus as corpus_module
+    from search_service.ingest import corpus as corpus_module
 
     _parted(monkeypatch)
     real = corpus_module._text_parts

@@ -1,3 +1,3 @@
-"""Building an index: read the corpus (:mod:`.corpus`), split it into passages
+"""Ingesting a corpus: read it (:mod:`.corpus`), split it into passages
 (:mod:`.passages`), make each passage's record (:mod:`.records`) and have the
 engine write, check and switch to a new version (:mod:`.reindex`)."""

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from dataclasses import fields
 from pathlib import Path
 
-from search_service.build.corpus import Document
+from search_service.ingest.corpus import Document
 
 
 # A document is kept as the tuple of its fields, in marshal's format: its metadata comes

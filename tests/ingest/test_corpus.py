@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from tests.helpers import jsonl, write_corpus
-from search_service.build.corpus import CorpusReader, Document, decode
+from search_service.ingest.corpus import CorpusReader, Document, decode
 from search_service.errors import CorpusError, DocumentError
 
 SIMP = "医保卡密码忘了怎么办？可以带上本人身份证到医保中心重新设置密码。"
@@ -84,7 +84,7 @@ def test_ids_with_control_characters_are_reported_and_skipped(tmp_path):
 
 
 def test_a_first_line_longer_than_a_heading_is_not_a_title(tmp_path):
-    from search_service.build.passages import PassageSplitter
+    from search_service.ingest.passages import PassageSplitter
 
     line = "医保卡密码忘了可以带身份证去银行重置" * 16_000  # ~300 KB, no line break, no punctuation
     root = write_corpus(tmp_path / "c", {"long.txt": line, "short.txt": "短标题\n正文第一段。"})
@@ -135,7 +135,7 @@ def test_pdf_and_word_documents(tmp_path):
     """A two-page Chinese PDF (printed by Chromium from two-pages.html), a Word file, a
     scanned PDF, an encrypted one and broken ones: the first two read, with pages and
     headings; the others reported."""
-    from search_service.build.passages import PassageSplitter
+    from search_service.ingest.passages import PassageSplitter
 
     root = write_corpus(tmp_path / "c", {"guide.pdf": (DATA / "two-pages.pdf").read_bytes(), "notice.docx": word_file(),
                                          "scan.pdf": image_only_pdf(), "broken.pdf": b"%PDF-1.4 garbage",
@@ -165,7 +165,7 @@ def test_pdf_and_word_documents(tmp_path):
 
 
 def test_html_main_text_without_navigation_sidebar_and_footer(tmp_path):
-    from search_service.build.passages import PassageSplitter
+    from search_service.ingest.passages import PassageSplitter
 
     root = write_corpus(tmp_path / "c", {"page.html": (DATA / "chrome-page.html").read_bytes()})
     doc = CorpusReader(root).read().documents[0]
@@ -213,7 +213,7 @@ def test_a_utf8_collection_read_a_line_at_a_time_reads_as_a_whole_file_would(tmp
 
 
 def test_only_plain_utf8_text_is_read_a_line_at_a_time(tmp_path):
-    from search_service.build.corpus import _plain_utf8
+    from search_service.ingest.corpus import _plain_utf8
 
     cases = {"utf8": SIMP.encode("utf-8"), "bom": codecs.BOM_UTF8 + SIMP.encode("utf-8"), "gbk": SIMP.encode("gbk"),
              "nul": b'{"id": 1}\x00\n', "blank": b" \n\n", "empty": b"", "cut": SIMP.encode("utf-8")[:-1],
@@ -226,7 +226,7 @@ def test_only_plain_utf8_text_is_read_a_line_at_a_time(tmp_path):
 def test_a_collection_that_stops_being_utf8_while_read_is_reported_not_a_traceback(tmp_path, monkeypatch):
     """Checked as UTF-8, then read a line at a time: a file rewritten in between (a sync into the
     corpus folder) is reported, the rest of the folder read."""
-    from search_service.build import corpus as corpus_module
+    from search_service.ingest import corpus as corpus_module
 
     root = write_corpus(tmp_path / "c", {"a.txt": SIMP})
     (root / "docs.jsonl").write_bytes((jsonl({"id": "x", "text": SIMP}) + jsonl({"id": "y", "text": TRAD})
@@ -247,7 +247,7 @@ def test_a_long_text_file_is_read_in_parts_that_make_its_whole_text(tmp_path_fac
     """A text file above PART_BYTES is read in parts of about PART_CHARS characters, cut at line
     ends (a line longer than a part where the part ends): the parts' texts, one after the other,
     are the text the whole file reads as, and each part says where it starts."""
-    from search_service.build import corpus as corpus_module
+    from search_service.ingest import corpus as corpus_module
 
     text = newline.join(lines)
     if not text.strip():
@@ -285,7 +285,7 @@ def test_a_long_text_file_is_read_in_parts_that_make_its_whole_text(tmp_path_fac
 
 def test_a_long_file_that_does_not_decode_in_one_encoding_is_read_whole(tmp_path):
     """Its first megabyte says GB18030, a later byte is not: read whole, :func:`decode` says why."""
-    from search_service.build.corpus import _long_text_encoding
+    from search_service.ingest.corpus import _long_text_encoding
 
     good = ("医保卡密码忘了可以带身份证去银行重置。\n" * 40_000).encode("gb18030")
     cases = {"gbk.txt": good, "broken.txt": good + b"\xff\xfe\xff\n" + good, "blank.txt": b"\n \n" * 1000,

@@ -22,16 +22,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from search_service.build.corpus import CorpusReader, Document
-from search_service.build.passages import Passage, PassageSplitter, RepeatedLines, line_key
-from search_service.build.records import passage_record
-from search_service.build.spool import Spool
+from search_service.ingest.corpus import CorpusReader, Document
+from search_service.ingest.passages import Passage, PassageSplitter, RepeatedLines, line_key
+from search_service.ingest.records import passage_record
+from search_service.ingest.spool import Spool
 from search_service.engine import open_engine
-from search_service.engine.base import Build, Engine, Record
+from search_service.engine.base import Build, CurrentVersion, Engine, Record
 from search_service.errors import BuildError, DocumentError, IndexLocked, SearchError
 from search_service.fields import filterable
 from search_service.settings import Settings
-from search_service.text.analysis import AnalysisConfig, get_analysis
+from search_service.text.analysis import Analysis, AnalysisConfig, get_analysis
 from search_service.text.segment import read_word_list
 
 # progress(phase, done, total): phases "reading" (files), "analyzing" (passages),
@@ -245,6 +245,13 @@ def _entry(parts: Iterable[Document], splitter: PassageSplitter, spool: Spool, o
     return _Entry(doc.doc_id, doc.source, offset, size, seen.chars, count, seen.hash(), whole, seen.parts)
 
 
+def analysis_config(settings: Settings) -> AnalysisConfig:
+    """The analysis the settings ask for: their OpenCC config and segmenter, the corpus's
+    user dictionary, and the stopword file (or the bundled list)."""
+    return AnalysisConfig.create(settings.opencc_config, settings.segmenter, read_word_list(settings.userdict_path),
+                                 read_word_list(settings.stopwords) if settings.stopwords else None)
+
+
 def build_index(
     settings: Settings,
     *,
@@ -260,7 +267,7 @@ def build_index(
     such case the previous version stays current.
     """
     began = time.perf_counter()
-    config = AnalysisConfig.from_settings(settings)
+    analysis = get_analysis(analysis_config(settings), str(settings.jieba_cache_dir))
     exclude = [settings.userdict_path, settings.synonyms_path, settings.stopwords]
     report = BuildReport(dry_run=dry_run)
 
@@ -271,90 +278,66 @@ def build_index(
         report.seconds = time.perf_counter() - began
         return report
 
+    engine = engine or open_engine(settings)
     try:
-        _reindex(settings, report, config, exclude, incremental, progress, engine, began)
+        _reindex(settings, report, analysis, exclude, incremental, progress, engine, began)
     except IndexLocked:
         raise  # another reindex is running: its outcome is the one to keep
     except SearchError as exc:
-        _record(settings, report, began, exc.message)
+        _record(engine, report, began, exc.message)
         raise
-    _record(settings, report, began, None)
+    _record(engine, report, began, None)
     return report
 
 
-def _reindex(settings: Settings, report: BuildReport, config: AnalysisConfig, exclude: list[Any], incremental: bool,
-             progress: Progress | None, engine: Engine | None, began: float) -> None:
-    engine = engine or open_engine(settings)
+def _reindex(settings: Settings, report: BuildReport, analysis: Analysis, exclude: list[Any], incremental: bool,
+             progress: Progress | None, engine: Engine, began: float) -> None:
     with engine.lock(), Spool(settings.index_dir) as spool:
         prepared = prepare(settings, spool, exclude, progress)
         _fill(report, prepared)
         if not prepared.entries:
             raise BuildError("no readable documents in the corpus: nothing indexed, the previous index stays current")
-        key = settings_key(config, settings, engine.layout)
+        key = settings_key(analysis.config, settings, engine.layout)
         previous = engine.previous() if incremental else None
-        if incremental and (previous is None or previous[0].get("settings_key") != key):
+        if incremental and (previous is None or previous.manifest.get("settings_key") != key):
             report.mode = "full (no compatible previous version for --incremental)"
             previous = None
         if previous is not None and _unchanged(previous, prepared, settings):
             # Nothing to write: the current version stays, and no new one is made.
             report.mode = "incremental (nothing changed)"
-            report.version = previous[0]["version"]
-            report.seconds = time.perf_counter() - began
-            engine.keep_report(report.as_dict())
+            report.version = previous.name
             return
-        build = _build(engine, config, previous, prepared, report, settings, key, progress)
+        build = _build(engine, analysis, previous, prepared, report, settings, key, progress)
         if build is None:  # the current version could not be read back: build it all anew
             report.mode = "full (the current version cannot be read, so --incremental rebuilt it all)"
-            build = _build(engine, config, None, prepared, report, settings, key, progress)
+            build = _build(engine, analysis, None, prepared, report, settings, key, progress)
         engine.switch(build)
         if progress is not None:
             progress("checking", 1, 1)
         report.version = build.name
         report.switched = True
         engine.clean(settings.keep_versions)
-        report.seconds = time.perf_counter() - began
-        engine.keep_report(report.as_dict())
+
+
+def _record(engine: Engine, report: BuildReport, began: float, error: str | None) -> None:
+    """Keep this reindex's report, and how it ended, as the engine's last (/metrics reads it)."""
     report.seconds = time.perf_counter() - began
+    engine.keep_report({**report.as_dict(), "ok": error is None, "error": error, "finished": time.time()})
 
 
-LAST_REINDEX = "last-reindex.json"  # in the index folder: how the last reindex ended
-
-
-def _record(settings: Settings, report: BuildReport, began: float, error: str | None) -> None:
-    """Keep how this reindex ended where servers read it (/metrics); best effort."""
-    outcome = {"ok": error is None, "error": error, "finished": time.time(),
-               "seconds": round(time.perf_counter() - began, 3), "version": report.version, "mode": report.mode}
-    folder = Path(settings.index_dir)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        temp = folder / f".{LAST_REINDEX}.{os.getpid()}"
-        temp.write_text(json.dumps(outcome, ensure_ascii=False), "utf-8")
-        os.replace(temp, folder / LAST_REINDEX)
-    except OSError:
-        pass  # a read-only or full disk: the reindex itself has said what happened
-
-
-def last_reindex(settings: Settings) -> dict[str, Any] | None:
-    """How the last reindex on this machine ended (None when none is recorded)."""
-    try:
-        return json.loads((Path(settings.index_dir) / LAST_REINDEX).read_text("utf-8"))
-    except (OSError, ValueError):
-        return None
-
-
-def _build(engine: Engine, config: AnalysisConfig, previous: tuple[dict[str, Any], dict[str, Any]] | None,
+def _build(engine: Engine, analysis: Analysis, previous: CurrentVersion | None,
            prepared: _Prepared, report: BuildReport, settings: Settings, key: str,
            progress: Progress | None) -> Build | None:
     """A new version written, checked and described (not switched to); None when an
     incremental build failed on reading the current version. Raises BuildError."""
-    build = engine.new_build(config, base=previous[0]["version"] if previous else None)
+    build = engine.new_build(analysis, base=previous.name if previous else None)
     failure: str | None = None
     # A failed writer (disk full, ...) leaves temp files open; they are
     # closed once the exception is dropped, here, without a warning.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ResourceWarning)
         try:
-            _write_version(build, previous, prepared, report, settings, config, key, progress)
+            _write_version(build, previous, prepared, report, settings, analysis, key, progress)
         except SearchError:
             build.discard()
             raise
@@ -371,16 +354,16 @@ def _build(engine: Engine, config: AnalysisConfig, previous: tuple[dict[str, Any
     raise BuildError(failure)
 
 
-def _write_version(build: Build, previous: tuple[dict[str, Any], dict[str, Any]] | None, prepared: _Prepared,
-                   report: BuildReport, settings: Settings, config: AnalysisConfig, key: str,
+def _write_version(build: Build, previous: CurrentVersion | None, prepared: _Prepared,
+                   report: BuildReport, settings: Settings, analysis: Analysis, key: str,
                    progress: Progress | None) -> None:
     """Write, check and describe one new version; does not switch to it."""
     if previous is not None:
         report.mode = "incremental"
-        old_docs = previous[1]
+        old_docs = previous.documents
         changed, removed = _changes(previous, prepared)
         total = sum(e.passages for e in changed)
-        build.write([_records(changed, prepared, config)],
+        build.write([_records(changed, prepared, analysis)],
                     delete_docs=removed + [e.doc_id for e in changed if e.doc_id in old_docs],
                     progress=_analyzing(progress, total))
         report.reanalyzed = len(changed)
@@ -390,7 +373,7 @@ def _write_version(build: Build, previous: tuple[dict[str, Any], dict[str, Any]]
     else:
         workers = settings.workers if settings.workers > 0 else (os.cpu_count() or 1)
         shares = _shares(prepared.entries, min(workers, max(1, report.passages // PARALLEL_MIN_PASSAGES)))
-        build.write([_records(share, prepared, config) for share in shares],
+        build.write([_records(share, prepared, analysis) for share in shares],
                     progress=_analyzing(progress, report.passages))
         report.reanalyzed = len(prepared.entries)
     if progress is not None:
@@ -401,7 +384,7 @@ def _write_version(build: Build, previous: tuple[dict[str, Any], dict[str, Any]]
     build.finish(report.passages, {
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "settings_key": key,
-        "analysis": asdict(config),
+        "analysis": asdict(analysis.config),
         "corpus": str(settings.corpus_dir),
         "synonyms": list(read_word_list(settings.synonyms_path)),
         "document_count": report.documents,
@@ -425,20 +408,20 @@ class _DocumentTable:
         return ((e.doc_id, {"hash": e.hash, "source": e.source, "passages": e.passages}) for e in self._entries)
 
 
-def _changes(previous: tuple[dict[str, Any], dict[str, Any]], prepared: _Prepared) -> tuple[list[_Entry], list[str]]:
+def _changes(previous: CurrentVersion, prepared: _Prepared) -> tuple[list[_Entry], list[str]]:
     """The documents new or changed since the ``previous`` version, and the ids of those removed."""
-    old_docs = previous[1]
+    old_docs = previous.documents
     changed = [e for e in prepared.entries if old_docs.get(e.doc_id, {}).get("hash") != e.hash]
     current = {e.doc_id for e in prepared.entries}
     removed = [doc_id for doc_id in old_docs if doc_id not in current]
     return changed, removed
 
 
-def _unchanged(previous: tuple[dict[str, Any], dict[str, Any]], prepared: _Prepared, settings: Settings) -> bool:
+def _unchanged(previous: CurrentVersion, prepared: _Prepared, settings: Settings) -> bool:
     """Whether a new version would be the ``previous`` one again: no document and no synonym changed."""
     changed, removed = _changes(previous, prepared)
     return (not changed and not removed
-            and previous[0].get("synonyms") == list(read_word_list(settings.synonyms_path)))
+            and previous.manifest.get("synonyms") == list(read_word_list(settings.synonyms_path)))
 
 
 def _analyzing(progress: Progress | None, total: int) -> Callable[[int], Any] | None:
@@ -483,9 +466,8 @@ def _shares(entries: list[_Entry], count: int) -> list[list[_Entry]]:
     return [share for share in shares if share]
 
 
-def _records(entries: list[_Entry], prepared: _Prepared, config: AnalysisConfig) -> Iterator[Record]:
+def _records(entries: list[_Entry], prepared: _Prepared, analysis: Analysis) -> Iterator[Record]:
     """The passage records of the ``entries``' documents, made lazily (in the process that writes them)."""
-    analysis = get_analysis(config)
     for entry in entries:
         doc, passages = prepared.passages(entry)
         for p in passages:

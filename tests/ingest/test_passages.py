@@ -4,8 +4,8 @@ from collections import Counter
 from hypothesis import example, given, settings, strategies as st
 
 from tests.helpers import SEED_CORPUS, SIMPLIFIED_SEED, TRADITIONAL_SEED
-from search_service.build.corpus import CorpusReader, Document
-from search_service.build.passages import PassageSplitter, RepeatedLines, line_key, repeated_lines
+from search_service.ingest.corpus import CorpusReader, Document
+from search_service.ingest.passages import PassageSplitter, RepeatedLines, line_key, repeated_lines
 
 BOILERPLATE = ["换一批", "展开", "0/500", "加密服务已开启", "人看过", "律师服务", "点击反馈", "相关咨询", "#医疗知识"]
 

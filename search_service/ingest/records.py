@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from search_service.build.corpus import Document
-from search_service.build.passages import Passage
+from search_service.ingest.corpus import Document
+from search_service.ingest.passages import Passage
 from search_service.fields import filter_term, filterable
 from search_service.text.analysis import Analysis
 

@@ -277,7 +277,7 @@ class CorpusReader:
         if suffix == ".jsonl":
             yield from _jsonl_documents(_split_lines(text), rel, encoding)
         elif suffix in (".html", ".htm"):
-            from search_service.build.html import html_document
+            from search_service.ingest.html import html_document
 
             title, body = html_document(text)
             title = bounded_title(title) or bounded_title(first_line(body).lstrip("# "))
@@ -296,12 +296,12 @@ class CorpusReader:
     @staticmethod
     def _binary_document(data: bytes, suffix: str, doc_id: str, rel: str) -> Document:
         if suffix == ".pdf":
-            from search_service.build.pdf import pdf_text
+            from search_service.ingest.pdf import pdf_text
 
             title, text, pages = pdf_text(data, rel)
             title = bounded_title(title) or bounded_title(first_line(text))
             return Document(doc_id, title, text, rel, "pdf", title_in_text=first_line(text) == title, pages=pages)
-        from search_service.build.word import docx_text
+        from search_service.ingest.word import docx_text
 
         title, text = docx_text(data, rel)
         if not text.strip():
