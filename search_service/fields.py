@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
-Analysis = Literal["words", "grams"]
+AnalysisKind = Literal["words", "grams"]  # which terms of text/analysis.py a field indexes
 
 
 @dataclass(frozen=True)
@@ -22,7 +22,7 @@ class Field:
 
     name: str
     source: Literal["text", "heading", "title"]
-    analysis: Analysis
+    analysis: AnalysisKind
     weight: float
     # Positions kept, so phrase queries and ``+word`` can run on it.
     phrase: bool = False

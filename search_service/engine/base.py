@@ -29,7 +29,7 @@ from search_service.engine.plan import QueryPlan
 from search_service.text.analysis import Analysis
 
 Record = dict[str, Any]
-Progress = Callable[[int], Any]  # passages written so far
+WriteProgress = Callable[[int], Any]  # passages written so far
 
 
 @dataclass(frozen=True)
@@ -116,7 +116,7 @@ class Build(ABC):
 
     @abstractmethod
     def write(self, shares: Sequence[Iterable[Record]], *, delete_docs: Sequence[str] = (),
-              progress: Progress | None = None) -> None:
+              progress: WriteProgress | None = None) -> None:
         """Add the passages of ``shares`` (each may be written in parallel, in order) after
         removing the passages of ``delete_docs`` (an incremental build's changed and removed documents)."""
 

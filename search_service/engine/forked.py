@@ -15,7 +15,7 @@ import signal
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from search_service.engine.base import Progress
+from search_service.engine.base import WriteProgress
 
 # work(share number, share, count) -> a picklable result; count(n) reports n more passages done.
 Work = Callable[[int, Any, Callable[[int], None]], Any]
@@ -30,7 +30,7 @@ def available(shares: Sequence[Any]) -> bool:
     return len(shares) > 1 and "fork" in multiprocessing.get_all_start_methods()
 
 
-def run_shares(work: Work, shares: Sequence[Any], progress: Progress | None = None) -> list[Any]:
+def run_shares(work: Work, shares: Sequence[Any], progress: WriteProgress | None = None) -> list[Any]:
     """``work`` on each share in a forked process of its own; each share's result, in order.
 
     ``progress(done)`` is called with the passages all processes have counted.

@@ -18,7 +18,7 @@ Part = tuple[Alternative, ...]
 
 
 @dataclass(frozen=True)
-class Term:
+class HasTerm:
     """Passages whose ``field`` holds ``text``."""
 
     field: str
@@ -29,7 +29,7 @@ class Term:
 
 
 @dataclass(frozen=True)
-class Phrase:
+class HasPhrase:
     """Passages whose ``field`` holds ``words`` at consecutive positions."""
 
     field: str
@@ -40,7 +40,7 @@ class Phrase:
 
 
 @dataclass(frozen=True)
-class Document:
+class InDocument:
     """Passages of the document ``doc_id``."""
 
     doc_id: str
@@ -50,7 +50,7 @@ class Document:
 
 
 @dataclass(frozen=True)
-class Metadata:
+class HasMetadata:
     """Passages whose document's metadata ``key`` is (or contains) ``value``."""
 
     key: str
@@ -76,7 +76,7 @@ class AnyOf:
         return "(" + " OR ".join(map(str, self.items)) + ")"
 
 
-Constraint = Union[Term, Phrase, Document, Metadata, AllOf, AnyOf]
+Constraint = Union[HasTerm, HasPhrase, InDocument, HasMetadata, AllOf, AnyOf]
 
 
 def all_of(items: list[Constraint]) -> Constraint | None:

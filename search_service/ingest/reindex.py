@@ -36,7 +36,7 @@ from search_service.text.segment import read_word_list
 
 # progress(phase, done, total): phases "reading" (files), "analyzing" (passages),
 # "writing" (the engine commits) and "checking" (the new version, then the switch).
-Progress = Callable[[str, int, int], Any]
+ReindexProgress = Callable[[str, int, int], Any]
 
 # Below this many passages a share, one process is faster than starting writer processes.
 PARALLEL_MIN_PASSAGES = 2000
@@ -120,7 +120,7 @@ def settings_key(config: AnalysisConfig, settings: Settings, layout: int) -> str
 
 
 def prepare(settings: Settings, spool: Spool, exclude: Iterable[str | os.PathLike[str]] = (),
-            progress: Progress | None = None) -> _Prepared:
+            progress: ReindexProgress | None = None) -> _Prepared:
     """Read the corpus into ``spool`` and split it into passages (no analysis yet).
 
     One document in memory at a time: each is read, split as if no line were page
@@ -257,12 +257,12 @@ def build_index(
     *,
     incremental: bool = False,
     dry_run: bool = False,
-    progress: Progress | None = None,
+    progress: ReindexProgress | None = None,
     engine: Engine | None = None,
 ) -> BuildReport:
     """Reindex ``settings.corpus_dir`` into a new version of the engine's index.
 
-    ``progress(phase, done, total)`` is called as it goes (see :data:`Progress`). Raises
+    ``progress(phase, done, total)`` is called as it goes (see :data:`ReindexProgress`). Raises
     :class:`IndexLocked`, :class:`CorpusError` or :class:`BuildError`; in every
     such case the previous version stays current.
     """
@@ -291,7 +291,7 @@ def build_index(
 
 
 def _reindex(settings: Settings, report: BuildReport, analysis: Analysis, exclude: list[Any], incremental: bool,
-             progress: Progress | None, engine: Engine, began: float) -> None:
+             progress: ReindexProgress | None, engine: Engine, began: float) -> None:
     with engine.lock(), Spool(settings.index_dir) as spool:
         prepared = prepare(settings, spool, exclude, progress)
         _fill(report, prepared)
@@ -327,7 +327,7 @@ def _record(engine: Engine, report: BuildReport, began: float, error: str | None
 
 def _build(engine: Engine, analysis: Analysis, previous: CurrentVersion | None,
            prepared: _Prepared, report: BuildReport, settings: Settings, key: str,
-           progress: Progress | None) -> Build | None:
+           progress: ReindexProgress | None) -> Build | None:
     """A new version written, checked and described (not switched to); None when an
     incremental build failed on reading the current version. Raises BuildError."""
     build = engine.new_build(analysis, base=previous.name if previous else None)
@@ -356,7 +356,7 @@ def _build(engine: Engine, analysis: Analysis, previous: CurrentVersion | None,
 
 def _write_version(build: Build, previous: CurrentVersion | None, prepared: _Prepared,
                    report: BuildReport, settings: Settings, analysis: Analysis, key: str,
-                   progress: Progress | None) -> None:
+                   progress: ReindexProgress | None) -> None:
     """Write, check and describe one new version; does not switch to it."""
     if previous is not None:
         report.mode = "incremental"
@@ -424,7 +424,7 @@ def _unchanged(previous: CurrentVersion, prepared: _Prepared, settings: Settings
             and previous.manifest.get("synonyms") == list(read_word_list(settings.synonyms_path)))
 
 
-def _analyzing(progress: Progress | None, total: int) -> Callable[[int], Any] | None:
+def _analyzing(progress: ReindexProgress | None, total: int) -> Callable[[int], Any] | None:
     """The engine's progress (passages written so far) as phases: analyzing, then, once
     every passage is in, writing (the engine's commit) until the write returns."""
     if progress is None:

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from search_service.engine.plan import (AllOf, AnyOf, Constraint, Document, Metadata, Part, Phrase, QueryPlan,
-                                        Term, all_of)
+from search_service.engine.plan import (AllOf, AnyOf, Constraint, HasMetadata, HasPhrase, HasTerm, InDocument, Part,
+                                        QueryPlan, all_of)
 from search_service.errors import InvalidRequest
 from search_service.fields import FIELDS, TEXT_GRAMS, TEXT_WORDS, Ranking
 from search_service.text.analysis import CJK_RUN, Analysis, bigrams, precise
-from search_service.text.analysis import Term as Word
+from search_service.text.analysis import Term
 from search_service.text.synonyms import Synonyms
 from search_service.text.syntax import parse_query
 
@@ -60,7 +60,7 @@ class Planner:
         return QueryPlan(parts, AllOf(tuple(must)) if must else None,
                          AnyOf(tuple(must_not)) if must_not else None, self._filter(docs, filters), marks)
 
-    def _scored(self, words: list[Word], grams: list[str]) -> list[Part]:
+    def _scored(self, words: list[Term], grams: list[str]) -> list[Part]:
         """The weighted scoring parts of one clause, in the order of the field table."""
         parts: list[Part] = []
         for t in sorted({w.text for w in words}):
@@ -87,7 +87,7 @@ class Planner:
         for a key no document has (a typo would otherwise find nothing, silently)."""
         parts: list[Constraint] = []
         if docs:
-            parts.append(AnyOf(tuple(Document(d) for d in docs)))
+            parts.append(AnyOf(tuple(InDocument(d) for d in docs)))
         by_key: dict[str, list[str]] = {}
         for key, value in filters:
             by_key.setdefault(key, []).append(self.analysis.normalize(value).text)
@@ -97,7 +97,7 @@ class Planner:
             raise InvalidRequest(f"no document has the filter key {unknown[0]!r}; the keys are: {known}",
                                  code="bad_filter")
         for key, values in by_key.items():
-            parts.append(AnyOf(tuple(Metadata(key, v) for v in values)))
+            parts.append(AnyOf(tuple(HasMetadata(key, v) for v in values)))
         return all_of(parts)
 
     def describe(self, plan: QueryPlan, doc_frequency: Callable[[str, str], int], doc_count: int) -> str:
@@ -120,7 +120,7 @@ class Planner:
         return "; ".join(out)
 
 
-def _marks(kind: str, words: list[Word], grams: list[str]) -> list[str]:
+def _marks(kind: str, words: list[Term], grams: list[str]) -> list[str]:
     """What a clause highlights: its words as written (search-mode sub-words
     included, which are words of the query too), a phrase as a whole, and
     character grams only for a clause that has no word (stopwords only, like
@@ -137,28 +137,28 @@ def _marks(kind: str, words: list[Word], grams: list[str]) -> list[str]:
 
 
 def _all_grams(grams: list[str]) -> Constraint | None:
-    return AllOf(tuple(Term(TEXT_GRAMS, g) for g in grams)) if grams else None
+    return AllOf(tuple(HasTerm(TEXT_GRAMS, g) for g in grams)) if grams else None
 
 
-def _contains(words: list[Word], grams: list[str]) -> Constraint | None:
+def _contains(words: list[Term], grams: list[str]) -> Constraint | None:
     """Passages containing the clause: each word, as a word or as its bigrams."""
     exact = precise(words)
     if not exact:
         return _all_grams(grams)
     parts: list[Constraint] = []
     for w in exact:
-        alternatives: list[Constraint] = [Term(TEXT_WORDS, w.text)]
+        alternatives: list[Constraint] = [HasTerm(TEXT_WORDS, w.text)]
         if len(w.text) > 1 and CJK_RUN.fullmatch(w.text):
-            alternatives.append(AllOf(tuple(Term(TEXT_GRAMS, g) for g in bigrams(w.text))))
+            alternatives.append(AllOf(tuple(HasTerm(TEXT_GRAMS, g) for g in bigrams(w.text))))
         parts.append(AnyOf(tuple(alternatives)))
     return AllOf(tuple(parts))
 
 
-def _phrase(words: list[Word], grams: list[str]) -> Constraint | None:
+def _phrase(words: list[Term], grams: list[str]) -> Constraint | None:
     exact = precise(words)
     if len(exact) > 1:
-        return Phrase(TEXT_WORDS, tuple(w.text for w in exact))
+        return HasPhrase(TEXT_WORDS, tuple(w.text for w in exact))
     if exact:
-        return Term(TEXT_WORDS, exact[0].text)
+        return HasTerm(TEXT_WORDS, exact[0].text)
     return _all_grams(grams)
 

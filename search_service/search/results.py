@@ -84,7 +84,7 @@ class SearchResult:
 
 
 
-def passage_record(stored: dict[str, Any]) -> PassageRecord:
+def stored_passage(stored: dict[str, Any]) -> PassageRecord:
     return PassageRecord(
         passage_id=stored["passage_id"],
         doc_id=stored["doc_id"],

@@ -26,7 +26,7 @@ from search_service.search.cache import ResultCache
 from search_service.search.highlight import Marker, render
 from search_service.search.planner import Planner
 from search_service.search.request import SearchRequest, clean_text
-from search_service.search.results import DocumentRecord, Hit, PassageRecord, SearchResult, passage_record
+from search_service.search.results import DocumentRecord, Hit, PassageRecord, SearchResult, stored_passage
 from search_service.settings import Settings
 from search_service.text.analysis import Analysis
 from search_service.text.normalize import Normalized
@@ -245,7 +245,7 @@ class SearchService:
         stored = self.current().index.passage(passage_id)
         if stored is None:
             raise NotFound(f"no passage {passage_id!r}", code="passage_not_found")
-        return passage_record(stored)
+        return stored_passage(stored)
 
     def document(self, doc_id: str, start: int = 0, size: int = 100) -> DocumentRecord:
         """A document and its passages ``start`` to ``start + size`` (a page of a long one)."""
@@ -255,7 +255,7 @@ class SearchService:
             raise NotFound(f"no document {doc_id!r}", code="document_not_found")
         first = found[0] if found else index.document(doc_id, 0, 1)[0][0]
         return DocumentRecord(doc_id, first.get("title", ""), first.get("source", ""), first.get("metadata") or {},
-                              total, start, size, [passage_record(s) for s in found])
+                              total, start, size, [stored_passage(s) for s in found])
 
     def mark(self, q: str, texts: list[str]) -> list[str]:
         """Each of ``texts`` as HTML, whole, with the words of the query ``q`` marked

@@ -25,7 +25,6 @@ import sys
 import threading
 import warnings
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -56,16 +55,6 @@ def _import_jieba() -> Any:
 
 # A token worth indexing has at least one letter, digit or CJK character.
 _WORDLIKE = re.compile(r"[^\W_]", re.UNICODE)
-
-
-@dataclass(frozen=True, slots=True)
-class Word:
-    """A word of the normalized text: [start, end) and its phrase position."""
-
-    text: str
-    start: int
-    end: int
-    pos: int
 
 
 ENGINES = ("jieba", "rjieba")
@@ -132,10 +121,6 @@ class Segmenter:
                 pass  # jieba rebuilds the cache below
         if not tokenizer.initialized:
             tokenizer.initialize()
-
-    def words(self, text: str) -> list[Word]:
-        """Search-mode words of ``text`` with offsets into ``text``; no punctuation."""
-        return [Word(*w) for w in self.spans(text)]
 
     def spans(self, text: str) -> list[tuple[str, int, int, int]]:
         """:meth:`words` as (text, start, end, position) tuples: what indexing reads,

@@ -30,6 +30,7 @@ from typing import Any
 
 import gunicorn.util
 from gunicorn.app.base import BaseApplication
+from gunicorn.workers.gthread import ThreadWorker
 
 from search_service.errors import IndexUnavailable
 from search_service.settings import Settings
@@ -148,12 +149,43 @@ def write_json_error(sock: socket.socket, status: int, reason: str, message: str
     gunicorn.util.write_nonblock(sock, head + body)
 
 
+class _ErrorPage:
+    """Where gunicorn's worker writes its own (HTML) error answer: kept, to read its status line."""
+
+    def __init__(self) -> None:
+        self.data = b""
+
+    def gettimeout(self) -> float:
+        return 0.0  # already non-blocking: gunicorn writes with one sendall
+
+    def sendall(self, data: bytes) -> None:
+        self.data += data
+
+
+class JsonErrorWorker(ThreadWorker):  # type: ignore[misc]
+    """gunicorn's threaded worker, answering what gunicorn answers itself (a request it
+    cannot parse, or over its limits) in the API's one JSON error shape: gunicorn decides
+    the status, as it does for its own page, and this worker writes the answer."""
+
+    def handle_error(self, req: Any, client: socket.socket, addr: Any, exc: BaseException) -> None:
+        page = _ErrorPage()
+        super().handle_error(req, page, addr, exc)
+        _, status, reason = page.data.split(b"\r\n", 1)[0].decode("latin-1").split(" ", 2)
+        # gunicorn's own message for a bad request (what it could not parse); none for its
+        # own failures, as a 500 of the app says nothing of its insides either.
+        message = f"{reason}: {exc}" if int(status) < 500 else reason
+        try:
+            write_json_error(client, int(status), reason, message)
+        except OSError:
+            pass  # the client is gone
+
+
 def gunicorn_options(host: str, port: int, workers: int, timeout: int) -> dict[str, Any]:
     """gunicorn's settings; ``timeout`` is the request time limit (a stuck worker is killed and replaced)."""
     return {
         "bind": f"{host}:{port}",
         "workers": workers,
-        "worker_class": "gthread",
+        "worker_class": JsonErrorWorker,
         "threads": THREADS,
         "preload_app": True,
         "timeout": timeout,
@@ -216,8 +248,6 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000, workers
     # worker's first full collection writes to every page holding one and so
     # copies the master's memory page by page (copy-on-write).
     gc.freeze()
-    # gunicorn answers requests it cannot parse itself, through this function (one place, by name).
-    gunicorn.util.write_error = write_json_error
     options = gunicorn_options(host, port, workers, timeout)
     options["post_worker_init"] = open_index_in_worker
     options["child_exit"] = lambda server, worker: _worker_gone(worker.pid)

@@ -55,7 +55,7 @@ class ListSource:
         return np.array(ids, dtype=np.int32), np.array([found[i] for i in ids], dtype=np.uint8)
 
     def matching(self, constraint: qp.Constraint) -> np.ndarray:
-        assert isinstance(constraint, qp.Term)
+        assert isinstance(constraint, qp.HasTerm)
         return np.array(sorted(self.lists.get(constraint.text, {})), dtype=np.int64)
 
 
@@ -126,8 +126,8 @@ def test_rank_finds_the_passages_a_brute_force_ranking_finds(case):
     source = ListSource(case["lists"])
     scorer = TermScorer(n, {"body": case["lengths"]}, {"body": float(case["lengths"].mean())}, case["live"],
                         k1=1.2, b=0.75, cache_bytes=1 << 20)
-    plan = qp.QueryPlan(case["parts"], qp.Term("body", case["must"]) if case["must"] else None,
-                        qp.Term("body", case["must_not"]) if case["must_not"] else None, None, set())
+    plan = qp.QueryPlan(case["parts"], qp.HasTerm("body", case["must"]) if case["must"] else None,
+                        qp.HasTerm("body", case["must_not"]) if case["must_not"] else None, None, set())
     ranked = rank(scorer, source, plan, case["limit"], case["groups"], case["common_ratio"], order=case["order"])
     top, scores, total = brute_force(case, scorer, source)
     assert list(ranked.refs) == top

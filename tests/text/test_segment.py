@@ -91,7 +91,7 @@ def test_jiebas_dictionary_cache_loads_as_jieba_loads_it_and_a_broken_one_is_reb
     cache.write_bytes(b"not a marshal dump")
     rebuilt = Segmenter(cache_dir=tmp_path)
     rebuilt.initialize()
-    assert [w.text for w in rebuilt.words("医保卡密码")] == ["医保", "医保卡", "密码"]
+    assert [w for w, *_ in rebuilt.spans("医保卡密码")] == ["医保", "医保卡", "密码"]
 
 
 def test_jieba_is_imported_without_pkg_resources_and_still_reads_its_data():

@@ -17,7 +17,7 @@ from typing import Any
 from opensearchpy import OpenSearch, helpers
 from opensearchpy import exceptions as ox
 
-from search_service.engine.base import Build, DocumentTable, Progress, Record
+from search_service.engine.base import Build, DocumentTable, WriteProgress, Record
 from search_service.engine import forked
 from search_service.engine.opensearch.client import make_client, unavailable
 from search_service.engine.opensearch.schema import field_name, index_body, passage_document
@@ -47,7 +47,7 @@ class OpenSearchBuild(Build):
             raise BuildError(f"cannot create the index {self.index!r}: {unavailable(exc).message}") from None
 
     def write(self, shares: Sequence[Iterable[Record]], *, delete_docs: Sequence[str] = (),
-              progress: Progress | None = None) -> None:
+              progress: WriteProgress | None = None) -> None:
         self.analysis.initialize()  # load jieba before forking: the writers inherit it
         first_seq = self._copy_base(set(delete_docs)) if self.base is not None else 0
         if forked.available(shares):

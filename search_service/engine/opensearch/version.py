@@ -106,14 +106,14 @@ def _part(part: p.Part) -> dict[str, Any]:
 
 def constraint(c: p.Constraint) -> dict[str, Any]:
     """The OpenSearch filter of a plan's constraint."""
-    if isinstance(c, p.Term):
+    if isinstance(c, p.HasTerm):
         return {"term": {field_name(c.field): c.text}}
-    if isinstance(c, p.Phrase):
+    if isinstance(c, p.HasPhrase):
         field = phrase_field_for(c.field)
         return {"match_phrase": {field: {"query": " ".join(c.words), "analyzer": "whitespace"}}}
-    if isinstance(c, p.Document):
+    if isinstance(c, p.InDocument):
         return {"term": {"doc_id": c.doc_id}}
-    if isinstance(c, p.Metadata):
+    if isinstance(c, p.HasMetadata):
         return {"term": {f"filters.{c.key}": c.value}}
     if isinstance(c, p.AllOf):
         return {"bool": {"filter": [constraint(i) for i in c.items]}}

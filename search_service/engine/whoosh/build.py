@@ -13,7 +13,7 @@ import numpy as np
 from whoosh.reading import SegmentReader
 
 from search_service.engine import forked
-from search_service.engine.base import Build, DocumentTable, Progress, Record
+from search_service.engine.base import Build, DocumentTable, WriteProgress, Record
 from search_service.engine.whoosh.layout import DOCUMENTS, GROUPS, MANIFEST, ORDER, write_json_atomic, write_json_items
 from search_service.engine.whoosh.postings import corpus_order, document_groups, field_lengths
 from search_service.engine.whoosh.schema import build_schema, whoosh_fields
@@ -45,7 +45,7 @@ class WhooshBuild(Build):
             self._ix = create_index(path, self.schema)
 
     def write(self, shares: Sequence[Iterable[Record]], *, delete_docs: Sequence[str] = (),
-              progress: Progress | None = None) -> None:
+              progress: WriteProgress | None = None) -> None:
         # Load jieba before forking writer processes, so they inherit the dictionary.
         self.analysis.segmenter.initialize()
         if self.incremental:
@@ -58,7 +58,7 @@ class WhooshBuild(Build):
             commit_segments(self._ix, write_segments(self._ix, documents, self.budget_bytes, _counter(progress)))
 
     def _write_incremental(self, shares: Sequence[Iterable[Record]], delete_docs: Sequence[str],
-                           progress: Progress | None) -> None:
+                           progress: WriteProgress | None) -> None:
         """The changed and new documents' passages as new segments, the old passages of
         changed and removed documents deleted, and only the merges the policy asks for:
         the work is proportional to the change, not to the corpus."""
@@ -92,7 +92,7 @@ class WhooshBuild(Build):
         shutil.rmtree(self.path, ignore_errors=True)
 
 
-def _counter(progress: Progress | None) -> Callable[[int], None]:
+def _counter(progress: WriteProgress | None) -> Callable[[int], None]:
     """``count(n)`` for :func:`write_segments`: ``progress`` with the passages written so far."""
     done = [0]
 

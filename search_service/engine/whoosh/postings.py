@@ -74,14 +74,14 @@ class ReaderSource:
             combine = np.logical_and if isinstance(c, plan.AllOf) else np.logical_or
             return combine.reduce(masks) if masks else np.zeros(self.reader.doc_count_all(), dtype=bool)
         mask = np.zeros(self.reader.doc_count_all(), dtype=bool)
-        if isinstance(c, plan.Phrase):
+        if isinstance(c, plan.HasPhrase):
             mask[np.fromiter(self.searcher.docs_for_query(whoosh_query(c)), dtype=np.int64)] = True
             return mask
-        if isinstance(c, plan.Term):
+        if isinstance(c, plan.HasTerm):
             field, text = c.field, c.text
-        elif isinstance(c, plan.Document):
+        elif isinstance(c, plan.InDocument):
             field, text = "doc_id", c.doc_id
-        elif isinstance(c, plan.Metadata):
+        elif isinstance(c, plan.HasMetadata):
             field, text = META_PREFIX + c.key, c.value
         else:
             raise TypeError(f"not a constraint: {c!r}")
@@ -93,13 +93,13 @@ class ReaderSource:
 
 def whoosh_query(c: plan.Constraint) -> wq.Query:
     """The Whoosh query matching the passages of a plan's constraint."""
-    if isinstance(c, plan.Term):
+    if isinstance(c, plan.HasTerm):
         return wq.Term(c.field, c.text)
-    if isinstance(c, plan.Phrase):
+    if isinstance(c, plan.HasPhrase):
         return wq.Phrase(c.field, list(c.words))
-    if isinstance(c, plan.Document):
+    if isinstance(c, plan.InDocument):
         return wq.Term("doc_id", c.doc_id)
-    if isinstance(c, plan.Metadata):
+    if isinstance(c, plan.HasMetadata):
         return wq.Term(META_PREFIX + c.key, c.value)
     if isinstance(c, plan.AllOf):
         return wq.And([whoosh_query(i) for i in c.items])

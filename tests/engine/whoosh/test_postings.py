@@ -16,11 +16,11 @@ from search_service.engine.whoosh.store import open_index
 from tests.engine.whoosh.test_writer import WRITERS, passage_records, written
 from tests.helpers import open_version_index, settings_factory
 
-TERMS = [plan.Term("body", w) for w in ("医保卡", "密码", "银行", "解锁", "社保卡", "不存在")] + \
-        [plan.Term("grams", g) for g in ("医保", "保卡", "密", "锁", "卡")] + \
-        [plan.Document("d1"), plan.Document("d2"), plan.Document("none"),
-         plan.Metadata("tags", "x"), plan.Metadata("tags", "t1"), plan.Phrase("body", ("医保卡", "密码")),
-         plan.Phrase("body", ("密码", "重置"))]
+TERMS = [plan.HasTerm("body", w) for w in ("医保卡", "密码", "银行", "解锁", "社保卡", "不存在")] + \
+        [plan.HasTerm("grams", g) for g in ("医保", "保卡", "密", "锁", "卡")] + \
+        [plan.InDocument("d1"), plan.InDocument("d2"), plan.InDocument("none"),
+         plan.HasMetadata("tags", "x"), plan.HasMetadata("tags", "t1"), plan.HasPhrase("body", ("医保卡", "密码")),
+         plan.HasPhrase("body", ("密码", "重置"))]
 constraints = st.recursive(st.sampled_from(TERMS), lambda inner: st.one_of(
     st.lists(inner, min_size=1, max_size=4).map(lambda xs: plan.AllOf(tuple(xs))),
     st.lists(inner, min_size=1, max_size=4).map(lambda xs: plan.AnyOf(tuple(xs)))), max_leaves=12)
@@ -51,7 +51,7 @@ def test_many_excluded_words_cost_array_operations_not_postings_walked(twins, mo
     """85 excluded common characters: no Whoosh matcher is built for any of them."""
     words = ("一是在不了有和人这中大为上个国我以要他时来用们生到作地于出就分对成会可主发年动同工也能下过子说产种面而方后多定行学法所民得经"
              "十三之进着等部度家电力里如水化高自二起小物现实加量都两体制机当使点从业本去把性好")[:85]
-    c = plan.AnyOf(tuple(plan.Term("grams", ch) for ch in words))
+    c = plan.AnyOf(tuple(plan.HasTerm("grams", ch) for ch in words))
     with twins["bulk"].searcher() as searcher, twins["whoosh"].searcher() as oracle:
         built = []
         original = searcher.docs_for_query
