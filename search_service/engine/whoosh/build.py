@@ -18,7 +18,8 @@ from search_service.engine.whoosh.layout import DOCUMENTS, GROUPS, MANIFEST, ORD
 from search_service.engine.whoosh.postings import corpus_order, document_groups, field_lengths
 from search_service.engine.whoosh.schema import build_schema, whoosh_fields
 from search_service.engine.whoosh.store import create_index, open_index
-from search_service.engine.whoosh.writer import BulkSegmentWriter, commit_segments, write_parallel, write_segments
+from search_service.engine.whoosh.parallel import commit_segments, write_parallel, write_segments
+from search_service.engine.whoosh.writer import BulkSegmentWriter
 from search_service.errors import BuildError
 from search_service.fields import FIELDS
 from search_service.text.analysis import Analysis

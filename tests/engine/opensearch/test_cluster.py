@@ -15,7 +15,7 @@ from search_service.engine.opensearch.client import make_client
 from search_service.errors import IndexLocked, IndexUnavailable
 from search_service.search.request import SearchRequest
 from search_service.search.service import SearchService
-from search_service.text.analysis import AnalysisConfig
+from search_service.text.analysis import AnalysisConfig, get_analysis
 from tests.helpers import SEED_CORPUS, assert_error, jsonl, load_script, on_engine, write_corpus
 
 pytestmark = [pytest.mark.slow, pytest.mark.cluster]
@@ -193,7 +193,7 @@ def test_every_rejected_passage_is_reported(on_cluster):
     records = [{"passage_id": f"d#{i}", "doc_id": "d", "ordinal": i, "start": 0, "end": 2, "text": "医保",
                 "title": "", "heading": "", "source": "d.txt", "metadata": {}, "content_hash": "h"} for i in range(3)]
     counted: list[int] = []
-    failures = _load(client, index, AnalysisConfig(), iter(records), 0, counted.append)
+    failures = _load(client, index, get_analysis(AnalysisConfig()), iter(records), 0, counted.append)
     assert len(failures) == 3 and all("strict" in f for f in failures)
     assert failures[0].startswith("d#0:")
 

@@ -14,7 +14,7 @@ from search_service.engine.whoosh.codec import (_ENTRY_GUESS, STORED_FIELDS, Arr
                                                 term_entry)
 from search_service.engine.whoosh.schema import build_schema
 from search_service.engine.whoosh.fixes import InliningCodec
-from search_service.engine.whoosh.writer import encode_positions
+from search_service.engine.whoosh.columns import encode_positions
 from search_service.engine.whoosh.store import open_index
 from tests.engine.whoosh.test_writer import passage_records, segment_contents
 

@@ -19,7 +19,9 @@ from search_service.search.request import SearchRequest
 from search_service.search.service import SearchService
 from search_service.engine.whoosh.codec import ArrayCodec
 from search_service.engine.whoosh.rankfile import open_rankfile
-from search_service.engine.whoosh.writer import BulkCodec, BulkSegmentWriter, _stable_order, encode_positions
+from search_service.engine.whoosh.columns import _stable_order, encode_positions
+from search_service.engine.whoosh.segfiles import BulkCodec
+from search_service.engine.whoosh.writer import BulkSegmentWriter
 
 SENTENCES = [line for line in (SEED_CORPUS / "000_0cfe50795da03c63.txt").read_text("utf-8").splitlines()
              + (SEED_CORPUS / "001_965e0e36aae651b5.txt").read_text("utf-8").splitlines() if len(line) > 8]
@@ -249,7 +251,7 @@ def test_term_table_hash_tables_are_whooshs_byte_for_byte(tmp_path):
     from whoosh.filedb import filetables
     from whoosh.filedb.filestore import FileStorage
 
-    from search_service.engine.whoosh.writer import _write_hashes
+    from search_service.engine.whoosh.segfiles import _write_hashes
 
     keys = sorted({_hashlib.sha1(str(i).encode()).digest()[: 1 + i % 7] for i in range(5000)})
     storage = FileStorage(str(tmp_path))
