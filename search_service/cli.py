@@ -250,7 +250,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from search_service.devtools.bench import EVAL, main_bench, table
+    from search_service.devtools.bench.corpus import EVAL
+    from search_service.devtools.bench.report import table
+    from search_service.devtools.bench.run import main_bench
 
     report = main_bench([int(s) for s in args.sizes.split(",")], args.queries, args.http_seconds,
                         [int(c) for c in args.clients.split(",")], not args.no_peers, Path(args.out),

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from search_service.ingest.reindex import build_index
-from search_service.devtools.bench import percentile, serve
+from search_service.devtools.bench.httpload import serve
+from search_service.devtools.bench.measure import percentile
 from search_service.devtools.ports import free_port
 from search_service.engine import open_engine
 from search_service.engine.base import Engine, IndexVersion

@@ -10,8 +10,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from tests.helpers import SEED_CORPUS
-from search_service.devtools import bench
-from search_service.devtools.bench import http_compare, main_bench, table
+from search_service.devtools.bench import measure
+from search_service.devtools.bench.httpload import http_compare
+from search_service.devtools.bench.report import _with_rounds, table
+from search_service.devtools.bench.run import main_bench
 
 
 def tiny_eval_dir(root):
@@ -102,23 +104,33 @@ def test_builds_run_in_rounds_and_each_ratio_is_taken_within_a_round(tmp_path, m
     # Round 2 is a slow spell of the machine: every job takes twice as long in it.
     seconds = {"ours": [10.0, 20.0, 11.0], "alone": [20.0, 40.0, 30.0]}
 
-    def fake_run_child(code, *args, env=None):
-        calls.append(code)
-        return {"seconds": seconds[code][sum(c == code for c in calls) - 1], "passages": 100}
+    def fake_run_child(job, *args, env=None):
+        calls.append(job)
+        return {"seconds": seconds[job][sum(c == job for c in calls) - 1], "passages": 100}
 
-    monkeypatch.setattr(bench, "run_child", fake_run_child)
+    monkeypatch.setattr(measure, "run_child", fake_run_child)
     out = tmp_path / "out"
     (out / "stale").mkdir(parents=True)
-    runs = bench.interleaved_runs(3, {"ours": ("ours", ("corpus", str(out)), out, None),
+    runs = measure.interleaved_runs(3, {"ours": ("ours", ("corpus", str(out)), out, None),
                                       "alone": ("alone", ("corpus",), None, None)})
     assert calls == ["ours", "alone"] * 3  # rounds, not blocks
     assert list(out.iterdir()) == []  # each run writes into an emptied folder
-    assert bench.median_of(runs["ours"])["seconds"] == 11.0
-    assert bench.median_of(runs["ours"])["runs_seconds"] == [10.0, 20.0, 11.0]  # round by round
+    assert measure.median_of(runs["ours"])["seconds"] == 11.0
+    assert measure.median_of(runs["ours"])["runs_seconds"] == [10.0, 20.0, 11.0]  # round by round
     # Per round 2.0, 2.0 and 2.73: the median is 2.0, where the medians' ratio is 30 / 11 = 2.73.
-    assert bench.paired_ratio(runs["ours"], runs["alone"]) == 2.0
-    assert bench.paired_ratio(runs["ours"], runs["alone"], scale=2) == 1.0
-    assert bench.paired_ratio(runs["alone"], runs["ours"], rate=lambda r: 1 / r["seconds"]) == 0.5
-    assert bench.round_ratios(runs["ours"], runs["alone"]) == [2.0, 2.0, 2.73]  # in round order
-    assert bench._with_rounds({"ceiling_ratio": 2.0, "ceiling_rounds": [2.0, 2.0, 2.73]}) == "2.0 (2.00, 2.00, 2.73)"
-    assert bench._with_rounds({"ceiling_ratio": 2.0, "ceiling_rounds": [2.0]}) == "2.0"
+    assert measure.paired_ratio(runs["ours"], runs["alone"]) == 2.0
+    assert measure.paired_ratio(runs["ours"], runs["alone"], scale=2) == 1.0
+    assert measure.paired_ratio(runs["alone"], runs["ours"], rate=lambda r: 1 / r["seconds"]) == 0.5
+    assert measure.round_ratios(runs["ours"], runs["alone"]) == [2.0, 2.0, 2.73]  # in round order
+    assert _with_rounds({"ceiling_ratio": 2.0, "ceiling_rounds": [2.0, 2.0, 2.73]}) == "2.0 (2.00, 2.00, 2.73)"
+    assert _with_rounds({"ceiling_ratio": 2.0, "ceiling_rounds": [2.0]}) == "2.0"
+
+
+def test_a_build_job_runs_in_its_own_process_and_an_unknown_one_is_a_usage_error(tmp_path, capsys):
+    from search_service.devtools.bench import jobs
+
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text('{"id": "a", "text": "医保卡密码忘了怎么办"}\n', "utf-8")
+    figures = measure.run_child("segmentation", str(corpus))
+    assert figures["passages"] == 1 and figures["seconds"] >= 0 and figures["peak_rss_mb"] > 0
+    assert jobs.main(["nope"]) == 64 and "usage:" in capsys.readouterr().err
