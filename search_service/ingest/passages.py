@@ -226,50 +226,17 @@ class PassageSplitter:
         """How many passages :meth:`split` makes of ``doc``."""
         return sum(1 for _ in self._spans(_parts(doc), keep_chrome))
 
-    def _spans(self, parts: Iterator[Document], keep_chrome: bool) -> Iterator[tuple[int, int, str, str, str]]:
+    def _spans(self, parts: Iterator[Document], keep_chrome: bool) -> Iterator[Span]:
         """(start, end, heading, section, text) of each passage, offsets in the whole text.
 
-        A part is split with the end of the part before it (``carry``): a passage being
-        gathered, or the one it may join at the end, may have begun there. A passage is at
-        most ``max_chars`` long and one that could still grow began at most ``max_chars``
-        before the part's end, so ``2 * max_chars`` characters carried are enough.
-        """
-        out: list[tuple[int, int, str, str, str]] = []
-        heading = ""
-        section = "main"
-        buf: tuple[int, int] | None = None  # the passage being gathered, in the window
-        # The last two passages made, held back: a short last passage joins the one before it.
-        held: list[tuple[int, int, str, str, str]] = []
-        joined = ""  # the text of those two as one passage, if they would be joined
-        window = ""  # the carry and the part being split
-        base = 0  # where the window starts in the whole text
+        A part is split with the end of the part before it (:meth:`_Gatherer.next_part`)."""
+        gather = _Gatherer(self.min_chars, self.max_chars)
         title_key = ""
         title_skipped = True
-
-        def flush() -> None:
-            nonlocal buf, joined
-            if buf is None:
-                return
-            span = (base + buf[0], base + buf[1], heading, section, window[buf[0]:buf[1]])
-            buf = None
-            if len(held) == 2:
-                out.append(held.pop(0))
-            held.append(span)
-            joined = ""
-            if len(held) == 2:
-                (s0, _, h0, sec0, _), (s1, e1, h1, sec1, _) = held
-                if h0 == h1 and sec0 == sec1 and e1 - s1 < self.min_chars and e1 - s0 <= self.max_chars:
-                    joined = window[s0 - base:e1 - base]
-                elif e1 - s0 > self.max_chars:
-                    out.append(held.pop(0))  # it can never be joined: made now, so it needs no carry
-
         for number, part in enumerate(parts):
-            carry = window[-2 * self.max_chars:]
-            if buf is not None:
-                buf = (buf[0] - len(window) + len(carry), buf[1] - len(window) + len(carry))
-            window = carry + part.text
-            base = part.base - len(carry)
-            lines = [(s, e) for s, e in _lines(part.text, len(carry)) if window[s:e].strip()]
+            carried = gather.next_part(part)
+            window = gather.window
+            lines = [(s, e) for s, e in _lines(part.text, carried) if window[s:e].strip()]
             if number == 0:
                 title_key = line_key(part.title)
                 # The title line is not body text, unless it is all the text there is.
@@ -278,53 +245,34 @@ class PassageSplitter:
                 line = window[start:end]
                 key = line_key(line)
                 if _TRAILER.match(key):
-                    flush()
-                    section, heading = "related", key
+                    gather.flush()
+                    gather.section, gather.heading = "related", key
                     continue
                 if not title_skipped and key == title_key:
                     # The title is indexed as a field of its own; a first line that
                     # is the title is not body text (it still sets the heading).
                     title_skipped = True
                     if is_heading(line):
-                        flush()
-                        heading = clean_heading(line)
+                        gather.flush()
+                        gather.heading = clean_heading(line)
                     continue
                 title_skipped = True
                 if not keep_chrome and (key in self.boilerplate or is_boilerplate(line)):
                     # A passage is a slice of the text: it never spans a dropped line.
-                    flush()
+                    gather.flush()
                     continue
-                if section == "related" and _RELATED_ITEM.match(line):
-                    flush()  # an item of the list starts a passage: its title, then its teaser
+                if gather.section == "related" and _RELATED_ITEM.match(line):
+                    gather.flush()  # an item of the list starts a passage: its title, then its teaser
                 elif not keep_chrome and is_heading(line):
-                    flush()
-                    heading = clean_heading(line)
+                    gather.flush()
+                    gather.heading = clean_heading(line)
                     continue
                 for piece in self._pieces(window, start, end):
-                    if buf is None:
-                        buf = piece
-                    elif (
-                        min(buf[1] - buf[0], piece[1] - piece[0]) < self.min_chars
-                        and piece[1] - buf[0] <= self.max_chars
-                    ):
-                        buf = (buf[0], piece[1])
-                    else:
-                        flush()
-                        buf = piece
-                if out:
-                    yield from out
-                    out.clear()
-            if buf is not None and len(window) - buf[0] >= self.max_chars:
-                flush()  # nothing after this part can join it
-            if out:
-                yield from out
-                out.clear()
-        flush()
-        if len(held) == 2 and joined:
-            (s0, _, h0, sec0, _), (_, e1, _, _, _) = held
-            held[:] = [(s0, e1, h0, sec0, joined)]
-        yield from out
-        yield from held
+                    gather.add(piece)
+                yield from gather.take()
+            gather.end_part()
+            yield from gather.take()
+        yield from gather.finish()
 
     def _pieces(self, text: str, start: int, end: int) -> list[tuple[int, int]]:
         """One line as pieces of at most max_chars, cut at sentence ends where possible."""
@@ -351,6 +299,89 @@ class PassageSplitter:
             else:
                 packed.append((s, e))
         return packed
+
+
+Span = tuple[int, int, str, str, str]  # start, end, heading, section, text of a passage
+
+
+class _Gatherer:
+    """A document's passages as its pieces (sentences, lines) come in: each piece joins
+    the passage being gathered while one of them is short and the whole fits, and the
+    last two passages made are held back, so that a short last passage can join the one
+    before it.
+
+    The text is seen through a window: the part being split and the end of the part
+    before it (the carry). A passage being gathered, or the one it may join at the
+    end, may have begun there; a passage is at most ``max_chars`` long and one that could
+    still grow began at most ``max_chars`` before the part's end, so ``2 * max_chars``
+    characters carried are enough."""
+
+    def __init__(self, min_chars: int, max_chars: int) -> None:
+        self.min_chars, self.max_chars = min_chars, max_chars
+        self.heading = ""
+        self.section = "main"
+        self.window = ""  # the carry and the part being split
+        self.base = 0  # where the window starts in the whole text
+        self._buf: tuple[int, int] | None = None  # the passage being gathered, in the window
+        self._held: list[Span] = []
+        self._joined = ""  # the text of the two held passages as one, if they would be joined
+        self._out: list[Span] = []
+
+    def next_part(self, part: Document) -> int:
+        """Move the window on to ``part``; how many characters of the last part it carries."""
+        carry = self.window[-2 * self.max_chars:]
+        if self._buf is not None:
+            shift = len(carry) - len(self.window)
+            self._buf = (self._buf[0] + shift, self._buf[1] + shift)
+        self.window = carry + part.text
+        self.base = part.base - len(carry)
+        return len(carry)
+
+    def add(self, piece: tuple[int, int]) -> None:
+        buf = self._buf
+        if buf is None:
+            self._buf = piece
+        elif min(buf[1] - buf[0], piece[1] - piece[0]) < self.min_chars and piece[1] - buf[0] <= self.max_chars:
+            self._buf = (buf[0], piece[1])
+        else:
+            self.flush()
+            self._buf = piece
+
+    def flush(self) -> None:
+        """The passage being gathered is made (held back, as the last one)."""
+        buf, held = self._buf, self._held
+        if buf is None:
+            return
+        span = (self.base + buf[0], self.base + buf[1], self.heading, self.section, self.window[buf[0]:buf[1]])
+        self._buf = None
+        if len(held) == 2:
+            self._out.append(held.pop(0))
+        held.append(span)
+        self._joined = ""
+        if len(held) == 2:
+            (s0, _, h0, sec0, _), (s1, e1, h1, sec1, _) = held
+            if h0 == h1 and sec0 == sec1 and e1 - s1 < self.min_chars and e1 - s0 <= self.max_chars:
+                self._joined = self.window[s0 - self.base:e1 - self.base]
+            elif e1 - s0 > self.max_chars:
+                self._out.append(held.pop(0))  # it can never be joined: made now, so it needs no carry
+
+    def end_part(self) -> None:
+        if self._buf is not None and len(self.window) - self._buf[0] >= self.max_chars:
+            self.flush()  # nothing after this part can join it
+
+    def take(self) -> list[Span]:
+        """The passages made for good so far (not yet taken)."""
+        out, self._out = self._out, []
+        return out
+
+    def finish(self) -> list[Span]:
+        """The rest, at the document's end: a short last passage joined to the one before."""
+        self.flush()
+        held = self._held
+        if len(held) == 2 and self._joined:
+            (s0, _, h0, sec0, _), (_, e1, _, _, _) = held
+            held[:] = [(s0, e1, h0, sec0, self._joined)]
+        return [*self.take(), *held]
 
 
 def _parts(doc: Document | Iterable[Document]) -> Iterator[Document]:
