@@ -276,6 +276,23 @@ def rank(scorer: TermScorer, source: PostingSource, plan: QueryPlan, limit: int,
     if damped is not None and len(damped[0]):
         scores[damped[0]] *= damped[1]
 
+    allowed = _allowed(scorer, source, plan)
+    if plan.must is not None:
+        docs = np.flatnonzero(allowed)  # the required clauses decide; every part only scores
+        top, _ = _top(docs, scores[docs], limit, groups, order)
+    else:
+        top = _best_of_tiers(selective, common, scores, limit, allowed, groups, order)
+    # The total counts every matching passage, also when the best ones were found among
+    # the selective parts' alone: a page count from a lower bound would hide pages.
+    matched = allowed if plan.must is not None else (scores > 0 if allowed is None else (scores > 0) & allowed)
+    total = (int(np.count_nonzero(matched)) if groups is None
+             else int(np.count_nonzero(np.bincount(groups[matched]))))
+    return Ranked(top, scores[top], total)
+
+
+def _allowed(scorer: TermScorer, source: PostingSource, plan: QueryPlan) -> np.ndarray | None:
+    """The passages the plan's constraints (and deletions) admit, as a mask; None: all."""
+    n = scorer.doc_count
     allowed = scorer.live if scorer.has_deletions else None
     for constraint, wanted in ((plan.must, True), (plan.must_not, False), (plan.filter, True)):
         if constraint is not None:
@@ -283,29 +300,25 @@ def rank(scorer: TermScorer, source: PostingSource, plan: QueryPlan, limit: int,
             mask[source.matching(constraint)] = True
             mask = mask if wanted else ~mask
             allowed = mask if allowed is None else allowed & mask
+    return allowed
 
-    if plan.must is not None:
-        docs = np.flatnonzero(allowed)  # the required clauses decide; every part only scores
-        top, _ = _top(docs, scores[docs], limit, groups, order)
-    else:
-        # Common lists are long: they count only when the selective parts found too few.
-        tiers = [selective, selective + common] if selective and common else [selective or common]
-        for lists in tiers:
-            if groups is None:
-                top, count = _best_listed(lists, scores, limit, allowed, order)
-            else:
-                docs = _union(lists, n)
-                if allowed is not None:
-                    docs = docs[allowed[docs]]
-                top, count = _top(docs, scores[docs], limit, groups, order)
-            if count >= limit:
-                break
-    # The total counts every matching passage, also when the best ones were found among
-    # the selective parts' alone: a page count from a lower bound would hide pages.
-    matched = allowed if plan.must is not None else (scores > 0 if allowed is None else (scores > 0) & allowed)
-    total = (int(np.count_nonzero(matched)) if groups is None
-             else int(np.count_nonzero(np.bincount(groups[matched]))))
-    return Ranked(top, scores[top], total)
+
+def _best_of_tiers(selective: list[np.ndarray], common: list[np.ndarray], scores: np.ndarray, limit: int,
+                   allowed: np.ndarray | None, groups: np.ndarray | None, order: np.ndarray | None) -> np.ndarray:
+    """The best ``limit`` passages among the selective parts' lists; among every part's
+    when those hold too few (common lists are long: they count only then)."""
+    tiers = [selective, selective + common] if selective and common else [selective or common]
+    for lists in tiers:
+        if groups is None:
+            top, count = _best_listed(lists, scores, limit, allowed, order)
+        else:
+            docs = _union(lists, len(scores))
+            if allowed is not None:
+                docs = docs[allowed[docs]]
+            top, count = _top(docs, scores[docs], limit, groups, order)
+        if count >= limit:
+            break
+    return top
 
 
 def _union(id_lists: list[np.ndarray], n: int) -> np.ndarray:

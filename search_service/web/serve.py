@@ -205,13 +205,7 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000, workers
     if busy:
         print(f"search-service serve: cannot listen on {host}:{port}: {busy}", file=sys.stderr)
         return 1
-    access = logging.getLogger("search_service.access")
-    if not access.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        access.addHandler(handler)
-        access.setLevel(logging.INFO)
-        access.propagate = False
+    _log_access_to_stderr()
     metrics_dir = _metrics_dir()
     app = create_app(settings.__dict__)
     service = app.extensions["search"]
@@ -260,6 +254,18 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000, workers
         if metrics_dir is not None:
             shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
+
+
+def _log_access_to_stderr() -> None:
+    """One JSON line a request on stderr (web/app.py writes them), unless the operator
+    configured the access logger already."""
+    access = logging.getLogger("search_service.access")
+    if not access.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        access.addHandler(handler)
+        access.setLevel(logging.INFO)
+        access.propagate = False
 
 
 def _metrics_dir() -> str | None:

@@ -30,7 +30,7 @@ their segments together, in order, so document numbers follow the corpus order.
 
 from __future__ import annotations
 
-import pickle
+from pickle import dumps
 from typing import Any
 
 import numpy as np
@@ -42,7 +42,7 @@ from whoosh.writing import SegmentWriter
 
 from search_service.engine.whoosh.codec import FieldBlocks, _encode_block
 from search_service.engine.whoosh.rankfile import EXT as RANKFILE_EXT, RankFileWriter, open_rankfile
-from search_service.engine.whoosh.columns import (FieldPostings, MemoryPool, TermPostings, count_value, encode_positions,
+from search_service.engine.whoosh.columns import (FieldPostings, MemoryPool, TermPostings, TermRuns, count_value, encode_positions,
                                                  in_order, pool_runs, stored_length)
 from search_service.engine.whoosh.segfiles import TERMINFO, BulkCodec, StoredLengths, add_terms, inlined_terminfo
 
@@ -229,7 +229,6 @@ class BulkSegmentWriter(SegmentWriter):
 
     def _write_columns(self, fieldwriter: Any, column: FieldPostings, lengths: dict[int, int] | None,
                        ranks: RankFileWriter | None) -> None:
-        postwriter = fieldwriter._postwriter
         postfile = fieldwriter._postfile
         value_size = fieldwriter._format.fixed_value_size()
         key_prefix = pack_ushort(fieldwriter._fieldid)
@@ -239,21 +238,13 @@ class BulkSegmentWriter(SegmentWriter):
         del column
         if ranks is not None:
             ranks.add_terms(fieldwriter._fieldname, runs.names, runs.bounds, runs.docs, runs.counts)
-        infos = runs.term_infos()
-        infos["inlined"] = np.diff(runs.bounds) < inline_limit
-        heads = infos.tobytes()
-        # A one-block term's block statistics: what Whoosh pickles before its data.
-        infos_max_weight = infos["max_weight"].tolist()
-        infos_min_length = infos["min_length"].tolist()
-        infos_max_length = infos["max_length"].tolist()
+        heads, infos_max_weight, infos_min_length, infos_max_length = _term_heads(runs, inline_limit)
         # One-block terms encoded field-wide; a fixed-size format's values, one term at a time.
         blocks = (FieldBlocks(runs.docs, runs.counts, runs.bounds, runs.values)
                   if runs.values is None or value_size is None or value_size < 0 else None)
-        size = TERMINFO.size
         names = runs.names
         bounds = runs.bounds.tolist()
         all_values = runs.values
-        dumps = pickle.dumps
         rows: list[tuple[bytes, bytes]] = []
         # Where the next block goes, kept here: asking the file (``tell``) before and
         # after each of a field's thousands of blocks cost as much as writing them.
@@ -273,7 +264,7 @@ class BulkSegmentWriter(SegmentWriter):
                     c = counts[a:b]
                     values = (tuple(all_values[a + base:b + base]) if all_values is not None
                               else tuple(map(count_value, c)))
-                    rows.append((key_prefix + names[t], heads[t * size:(t + 1) * size]
+                    rows.append((key_prefix + names[t], heads[t * _HEAD:(t + 1) * _HEAD]
                                  + dumps((tuple(docs[a:b]), tuple(map(float, c)), values), 2)))
                 elif n <= block_limit:
                     if offset is None:
@@ -286,16 +277,14 @@ class BulkSegmentWriter(SegmentWriter):
                                   infos_max_length[t]), 2)
                     block = b"".join((WHOOSH3_HEADER_MAGIC, pack_int(-(len(info) + len(data))), info, data))
                     postfile.write(block)
-                    rows.append((key_prefix + names[t], heads[t * size:(t + 1) * size] + pack_long(offset)
+                    rows.append((key_prefix + names[t], heads[t * _HEAD:(t + 1) * _HEAD] + pack_long(offset)
                                  + pack_int(len(block))))
                     offset += len(block)
-                else:
+                else:  # several blocks: Whoosh's postings writer, a block at a time
                     add_terms(fieldwriter._tindex, rows)
                     rows = []
-                    fieldwriter.start_term(names[t])
                     values = all_values[a + base:b + base].tolist() if all_values is not None else None
-                    postwriter.add_postings(docs[a:b], counts[a:b], values, doc_lengths[a:b])
-                    fieldwriter.finish_term()
+                    _write_blocks(fieldwriter, names[t], docs[a:b], counts[a:b], values, doc_lengths[a:b])
                     offset = None  # the postings writer wrote there too
         add_terms(fieldwriter._tindex, rows)
 
@@ -320,3 +309,24 @@ class BulkSegmentWriter(SegmentWriter):
             postwriter.add_postings(docs, p.weights, p.values, doc_lengths)
             fieldwriter.finish_term()
         add_terms(fieldwriter._tindex, inlined)
+
+
+_HEAD = TERMINFO.size  # a term info's head in the term table: its statistics
+
+
+def _term_heads(runs: TermRuns, inline_limit: int) -> tuple[bytes, list[float], list[int], list[int]]:
+    """Every term's ``W3TermInfo`` head, as one byte string (inlined when it has fewer than
+    ``inline_limit`` postings); and, for a one-block term, the block statistics Whoosh
+    pickles before its data: the greatest weight, the least and greatest field length."""
+    infos = runs.term_infos()
+    infos["inlined"] = np.diff(runs.bounds) < inline_limit
+    return (infos.tobytes(), infos["max_weight"].tolist(), infos["min_length"].tolist(),
+            infos["max_length"].tolist())
+
+
+def _write_blocks(fieldwriter: Any, name: bytes, docs: list[int], counts: list[int], values: list[bytes] | None,
+                  lengths: list[int]) -> None:
+    """A term of more than one block's postings, through the field's postings writer."""
+    fieldwriter.start_term(name)
+    fieldwriter._postwriter.add_postings(docs, counts, values, lengths)
+    fieldwriter.finish_term()
