@@ -31,8 +31,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     first = int(os.environ.get("OPENSEARCH_HTTP_PORT", "9200"))
     http = [first + i for i in range(args.nodes)]
-    cluster = LocalCluster(Path(args.data), args.nodes, http_ports=http, transport_ports=[p + 100 for p in http],
-                           heap_mb=args.heap_mb)
+    cluster = LocalCluster(
+        Path(args.data), args.nodes, http_ports=http, transport_ports=[p + 100 for p in http], heap_mb=args.heap_mb
+    )
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

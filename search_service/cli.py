@@ -13,7 +13,7 @@ import sys
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import PurePosixPath
-from typing import Any
+from typing import Any, ClassVar
 
 from search_service import __version__
 from search_service.errors import ConfigError, IndexLocked, InvalidRequest, SearchError
@@ -25,9 +25,11 @@ EXIT_SKIPPED = 2  # reindex: indexed and switched, but some files were skipped
 EXIT_LOCKED = 3  # reindex: another reindex is running on this index
 EXIT_USAGE = 64  # a bad option or argument (sysexits EX_USAGE)
 EXIT_CONFIG = 78  # a setting's value cannot be used (sysexits EX_CONFIG)
-EXIT_CODES_HELP = (f"exit codes: {EXIT_OK} ok; {EXIT_FAILED} failed (for reindex: nothing switched, the previous "
-                   f"index stays current); {EXIT_SKIPPED} indexed with files skipped; {EXIT_LOCKED} another reindex "
-                   f"is running; {EXIT_USAGE} usage error; {EXIT_CONFIG} bad setting.")
+EXIT_CODES_HELP = (
+    f"exit codes: {EXIT_OK} ok; {EXIT_FAILED} failed (for reindex: nothing switched, the previous "
+    f"index stays current); {EXIT_SKIPPED} indexed with files skipped; {EXIT_LOCKED} another reindex "
+    f"is running; {EXIT_USAGE} usage error; {EXIT_CONFIG} bad setting."
+)
 # The exit code of each core error; any other SearchError is a failure.
 EXIT_CODES: dict[type[SearchError], int] = {
     InvalidRequest: EXIT_USAGE,
@@ -54,10 +56,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"search-service {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    p = sub.add_parser("reindex", help="build a new index version from the corpus",
-                       description="Read the corpus, split it into passages, analyze them (OpenCC + jieba) into a new "
-                                   "Whoosh index version and switch to it atomically.",
-                       epilog=EXIT_CODES_HELP)
+    p = sub.add_parser(
+        "reindex",
+        help="build a new index version from the corpus",
+        description="Read the corpus, split it into passages, analyze them (OpenCC + jieba) into a new "
+        "Whoosh index version and switch to it atomically.",
+        epilog=EXIT_CODES_HELP,
+    )
     add_reindex_options(p)
 
     p = sub.add_parser("serve", help="serve the HTTP API with gunicorn")
@@ -72,33 +77,45 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--index", help="index root")
     p.add_argument("--size", type=int, default=5, help="results (default 5)")
     p.add_argument("--collapse", choices=["doc", "none"], help="'doc': best passage per document")
-    p_settings = sub.add_parser("settings", help="print every setting: environment variable, default, current value, "
-                                "meaning")
+    p_settings = sub.add_parser(
+        "settings", help="print every setting: environment variable, default, current value, meaning"
+    )
     p_settings.add_argument("--markdown", action="store_true", help="the README's table of settings and defaults")
-    p = sub.add_parser("evaluate", help="index a judged collection and measure ranking quality",
-                       description="Index CORPUS (a jsonl file or folder), run every query with collapse=doc through "
-                                   "the API's code path, and print MRR@10, R@1, R@10, R@100 and queries per second.")
+    p = sub.add_parser(
+        "evaluate",
+        help="index a judged collection and measure ranking quality",
+        description="Index CORPUS (a jsonl file or folder), run every query with collapse=doc through "
+        "the API's code path, and print MRR@10, R@1, R@10, R@100 and queries per second.",
+    )
     p.add_argument("--corpus", required=True, help="jsonl collection (id, title, text) or corpus folder")
     p.add_argument("--queries", required=True, help="jsonl queries (id, text)")
     p.add_argument("--qrels", required=True, help="judgments: query_id<TAB>doc_id<TAB>relevance")
     p.add_argument("--index", help="index root to build into (default: a temporary folder)")
     p.add_argument("--run", help="write the ranking here in TREC run format")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
-    p = sub.add_parser("bench", help="benchmark indexing, queries and HTTP against peers (bounded, loopback)",
-                       description="Build corpora of N passages from ../shared/eval texts, index them with this "
-                                   "service and with the peers (naive Whoosh + jieba, tantivy), time queries in "
-                                   "process and over HTTP. Writes a JSON report and prints a table.")
+    p = sub.add_parser(
+        "bench",
+        help="benchmark indexing, queries and HTTP against peers (bounded, loopback)",
+        description="Build corpora of N passages from ../shared/eval texts, index them with this "
+        "service and with the peers (naive Whoosh + jieba, tantivy), time queries in "
+        "process and over HTTP. Writes a JSON report and prints a table.",
+    )
     p.add_argument("--sizes", default="10000,50000,100000", help="passage counts (default 10000,50000,100000)")
     p.add_argument("--queries", type=int, default=1000, help="queries per size (default 1000)")
     p.add_argument("--http-seconds", type=float, default=10, help="seconds per HTTP load step; 0 skips HTTP")
     p.add_argument("--clients", default="1,8,32", help="concurrent HTTP clients per step (default 1,8,32)")
     p.add_argument("--no-peers", action="store_true", help="skip the naive Whoosh and tantivy peers")
     p.add_argument("--peer-sizes", default=None, help="sizes at which the peers run too (default: all)")
-    p.add_argument("--repeat", type=int, default=1, help="builds per engine and size; the median is reported (default 1)")
+    p.add_argument(
+        "--repeat", type=int, default=1, help="builds per engine and size; the median is reported (default 1)"
+    )
     p.add_argument("--eval-dir", default=None, help="evaluation data folder (default ../shared/eval)")
-    p.add_argument("--opensearch", default=None,
-                   help="also measure the OpenSearch engine: node URLs of a cluster (comma-separated), or 'local' "
-                        "for a two-node cluster started for the run (needs the launcher: bash scripts/run.sh)")
+    p.add_argument(
+        "--opensearch",
+        default=None,
+        help="also measure the OpenSearch engine: node URLs of a cluster (comma-separated), or 'local' "
+        "for a two-node cluster started for the run (needs the launcher: bash scripts/run.sh)",
+    )
     p.add_argument("--out", default="bench.json", help="JSON report (default bench.json)")
     return parser
 
@@ -106,8 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
 def add_reindex_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--corpus", help="corpus folder (default: $SEARCH_CORPUS_DIR or corpus/)")
     p.add_argument("--index", help="index root (default: $SEARCH_INDEX_DIR or index/)")
-    p.add_argument("--incremental", action="store_true",
-                   help="reanalyze only changed documents, add new ones, delete removed ones")
+    p.add_argument(
+        "--incremental", action="store_true", help="reanalyze only changed documents, add new ones, delete removed ones"
+    )
     p.add_argument("--dry-run", action="store_true", help="read and split the corpus, report, write nothing")
     p.add_argument("--workers", type=int, help="processes for analysis (default: one per CPU core)")
     p.add_argument("--quiet", action="store_true", help="no progress bar, no per-file messages")
@@ -136,8 +154,12 @@ def cmd_reindex(args: argparse.Namespace) -> int:
     settings = _settings(args, workers=args.workers)
     bars = PhaseBars() if not args.quiet and sys.stderr.isatty() else None
     try:
-        report = build_index(settings, incremental=args.incremental, dry_run=args.dry_run,
-                             progress=bars.show if bars is not None else None)
+        report = build_index(
+            settings,
+            incremental=args.incremental,
+            dry_run=args.dry_run,
+            progress=bars.show if bars is not None else None,
+        )
     finally:
         if bars is not None:
             bars.close()
@@ -158,7 +180,7 @@ def cmd_reindex(args: argparse.Namespace) -> int:
 class PhaseBars:
     """One named progress bar per reindex phase (tqdm), redrawn at most ten times a second."""
 
-    UNITS = {"reading": "file", "analyzing": "passage"}
+    UNITS: ClassVar[dict[str, str]] = {"reading": "file", "analyzing": "passage"}
 
     def __init__(self) -> None:
         self._bar: Any = None
@@ -170,9 +192,15 @@ class PhaseBars:
         if phase != self._phase:
             self.close()
             self._phase = phase
-            self._bar = tqdm(total=total, desc=f"{phase:<9}", unit=self.UNITS.get(phase, "step"), file=sys.stderr,
-                             mininterval=0.1, leave=True, bar_format=None if phase in self.UNITS else
-                             "{desc}: {percentage:3.0f}%|{bar}| {elapsed}")
+            self._bar = tqdm(
+                total=total,
+                desc=f"{phase:<9}",
+                unit=self.UNITS.get(phase, "step"),
+                file=sys.stderr,
+                mininterval=0.1,
+                leave=True,
+                bar_format=None if phase in self.UNITS else "{desc}: {percentage:3.0f}%|{bar}| {elapsed}",
+            )
         self._bar.total = total
         self._bar.update(done - self._bar.n)  # tqdm redraws only every mininterval
 
@@ -190,14 +218,20 @@ def reindex_summary(report: Any) -> str:
         where = f"version {report.version}"
     else:
         where = f"nothing changed: version {report.version} stays current"
-    changes = (f" ({report.added} added, {report.changed} changed, {report.removed} removed)"
-               if report.mode == "incremental" else "")
+    changes = (
+        f" ({report.added} added, {report.changed} changed, {report.removed} removed)"
+        if report.mode == "incremental"
+        else ""
+    )
     kinds = Counter(_file_type(item["source"]) for item in report.skipped)
     skipped = f"{len(report.skipped)} skipped" + (
-        " (" + ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items())) + ")" if kinds else "")
+        " (" + ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items())) + ")" if kinds else ""
+    )
     rate = f", {report.passages_per_second:.0f} passages/s" if report.switched else ""  # none written otherwise
-    return (f"{report.mode}: {report.documents} documents{changes}, {report.passages} passages, {skipped}, "
-            f"{report.seconds:.2f} s{rate}; {where}")
+    return (
+        f"{report.mode}: {report.documents} documents{changes}, {report.passages} passages, {skipped}, "
+        f"{report.seconds:.2f} s{rate}; {where}"
+    )
 
 
 def _file_type(source: str) -> str:
@@ -220,7 +254,8 @@ def cmd_search(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     result = SearchService(settings).search(
-        SearchRequest.create(settings, q=args.q, size=args.size, collapse=args.collapse))
+        SearchRequest.create(settings, q=args.q, size=args.size, collapse=args.collapse)
+    )
     print(json.dumps(dataclasses.asdict(result), ensure_ascii=False, indent=1))
     return 0
 
@@ -241,8 +276,9 @@ def cmd_settings(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from search_service.devtools.evaluate import evaluate
 
-    report = evaluate(Settings.from_env(), args.corpus, args.queries, args.qrels, index_dir=args.index,
-                      run_file=args.run)
+    report = evaluate(
+        Settings.from_env(), args.corpus, args.queries, args.qrels, index_dir=args.index, run_file=args.run
+    )
     print(json.dumps(report.as_dict()) if args.json else report.summary())
     return 0
 
@@ -254,17 +290,30 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from search_service.devtools.bench.report import table
     from search_service.devtools.bench.run import main_bench
 
-    report = main_bench([int(s) for s in args.sizes.split(",")], args.queries, args.http_seconds,
-                        [int(c) for c in args.clients.split(",")], not args.no_peers, Path(args.out),
-                        eval_dir=Path(args.eval_dir) if args.eval_dir else EVAL,
-                        peer_sizes=[int(s) for s in args.peer_sizes.split(",")] if args.peer_sizes else None,
-                        repeat=args.repeat, opensearch=args.opensearch)
+    report = main_bench(
+        [int(s) for s in args.sizes.split(",")],
+        args.queries,
+        args.http_seconds,
+        [int(c) for c in args.clients.split(",")],
+        not args.no_peers,
+        Path(args.out),
+        eval_dir=Path(args.eval_dir) if args.eval_dir else EVAL,
+        peer_sizes=[int(s) for s in args.peer_sizes.split(",")] if args.peer_sizes else None,
+        repeat=args.repeat,
+        opensearch=args.opensearch,
+    )
     print(table(report))
     return 0
 
 
-COMMANDS = {"reindex": cmd_reindex, "serve": cmd_serve, "search": cmd_search, "settings": cmd_settings,
-            "evaluate": cmd_evaluate, "bench": cmd_bench}
+COMMANDS = {
+    "reindex": cmd_reindex,
+    "serve": cmd_serve,
+    "search": cmd_search,
+    "settings": cmd_settings,
+    "evaluate": cmd_evaluate,
+    "bench": cmd_bench,
+}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -47,8 +47,22 @@ TEXT_WORDS = "body"
 TEXT_GRAMS = "grams"
 
 # A passage's stored attributes, as every engine returns them.
-STORED = ("passage_id", "doc_id", "ordinal", "start", "end", "text", "normalized", "title", "heading",
-          "section", "page", "source", "metadata", "content_hash")
+STORED = (
+    "passage_id",
+    "doc_id",
+    "ordinal",
+    "start",
+    "end",
+    "text",
+    "normalized",
+    "title",
+    "heading",
+    "section",
+    "page",
+    "source",
+    "metadata",
+    "content_hash",
+)
 
 # Metadata keys that can be filtered on (jsonl documents' extra keys).
 FILTER_KEY = "[A-Za-z0-9_]{1,40}"  # a regex: what the API accepts as a filter key

@@ -28,58 +28,59 @@ class Settings:
     """The service's configuration. Build with :meth:`from_env`."""
 
     engine: str = _setting(
-        "whoosh", "Search engine: whoosh (embedded, on local disk) or opensearch (a cluster; the SEARCH_OPENSEARCH_* "
-        "settings)."
+        "whoosh",
+        "Search engine: whoosh (embedded, on local disk) or opensearch (a cluster; the SEARCH_OPENSEARCH_* settings).",
     )
     index_dir: str = _setting(
-        "index", "Index root: holds the versions and the CURRENT pointer (whoosh); with opensearch, where reindex "
-        "writes its last report."
+        "index",
+        "Index root: holds the versions and the CURRENT pointer (whoosh); with opensearch, where reindex "
+        "writes its last report.",
     )
     opensearch_urls: str = _setting(
         "http://127.0.0.1:9200", "OpenSearch node URLs, comma-separated; requests to a node that fails go to another."
     )
     opensearch_user: str = _setting("", "OpenSearch basic-auth user; empty means no authentication.")
     opensearch_password: str = _setting("", "OpenSearch basic-auth password (never logged or printed).", secret=True)
-    opensearch_verify_certs: str = _setting("true", "Verify the cluster's TLS certificates (https URLs): true or false.")
+    opensearch_verify_certs: str = _setting(
+        "true", "Verify the cluster's TLS certificates (https URLs): true or false."
+    )
     opensearch_ca_certs: str = _setting("", "CA bundle for the cluster's certificates; empty means the system's.")
     opensearch_prefix: str = _setting(
-        "search-service", "Name of the alias that is the current version; each version is an index <prefix>-v-<version>."
+        "search-service",
+        "Name of the alias that is the current version; each version is an index <prefix>-v-<version>.",
     )
     opensearch_shards: int = _setting(1, "Primary shards of each new version's index.")
     opensearch_replicas: int = _setting(0, "Replicas of each shard of a new version's index.")
     opensearch_timeout: float = _setting(10.0, "Seconds before a request to the cluster times out (then 503).")
     corpus_dir: str = _setting("corpus", "Folder of documents that reindex reads.")
-    opencc_config: str = _setting(
-        "t2s", "OpenCC conversion applied before analysis: t2s, tw2s, hk2s or tw2sp."
-    )
+    opencc_config: str = _setting("t2s", "OpenCC conversion applied before analysis: t2s, tw2s, hk2s or tw2sp.")
     segmenter: str = _setting(
-        "jieba", "Word segmenter for reindex: jieba, or rjieba (jieba-rs, ~20x faster, pip install rjieba). "
-        "Stored in the index; queries use the index's."
+        "jieba",
+        "Word segmenter for reindex: jieba, or rjieba (jieba-rs, ~20x faster, pip install rjieba). "
+        "Stored in the index; queries use the index's.",
     )
     userdict: str = _setting(
         "", "jieba user dictionary (jieba's format); empty means <corpus>/userdict.txt; ignored when missing."
     )
-    stopwords: str = _setting(
-        "", "Stopword file, one word a line; empty means the bundled list."
-    )
+    stopwords: str = _setting("", "Stopword file, one word a line; empty means the bundled list.")
     synonyms: str = _setting(
         "",
         "Synonym groups (one comma-separated group a line) stored with the index and applied to queries; "
         "empty means <corpus>/synonyms.txt; ignored when missing.",
     )
-    cache_dir: str = _setting(
-        "", "Where jieba keeps its dictionary cache; empty means ~/.cache/search-service."
-    )
+    cache_dir: str = _setting("", "Where jieba keeps its dictionary cache; empty means ~/.cache/search-service.")
     passage_min_chars: int = _setting(50, "Short neighbouring lines are merged up to this length.")
     passage_max_chars: int = _setting(300, "Longer paragraphs are split at sentence ends.")
     boilerplate_min_documents: int = _setting(
-        3, "A short line found in this many documents or more is page chrome (navigation, ads), not text; "
-        "a line ending a sentence never is."
+        3,
+        "A short line found in this many documents or more is page chrome (navigation, ads), not text; "
+        "a line ending a sentence never is.",
     )
     workers: int = _setting(0, "Processes used by reindex; 0 means one per CPU core.")
     writer_memory_mb: int = _setting(
-        256, "Postings a reindex process holds in memory, in MB, before it writes them out as a segment (whoosh): "
-        "bounds reindex memory whatever the corpus size."
+        256,
+        "Postings a reindex process holds in memory, in MB, before it writes them out as a segment (whoosh): "
+        "bounds reindex memory whatever the corpus size.",
     )
     keep_versions: int = _setting(2, "Index versions kept on disk (the current one included).")
     max_query_chars: int = _setting(256, "Longest accepted query, in characters.")
@@ -94,27 +95,30 @@ class Settings:
     max_filter_values: int = _setting(64, "Most doc ids, and most filter values, a search may name.")
     snippet_chars: int = _setting(160, "Highlights of longer passages are cut to this window.")
     posting_cache_mb: int = _setting(
-        128, "Decoded posting lists kept in memory per server process, in MB (what is cheapest to read again per "
-        "byte dropped first)."
+        128,
+        "Decoded posting lists kept in memory per server process, in MB (what is cheapest to read again per "
+        "byte dropped first).",
     )
     result_cache_mb: float = _setting(
-        16.0, "Search results kept per server process for repeated requests, in MB (per index version, least "
-        "recently used dropped first); 0 turns the cache off."
+        16.0,
+        "Search results kept per server process for repeated requests, in MB (per index version, least "
+        "recently used dropped first); 0 turns the cache off.",
     )
-    reload_seconds: float = _setting(
-        1.0, "How often a server checks the CURRENT pointer for a new index version."
-    )
+    reload_seconds: float = _setting(1.0, "How often a server checks the CURRENT pointer for a new index version.")
     api_keys: str = _setting(
-        "", "API keys: a comma-separated list, or @path of a file with one key a line; empty means no keys needed.",
+        "",
+        "API keys: a comma-separated list, or @path of a file with one key a line; empty means no keys needed.",
         secret=True,
     )
     rate_limit: str = _setting(
-        "", "Per-client rate limit such as '120/minute' (flask-limiter syntax), one allowance for every route, counted per "
-        "worker process; empty means off."
+        "",
+        "Per-client rate limit such as '120/minute' (flask-limiter syntax), one allowance for every route, counted per "
+        "worker process; empty means off.",
     )
     trusted_proxies: int = _setting(
-        0, "Reverse proxies in front of the server (nginx: 1): the client's address is then taken from their "
-        "X-Forwarded-For (rate limits and logs), and the scheme and host from X-Forwarded-Proto and -Host."
+        0,
+        "Reverse proxies in front of the server (nginx: 1): the client's address is then taken from their "
+        "X-Forwarded-For (rate limits and logs), and the scheme and host from X-Forwarded-Proto and -Host.",
     )
     public_page: bool = _setting(
         False, "With API keys set: the search and document pages (for people) need no key; the JSON API still does."
@@ -124,9 +128,7 @@ class Settings:
     )
 
     @classmethod
-    def from_env(
-        cls, environ: Mapping[str, str] | None = None, **overrides: Any
-    ) -> "Settings":
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         """Defaults, then ``SEARCH_*`` variables, then explicit overrides (None is ignored)."""
         environ = os.environ if environ is None else environ
         values: dict[str, Any] = {}
@@ -142,10 +144,10 @@ class Settings:
             values[name] = value
         return cls(**values)
 
-    def replace(self, **changes: Any) -> "Settings":
+    def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
 
-    def keys(self) -> tuple[str, ...]:
+    def api_key_list(self) -> tuple[str, ...]:
         """The configured API keys (read from the file when ``api_keys`` is @path); () when unset.
 
         Raises ConfigError when keys were asked for but none can be used (a value
@@ -188,9 +190,13 @@ class Settings:
     def describe(self) -> list[tuple[str, str, Any, Any, str]]:
         """(environment variable, type, default, value, help) for every setting; secrets' values hidden."""
         return [
-            (ENV_PREFIX + f.name.upper(), str(f.type), f.default,
-             ("(set)" if getattr(self, f.name) else "") if f.metadata["secret"] else getattr(self, f.name),
-             f.metadata["help"])
+            (
+                ENV_PREFIX + f.name.upper(),
+                str(f.type),
+                f.default,
+                ("(set)" if getattr(self, f.name) else "") if f.metadata["secret"] else getattr(self, f.name),
+                f.metadata["help"],
+            )
             for f in fields(self)
         ]
 

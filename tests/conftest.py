@@ -17,22 +17,25 @@ from typing import Any
 
 import pytest
 
+from search_service.devtools.cluster import LocalCluster
+from search_service.engine import ENGINES
+from search_service.ingest.reindex import build_index
+from search_service.search.request import SearchRequest
+from search_service.search.service import SearchService
+from search_service.settings import Settings
+from search_service.web.app import create_app
 from tests.helpers import SEED_CORPUS, on_engine, settings_factory
-
-from search_service.ingest.reindex import build_index  # noqa: E402  (after helpers: the jieba cache)
-from search_service.search.request import SearchRequest  # noqa: E402
-from search_service.search.service import SearchService  # noqa: E402
-from search_service.settings import Settings  # noqa: E402
-from search_service.web.app import create_app  # noqa: E402
-from search_service.devtools.cluster import LocalCluster  # noqa: E402
-from search_service.engine import ENGINES  # noqa: E402
 
 ENV_PREFIX = "SEARCH_"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--engine", choices=(*ENGINES, "all"), default="whoosh",
-                     help="the engine(s) the engine-parametrized tests run on (default: whoosh)")
+    parser.addoption(
+        "--engine",
+        choices=(*ENGINES, "all"),
+        default="whoosh",
+        help="the engine(s) the engine-parametrized tests run on (default: whoosh)",
+    )
 
 
 def _engines(config: pytest.Config) -> tuple[str, ...]:
@@ -82,8 +85,9 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
 
 
 @pytest.fixture
-def engine_settings(make_settings: Callable[..., Settings], engine: str,
-                    request: pytest.FixtureRequest) -> Callable[..., Settings]:
+def engine_settings(
+    make_settings: Callable[..., Settings], engine: str, request: pytest.FixtureRequest
+) -> Callable[..., Settings]:
     """Like ``make_settings``, on each engine in turn."""
 
     def make(corpus: Path | None = None, **overrides: Any) -> Settings:

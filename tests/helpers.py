@@ -75,8 +75,11 @@ def open_version_index(path: Path) -> Any:
 
 def engine_env(settings: Settings) -> dict[str, str]:
     """The environment that gives a server process the engine of ``settings``."""
-    return {name: str(value) for name, _, _, value, _ in settings.describe()
-            if name == "SEARCH_ENGINE" or name.startswith("SEARCH_OPENSEARCH")}
+    return {
+        name: str(value)
+        for name, _, _, value, _ in settings.describe()
+        if name == "SEARCH_ENGINE" or name.startswith("SEARCH_OPENSEARCH")
+    }
 
 
 def on_engine(settings: Settings, engine: str, request: pytest.FixtureRequest, **opensearch: Any) -> Settings:
@@ -84,8 +87,13 @@ def on_engine(settings: Settings, engine: str, request: pytest.FixtureRequest, *
     if engine == "whoosh":
         return settings
     cluster = request.getfixturevalue("opensearch_cluster")
-    return settings.replace(engine="opensearch", opensearch_urls=",".join(cluster.urls),
-                            opensearch_prefix=f"t{uuid.uuid4().hex[:12]}", opensearch_timeout=10.0, **opensearch)
+    return settings.replace(
+        engine="opensearch",
+        opensearch_urls=",".join(cluster.urls),
+        opensearch_prefix=f"t{uuid.uuid4().hex[:12]}",
+        opensearch_timeout=10.0,
+        **opensearch,
+    )
 
 
 ERROR_KEYS = {"status", "code", "message"}

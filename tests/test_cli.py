@@ -27,7 +27,7 @@ def test_each_core_error_has_its_documented_exit_code():
 
 def test_a_bad_setting_exits_78_with_one_line(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("SEARCH_WORKERS", "abc")
-    code, out, err = run(capsys, "reindex", "--corpus", str(tmp_path), "--index", str(tmp_path / "index"))
+    code, _out, err = run(capsys, "reindex", "--corpus", str(tmp_path), "--index", str(tmp_path / "index"))
     assert code == 78
     assert err.strip() == "search-service reindex: setting SEARCH_WORKERS='abc' is not an integer"
     monkeypatch.setenv("SEARCH_WORKERS", "0")
@@ -59,8 +59,14 @@ def test_help_documents_every_exit_code(capsys):
         cli.main(["--help"])
     assert exc.value.code == 0
     text = " ".join(capsys.readouterr().out.split())
-    for code in ("0 ok", "1 failed", "2 indexed with files skipped", "3 another reindex is running",
-                 "64 usage error", "78 bad setting"):
+    for code in (
+        "0 ok",
+        "1 failed",
+        "2 indexed with files skipped",
+        "3 another reindex is running",
+        "64 usage error",
+        "78 bad setting",
+    ):
         assert code in text
 
 

@@ -29,8 +29,15 @@ class ClusterError(RuntimeError):
 class LocalCluster:
     """``nodes`` OpenSearch nodes with data under ``home``; HTTP on ``http_ports``."""
 
-    def __init__(self, home: Path, nodes: int = 2, http_ports: list[int] | None = None,
-                 transport_ports: list[int] | None = None, heap_mb: int = 384, name: str = "search-service-local") -> None:
+    def __init__(
+        self,
+        home: Path,
+        nodes: int = 2,
+        http_ports: list[int] | None = None,
+        transport_ports: list[int] | None = None,
+        heap_mb: int = 384,
+        name: str = "search-service-local",
+    ) -> None:
         self.home = Path(home)
         self.names = [f"node-{i}" for i in range(nodes)]
         self.http_ports = http_ports or [free_port() for _ in range(nodes)]
@@ -59,18 +66,35 @@ class LocalCluster:
         home = self.home / self.names[i]
         home.mkdir(parents=True, exist_ok=True)
         command = [
-            java, f"-Xms{self.heap_mb}m", f"-Xmx{self.heap_mb}m", "-XX:+UseSerialGC", "-Xss1m",
-            "-Djava.awt.headless=true", "-Dlog4j2.disable.jmx=true", "-Dfile.encoding=UTF-8",
+            java,
+            f"-Xms{self.heap_mb}m",
+            f"-Xmx{self.heap_mb}m",
+            "-XX:+UseSerialGC",
+            "-Xss1m",
+            "-Djava.awt.headless=true",
+            "-Dlog4j2.disable.jmx=true",
+            "-Dfile.encoding=UTF-8",
             "-Dopensearch.networkaddress.cache.ttl=60",
-            "-cp", self.classpath(), "searchservice.LocalNode",
-            "--name", self.names[i], "--home", str(home), "--cluster", self.cluster_name,
-            "--http-port", str(self.http_ports[i]), "--transport-port", str(self.transport_ports[i]),
-            "--seeds", ",".join(f"127.0.0.1:{p}" for p in self.transport_ports),
-            "--cluster-managers", ",".join(self.names),
+            "-cp",
+            self.classpath(),
+            "searchservice.LocalNode",
+            "--name",
+            self.names[i],
+            "--home",
+            str(home),
+            "--cluster",
+            self.cluster_name,
+            "--http-port",
+            str(self.http_ports[i]),
+            "--transport-port",
+            str(self.transport_ports[i]),
+            "--seeds",
+            ",".join(f"127.0.0.1:{p}" for p in self.transport_ports),
+            "--cluster-managers",
+            ",".join(self.names),
         ]
-        log = open(home / "node.log", "ab")
-        self.procs[i] = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        log.close()
+        with open(home / "node.log", "ab") as log:  # the node keeps its own copy of the descriptor
+            self.procs[i] = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
 
     def stop_node(self, i: int, timeout: float = 30) -> None:
         proc = self.procs[i]
@@ -90,7 +114,7 @@ class LocalCluster:
             self.stop_node(i)
 
     def health(self, i: int | None = None) -> dict:
-        for port in ([self.http_ports[i]] if i is not None else self.http_ports):
+        for port in [self.http_ports[i]] if i is not None else self.http_ports:
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/_cluster/health", timeout=2) as r:
                     return json.loads(r.read())
@@ -117,7 +141,7 @@ class LocalCluster:
             time.sleep(0.5)
         raise ClusterError(f"the cluster did not come up in {timeout:.0f} s ({last})")
 
-    def __enter__(self) -> "LocalCluster":
+    def __enter__(self) -> LocalCluster:
         self.start()
         return self
 

@@ -38,8 +38,10 @@ class EvalReport:
 
     def summary(self) -> str:
         r = self.recall
-        line = (f"MRR@10 {self.mrr10:.4f}  R@1 {r['1']:.4f}  R@10 {r['10']:.4f}  R@100 {r['100']:.4f}  "
-                f"queries {self.queries}  {self.queries_per_second:.1f} q/s")
+        line = (
+            f"MRR@10 {self.mrr10:.4f}  R@1 {r['1']:.4f}  R@10 {r['10']:.4f}  R@100 {r['100']:.4f}  "
+            f"queries {self.queries}  {self.queries_per_second:.1f} q/s"
+        )
         if self.index_seconds is not None:
             line += f"  indexed {self.passages} passages in {self.index_seconds:.1f} s"
         return line
@@ -55,7 +57,7 @@ def read_queries(path: str | Path) -> list[tuple[str, str]]:
                 record = json.loads(line)
                 out.append((str(record["id"]), str(record["text"])))
             except (ValueError, KeyError, TypeError) as exc:
-                raise InvalidRequest(f"{path}:{lineno}: not a query object with 'id' and 'text' ({exc})")
+                raise InvalidRequest(f"{path}:{lineno}: not a query object with 'id' and 'text' ({exc})") from None
     return out
 
 
@@ -117,8 +119,9 @@ def evaluate(
         began = time.perf_counter()
         for qid, text in query_list:
             try:
-                request = SearchRequest.create(eval_settings, q=text[: eval_settings.max_query_chars],
-                                               size=100, collapse="doc")
+                request = SearchRequest.create(
+                    eval_settings, q=text[: eval_settings.max_query_chars], size=100, collapse="doc"
+                )
             except InvalidRequest:
                 rankings[qid] = []  # an empty query finds nothing, and counts as a miss
                 continue

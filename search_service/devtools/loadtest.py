@@ -17,17 +17,27 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from search_service.ingest.reindex import build_index
 from search_service.devtools.bench.httpload import serve
 from search_service.devtools.bench.measure import percentile
 from search_service.devtools.ports import free_port
 from search_service.engine import open_engine
 from search_service.engine.base import Engine, IndexVersion
 from search_service.errors import IndexUnavailable
+from search_service.ingest.reindex import build_index
 from search_service.settings import Settings
 
-QUERIES = ["医保卡被锁了怎么解锁", "醫保卡密碼忘了怎麼辦", "12333", "锁", "社保卡激活", "密码 -银行", '"社会保障卡"',
-           "医保卡每个月返多少钱", "解鎖", "身份证"]
+QUERIES = [
+    "医保卡被锁了怎么解锁",
+    "醫保卡密碼忘了怎麼辦",
+    "12333",
+    "锁",
+    "社保卡激活",
+    "密码 -银行",
+    '"社会保障卡"',
+    "医保卡每个月返多少钱",
+    "解鎖",
+    "身份证",
+]
 
 
 def run_load(corpus: Path, seconds: float, clients: int, switches: int, workers: int = 2) -> dict[str, Any]:
@@ -36,8 +46,9 @@ def run_load(corpus: Path, seconds: float, clients: int, switches: int, workers:
     try:
         shutil.copytree(corpus, work / "corpus")
         # Keep every version, so that each answer can be checked against its own.
-        settings = Settings.from_env(corpus_dir=str(work / "corpus"), index_dir=str(work / "index"),
-                                     keep_versions=switches + 2)
+        settings = Settings.from_env(
+            corpus_dir=str(work / "corpus"), index_dir=str(work / "index"), keep_versions=switches + 2
+        )
         build_index(settings)
         port = free_port()
         proc, _ = serve(Path(settings.index_dir), port, workers)
@@ -58,7 +69,7 @@ def run_load(corpus: Path, seconds: float, clients: int, switches: int, workers:
                         body = json.loads(r.read())
                     with lock:
                         answers.append((body["version"], [h["passage_id"] for h in body["hits"]]))
-                except Exception as exc:  # any failure is an error to report
+                except Exception as exc:  # noqa: BLE001  (any failure is an error to report)
                     with lock:
                         errors.append(f"{type(exc).__name__}: {exc}")
                 mine.append((time.perf_counter() - began) * 1000)
@@ -73,7 +84,8 @@ def run_load(corpus: Path, seconds: float, clients: int, switches: int, workers:
             for k in range(switches):
                 time.sleep(seconds / (switches + 1))
                 (work / "corpus" / f"load-{k}.txt").write_text(
-                    f"负载测试文档{k}\n医保卡解锁测试第{k}版：持身份证到社保局办理。", encoding="utf-8")
+                    f"负载测试文档{k}\n医保卡解锁测试第{k}版：持身份证到社保局办理。", encoding="utf-8"
+                )
                 build_index(settings, incremental=True)
             for t in threads:
                 t.join()
@@ -82,10 +94,19 @@ def run_load(corpus: Path, seconds: float, clients: int, switches: int, workers:
             proc.wait(timeout=20)
         wrong = check_answers(open_engine(settings), answers)
         versions = sorted({v for v, _ in answers})
-        return {"clients": clients, "seconds": seconds, "workers": workers, "switches": switches,
-                "requests": len(latencies), "errors": len(errors), "error_samples": errors[:5],
-                "wrong_answers": wrong, "versions_served": len(versions),
-                "p50_ms": round(percentile(latencies, 50), 2), "p99_ms": round(percentile(latencies, 99), 2)}
+        return {
+            "clients": clients,
+            "seconds": seconds,
+            "workers": workers,
+            "switches": switches,
+            "requests": len(latencies),
+            "errors": len(errors),
+            "error_samples": errors[:5],
+            "wrong_answers": wrong,
+            "versions_served": len(versions),
+            "p50_ms": round(percentile(latencies, 50), 2),
+            "p99_ms": round(percentile(latencies, 99), 2),
+        }
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

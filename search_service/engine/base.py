@@ -81,7 +81,7 @@ class IndexVersion(ABC):
         """What the version keeps in memory for queries (empty when nothing)."""
         return {}
 
-    def check(self) -> None:
+    def check(self) -> None:  # noqa: B027  (a version with nothing to check checks nothing)
         """Raise VersionDamaged when the version can no longer be read (cheap: /health calls it)."""
 
 
@@ -115,8 +115,13 @@ class Build(ABC):
     name: str
 
     @abstractmethod
-    def write(self, shares: Sequence[Iterable[Record]], *, delete_docs: Sequence[str] = (),
-              progress: WriteProgress | None = None) -> None:
+    def write(
+        self,
+        shares: Sequence[Iterable[Record]],
+        *,
+        delete_docs: Sequence[str] = (),
+        progress: WriteProgress | None = None,
+    ) -> None:
         """Add the passages of ``shares`` (each may be written in parallel, in order) after
         removing the passages of ``delete_docs`` (an incremental build's changed and removed documents)."""
 

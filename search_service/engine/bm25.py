@@ -33,9 +33,11 @@ import numpy as np
 
 from search_service.engine.base import Ranked
 from search_service.engine.plan import Alternative, Constraint, Part, QueryPlan
+
 # Bookkeeping bytes charged per cache entry on top of its arrays (the arrays'
 # headers, the key, the cache's and its heap's entries).
 _ENTRY_OVERHEAD = 400
+
 
 @dataclass(frozen=True)
 class Postings:
@@ -119,8 +121,13 @@ class CostAwareCache(Generic[V]):
 
     def info(self) -> dict[str, int]:
         with self._lock:
-            return {"terms": len(self._entries), "bytes": self._bytes, "limit": self.limit_bytes,
-                    "hits": self.hits, "misses": self.misses}
+            return {
+                "terms": len(self._entries),
+                "bytes": self._bytes,
+                "limit": self.limit_bytes,
+                "hits": self.hits,
+                "misses": self.misses,
+            }
 
 
 class PostingSource(Protocol):
@@ -142,8 +149,16 @@ class TermScorer:
     thread's :class:`PostingSource`.
     """
 
-    def __init__(self, doc_count: int, lengths: Mapping[str, np.ndarray], avg_lengths: Mapping[str, float],
-                 live: np.ndarray, k1: float, b: float, cache_bytes: int) -> None:
+    def __init__(
+        self,
+        doc_count: int,
+        lengths: Mapping[str, np.ndarray],
+        avg_lengths: Mapping[str, float],
+        live: np.ndarray,
+        k1: float,
+        b: float,
+        cache_bytes: int,
+    ) -> None:
         self.doc_count = doc_count  # passages written, deleted ones included: the size of every per-passage array
         self.live_count = int(np.count_nonzero(live))  # passages searched: BM25's N
         self.k1 = k1
@@ -238,9 +253,16 @@ class TermScorer:
 NOTHING_RANKED = Ranked(np.empty(0, np.int64), np.empty(0, np.float64), 0)
 
 
-def rank(scorer: TermScorer, source: PostingSource, plan: QueryPlan, limit: int,
-         groups: np.ndarray | None, common_ratio: float,
-         damped: tuple[np.ndarray, float] | None = None, order: np.ndarray | None = None) -> Ranked:
+def rank(
+    scorer: TermScorer,
+    source: PostingSource,
+    plan: QueryPlan,
+    limit: int,
+    groups: np.ndarray | None,
+    common_ratio: float,
+    damped: tuple[np.ndarray, float] | None = None,
+    order: np.ndarray | None = None,
+) -> Ranked:
     """The best ``limit`` passages of ``plan`` (with ``groups``, the best one of each group;
     ``damped``: passages whose scores are multiplied by a factor, the related section's;
     ``order``: each passage's place in the corpus, which breaks ties, else its number).
@@ -271,8 +293,11 @@ def rank(scorer: TermScorer, source: PostingSource, plan: QueryPlan, limit: int,
     if not found_ids and plan.must is None:
         return NOTHING_RANKED  # no term of the query is in the index
     # One pass sums every part's contribution per passage (in part order).
-    scores = (np.bincount(np.concatenate(found_ids), np.concatenate(found_scores), minlength=n)
-              if found_ids else np.zeros(n, dtype=np.float64))
+    scores = (
+        np.bincount(np.concatenate(found_ids), np.concatenate(found_scores), minlength=n)
+        if found_ids
+        else np.zeros(n, dtype=np.float64)
+    )
     if damped is not None and len(damped[0]):
         scores[damped[0]] *= damped[1]
 
@@ -285,8 +310,7 @@ def rank(scorer: TermScorer, source: PostingSource, plan: QueryPlan, limit: int,
     # The total counts every matching passage, also when the best ones were found among
     # the selective parts' alone: a page count from a lower bound would hide pages.
     matched = allowed if plan.must is not None else (scores > 0 if allowed is None else (scores > 0) & allowed)
-    total = (int(np.count_nonzero(matched)) if groups is None
-             else int(np.count_nonzero(np.bincount(groups[matched]))))
+    total = int(np.count_nonzero(matched)) if groups is None else int(np.count_nonzero(np.bincount(groups[matched])))
     return Ranked(top, scores[top], total)
 
 
@@ -303,8 +327,15 @@ def _allowed(scorer: TermScorer, source: PostingSource, plan: QueryPlan) -> np.n
     return allowed
 
 
-def _best_of_tiers(selective: list[np.ndarray], common: list[np.ndarray], scores: np.ndarray, limit: int,
-                   allowed: np.ndarray | None, groups: np.ndarray | None, order: np.ndarray | None) -> np.ndarray:
+def _best_of_tiers(
+    selective: list[np.ndarray],
+    common: list[np.ndarray],
+    scores: np.ndarray,
+    limit: int,
+    allowed: np.ndarray | None,
+    groups: np.ndarray | None,
+    order: np.ndarray | None,
+) -> np.ndarray:
     """The best ``limit`` passages among the selective parts' lists; among every part's
     when those hold too few (common lists are long: they count only then)."""
     tiers = [selective, selective + common] if selective and common else [selective or common]
@@ -329,8 +360,9 @@ def _union(id_lists: list[np.ndarray], n: int) -> np.ndarray:
     return np.flatnonzero(mask)
 
 
-def _best_listed(id_lists: list[np.ndarray], scores: np.ndarray, limit: int, allowed: np.ndarray | None,
-                 order: np.ndarray | None) -> tuple[np.ndarray, int]:
+def _best_listed(
+    id_lists: list[np.ndarray], scores: np.ndarray, limit: int, allowed: np.ndarray | None, order: np.ndarray | None
+) -> tuple[np.ndarray, int]:
     """:func:`_top` of the distinct ids of ``id_lists`` (that ``allowed`` allows), without
     forming their union over every document: an id is in at most ``len(id_lists)``
     lists, so the best ``limit * len(id_lists)`` entries of the joined lists hold the
@@ -348,8 +380,9 @@ def _best_listed(id_lists: list[np.ndarray], scores: np.ndarray, limit: int, all
     return _top(ids, scores[ids], limit, None, order)
 
 
-def _top(docs: np.ndarray, scores: np.ndarray, limit: int, groups: np.ndarray | None,
-         order: np.ndarray | None = None) -> tuple[np.ndarray, int]:
+def _top(
+    docs: np.ndarray, scores: np.ndarray, limit: int, groups: np.ndarray | None, order: np.ndarray | None = None
+) -> tuple[np.ndarray, int]:
     """The ``limit`` best of ``docs`` by score, then place in the corpus (``order``, else
     document number); and how many there are. With ``groups``, only the best passage
     of each group counts.

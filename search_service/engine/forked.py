@@ -40,8 +40,10 @@ def run_shares(work: Work, shares: Sequence[Any], progress: WriteProgress | None
     done = ctx.Value("q", 0)
     results: Any = ctx.Queue()
     parent = os.getpid()
-    procs = [ctx.Process(target=_child, args=(work, i, share, done, results, parent), daemon=True)
-             for i, share in enumerate(shares)]
+    procs = [
+        ctx.Process(target=_child, args=(work, i, share, done, results, parent), daemon=True)
+        for i, share in enumerate(shares)
+    ]
     # What the parent holds (jieba's dictionary, the corpus) is shared with the children
     # until written to; the garbage collector's passes over it would write to every
     # page and so copy it into each child. Frozen, it is left alone.
@@ -105,5 +107,5 @@ def _child(work: Work, number: int, share: Any, done: Any, results: Any, parent:
 
     try:
         results.put((number, work(number, share, count), None))
-    except BaseException as exc:  # reported to the parent, which fails the build
+    except BaseException as exc:  # noqa: BLE001  (reported to the parent, which fails the build)
         results.put((number, None, f"{type(exc).__name__}: {exc}"))

@@ -9,7 +9,7 @@ ranks over posting arrays the engine reads.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple, Union
+from typing import NamedTuple
 
 Alternative = tuple[str, str, float]  # (field, term, weight)
 # One scored part: a term in a field, or several spellings of one word of
@@ -62,7 +62,7 @@ class HasMetadata:
 
 @dataclass(frozen=True)
 class AllOf:
-    items: tuple["Constraint", ...]
+    items: tuple[Constraint, ...]
 
     def __str__(self) -> str:
         return "(" + " AND ".join(map(str, self.items)) + ")"
@@ -70,13 +70,13 @@ class AllOf:
 
 @dataclass(frozen=True)
 class AnyOf:
-    items: tuple["Constraint", ...]
+    items: tuple[Constraint, ...]
 
     def __str__(self) -> str:
         return "(" + " OR ".join(map(str, self.items)) + ")"
 
 
-Constraint = Union[HasTerm, HasPhrase, InDocument, HasMetadata, AllOf, AnyOf]
+Constraint = HasTerm | HasPhrase | InDocument | HasMetadata | AllOf | AnyOf
 
 
 def all_of(items: list[Constraint]) -> Constraint | None:

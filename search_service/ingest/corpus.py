@@ -1,7 +1,8 @@
 """Reading the corpus folder into documents.
 
 Formats: ``.txt``, ``.md``, ``.html``/``.htm`` (visible text only),
-``.jsonl`` (one document a line), ``.pdf`` (:mod:`.pdf`) and ``.docx`` (:mod:`.word`). Encodings are detected, not guessed: UTF-8
+``.jsonl`` (one document a line), ``.pdf`` (:mod:`.pdf`) and ``.docx``
+(:mod:`.word`). Encodings are detected, not guessed: UTF-8
 (with or without BOM) first, then charset-normalizer restricted to the
 encodings Chinese text actually comes in (GB18030/GBK, Big5, UTF-16/32).
 A file that cannot be read is reported with its reason and skipped.
@@ -60,9 +61,7 @@ class Document:
 
     @property
     def content_hash(self) -> str:
-        payload = json.dumps(
-            [self.title, self.text, self.source, self.metadata], ensure_ascii=False, sort_keys=True
-        )
+        payload = json.dumps([self.title, self.text, self.source, self.metadata], ensure_ascii=False, sort_keys=True)
         return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:32]
 
 
@@ -79,7 +78,7 @@ def decode(data: bytes, source: str) -> tuple[str, str]:
     if not data.strip():
         raise DocumentError(source, "empty file")
     if data.startswith(codecs.BOM_UTF8):
-        text, encoding = data[len(codecs.BOM_UTF8):].decode("utf-8", errors="strict"), "utf-8-sig"
+        text, encoding = data[len(codecs.BOM_UTF8) :].decode("utf-8", errors="strict"), "utf-8-sig"
     else:
         utf16 = data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
         if b"\x00" in data and not utf16:
@@ -91,7 +90,7 @@ def decode(data: bytes, source: str) -> tuple[str, str]:
 
             best = charset_normalizer.from_bytes(data, cp_isolation=CANDIDATE_ENCODINGS).best()
             if best is None:
-                raise DocumentError(source, "cannot detect the text encoding (not UTF-8, GB18030 or Big5)")
+                raise DocumentError(source, "cannot detect the text encoding (not UTF-8, GB18030 or Big5)") from None
             text, encoding = str(best), best.encoding
     if _looks_binary(text):
         raise DocumentError(source, "binary file (mostly control characters)")
@@ -232,11 +231,14 @@ class CorpusReader:
                 elif _CONTROL.search(item.doc_id):
                     # An id must round-trip through a URL path (/documents/<id>) and a log line.
                     rejected = True
-                    yield DocumentError(item.source, f"document id {item.doc_id!r} contains a "
-                                                     "control character (a newline, a tab, ...)")
+                    yield DocumentError(
+                        item.source, f"document id {item.doc_id!r} contains a control character (a newline, a tab, ...)"
+                    )
                 elif item.doc_id in seen:
                     rejected = True
-                    yield DocumentError(item.source, f"duplicate document id {item.doc_id!r} (first in {seen[item.doc_id]})")
+                    yield DocumentError(
+                        item.source, f"duplicate document id {item.doc_id!r} (first in {seen[item.doc_id]})"
+                    )
                 else:
                     rejected = False
                     seen[item.doc_id] = item.source
@@ -271,8 +273,10 @@ class CorpusReader:
             return
         except UnicodeDecodeError:
             # Read a line at a time after it was checked: the file changed in between.
-            yield DocumentError(rel, "the file changed while it was read (it no longer decodes as it did); "
-                                     "the rest of it is not indexed")
+            yield DocumentError(
+                rel,
+                "the file changed while it was read (it no longer decodes as it did); the rest of it is not indexed",
+            )
             return
         if suffix == ".jsonl":
             yield from _jsonl_documents(_split_lines(text), rel, encoding)
@@ -291,7 +295,6 @@ class CorpusReader:
         else:
             title = bounded_title(first_line(text))
             yield Document(doc_id, title, text, rel, encoding, title_in_text=bool(title))
-
 
     @staticmethod
     def _binary_document(data: bytes, suffix: str, doc_id: str, rel: str) -> Document:
@@ -369,7 +372,7 @@ def _long_text_encoding(path: Path) -> str | None:
         import charset_normalizer
 
         # Cut at a line's end: a newline byte is never part of a GB18030 or Big5 character.
-        sample = head if whole else head[:head.rfind(b"\n") + 1] or head
+        sample = head if whole else head[: head.rfind(b"\n") + 1] or head
         best = charset_normalizer.from_bytes(sample, cp_isolation=CANDIDATE_ENCODINGS).best()
         if best is None:
             return None

@@ -14,8 +14,33 @@ import logging
 from html.parser import HTMLParser
 
 _HIDDEN = {"script", "style", "noscript", "template", "head", "svg", "iframe", "title"}
-_BLOCK = {"p", "div", "li", "br", "h1", "h2", "h3", "h4", "h5", "h6", "tr", "section", "article", "header",
-          "footer", "blockquote", "pre", "table", "ul", "ol", "dt", "dd", "nav", "aside", "main"}
+_BLOCK = {
+    "p",
+    "div",
+    "li",
+    "br",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "tr",
+    "section",
+    "article",
+    "header",
+    "footer",
+    "blockquote",
+    "pre",
+    "table",
+    "ul",
+    "ol",
+    "dt",
+    "dd",
+    "nav",
+    "aside",
+    "main",
+}
 
 
 # A page with less visible text than this is kept whole: it has little chrome to
@@ -34,8 +59,18 @@ def html_document(html: str) -> tuple[str, str]:
 
         # trafilatura logs every page it finds too short or too deep; the fallback handles those.
         logging.getLogger("trafilatura").setLevel(logging.CRITICAL)
-        text = trafilatura.extract(html, output_format="markdown", include_comments=False, include_tables=True,
-                                   include_images=False, include_links=False, favor_recall=True) or ""
+        text = (
+            trafilatura.extract(
+                html,
+                output_format="markdown",
+                include_comments=False,
+                include_tables=True,
+                include_images=False,
+                include_links=False,
+                favor_recall=True,
+            )
+            or ""
+        )
         metadata = trafilatura.extract_metadata(html) if text.strip() else None
         if metadata is not None and metadata.title:
             title = metadata.title  # the <title> without the site's name, or the <h1>

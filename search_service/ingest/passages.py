@@ -96,8 +96,12 @@ class Boilerplate:
         self._max_chars = max_chars
 
     def __contains__(self, key: object) -> bool:
-        return (bool(self.digests) and isinstance(key, str) and _countable(key, self._min_chars, self._max_chars)
-                and _digest(key) in self.digests)
+        return (
+            bool(self.digests)
+            and isinstance(key, str)
+            and _countable(key, self._min_chars, self._max_chars)
+            and _digest(key) in self.digests
+        )
 
     def __len__(self) -> int:
         return len(self.digests)
@@ -141,7 +145,7 @@ class RepeatedLines:
         """Forget the document being added (its parts so far), or else the last one added."""
         if not self._open and self._ends:
             self._ends.pop()
-        del self._digests[self._ends[-1] if self._ends else 0:]
+        del self._digests[self._ends[-1] if self._ends else 0 :]
         self._open = False
 
     def lines(self) -> Boilerplate:
@@ -158,8 +162,9 @@ class RepeatedLines:
         return np.unique(np.searchsorted(np.frombuffer(self._ends, dtype=np.int64), hits, side="right")).tolist()
 
 
-def repeated_lines(documents: Iterable[Document], min_documents: int = 3, min_chars: int = 6,
-                   max_chars: int = 80) -> Boilerplate:
+def repeated_lines(
+    documents: Iterable[Document], min_documents: int = 3, min_chars: int = 6, max_chars: int = 80
+) -> Boilerplate:
     """The lines of :class:`RepeatedLines` for ``documents``."""
     counter = RepeatedLines(min_documents, min_chars, max_chars)
     for doc in documents:
@@ -329,7 +334,7 @@ class _Gatherer:
 
     def next_part(self, part: Document) -> int:
         """Move the window on to ``part``; how many characters of the last part it carries."""
-        carry = self.window[-2 * self.max_chars:]
+        carry = self.window[-2 * self.max_chars :]
         if self._buf is not None:
             shift = len(carry) - len(self.window)
             self._buf = (self._buf[0] + shift, self._buf[1] + shift)
@@ -352,7 +357,7 @@ class _Gatherer:
         buf, held = self._buf, self._held
         if buf is None:
             return
-        span = (self.base + buf[0], self.base + buf[1], self.heading, self.section, self.window[buf[0]:buf[1]])
+        span = (self.base + buf[0], self.base + buf[1], self.heading, self.section, self.window[buf[0] : buf[1]])
         self._buf = None
         if len(held) == 2:
             self._out.append(held.pop(0))
@@ -361,7 +366,7 @@ class _Gatherer:
         if len(held) == 2:
             (s0, _, h0, sec0, _), (s1, e1, h1, sec1, _) = held
             if h0 == h1 and sec0 == sec1 and e1 - s1 < self.min_chars and e1 - s0 <= self.max_chars:
-                self._joined = self.window[s0 - self.base:e1 - self.base]
+                self._joined = self.window[s0 - self.base : e1 - self.base]
             elif e1 - s0 > self.max_chars:
                 self._out.append(held.pop(0))  # it can never be joined: made now, so it needs no carry
 

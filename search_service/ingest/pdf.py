@@ -38,8 +38,9 @@ def pdf_text(data: bytes, source: str) -> tuple[str, str, tuple[int, ...]]:
     finally:
         pdf.close()
     if not any(pages):
-        raise DocumentError(source, f"a PDF of {len(pages)} page(s) with no text layer (scanned images?): "
-                                    "nothing to index without OCR")
+        raise DocumentError(
+            source, f"a PDF of {len(pages)} page(s) with no text layer (scanned images?): nothing to index without OCR"
+        )
     starts, parts, offset = [], [], 0
     for text in pages:
         starts.append(offset)

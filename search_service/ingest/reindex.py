@@ -22,14 +22,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from search_service.ingest.corpus import CorpusReader, Document
-from search_service.ingest.passages import Passage, PassageSplitter, RepeatedLines, line_key
-from search_service.ingest.records import passage_record
-from search_service.ingest.spool import Spool
 from search_service.engine import open_engine
 from search_service.engine.base import Build, CurrentVersion, Engine, Record
 from search_service.errors import BuildError, DocumentError, IndexLocked, SearchError
 from search_service.fields import filterable
+from search_service.ingest.corpus import CorpusReader, Document
+from search_service.ingest.passages import Passage, PassageSplitter, RepeatedLines, line_key
+from search_service.ingest.records import passage_record
+from search_service.ingest.spool import Spool
 from search_service.settings import Settings
 from search_service.text.analysis import Analysis, AnalysisConfig, get_analysis
 from search_service.text.segment import read_word_list
@@ -114,13 +114,18 @@ def settings_key(config: AnalysisConfig, settings: Settings, layout: int) -> str
     """Everything that changes the passages or terms of an unchanged document."""
     payload = json.dumps(
         [layout, asdict(config), settings.passage_min_chars, settings.passage_max_chars],
-        ensure_ascii=False, sort_keys=True,
+        ensure_ascii=False,
+        sort_keys=True,
     )
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]
 
 
-def prepare(settings: Settings, spool: Spool, exclude: Iterable[str | os.PathLike[str]] = (),
-            progress: ReindexProgress | None = None) -> _Prepared:
+def prepare(
+    settings: Settings,
+    spool: Spool,
+    exclude: Iterable[str | os.PathLike[str]] = (),
+    progress: ReindexProgress | None = None,
+) -> _Prepared:
     """Read the corpus into ``spool`` and split it into passages (no analysis yet).
 
     One document in memory at a time: each is read, split as if no line were page
@@ -159,8 +164,15 @@ def prepare(settings: Settings, spool: Spool, exclude: Iterable[str | os.PathLik
         assert again is not None, "kept whole, a document has the text it had"
         entries[number] = again
     # A document never loses all its text to the chrome filter: it is kept whole, and that is said.
-    warnings = [{"source": e.source, "warning": f"document {e.doc_id!r} looks like page chrome only (every line "
-                 "repeated across documents or a UI word); indexed as it is"} for e in entries if e.whole]
+    warnings = [
+        {
+            "source": e.source,
+            "warning": f"document {e.doc_id!r} looks like page chrome only (every line "
+            "repeated across documents or a UI word); indexed as it is",
+        }
+        for e in entries
+        if e.whole
+    ]
     return _Prepared(entries, skipped, warnings, splitter, spool, filter_keys)
 
 
@@ -169,8 +181,9 @@ class _Unfinished(Exception):
         self.error = error
 
 
-def _spooling(first: Document, items: Iterator[Document | DocumentError], spool: Spool,
-              chrome: RepeatedLines) -> Iterator[Document]:
+def _spooling(
+    first: Document, items: Iterator[Document | DocumentError], spool: Spool, chrome: RepeatedLines
+) -> Iterator[Document]:
     """``first`` and, for a long file, the parts that follow it in ``items``, each put in the
     spool and its lines counted as it goes by. Raises _Unfinished when a part is missing."""
     part = first
@@ -208,8 +221,11 @@ class _Seen:
             else:
                 if self._sha is None:
                     first = self.first
-                    self._sha = hashlib.sha256(json.dumps([first.title, first.source, first.metadata],
-                                                          ensure_ascii=False, sort_keys=True).encode("utf-8"))
+                    self._sha = hashlib.sha256(
+                        json.dumps(
+                            [first.title, first.source, first.metadata], ensure_ascii=False, sort_keys=True
+                        ).encode("utf-8")
+                    )
                     self._sha.update(first.text.encode("utf-8"))
                 self._sha.update(part.text.encode("utf-8"))
             if self.chrome:
@@ -225,8 +241,9 @@ class _Seen:
         return hashlib.sha256((content + "\n" + "\n".join(sorted(self.dropped))).encode("utf-8")).hexdigest()[:32]
 
 
-def _entry(parts: Iterable[Document], splitter: PassageSplitter, spool: Spool, offset: int,
-           size: int | None = None) -> _Entry | None:
+def _entry(
+    parts: Iterable[Document], splitter: PassageSplitter, spool: Spool, offset: int, size: int | None = None
+) -> _Entry | None:
     """The entry of the document whose parts (one, unless it is a long file) are ``parts``, as
     ``splitter`` splits it; None when it has no text at all. The parts are at ``offset`` in
     the spool, ``size`` bytes (None: they are being put there as they go by)."""
@@ -248,8 +265,12 @@ def _entry(parts: Iterable[Document], splitter: PassageSplitter, spool: Spool, o
 def analysis_config(settings: Settings) -> AnalysisConfig:
     """The analysis the settings ask for: their OpenCC config and segmenter, the corpus's
     user dictionary, and the stopword file (or the bundled list)."""
-    return AnalysisConfig.create(settings.opencc_config, settings.segmenter, read_word_list(settings.userdict_path),
-                                 read_word_list(settings.stopwords) if settings.stopwords else None)
+    return AnalysisConfig.create(
+        settings.opencc_config,
+        settings.segmenter,
+        read_word_list(settings.userdict_path),
+        read_word_list(settings.stopwords) if settings.stopwords else None,
+    )
 
 
 def build_index(
@@ -290,8 +311,16 @@ def build_index(
     return report
 
 
-def _reindex(settings: Settings, report: BuildReport, analysis: Analysis, exclude: list[Any], incremental: bool,
-             progress: ReindexProgress | None, engine: Engine, began: float) -> None:
+def _reindex(
+    settings: Settings,
+    report: BuildReport,
+    analysis: Analysis,
+    exclude: list[Any],
+    incremental: bool,
+    progress: ReindexProgress | None,
+    engine: Engine,
+    began: float,
+) -> None:
     with engine.lock(), Spool(settings.index_dir) as spool:
         prepared = prepare(settings, spool, exclude, progress)
         _fill(report, prepared)
@@ -325,9 +354,16 @@ def _record(engine: Engine, report: BuildReport, began: float, error: str | None
     engine.keep_report({**report.as_dict(), "ok": error is None, "error": error, "finished": time.time()})
 
 
-def _build(engine: Engine, analysis: Analysis, previous: CurrentVersion | None,
-           prepared: _Prepared, report: BuildReport, settings: Settings, key: str,
-           progress: ReindexProgress | None) -> Build | None:
+def _build(
+    engine: Engine,
+    analysis: Analysis,
+    previous: CurrentVersion | None,
+    prepared: _Prepared,
+    report: BuildReport,
+    settings: Settings,
+    key: str,
+    progress: ReindexProgress | None,
+) -> Build | None:
     """A new version written, checked and described (not switched to); None when an
     incremental build failed on reading the current version. Raises BuildError."""
     build = engine.new_build(analysis, base=previous.name if previous else None)
@@ -341,9 +377,8 @@ def _build(engine: Engine, analysis: Analysis, previous: CurrentVersion | None,
         except SearchError:
             build.discard()
             raise
-        except Exception as exc:  # disk full, an engine error: never switch
-            failure = (f"building the index failed ({type(exc).__name__}: {exc}); "
-                       "the previous version stays current")
+        except Exception as exc:  # noqa: BLE001  (disk full, an engine error: never switch)
+            failure = f"building the index failed ({type(exc).__name__}: {exc}); the previous version stays current"
         if failure is not None:
             gc.collect()
     if failure is None:
@@ -354,18 +389,27 @@ def _build(engine: Engine, analysis: Analysis, previous: CurrentVersion | None,
     raise BuildError(failure)
 
 
-def _write_version(build: Build, previous: CurrentVersion | None, prepared: _Prepared,
-                   report: BuildReport, settings: Settings, analysis: Analysis, key: str,
-                   progress: ReindexProgress | None) -> None:
+def _write_version(
+    build: Build,
+    previous: CurrentVersion | None,
+    prepared: _Prepared,
+    report: BuildReport,
+    settings: Settings,
+    analysis: Analysis,
+    key: str,
+    progress: ReindexProgress | None,
+) -> None:
     """Write, check and describe one new version; does not switch to it."""
     if previous is not None:
         report.mode = "incremental"
         old_docs = previous.documents
         changed, removed = _changes(previous, prepared)
         total = sum(e.passages for e in changed)
-        build.write([_records(changed, prepared, analysis)],
-                    delete_docs=removed + [e.doc_id for e in changed if e.doc_id in old_docs],
-                    progress=_analyzing(progress, total))
+        build.write(
+            [_records(changed, prepared, analysis)],
+            delete_docs=removed + [e.doc_id for e in changed if e.doc_id in old_docs],
+            progress=_analyzing(progress, total),
+        )
         report.reanalyzed = len(changed)
         report.added = sum(1 for e in changed if e.doc_id not in old_docs)
         report.changed = report.reanalyzed - report.added
@@ -373,25 +417,30 @@ def _write_version(build: Build, previous: CurrentVersion | None, prepared: _Pre
     else:
         workers = settings.workers if settings.workers > 0 else (os.cpu_count() or 1)
         shares = _shares(prepared.entries, min(workers, max(1, report.passages // PARALLEL_MIN_PASSAGES)))
-        build.write([_records(share, prepared, analysis) for share in shares],
-                    progress=_analyzing(progress, report.passages))
+        build.write(
+            [_records(share, prepared, analysis) for share in shares], progress=_analyzing(progress, report.passages)
+        )
         report.reanalyzed = len(prepared.entries)
     if progress is not None:
         progress("writing", 1, 1)
         progress("checking", 0, 1)
     # What --incremental compares, kept apart from the manifest: the manifest is
     # read whenever a server opens a version, and this grows with the corpus.
-    build.finish(report.passages, {
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "settings_key": key,
-        "analysis": asdict(analysis.config),
-        "corpus": str(settings.corpus_dir),
-        "synonyms": list(read_word_list(settings.synonyms_path)),
-        "document_count": report.documents,
-        "passage_count": report.passages,
-        "skipped": report.skipped,
-        "filter_keys": sorted(prepared.filter_keys),
-    }, _DocumentTable(prepared.entries))
+    build.finish(
+        report.passages,
+        {
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "settings_key": key,
+            "analysis": asdict(analysis.config),
+            "corpus": str(settings.corpus_dir),
+            "synonyms": list(read_word_list(settings.synonyms_path)),
+            "document_count": report.documents,
+            "passage_count": report.passages,
+            "skipped": report.skipped,
+            "filter_keys": sorted(prepared.filter_keys),
+        },
+        _DocumentTable(prepared.entries),
+    )
 
 
 class _DocumentTable:
@@ -420,8 +469,11 @@ def _changes(previous: CurrentVersion, prepared: _Prepared) -> tuple[list[_Entry
 def _unchanged(previous: CurrentVersion, prepared: _Prepared, settings: Settings) -> bool:
     """Whether a new version would be the ``previous`` one again: no document and no synonym changed."""
     changed, removed = _changes(previous, prepared)
-    return (not changed and not removed
-            and previous.manifest.get("synonyms") == list(read_word_list(settings.synonyms_path)))
+    return (
+        not changed
+        and not removed
+        and previous.manifest.get("synonyms") == list(read_word_list(settings.synonyms_path))
+    )
 
 
 def _analyzing(progress: ReindexProgress | None, total: int) -> Callable[[int], Any] | None:
@@ -452,6 +504,7 @@ def _shares(entries: list[_Entry], count: int) -> list[list[_Entry]]:
     shares are balanced on characters plus a fixed cost per passage, not on passages
     alone (a share of long passages would finish last while the other core waits).
     """
+
     def work(entry: _Entry) -> int:
         return entry.chars + PASSAGE_CHARACTERS * entry.passages
 

@@ -20,7 +20,6 @@ from pathlib import Path
 
 from search_service.ingest.corpus import Document
 
-
 # A document is kept as the tuple of its fields, in marshal's format: its metadata comes
 # from JSON, so every value is one marshal writes, and it reads back several times
 # faster than a pickled dataclass (the spool lives for one run of one Python).
@@ -39,7 +38,7 @@ class Spool:
         # for the index, which is bigger than the text.
         if folder is not None:
             Path(folder).mkdir(parents=True, exist_ok=True)
-        self._file = tempfile.TemporaryFile(dir=folder, prefix=".spool-")
+        self._file = tempfile.TemporaryFile(dir=folder, prefix=".spool-")  # noqa: SIM115  (closed by close())
         self._size = 0
         self._pending = False  # bytes put but still in this process's buffer
 
@@ -67,7 +66,7 @@ class Spool:
 
     def get(self, offset: int, size: int) -> Document:
         """The document appended at ``offset``."""
-        return Document(*marshal.loads(self._read(offset, size)[_SIZE.size:]))
+        return Document(*marshal.loads(self._read(offset, size)[_SIZE.size :]))
 
     def parts(self, offset: int, size: int) -> Iterator[Document]:
         """The documents appended one after the other from ``offset`` on, ``size`` bytes in

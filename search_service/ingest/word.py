@@ -19,7 +19,7 @@ def docx_text(data: bytes, source: str) -> tuple[str, str]:
         document = docx.Document(io.BytesIO(data))
     except (PackageNotFoundError, ValueError, KeyError, OSError) as exc:
         raise DocumentError(source, f"cannot read the Word file ({type(exc).__name__})") from None
-    except Exception as exc:  # a corrupt zip or XML: the file is reported, never the run stopped
+    except Exception as exc:  # noqa: BLE001  (a corrupt zip or XML: the file is reported, never the run stopped)
         raise DocumentError(source, f"cannot read the Word file ({type(exc).__name__}: {exc})") from None
     title = (document.core_properties.title or "").strip()
     lines: list[str] = []

@@ -16,10 +16,20 @@ def result_bytes(result: SearchResult) -> int:
     the objects around them. Long passages and titles count for what they are."""
     size = 600  # the result, its request key and the cache's entry
     for h in result.hits:
-        size += (400 + sys.getsizeof(h.text) + sys.getsizeof(h.highlight) + sys.getsizeof(h.title)
-                 + sys.getsizeof(h.heading) + sys.getsizeof(h.passage_id) + sys.getsizeof(h.doc_id)
-                 + sys.getsizeof(h.source) + sys.getsizeof(h.title_highlight) + sys.getsizeof(h.heading_highlight)
-                 + 100 * (len(h.matches) + len(h.title_matches) + len(h.heading_matches)) + 200 * len(h.metadata))
+        size += (
+            400
+            + sys.getsizeof(h.text)
+            + sys.getsizeof(h.highlight)
+            + sys.getsizeof(h.title)
+            + sys.getsizeof(h.heading)
+            + sys.getsizeof(h.passage_id)
+            + sys.getsizeof(h.doc_id)
+            + sys.getsizeof(h.source)
+            + sys.getsizeof(h.title_highlight)
+            + sys.getsizeof(h.heading_highlight)
+            + 100 * (len(h.matches) + len(h.title_matches) + len(h.heading_matches))
+            + 200 * len(h.metadata)
+        )
     return size
 
 

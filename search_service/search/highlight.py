@@ -38,10 +38,11 @@ class Marker:
         # A term with a space is a phrase's words, in order: as the index's positions skip
         # punctuation and spaces, so do its marks (密码、重置 is the phrase 密码 重置).
         sequences = [t.split() for t in unique if " " in t]
-        self._phrases = (re.compile("|".join(_NOT_WORD.join(map(re.escape, words)) for words in sequences))
-                         if sequences else None)
+        self._phrases = (
+            re.compile("|".join(_NOT_WORD.join(map(re.escape, words)) for words in sequences)) if sequences else None
+        )
         unique = {t for t in unique if " " not in t}
-        kept = [t for t in unique if len(t) < 3 or not all(t[i:i + 2] in unique for i in range(len(t) - 1))]
+        kept = [t for t in unique if len(t) < 3 or not all(t[i : i + 2] in unique for i in range(len(t) - 1))]
         self._automaton: ahocorasick.Automaton | None = None
         if kept:
             self._automaton = ahocorasick.Automaton(ahocorasick.STORE_LENGTH)
@@ -95,8 +96,7 @@ def _merge_by_end(found: list[tuple[int, int]]) -> list[list[int]]:
     for last, n in reversed(found):
         end = last + 1
         if merged and end >= merged[-1][0]:
-            if end - n < merged[-1][0]:
-                merged[-1][0] = end - n
+            merged[-1][0] = min(merged[-1][0], end - n)
         else:
             merged.append([end - n, end])
     merged.reverse()
@@ -169,10 +169,8 @@ def render(text: str, matches: list[list[int]], window: int | None = None) -> st
             continue
         if m_start >= end:
             break
-        if m_start < start:
-            m_start = start
-        if m_end > end:
-            m_end = end
+        m_start = max(m_start, start)
+        m_end = min(m_end, end)
         out.append(f"{escape(text[pos:m_start])}{MARK_OPEN}{escape(text[m_start:m_end])}{MARK_CLOSE}")
         pos = m_end
     out.append(escape(text[pos:end]))

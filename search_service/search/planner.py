@@ -12,12 +12,21 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from search_service.engine.plan import (AllOf, AnyOf, Constraint, HasMetadata, HasPhrase, HasTerm, InDocument, Part,
-                                        QueryPlan, all_of)
+from search_service.engine.plan import (
+    AllOf,
+    AnyOf,
+    Constraint,
+    HasMetadata,
+    HasPhrase,
+    HasTerm,
+    InDocument,
+    Part,
+    QueryPlan,
+    all_of,
+)
 from search_service.errors import InvalidRequest
 from search_service.fields import FIELDS, TEXT_GRAMS, TEXT_WORDS, Ranking
-from search_service.text.analysis import CJK_RUN, Analysis, bigrams, precise
-from search_service.text.analysis import Term
+from search_service.text.analysis import CJK_RUN, Analysis, Term, bigrams, precise
 from search_service.text.synonyms import Synonyms
 from search_service.text.syntax import parse_query
 
@@ -25,8 +34,14 @@ from search_service.text.syntax import parse_query
 class Planner:
     """Plans queries for one index version: its analysis, synonyms and non-empty fields."""
 
-    def __init__(self, analysis: Analysis, synonyms: Synonyms, ranking: Ranking,
-                 empty_fields: frozenset[str] = frozenset(), filter_keys: tuple[str, ...] | None = None) -> None:
+    def __init__(
+        self,
+        analysis: Analysis,
+        synonyms: Synonyms,
+        ranking: Ranking,
+        empty_fields: frozenset[str] = frozenset(),
+        filter_keys: tuple[str, ...] | None = None,
+    ) -> None:
         self.analysis = analysis
         self.synonyms = synonyms
         self.ranking = ranking
@@ -57,8 +72,13 @@ class Planner:
             if constraint is not None:
                 must.append(constraint)
             parts.extend(self._scored(words, grams))
-        return QueryPlan(parts, AllOf(tuple(must)) if must else None,
-                         AnyOf(tuple(must_not)) if must_not else None, self._filter(docs, filters), marks)
+        return QueryPlan(
+            parts,
+            AllOf(tuple(must)) if must else None,
+            AnyOf(tuple(must_not)) if must_not else None,
+            self._filter(docs, filters),
+            marks,
+        )
 
     def _scored(self, words: list[Term], grams: list[str]) -> list[Part]:
         """The weighted scoring parts of one clause, in the order of the field table."""
@@ -75,10 +95,8 @@ class Planner:
                     parts.append(((f.name, t, f.weight), *((f.name, s, weight) for s in alternatives)))
                 else:
                     parts.append(((f.name, t, f.weight),))
-        for g in sorted(set(grams)):
-            for f in FIELDS:
-                if f.analysis == "grams" and f.weight > 0 and f.name not in self.empty_fields:
-                    parts.append(((f.name, g, f.weight),))
+        gram_fields = [f for f in FIELDS if f.analysis == "grams" and f.weight > 0 and f.name not in self.empty_fields]
+        parts.extend(((f.name, g, f.weight),) for g in sorted(set(grams)) for f in gram_fields)
         return parts
 
     def _filter(self, docs: tuple[str, ...], filters: tuple[tuple[str, str], ...]) -> Constraint | None:
@@ -94,8 +112,9 @@ class Planner:
         unknown = sorted(k for k in by_key if self.filter_keys is not None and k not in self.filter_keys)
         if unknown:
             known = ", ".join(self.filter_keys or ()) or "none: no document has metadata"
-            raise InvalidRequest(f"no document has the filter key {unknown[0]!r}; the keys are: {known}",
-                                 code="bad_filter")
+            raise InvalidRequest(
+                f"no document has the filter key {unknown[0]!r}; the keys are: {known}", code="bad_filter"
+            )
         for key, values in by_key.items():
             parts.append(AnyOf(tuple(HasMetadata(key, v) for v in values)))
         return all_of(parts)
@@ -161,4 +180,3 @@ def _phrase(words: list[Term], grams: list[str]) -> Constraint | None:
     if exact:
         return HasTerm(TEXT_WORDS, exact[0].text)
     return _all_grams(grams)
-

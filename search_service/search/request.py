@@ -43,22 +43,55 @@ def search_params(settings: Settings) -> type[Params]:
     """The parameters of /search, with these settings' limits (GET and POST alike)."""
     limit = settings.max_filter_values
     fields: dict[str, Any] = {
-        "q": (Annotated[str, Field(min_length=1, max_length=settings.max_query_chars, pattern=VISIBLE,
-                                   description='The query. Operators: "phrase", +must, -exclude.')], ...),
+        "q": (
+            Annotated[
+                str,
+                Field(
+                    min_length=1,
+                    max_length=settings.max_query_chars,
+                    pattern=VISIBLE,
+                    description='The query. Operators: "phrase", +must, -exclude.',
+                ),
+            ],
+            ...,
+        ),
         "size": (Annotated[int, Field(ge=1, le=settings.max_page_size, description="Hits a page.")], 10),
-        "page": (Annotated[int, Field(ge=1, le=settings.max_page_depth,
-                                      description=f"Page, from 1. Only the first {settings.max_page_depth} hits "
-                                                  "can be paged to: a page past them (or past the last hit) has "
-                                                  "no hits; the result's `pages` says how many there are.")], 1),
-        "doc": (Annotated[list[Annotated[str, Field(min_length=1, max_length=ID_CHARS)]],
-                          Field(max_length=limit, description="Search within these document ids.")], []),
-        "collapse": (Annotated[Literal["doc", "none"],
-                               Field(description="'doc': only each document's best passage.")], "none"),
-        "filter": (Annotated[list[Annotated[str, Field(pattern=FILTER_ITEM, max_length=200)]],
-                             Field(max_length=limit,
-                                   description="Metadata filters, key:value (jsonl keys; /stats lists them). "
-                                               "Values of one key: any; different keys: all. Values are "
-                                               "normalized like text (traditional finds simplified).")], []),
+        "page": (
+            Annotated[
+                int,
+                Field(
+                    ge=1,
+                    le=settings.max_page_depth,
+                    description=f"Page, from 1. Only the first {settings.max_page_depth} hits "
+                    "can be paged to: a page past them (or past the last hit) has "
+                    "no hits; the result's `pages` says how many there are.",
+                ),
+            ],
+            1,
+        ),
+        "doc": (
+            Annotated[
+                list[Annotated[str, Field(min_length=1, max_length=ID_CHARS)]],
+                Field(max_length=limit, description="Search within these document ids."),
+            ],
+            [],
+        ),
+        "collapse": (
+            Annotated[Literal["doc", "none"], Field(description="'doc': only each document's best passage.")],
+            "none",
+        ),
+        "filter": (
+            Annotated[
+                list[Annotated[str, Field(pattern=FILTER_ITEM, max_length=200)]],
+                Field(
+                    max_length=limit,
+                    description="Metadata filters, key:value (jsonl keys; /stats lists them). "
+                    "Values of one key: any; different keys: all. Values are "
+                    "normalized like text (traditional finds simplified).",
+                ),
+            ],
+            [],
+        ),
     }
     return create_model("SearchParams", __base__=Params, **fields)
 
@@ -67,32 +100,61 @@ def search_params(settings: Settings) -> type[Params]:
 def page_params(settings: Settings) -> type[Params]:
     """The parameters of the search page: a blank or absent q shows the empty page."""
     search = search_params(settings).model_fields
-    return create_model("PageParams", __base__=Params,
-                        q=(Annotated[str, Field(max_length=settings.max_query_chars,
-                                                description=search["q"].description)], ""),
-                        page=(search["page"].rebuild_annotation(), 1),
-                        collapse=(search["collapse"].rebuild_annotation(), "none"))
+    return create_model(
+        "PageParams",
+        __base__=Params,
+        q=(Annotated[str, Field(max_length=settings.max_query_chars, description=search["q"].description)], ""),
+        page=(search["page"].rebuild_annotation(), 1),
+        collapse=(search["collapse"].rebuild_annotation(), "none"),
+    )
 
 
 @functools.lru_cache(maxsize=16)
 def document_params(settings: Settings) -> type[Params]:
     """The parameters of /documents/<id>: a page of its passages."""
     return create_model(
-        "DocumentParams", __base__=Params,
-        **{"from": (Annotated[int, Field(ge=0, le=MAX_ORDINAL, description="First passage, from 0.")], 0),
-           "size": (Annotated[int, Field(ge=1, le=1000, description="Passages in the page.")], 100),
-           "q": (Annotated[str, Field(max_length=settings.max_query_chars,
-                                      description="A query whose words the page marks (HTML).")], ""),
-           "hit": (Annotated[int, Field(ge=0, le=MAX_ORDINAL, description="The ordinal of the passage the page "
-                                                          "scrolls to and marks (HTML).")], None)})
+        "DocumentParams",
+        __base__=Params,
+        **{
+            "from": (Annotated[int, Field(ge=0, le=MAX_ORDINAL, description="First passage, from 0.")], 0),
+            "size": (Annotated[int, Field(ge=1, le=1000, description="Passages in the page.")], 100),
+            "q": (
+                Annotated[
+                    str,
+                    Field(
+                        max_length=settings.max_query_chars, description="A query whose words the page marks (HTML)."
+                    ),
+                ],
+                "",
+            ),
+            "hit": (
+                Annotated[
+                    int,
+                    Field(
+                        ge=0,
+                        le=MAX_ORDINAL,
+                        description="The ordinal of the passage the page scrolls to and marks (HTML).",
+                    ),
+                ],
+                None,
+            ),
+        },
+    )
 
 
 @functools.lru_cache(maxsize=16)
 def analyze_params(settings: Settings) -> type[Params]:
     """The parameters of /analyze."""
-    return create_model("AnalyzeParams", __base__=Params,
-                        text=(Annotated[str, Field(min_length=1, max_length=settings.max_query_chars * 2,
-                                                   description="The text to analyze.")], ...))
+    return create_model(
+        "AnalyzeParams",
+        __base__=Params,
+        text=(
+            Annotated[
+                str, Field(min_length=1, max_length=settings.max_query_chars * 2, description="The text to analyze.")
+            ],
+            ...,
+        ),
+    )
 
 
 @dataclass(frozen=True)
@@ -108,31 +170,36 @@ class SearchRequest:
     collapse: str | None = None
 
     @classmethod
-    def create(cls, settings: Settings, **params: Any) -> "SearchRequest":
+    def create(cls, settings: Settings, **params: Any) -> SearchRequest:
         """From Python values; ``None`` means absent."""
-        return cls._from(settings, validate(search_params(settings), {k: _clean(v) for k, v in params.items()
-                                                                     if v is not None}))
+        return cls._from(
+            settings, validate(search_params(settings), {k: _clean(v) for k, v in params.items() if v is not None})
+        )
 
     @classmethod
-    def from_json(cls, settings: Settings, body: Any) -> "SearchRequest":
+    def from_json(cls, settings: Settings, body: Any) -> SearchRequest:
         if not isinstance(body, dict):
             raise InvalidRequest("the request body must be a JSON object", code="malformed_json")
         model = search_params(settings)
         # In JSON, 2.0 is the integer 2 (JSON Schema says so too); 2.5 stays an error.
-        body = {k: int(v) if isinstance(v, float) and v.is_integer() and _is_int(model, k) else v
-                for k, v in _clean(body).items()}
+        body = {
+            k: int(v) if isinstance(v, float) and v.is_integer() and _is_int(model, k) else v
+            for k, v in _clean(body).items()
+        }
         return cls._from(settings, validate(model, body))
 
     @classmethod
-    def from_query(cls, settings: Settings, args: Mapping[str, list[str]]) -> "SearchRequest":
+    def from_query(cls, settings: Settings, args: Mapping[str, list[str]]) -> SearchRequest:
         return cls._from(settings, validate_query(search_params(settings), args))
 
     @classmethod
-    def _from(cls, settings: Settings, p: Any) -> "SearchRequest":
+    def _from(cls, settings: Settings, p: Any) -> SearchRequest:
         constraining = sum(1 for c in parse_query(p.q) if c.kind == "phrase" or c.occur != "should")
         if constraining > settings.max_query_clauses:
-            raise InvalidRequest(f"at most {settings.max_query_clauses} phrases, +required and -excluded clauses "
-                                 "in a query", code="too_many_clauses")
+            raise InvalidRequest(
+                f"at most {settings.max_query_clauses} phrases, +required and -excluded clauses in a query",
+                code="too_many_clauses",
+            )
         filters = tuple((key, value) for key, _, value in (f.partition(":") for f in p.filter))
         return cls(p.q, p.size, p.page, tuple(p.doc), filters, "doc" if p.collapse == "doc" else None)
 
@@ -154,8 +221,9 @@ def validate_query(model: type[Params], args: Mapping[str, list[str]]) -> Any:
         if field is not None and _is_list(field.annotation):
             data[name] = list(values)
         elif len(values) > 1:
-            raise InvalidRequest(f"parameter {name!r} is given {len(values)} times; it takes one value",
-                                 code="bad_parameter")
+            raise InvalidRequest(
+                f"parameter {name!r} is given {len(values)} times; it takes one value", code="bad_parameter"
+            )
         elif field is not None and field.annotation is int and _INTEGER.fullmatch(values[0]):
             data[name] = int(values[0])
         else:
@@ -173,11 +241,16 @@ def _is_list(annotation: Any) -> bool:
 
 
 # What each field's errors are called (the rest are bad_parameter).
-_CODES = {("q", "missing"): "missing_query", ("q", "string_too_short"): "missing_query",
-          ("q", "string_pattern_mismatch"): "missing_query", ("q", "string_type"): "missing_query",
-          ("q", "string_too_long"): "query_too_long",
-          ("text", "missing"): "missing_text", ("text", "string_too_short"): "missing_text",
-          ("text", "string_too_long"): "text_too_long"}
+_CODES = {
+    ("q", "missing"): "missing_query",
+    ("q", "string_too_short"): "missing_query",
+    ("q", "string_pattern_mismatch"): "missing_query",
+    ("q", "string_type"): "missing_query",
+    ("q", "string_too_long"): "query_too_long",
+    ("text", "missing"): "missing_text",
+    ("text", "string_too_short"): "missing_text",
+    ("text", "string_too_long"): "text_too_long",
+}
 
 
 def _invalid(model: type[Params], exc: ValidationError) -> InvalidRequest:

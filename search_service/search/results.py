@@ -83,7 +83,6 @@ class SearchResult:
         return out
 
 
-
 def stored_passage(stored: dict[str, Any]) -> PassageRecord:
     return PassageRecord(
         passage_id=stored["passage_id"],

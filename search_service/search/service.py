@@ -156,9 +156,13 @@ class SearchService:
         index = self.engine.open(name)
         analysis = index.analysis
         synonyms = Synonyms.parse(index.manifest.get("synonyms", []), analysis)
-        return Served(index, analysis, synonyms, Planner(analysis, synonyms, self.ranking, index.empty_fields,
-                              _filter_keys(index.manifest)),
-                      ResultCache(int(self.settings.result_cache_mb * 1_000_000)))
+        return Served(
+            index,
+            analysis,
+            synonyms,
+            Planner(analysis, synonyms, self.ranking, index.empty_fields, _filter_keys(index.manifest)),
+            ResultCache(int(self.settings.result_cache_mb * 1_000_000)),
+        )
 
     # -- queries --------------------------------------------------------------
 
@@ -197,12 +201,15 @@ class SearchService:
         ranked = version.index.rank(plan, max(1, min(request.page * request.size, depth)), request.collapse == "doc")
         offset = (request.page - 1) * request.size
         marker = Marker(plan.marks)
-        hits = [self._hit(version, rank, ranked.scores[i], version.index.stored(ranked.refs[i]), marker)
-                for rank, i in enumerate(range(offset, len(ranked.refs)), start=offset + 1)]
+        hits = [
+            self._hit(version, rank, ranked.scores[i], version.index.stored(ranked.refs[i]), marker)
+            for rank, i in enumerate(range(offset, len(ranked.refs)), start=offset + 1)
+        ]
         took = (time.perf_counter() - began) * 1000
         pages = -(-min(ranked.total, depth) // request.size)
-        return SearchResult(request.q, ranked.total, request.page, request.size, pages, round(took, 2), hits,
-                            version.name)
+        return SearchResult(
+            request.q, ranked.total, request.page, request.size, pages, round(took, 2), hits, version.name
+        )
 
     def _hit(self, version: Served, rank: int, score: float, stored: dict[str, Any], marker: Marker) -> Hit:
         text = stored["text"]
@@ -254,8 +261,16 @@ class SearchService:
         if not total:
             raise NotFound(f"no document {doc_id!r}", code="document_not_found")
         first = found[0] if found else index.document(doc_id, 0, 1)[0][0]
-        return DocumentRecord(doc_id, first.get("title", ""), first.get("source", ""), first.get("metadata") or {},
-                              total, start, size, [stored_passage(s) for s in found])
+        return DocumentRecord(
+            doc_id,
+            first.get("title", ""),
+            first.get("source", ""),
+            first.get("metadata") or {},
+            total,
+            start,
+            size,
+            [stored_passage(s) for s in found],
+        )
 
     def mark(self, q: str, texts: list[str]) -> list[str]:
         """Each of ``texts`` as HTML, whole, with the words of the query ``q`` marked
@@ -270,8 +285,9 @@ class SearchService:
         trace = version.analysis.trace(text)
         expansions = {t["term"]: version.synonyms.expand(t["term"]) for t in trace["words"]}
         trace["synonyms"] = {term: words for term, words in expansions.items() if words}
-        trace["query"] = version.planner.describe(self.build_query(version, text), version.index.doc_frequency,
-                                                  version.index.doc_count)
+        trace["query"] = version.planner.describe(
+            self.build_query(version, text), version.index.doc_frequency, version.index.doc_count
+        )
         return trace
 
     def stats(self) -> dict[str, Any]:
@@ -284,10 +300,12 @@ class SearchService:
             "documents": m.get("document_count"),
             "passages": m.get("passage_count"),
             "skipped": len(m.get("skipped", [])),
-            "analysis": {"opencc_config": config.opencc_config,
-                         "segmenter": config.segmenter,
-                         "userdict_words": len(config.userdict),
-                         "stopwords": len(config.stopwords)},
+            "analysis": {
+                "opencc_config": config.opencc_config,
+                "segmenter": config.segmenter,
+                "userdict_words": len(config.userdict),
+                "stopwords": len(config.stopwords),
+            },
             "synonym_groups": len(version.synonyms.groups),
             "filter_keys": list(version.planner.filter_keys or ()),
             "index_bytes": version.index.size_bytes(),

@@ -20,9 +20,9 @@ import functools
 import operator
 import re
 from collections import Counter
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
-from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -67,9 +67,7 @@ def bigrams(run: str) -> list[str]:
 
 def bundled_stopwords() -> tuple[str, ...]:
     text = resources.files("search_service").joinpath("data/stopwords.txt").read_text("utf-8")
-    return tuple(
-        line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")
-    )
+    return tuple(line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#"))
 
 
 SHORT_TEXT = 64
@@ -86,8 +84,9 @@ class AnalysisConfig:
     stopwords: tuple[str, ...] = field(default_factory=bundled_stopwords)
 
     @classmethod
-    def create(cls, opencc_config: str, segmenter: str, userdict: Iterable[str],
-               stopwords: Iterable[str] | None = None) -> AnalysisConfig:
+    def create(
+        cls, opencc_config: str, segmenter: str, userdict: Iterable[str], stopwords: Iterable[str] | None = None
+    ) -> AnalysisConfig:
         """A config from word lists as written (``stopwords`` None: the bundled list).
         Dictionary words and stopwords are matched against normalized text, so they are
         normalized too: a traditional entry then works, and so does a full-width one."""
@@ -97,14 +96,22 @@ class AnalysisConfig:
             word, _, rest = line.partition(" ")
             entries.append(" ".join([normalizer(word).text, *rest.split()]))
         words = bundled_stopwords() if stopwords is None else stopwords
-        return cls(opencc_config=opencc_config, segmenter=segmenter, userdict=tuple(entries),
-                   stopwords=tuple(sorted({normalizer(w).text for w in words})))
+        return cls(
+            opencc_config=opencc_config,
+            segmenter=segmenter,
+            userdict=tuple(entries),
+            stopwords=tuple(sorted({normalizer(w).text for w in words})),
+        )
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> AnalysisConfig:
         """The config a manifest records (``dataclasses.asdict`` of one)."""
-        return cls(opencc_config=data["opencc_config"], segmenter=data["segmenter"],
-                   userdict=tuple(data["userdict"]), stopwords=tuple(data["stopwords"]))
+        return cls(
+            opencc_config=data["opencc_config"],
+            segmenter=data["segmenter"],
+            userdict=tuple(data["userdict"]),
+            stopwords=tuple(data["stopwords"]),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,9 +256,7 @@ class Analysis:
             "opencc_config": self.config.opencc_config,
             "words": [_term_json(t, text) for t in self.words(text)],
             "stopwords": [
-                _term_json(t, text)
-                for t in self.words(text, keep_stopwords=True)
-                if t.text in self.stopwords
+                _term_json(t, text) for t in self.words(text, keep_stopwords=True) if t.text in self.stopwords
             ],
             "grams": [_term_json(t, text) for t in self.grams(text)],
         }

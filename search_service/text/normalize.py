@@ -72,9 +72,7 @@ def _is_combining(ch: str) -> bool:
 @functools.lru_cache(maxsize=8)
 def _converter(config: str) -> opencc.OpenCC:
     if config not in OPENCC_CONFIGS:
-        raise ConfigError(
-            f"unknown OpenCC config {config!r}; choose one of {', '.join(OPENCC_CONFIGS)}"
-        )
+        raise ConfigError(f"unknown OpenCC config {config!r}; choose one of {', '.join(OPENCC_CONFIGS)}")
     return opencc.OpenCC(config)
 
 

@@ -72,8 +72,9 @@ class Segmenter:
             try:
                 import rjieba
             except ImportError:
-                raise ConfigError("segmenter 'rjieba' is not installed: pip install rjieba "
-                                     "(or reindex with SEARCH_SEGMENTER=jieba)") from None
+                raise ConfigError(
+                    "segmenter 'rjieba' is not installed: pip install rjieba (or reindex with SEARCH_SEGMENTER=jieba)"
+                ) from None
             self._rjieba = rjieba.Jieba()
             self._tokenizer: Any = None
         else:

@@ -18,7 +18,7 @@ class Synonyms:
                 self._index.setdefault(word, []).extend(w for w in group if w != word)
 
     @classmethod
-    def parse(cls, lines: list[str], analysis: Analysis) -> "Synonyms":
+    def parse(cls, lines: list[str], analysis: Analysis) -> Synonyms:
         groups = []
         for line in lines:
             words = [analysis.normalize(w.strip()).text for w in re.split(r"[,，]", line) if w.strip()]

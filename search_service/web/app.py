@@ -13,10 +13,10 @@ import logging
 import re
 import time
 import uuid
-from urllib.parse import unquote_to_bytes
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 import orjson
 from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
@@ -25,7 +25,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from search_service.errors import IndexUnavailable, InvalidRequest
-from search_service.search.request import (SearchRequest, analyze_params, document_params, validate_query)
+from search_service.search.request import SearchRequest, analyze_params, document_params, validate_query
 from search_service.search.service import SearchService
 from search_service.settings import Settings
 from search_service.web.errors import error_response, register_error_handlers
@@ -38,7 +38,6 @@ log = logging.getLogger(__name__)
 access_log = logging.getLogger("search_service.access")
 api = Blueprint("api", __name__)
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
-
 
 
 class JSONProvider(DefaultJSONProvider):
@@ -84,16 +83,21 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.extensions["search"] = SearchService(settings)
     app.extensions["metrics"] = Metrics(app.extensions["search"])
     app.extensions["settings"] = settings
-    app.extensions["api_keys"] = tuple(k.encode("utf-8") for k in settings.keys())
+    app.extensions["api_keys"] = tuple(k.encode("utf-8") for k in settings.api_key_list())
     if settings.rate_limit:
         from flask_limiter import Limiter  # only when asked for: slow imports
         from flask_limiter.util import get_remote_address
 
         # One allowance per client for the whole app, not one per route (the page and
         # the API would otherwise each give the full allowance); counted per worker.
-        Limiter(get_remote_address, app=app, application_limits=[settings.rate_limit], headers_enabled=True,
-                storage_uri="memory://",
-                application_limits_exempt_when=lambda: request.endpoint in PUBLIC_ENDPOINTS)
+        Limiter(
+            get_remote_address,
+            app=app,
+            application_limits=[settings.rate_limit],
+            headers_enabled=True,
+            storage_uri="memory://",
+            application_limits_exempt_when=lambda: request.endpoint in PUBLIC_ENDPOINTS,
+        )
     app.register_blueprint(api)
     app.register_blueprint(page)
     app.before_request(_start_request)
@@ -147,8 +151,9 @@ def _require_api_key():
         if _is_page():  # a person with a browser, who has no way to send a key
             response = current_app.make_response(render_page("key_needed.html", 401))
         else:
-            response = error_response(401, "unauthorized", "a valid API key is required "
-                                      "(Authorization: Bearer <key> or X-API-Key: <key>)")
+            response = error_response(
+                401, "unauthorized", "a valid API key is required (Authorization: Bearer <key> or X-API-Key: <key>)"
+            )
         response.headers["WWW-Authenticate"] = 'Bearer realm="search-service"'
         return response
     return None
@@ -171,17 +176,26 @@ def _log_request(response):
     current_app.extensions["metrics"].observe(route, request.method, response.status_code, seconds)
     settings = current_app.extensions["settings"]
     path = request.full_path.rstrip("?") if settings.log_queries.lower() not in ("false", "0", "no") else request.path
-    access_log.info(json.dumps({
-        "request_id": g.get("request_id"), "client": request.remote_addr, "method": request.method, "path": path,
-        "status": response.status_code,
-        "ms": round(seconds * 1000, 2),
-    }, ensure_ascii=False))
+    access_log.info(
+        json.dumps(
+            {
+                "request_id": g.get("request_id"),
+                "client": request.remote_addr,
+                "method": request.method,
+                "path": path,
+                "status": response.status_code,
+                "ms": round(seconds * 1000, 2),
+            },
+            ensure_ascii=False,
+        )
+    )
     return response
 
 
 # No script may run on our pages; styles and images only from this origin.
-CONTENT_SECURITY_POLICY = ("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
-                           "base-uri 'none'; frame-ancestors 'none'")
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+)
 
 
 def _security_headers(response):
@@ -207,9 +221,10 @@ def _json_body() -> Any:
         body = None
     except HTTPException:  # 413 and the like: their own answer
         raise
-    except Exception as exc:  # the body could not be read (a chunked body cut off by the client)
-        raise InvalidRequest(f"the request body could not be read ({type(exc).__name__})",
-                             code="malformed_json") from None
+    except Exception as exc:  # noqa: BLE001  (the body could not be read: a chunked body cut off by the client)
+        raise InvalidRequest(
+            f"the request body could not be read ({type(exc).__name__})", code="malformed_json"
+        ) from None
     if body is None:
         raise InvalidRequest("the request body must be a JSON object", code="malformed_json")
     return body
@@ -231,8 +246,10 @@ def _check_encoding() -> None:
         try:
             unquote_to_bytes(raw).decode("utf-8")
         except UnicodeDecodeError:
-            raise InvalidRequest("the query string is not UTF-8: percent-encode the UTF-8 bytes of each "
-                                 "character (%E5%8C%BB for 医)", code="bad_encoding") from None
+            raise InvalidRequest(
+                "the query string is not UTF-8: percent-encode the UTF-8 bytes of each character (%E5%8C%BB for 医)",
+                code="bad_encoding",
+            ) from None
 
 
 # Endpoints that take no parameter at all: any is refused like an unknown one.
@@ -242,8 +259,9 @@ NO_PARAMETERS = {"api.passage", "api.health", "api.stats", "api.openapi", "api.f
 def _refuse_parameters() -> None:
     if request.endpoint in NO_PARAMETERS and request.args:
         name = next(iter(request.args))
-        raise InvalidRequest(f"unknown parameter {name!r}; {request.path} takes no parameters",
-                             code="unknown_parameter")
+        raise InvalidRequest(
+            f"unknown parameter {name!r}; {request.path} takes no parameters", code="unknown_parameter"
+        )
 
 
 @api.route("/search", methods=["GET", "POST"])

@@ -26,10 +26,18 @@ STATUS: dict[type[SearchError], int] = {
     IndexUnavailable: 503,
     ConfigError: 500,
 }
-_HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "request_too_large",
-               429: "rate_limited"}
-_HTTP_MESSAGES = {404: "no such endpoint; see /openapi.json", 413: "request body too large",
-                  429: "too many requests; retry after the number of seconds in Retry-After"}
+_HTTP_CODES = {
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "request_too_large",
+    429: "rate_limited",
+}
+_HTTP_MESSAGES = {
+    404: "no such endpoint; see /openapi.json",
+    413: "request body too large",
+    429: "too many requests; retry after the number of seconds in Retry-After",
+}
 
 
 def status_for(exc: SearchError) -> int:

@@ -33,12 +33,25 @@ class Metrics:
         self.service = service
         self.multiprocess = bool(os.environ.get(MULTIPROC_ENV))
         self.registry = CollectorRegistry()
-        self.requests = Counter("search_http_requests", "HTTP requests answered, by route, method and status.",
-                                ["route", "method", "status"], registry=self.registry)
-        self.latency = Histogram("search_http_request_duration_seconds", "Time to answer a request, by route.",
-                                 ["route"], buckets=LATENCY_BUCKETS, registry=self.registry)
-        self.cache = Counter("search_cache_lookups", "Cache lookups by cache (result, posting) and outcome.",
-                             ["cache", "outcome"], registry=self.registry)
+        self.requests = Counter(
+            "search_http_requests",
+            "HTTP requests answered, by route, method and status.",
+            ["route", "method", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "search_http_request_duration_seconds",
+            "Time to answer a request, by route.",
+            ["route"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.cache = Counter(
+            "search_cache_lookups",
+            "Cache lookups by cache (result, posting) and outcome.",
+            ["cache", "outcome"],
+            registry=self.registry,
+        )
         self._seen: dict[str, tuple[str | None, int, int]] = {}
         if not self.multiprocess:
             self.registry.register(IndexCollector(service))
@@ -86,7 +99,7 @@ class IndexCollector:
 
         try:
             health = self.service.health()
-        except Exception:  # no index: say so instead of failing the scrape
+        except Exception:  # noqa: BLE001  (no index: say so instead of failing the scrape)
             health = {}
         up = GaugeMetricFamily("search_index_up", "1 when an index version is served.")
         up.add_metric([], 1.0 if health else 0.0)
@@ -103,9 +116,13 @@ class IndexCollector:
             seconds = GaugeMetricFamily("search_reindex_last_duration_seconds", "How long the last reindex ran.")
             seconds.add_metric([], float(last.get("seconds", 0.0)))
             yield seconds
-            ok = GaugeMetricFamily("search_reindex_last_success", "1 when the last reindex succeeded, 0 when it failed.")
+            ok = GaugeMetricFamily(
+                "search_reindex_last_success", "1 when the last reindex succeeded, 0 when it failed."
+            )
             ok.add_metric([], 1.0 if last.get("ok") else 0.0)
             yield ok
-            when = GaugeMetricFamily("search_reindex_last_timestamp_seconds", "When the last reindex ended (Unix time).")
+            when = GaugeMetricFamily(
+                "search_reindex_last_timestamp_seconds", "When the last reindex ended (Unix time)."
+            )
             when.add_metric([], float(last.get("finished", 0.0)))
             yield when

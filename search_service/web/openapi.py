@@ -13,9 +13,8 @@ import functools
 import re
 from typing import Any, Literal
 
-from typing_extensions import TypedDict
-
 from pydantic import TypeAdapter
+from typing_extensions import TypedDict
 
 from search_service import __version__
 from search_service.search.request import Params, analyze_params, document_params, page_params, search_params
@@ -93,17 +92,26 @@ def _components() -> dict[str, Any]:
 
 
 def _json(schema_name: str, description: str) -> dict[str, Any]:
-    return {"description": description,
-            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema_name}"}}}}
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema_name}"}}},
+    }
 
 
 def _errors(settings: Settings, *statuses: int, public: bool = False) -> dict[str, Any]:
     """The error responses of an operation; 401 and 429 when keys and a rate limit are set."""
-    text = {400: "invalid parameters", 401: "missing or wrong API key", 404: "not found", 405: "method not allowed",
-            413: "request body too large", 429: "rate limit exceeded", 503: "no usable index",
-            414: "request line over 8,190 bytes (answered by the HTTP server; every request the parameters "
-                 "allow fits, use POST /search for long lists)",
-            431: "a request header over 8,190 bytes, or over 100 headers (answered by the HTTP server)"}
+    text = {
+        400: "invalid parameters",
+        401: "missing or wrong API key",
+        404: "not found",
+        405: "method not allowed",
+        413: "request body too large",
+        429: "rate limit exceeded",
+        503: "no usable index",
+        414: "request line over 8,190 bytes (answered by the HTTP server; every request the parameters "
+        "allow fits, use POST /search for long lists)",
+        431: "a request header over 8,190 bytes, or over 100 headers (answered by the HTTP server)",
+    }
     statuses += (414, 431)
     if settings.api_keys and not public:
         statuses += (401,)
@@ -151,22 +159,28 @@ def openapi_document(settings: Settings, filter_keys: tuple[str, ...] | None = N
     search_model = search_params(settings)
     search_schema = search_model.model_json_schema()
     search_schema["properties"]["filter"] = _filter_schema(search_schema["properties"]["filter"], filter_keys)
-    search_query = [{**p, "schema": _filter_schema(p["schema"], filter_keys)} if p["name"] == "filter" else p
-                    for p in query_parameters(search_model)]
+    search_query = [
+        {**p, "schema": _filter_schema(p["schema"], filter_keys)} if p["name"] == "filter" else p
+        for p in query_parameters(search_model)
+    ]
     components: dict[str, Any] = {"schemas": {**_components(), "SearchParams": search_schema}}
     doc: dict[str, Any] = {
         "openapi": "3.1.0",
-        "info": {"title": "中文全文检索 search-service", "version": __version__,
-                 "description": "Ranked, highlighted passages for Chinese queries in simplified or traditional "
-                                "script. Unknown parameters are refused (400 unknown_parameter); query strings "
-                                "must be UTF-8 (400 bad_encoding)."},
+        "info": {
+            "title": "中文全文检索 search-service",
+            "version": __version__,
+            "description": "Ranked, highlighted passages for Chinese queries in simplified or traditional "
+            "script. Unknown parameters are refused (400 unknown_parameter); query strings "
+            "must be UTF-8 (400 bad_encoding).",
+        },
         "paths": {**_search_paths(settings, search_query), **_other_paths(settings)},
         "components": components,
     }
     if settings.api_keys:
         components["securitySchemes"] = {
             "bearer": {"type": "http", "scheme": "bearer", "description": "Authorization: Bearer <key>"},
-            "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"}}
+            "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+        }
         doc["security"] = [{"bearer": []}, {"apiKey": []}]
         for path in ("/health", "/favicon.ico") + (("/",) if settings.public_page else ()):
             doc["paths"][path]["get"]["security"] = []
@@ -176,64 +190,126 @@ def openapi_document(settings: Settings, filter_keys: tuple[str, ...] | None = N
 def _search_paths(settings: Settings, search_query: list[dict[str, Any]]) -> dict[str, Any]:
     """The page, /search, a document and a passage: what people and clients search with."""
     return {
-        "/": {"get": {
-            "summary": "The search page for people (HTML)", "operationId": "page",
-            "parameters": query_parameters(page_params(settings)),
-            "responses": {"200": {"description": "results page", "content": HTML},
-                          "400": {"description": "the page, with a message about the bad query", "content": HTML},
-                          **({"401": {"description": "a page saying a key is needed", "content": HTML}}
-                             if settings.api_keys and not settings.public_page else {}),
-                          **({"429": _json("Error", "rate limit exceeded")} if settings.rate_limit else {}),
-                          "503": {"description": "the page, saying the index is unavailable", "content": HTML},
-                          **_errors(settings, public=True)}}},
-        "/search": {
-            "get": {"summary": "Search passages", "operationId": "search",
-                    "parameters": search_query,
-                    "responses": {"200": _json("SearchResult", "ranked passages"), **_errors(settings, 400, 503)}},
-            "post": {"summary": "Search passages (JSON body)", "operationId": "searchPost",
-                     "requestBody": {"required": True, "content": {"application/json": {
-                         "schema": {"$ref": "#/components/schemas/SearchParams"}}}},
-                     "responses": {"200": _json("SearchResult", "ranked passages"),
-                                   **_errors(settings, 400, 413, 503)}},
+        "/": {
+            "get": {
+                "summary": "The search page for people (HTML)",
+                "operationId": "page",
+                "parameters": query_parameters(page_params(settings)),
+                "responses": {
+                    "200": {"description": "results page", "content": HTML},
+                    "400": {"description": "the page, with a message about the bad query", "content": HTML},
+                    **(
+                        {"401": {"description": "a page saying a key is needed", "content": HTML}}
+                        if settings.api_keys and not settings.public_page
+                        else {}
+                    ),
+                    **({"429": _json("Error", "rate limit exceeded")} if settings.rate_limit else {}),
+                    "503": {"description": "the page, saying the index is unavailable", "content": HTML},
+                    **_errors(settings, public=True),
+                },
+            }
         },
-        "/documents/{doc_id}": {"get": {
-            "summary": "A document and a page of its passages (a readable page when the client prefers HTML)",
-            "operationId": "document",
-            "parameters": [{"name": "doc_id", "in": "path", "required": True, "schema": {"type": "string"}},
-                           *query_parameters(document_params(settings))],
-            "responses": {"200": {"description": "the document",
-                                  "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Document"}},
-                                              **HTML}},
-                          **_errors(settings, 400, 404, 503)}}},
-        "/passages/{passage_id}": {"get": {
-            "summary": "One passage", "operationId": "passage",
-            "parameters": [{"name": "passage_id", "in": "path", "required": True, "schema": {"type": "string"}}],
-            "responses": {"200": _json("Passage", "the passage"), **_errors(settings, 400, 404, 503)}}},
+        "/search": {
+            "get": {
+                "summary": "Search passages",
+                "operationId": "search",
+                "parameters": search_query,
+                "responses": {"200": _json("SearchResult", "ranked passages"), **_errors(settings, 400, 503)},
+            },
+            "post": {
+                "summary": "Search passages (JSON body)",
+                "operationId": "searchPost",
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/SearchParams"}}},
+                },
+                "responses": {"200": _json("SearchResult", "ranked passages"), **_errors(settings, 400, 413, 503)},
+            },
+        },
+        "/documents/{doc_id}": {
+            "get": {
+                "summary": "A document and a page of its passages (a readable page when the client prefers HTML)",
+                "operationId": "document",
+                "parameters": [
+                    {"name": "doc_id", "in": "path", "required": True, "schema": {"type": "string"}},
+                    *query_parameters(document_params(settings)),
+                ],
+                "responses": {
+                    "200": {
+                        "description": "the document",
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Document"}}, **HTML},
+                    },
+                    **_errors(settings, 400, 404, 503),
+                },
+            }
+        },
+        "/passages/{passage_id}": {
+            "get": {
+                "summary": "One passage",
+                "operationId": "passage",
+                "parameters": [{"name": "passage_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+                "responses": {"200": _json("Passage", "the passage"), **_errors(settings, 400, 404, 503)},
+            }
+        },
     }
 
 
 def _other_paths(settings: Settings) -> dict[str, Any]:
     """The analysis trace, health, statistics, the icon, this document and the metrics."""
     return {
-        "/analyze": {"get": {
-            "summary": "How a text is normalized and segmented", "operationId": "analyze",
-            "parameters": query_parameters(analyze_params(settings)),
-            "responses": {"200": _json("AnalyzeTrace", "the analysis trace"), **_errors(settings, 400, 503)}}},
-        "/health": {"get": {"summary": "Is an index being served (no key needed)", "operationId": "health",
-                            "responses": {"200": _json("Health", "serving"),
-                                          **_errors(settings, 400, 503, public=True)}}},
-        "/stats": {"get": {"summary": "Index statistics", "operationId": "stats",
-                           "responses": {"200": _json("Stats", "statistics"), **_errors(settings, 400, 503)}}},
-        "/favicon.ico": {"get": {"summary": "The page's icon (SVG, no key needed)", "operationId": "favicon",
-                                 "responses": {"200": {"description": "the icon",
-                                                       "content": {"image/svg+xml": {"schema": {"type": "string"}}}},
-                                               **_errors(settings, 400, public=True)}}},
-        "/openapi.json": {"get": {"summary": "This document", "operationId": "openapi",
-                                  "responses": {"200": {"description": "OpenAPI 3.1 document",
-                                                        "content": {"application/json": {"schema": {"type": "object"}}}},
-                                                **_errors(settings, 400)}}},
-        "/metrics": {"get": {"summary": "Prometheus metrics (text exposition format)", "operationId": "metrics",
-                             "responses": {"200": {"description": "the metrics",
-                                                   "content": {"text/plain": {"schema": {"type": "string"}}}},
-                                           **_errors(settings, 400)}}},
+        "/analyze": {
+            "get": {
+                "summary": "How a text is normalized and segmented",
+                "operationId": "analyze",
+                "parameters": query_parameters(analyze_params(settings)),
+                "responses": {"200": _json("AnalyzeTrace", "the analysis trace"), **_errors(settings, 400, 503)},
+            }
+        },
+        "/health": {
+            "get": {
+                "summary": "Is an index being served (no key needed)",
+                "operationId": "health",
+                "responses": {"200": _json("Health", "serving"), **_errors(settings, 400, 503, public=True)},
+            }
+        },
+        "/stats": {
+            "get": {
+                "summary": "Index statistics",
+                "operationId": "stats",
+                "responses": {"200": _json("Stats", "statistics"), **_errors(settings, 400, 503)},
+            }
+        },
+        "/favicon.ico": {
+            "get": {
+                "summary": "The page's icon (SVG, no key needed)",
+                "operationId": "favicon",
+                "responses": {
+                    "200": {"description": "the icon", "content": {"image/svg+xml": {"schema": {"type": "string"}}}},
+                    **_errors(settings, 400, public=True),
+                },
+            }
+        },
+        "/openapi.json": {
+            "get": {
+                "summary": "This document",
+                "operationId": "openapi",
+                "responses": {
+                    "200": {
+                        "description": "OpenAPI 3.1 document",
+                        "content": {"application/json": {"schema": {"type": "object"}}},
+                    },
+                    **_errors(settings, 400),
+                },
+            }
+        },
+        "/metrics": {
+            "get": {
+                "summary": "Prometheus metrics (text exposition format)",
+                "operationId": "metrics",
+                "responses": {
+                    "200": {"description": "the metrics", "content": {"text/plain": {"schema": {"type": "string"}}}},
+                    **_errors(settings, 400),
+                },
+            }
+        },
     }

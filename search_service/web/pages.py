@@ -34,12 +34,14 @@ def index():
         params = validate_query(page_params(settings), request.args.to_dict(flat=False))
         if not params.q.strip():
             return render_page("search.html", q=q, grouped=grouped, result=None)
-        result = service.search(SearchRequest.create(settings, q=params.q, page=params.page, size=PAGE_SIZE,
-                                                     collapse=params.collapse))
+        result = service.search(
+            SearchRequest.create(settings, q=params.q, page=params.page, size=PAGE_SIZE, collapse=params.collapse)
+        )
     except SearchError as exc:
         return render_page("search.html", status_for(exc), q=q, grouped=grouped, result=None, error=_message(exc))
-    return render_page("search.html", q=q, grouped=grouped, result=result,
-                       numbers=page_numbers(result.page, result.pages))
+    return render_page(
+        "search.html", q=q, grouped=grouped, result=result, numbers=page_numbers(result.page, result.pages)
+    )
 
 
 def page_numbers(current: int, pages: int) -> list[int]:
@@ -59,8 +61,13 @@ def document_marks(doc: DocumentRecord, q: str, hit: int | None) -> dict[str, An
     headings = sorted({p.heading for p in doc.passages if p.heading})
     passages = [p.text for p in doc.passages]
     marked = service.mark(q, [doc.title, *headings, *passages])
-    return {"q": q, "hit": hit, "title_html": marked[0], "headings_html": dict(zip(headings, marked[1:])),
-            "passages_html": marked[1 + len(headings):]}
+    return {
+        "q": q,
+        "hit": hit,
+        "title_html": marked[0],
+        "headings_html": dict(zip(headings, marked[1:])),
+        "passages_html": marked[1 + len(headings) :],
+    }
 
 
 def _message(exc: SearchError) -> str:

@@ -16,6 +16,7 @@ a request running longer exits, and gunicorn replaces it (:class:`Deadline`).
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import logging
@@ -136,16 +137,36 @@ def _port_taken(host: str, port: int) -> str | None:
 
 MAX_REQUEST_LINE = 8190
 # What gunicorn itself answers (a request it cannot parse or over its limits), in the API's error codes.
-_GUNICORN_CODES = {400: "bad_request", 403: "forbidden", 414: "uri_too_long", 417: "expectation_failed",
-                   431: "headers_too_large", 500: "internal_error", 501: "not_implemented"}
+_GUNICORN_CODES = {
+    400: "bad_request",
+    403: "forbidden",
+    414: "uri_too_long",
+    417: "expectation_failed",
+    431: "headers_too_large",
+    500: "internal_error",
+    501: "not_implemented",
+}
 
 
 def write_json_error(sock: socket.socket, status: int, reason: str, message: str) -> None:
     """gunicorn's error answer in the API's one JSON error shape (gunicorn writes HTML)."""
-    body = json.dumps({"error": {"status": status, "code": _GUNICORN_CODES.get(status, "bad_request"),
-                                 "message": message or reason}}, ensure_ascii=False).encode("utf-8") + b"\n"
-    head = (f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n").encode("latin-1")
+    body = (
+        json.dumps(
+            {
+                "error": {
+                    "status": status,
+                    "code": _GUNICORN_CODES.get(status, "bad_request"),
+                    "message": message or reason,
+                }
+            },
+            ensure_ascii=False,
+        ).encode("utf-8")
+        + b"\n"
+    )
+    head = (
+        f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode("latin-1")
     gunicorn.util.write_nonblock(sock, head + body)
 
 
@@ -174,10 +195,8 @@ class JsonErrorWorker(ThreadWorker):  # type: ignore[misc]
         # gunicorn's own message for a bad request (what it could not parse); none for its
         # own failures, as a 500 of the app says nothing of its insides either.
         message = f"{reason}: {exc}" if int(status) < 500 else reason
-        try:
+        with contextlib.suppress(OSError):  # the client is gone
             write_json_error(client, int(status), reason, message)
-        except OSError:
-            pass  # the client is gone
 
 
 def gunicorn_options(host: str, port: int, workers: int, timeout: int) -> dict[str, Any]:
@@ -247,7 +266,10 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000, workers
     options["child_exit"] = lambda server, worker: _worker_gone(worker.pid)
     options["when_ready"] = lambda server: print(
         f"search-service serve: listening on http://{host}:{port}/ ({workers} workers, index version "
-        f"{service.engine.current_name()})", file=sys.stderr, flush=True)
+        f"{service.engine.current_name()})",
+        file=sys.stderr,
+        flush=True,
+    )
     try:
         _Gunicorn(app, options).run()
     finally:

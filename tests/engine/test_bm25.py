@@ -4,7 +4,9 @@ posting cache (bounded in bytes, evicting what is cheapest to read again)."""
 from __future__ import annotations
 
 import numpy as np
-from hypothesis import given, settings as hsettings, strategies as st
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from search_service.engine import plan as qp
 from search_service.engine.bm25 import CostAwareCache, TermScorer, rank
@@ -23,8 +25,10 @@ def test_the_cache_evicts_the_cheapest_per_byte_first_and_the_least_recent_among
 
 
 @hsettings(max_examples=200, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, 15), st.integers(1, 60), st.floats(1e-6, 1.0), st.booleans()), max_size=200),
-       st.integers(1, 150))
+@given(
+    st.lists(st.tuples(st.integers(0, 15), st.integers(1, 60), st.floats(1e-6, 1.0), st.booleans()), max_size=200),
+    st.integers(1, 150),
+)
 def test_the_cache_keeps_what_was_put_within_its_budget(ops, limit):
     cache: CostAwareCache[tuple[int, int]] = CostAwareCache(limit)
     sizes: dict[int, int] = {}
@@ -65,17 +69,26 @@ def ranking_cases(draw):
     terms = [f"t{i}" for i in range(draw(st.integers(1, 6)))]
     lists = {t: draw(st.dictionaries(st.integers(0, n - 1), st.integers(1, 3), max_size=n)) for t in terms}
     # A part is one term or the best of two (a synonym group).
-    parts = [tuple(("body", t, draw(st.sampled_from([1.0, 0.5]))) for t in draw(
-        st.lists(st.sampled_from(terms), min_size=1, max_size=2, unique=True))) for _ in range(draw(st.integers(0, 5)))]
-    return dict(
-        n=n, lists=lists, parts=parts,
-        lengths=np.array(draw(st.lists(st.integers(1, 30), min_size=n, max_size=n)), dtype=np.float64),
-        live=np.array(draw(st.lists(st.booleans(), min_size=n, max_size=n)) if draw(st.booleans()) else [True] * n),
-        must=draw(st.sampled_from([None, *terms])), must_not=draw(st.sampled_from([None, *terms])),
-        groups=np.array(draw(st.lists(st.integers(0, 5), min_size=n, max_size=n))) if draw(st.booleans()) else None,
-        order=np.array(draw(st.permutations(range(n)))),
-        limit=draw(st.integers(1, 8)), common_ratio=draw(st.sampled_from([0.0, 0.2, 0.5, 1.0])),
-    )
+    parts = [
+        tuple(
+            ("body", t, draw(st.sampled_from([1.0, 0.5])))
+            for t in draw(st.lists(st.sampled_from(terms), min_size=1, max_size=2, unique=True))
+        )
+        for _ in range(draw(st.integers(0, 5)))
+    ]
+    return {
+        "n": n,
+        "lists": lists,
+        "parts": parts,
+        "lengths": np.array(draw(st.lists(st.integers(1, 30), min_size=n, max_size=n)), dtype=np.float64),
+        "live": np.array(draw(st.lists(st.booleans(), min_size=n, max_size=n)) if draw(st.booleans()) else [True] * n),
+        "must": draw(st.sampled_from([None, *terms])),
+        "must_not": draw(st.sampled_from([None, *terms])),
+        "groups": np.array(draw(st.lists(st.integers(0, 5), min_size=n, max_size=n))) if draw(st.booleans()) else None,
+        "order": np.array(draw(st.permutations(range(n)))),
+        "limit": draw(st.integers(1, 8)),
+        "common_ratio": draw(st.sampled_from([0.0, 0.2, 0.5, 1.0])),
+    }
 
 
 def brute_force(case, scorer, source):
@@ -89,7 +102,7 @@ def brute_force(case, scorer, source):
             scores[d] += s
         (common if found.df > case["common_ratio"] * scorer.live_count else selective).update(found.ids.tolist())
     matched = [d for d in range(n) if scores[d] > 0 or case["must"]]
-    if not case["parts"] and case["must"] is None or not matched:
+    if (not case["parts"] and case["must"] is None) or not matched:
         return [], [], 0
     must = set(case["lists"].get(case["must"], {})) if case["must"] else None
     must_not = set(case["lists"].get(case["must_not"], {})) if case["must_not"] else set()
@@ -113,7 +126,7 @@ def brute_force(case, scorer, source):
                 break
     hits = {d for d in range(n) if d in allowed and (scores[d] > 0 or must is not None)}
     total = len(hits) if groups is None else len({groups[d] for d in hits})
-    top = top[:case["limit"]]
+    top = top[: case["limit"]]
     return top, [scores[d] for d in top], total
 
 
@@ -124,10 +137,22 @@ def test_rank_finds_the_passages_a_brute_force_ranking_finds(case):
     deletions, one passage per group, ties by place in the corpus: exactly, scores too."""
     n = case["n"]
     source = ListSource(case["lists"])
-    scorer = TermScorer(n, {"body": case["lengths"]}, {"body": float(case["lengths"].mean())}, case["live"],
-                        k1=1.2, b=0.75, cache_bytes=1 << 20)
-    plan = qp.QueryPlan(case["parts"], qp.HasTerm("body", case["must"]) if case["must"] else None,
-                        qp.HasTerm("body", case["must_not"]) if case["must_not"] else None, None, set())
+    scorer = TermScorer(
+        n,
+        {"body": case["lengths"]},
+        {"body": float(case["lengths"].mean())},
+        case["live"],
+        k1=1.2,
+        b=0.75,
+        cache_bytes=1 << 20,
+    )
+    plan = qp.QueryPlan(
+        case["parts"],
+        qp.HasTerm("body", case["must"]) if case["must"] else None,
+        qp.HasTerm("body", case["must_not"]) if case["must_not"] else None,
+        None,
+        set(),
+    )
     ranked = rank(scorer, source, plan, case["limit"], case["groups"], case["common_ratio"], order=case["order"])
     top, scores, total = brute_force(case, scorer, source)
     assert list(ranked.refs) == top

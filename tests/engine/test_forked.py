@@ -38,12 +38,14 @@ def test_a_failing_share_fails_the_run_with_its_error():
 def test_share_processes_die_with_their_parent_even_when_busy(tmp_path):
     """The processes do not count progress for a while (a long commit, a huge
     file): they must still die with a killed parent, not hold its lock."""
-    code = ("import os, sys, time\n"
-            "from search_service.engine.forked import run_shares\n"
-            "def work(number, share, count):\n"
-            "    open(os.path.join(sys.argv[1], str(number)), 'w').write(str(os.getpid()))\n"
-            "    time.sleep(120)\n"
-            "run_shares(work, [0, 1])\n")
+    code = (
+        "import os, sys, time\n"
+        "from search_service.engine.forked import run_shares\n"
+        "def work(number, share, count):\n"
+        "    open(os.path.join(sys.argv[1], str(number)), 'w').write(str(os.getpid()))\n"
+        "    time.sleep(120)\n"
+        "run_shares(work, [0, 1])\n"
+    )
     proc = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)])
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and len(list(tmp_path.iterdir())) < 2:
@@ -53,7 +55,7 @@ def test_share_processes_die_with_their_parent_even_when_busy(tmp_path):
     assert len(pids) == 2
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    gone, alive = psutil.wait_procs([psutil.Process(pid) for pid in pids if psutil.pid_exists(pid)], timeout=3)
+    _gone, alive = psutil.wait_procs([psutil.Process(pid) for pid in pids if psutil.pid_exists(pid)], timeout=3)
     for p in alive:
         os.kill(p.pid, signal.SIGKILL)
     assert alive == []

@@ -4,29 +4,34 @@ import io
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from tests.helpers import jsonl, write_corpus
-from search_service.ingest.corpus import CorpusReader, Document, decode
 from search_service.errors import CorpusError, DocumentError
+from search_service.ingest.corpus import CorpusReader, Document, decode
+from tests.helpers import jsonl, write_corpus
 
 SIMP = "医保卡密码忘了怎么办？可以带上本人身份证到医保中心重新设置密码。"
 TRAD = "醫保卡密碼輸錯後被鎖住，要去銀行解鎖嗎？三次輸錯一般24小時以後會解鎖。"
 
 
 def test_encodings_are_detected_and_bad_files_reported(tmp_path):
-    root = write_corpus(tmp_path / "c", {
-        "gbk.txt": SIMP.encode("gbk"),
-        "big5.txt": TRAD.encode("big5"),
-        "bom.txt": codecs.BOM_UTF8 + SIMP.encode("utf-8"),
-        "gb18030.md": ("# 标题\n\n" + SIMP).encode("gb18030"),
-        "empty.txt": b"",
-        "blank.txt": b"  \n\n ",
-        "binary.txt": bytes(range(256)) * 4,
-        "docs.jsonl": jsonl({"id": "a", "title": "甲", "text": SIMP, "category": "faq"})
-        + "{not json\n" + jsonl({"id": "b", "text": TRAD}, {"id": "a", "text": "duplicate"}, {"text": "no id"}),
-        "ignored.pdf": b"%PDF",
-    })
+    root = write_corpus(
+        tmp_path / "c",
+        {
+            "gbk.txt": SIMP.encode("gbk"),
+            "big5.txt": TRAD.encode("big5"),
+            "bom.txt": codecs.BOM_UTF8 + SIMP.encode("utf-8"),
+            "gb18030.md": ("# 标题\n\n" + SIMP).encode("gb18030"),
+            "empty.txt": b"",
+            "blank.txt": b"  \n\n ",
+            "binary.txt": bytes(range(256)) * 4,
+            "docs.jsonl": jsonl({"id": "a", "title": "甲", "text": SIMP, "category": "faq"})
+            + "{not json\n"
+            + jsonl({"id": "b", "text": TRAD}, {"id": "a", "text": "duplicate"}, {"text": "no id"}),
+            "ignored.pdf": b"%PDF",
+        },
+    )
     report = CorpusReader(root).read()
     docs = {d.doc_id: d for d in report.documents}
     assert docs["gbk"].text == SIMP and docs["gbk"].encoding == "gb18030"
@@ -47,9 +52,16 @@ def test_encodings_are_detected_and_bad_files_reported(tmp_path):
 
 
 def test_html_keeps_visible_text_only(tmp_path):
-    root = write_corpus(tmp_path / "c", {"page.html": (
-        "<html><head><title>医保卡问答</title><style>p{color:red}</style></head><body>"
-        "<script>var x='隐藏';</script><h1>医保卡</h1><p>第一段<b>加粗</b>文字。</p><p>第二段。</p></body></html>")})
+    root = write_corpus(
+        tmp_path / "c",
+        {
+            "page.html": (
+                "<html><head><title>医保卡问答</title><style>p{color:red}</style></head><body>"
+                "<script>var x='隐藏';</script><h1>医保卡</h1><p>第一段<b>加粗</b>文字。</p>"
+                "<p>第二段。</p></body></html>"
+            )
+        },
+    )
     doc = CorpusReader(root).read().documents[0]
     assert doc.title == "医保卡问答"
     assert doc.text == "医保卡\n第一段加粗文字。\n第二段。"
@@ -75,9 +87,16 @@ def test_undecodable_bytes_are_reported():
 
 
 def test_ids_with_control_characters_are_reported_and_skipped(tmp_path):
-    corpus = write_corpus(tmp_path / "corpus", {"f.jsonl": jsonl({"id": "a\nb", "text": "医保卡密码。"},
-                                                                {"id": "tab\there", "text": "社保卡。"},
-                                                                {"id": "c#1", "text": "银行。"})})
+    corpus = write_corpus(
+        tmp_path / "corpus",
+        {
+            "f.jsonl": jsonl(
+                {"id": "a\nb", "text": "医保卡密码。"},
+                {"id": "tab\there", "text": "社保卡。"},
+                {"id": "c#1", "text": "银行。"},
+            )
+        },
+    )
     report = CorpusReader(corpus).read()
     assert [d.doc_id for d in report.documents] == ["c#1"]
     assert len(report.skipped) == 2 and all("control character" in e.reason for e in report.skipped)
@@ -137,11 +156,18 @@ def test_pdf_and_word_documents(tmp_path):
     headings; the others reported."""
     from search_service.ingest.passages import PassageSplitter
 
-    root = write_corpus(tmp_path / "c", {"guide.pdf": (DATA / "two-pages.pdf").read_bytes(), "notice.docx": word_file(),
-                                         "scan.pdf": image_only_pdf(), "broken.pdf": b"%PDF-1.4 garbage",
-                                         # page 1 of two-pages.pdf, AES-encrypted with a user password (pypdf)
-                                         "locked.pdf": (DATA / "encrypted.pdf").read_bytes(),
-                                         "broken.docx": b"PK not a zip"})
+    root = write_corpus(
+        tmp_path / "c",
+        {
+            "guide.pdf": (DATA / "two-pages.pdf").read_bytes(),
+            "notice.docx": word_file(),
+            "scan.pdf": image_only_pdf(),
+            "broken.pdf": b"%PDF-1.4 garbage",
+            # page 1 of two-pages.pdf, AES-encrypted with a user password (pypdf)
+            "locked.pdf": (DATA / "encrypted.pdf").read_bytes(),
+            "broken.docx": b"PK not a zip",
+        },
+    )
     report = CorpusReader(root).read()
     docs = {d.doc_id: d for d in report.documents}
     skipped = {e.source: e.reason for e in report.skipped}
@@ -160,7 +186,9 @@ def test_pdf_and_word_documents(tmp_path):
     notice_passages = PassageSplitter(1, 300).split(notice)
     assert [(p.heading, p.text) for p in notice_passages] == [
         ("一、激活", "社保卡需要本人持身份证到银行网点激活。"),
-        ("二、挂失", "丢失后拨打96102挂失，再到网点补办。"), ("二、挂失", "服务热线\t12333")]
+        ("二、挂失", "丢失后拨打96102挂失，再到网点补办。"),
+        ("二、挂失", "服务热线\t12333"),
+    ]
     assert all(p.page is None for p in notice_passages)
 
 
@@ -175,23 +203,41 @@ def test_html_main_text_without_navigation_sidebar_and_footer(tmp_path):
     passages = PassageSplitter(20, 300).split(doc)
     assert [p.heading for p in passages] == ["医保卡密码忘了怎么办", "一、如何重置", "二、注意事项"]
     assert passages[0].text.startswith("忘记医保卡密码")  # the <h1> heads it, not repeated as text
-    assert all(doc.text[p.start:p.end] == p.text for p in passages)
+    assert all(doc.text[p.start : p.end] == p.text for p in passages)
 
 
 def test_html_of_any_depth_is_read(tmp_path):
-    deep = "<html><body>" + "<div>" * 20_000 + "<p>深层的文字也要索引，比如医保卡密码重置的办法。</p>" + "</div>" * 20_000 + "</body></html>"
+    deep = (
+        "<html><body>"
+        + "<div>" * 20_000
+        + "<p>深层的文字也要索引，比如医保卡密码重置的办法。</p>"
+        + "</div>" * 20_000
+        + "</body></html>"
+    )
     root = write_corpus(tmp_path / "c", {"deep.html": deep})
     doc = CorpusReader(root).read().documents[0]
     assert doc.text == "深层的文字也要索引，比如医保卡密码重置的办法。"
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.lists(st.sampled_from([
-    jsonl({"id": "a", "title": "甲", "text": SIMP, "tag": "faq"}).rstrip("\n"),
-    jsonl({"id": "b", "text": "第一行\r\n第二行"}).rstrip("\n"),
-    jsonl({"id": "a", "text": "duplicate"}).rstrip("\n"),
-    "{not json", "[1, 2]", "", "   ", jsonl({"text": "no id"}).rstrip("\n"),
-]), max_size=8), st.sampled_from(["\n", "\r\n", "\r"]))
+@given(
+    st.lists(
+        st.sampled_from(
+            [
+                jsonl({"id": "a", "title": "甲", "text": SIMP, "tag": "faq"}).rstrip("\n"),
+                jsonl({"id": "b", "text": "第一行\r\n第二行"}).rstrip("\n"),
+                jsonl({"id": "a", "text": "duplicate"}).rstrip("\n"),
+                "{not json",
+                "[1, 2]",
+                "",
+                "   ",
+                jsonl({"text": "no id"}).rstrip("\n"),
+            ]
+        ),
+        max_size=8,
+    ),
+    st.sampled_from(["\n", "\r\n", "\r"]),
+)
 def test_a_utf8_collection_read_a_line_at_a_time_reads_as_a_whole_file_would(tmp_path_factory, lines, newline):
     """UTF-8 collections are read a line at a time; a GBK one is read whole: the same documents,
     errors and line numbers either way."""
@@ -206,8 +252,10 @@ def test_a_utf8_collection_read_a_line_at_a_time_reads_as_a_whole_file_would(tmp
     whole.write_bytes(text.encode("gb18030"))
 
     def read(path: Path) -> list:
-        return [(type(i).__name__, str(i) if isinstance(i, DocumentError) else (i.doc_id, i.title, i.text, i.metadata))
-                for i in CorpusReader(path).items()]
+        return [
+            (type(i).__name__, str(i) if isinstance(i, DocumentError) else (i.doc_id, i.title, i.text, i.metadata))
+            for i in CorpusReader(path).items()
+        ]
 
     assert read(streamed) == read(whole)
 
@@ -215,9 +263,16 @@ def test_a_utf8_collection_read_a_line_at_a_time_reads_as_a_whole_file_would(tmp
 def test_only_plain_utf8_text_is_read_a_line_at_a_time(tmp_path):
     from search_service.ingest.corpus import _plain_utf8
 
-    cases = {"utf8": SIMP.encode("utf-8"), "bom": codecs.BOM_UTF8 + SIMP.encode("utf-8"), "gbk": SIMP.encode("gbk"),
-             "nul": b'{"id": 1}\x00\n', "blank": b" \n\n", "empty": b"", "cut": SIMP.encode("utf-8")[:-1],
-             "utf16": codecs.BOM_UTF16_LE + SIMP.encode("utf-16-le")}
+    cases = {
+        "utf8": SIMP.encode("utf-8"),
+        "bom": codecs.BOM_UTF8 + SIMP.encode("utf-8"),
+        "gbk": SIMP.encode("gbk"),
+        "nul": b'{"id": 1}\x00\n',
+        "blank": b" \n\n",
+        "empty": b"",
+        "cut": SIMP.encode("utf-8")[:-1],
+        "utf16": codecs.BOM_UTF16_LE + SIMP.encode("utf-16-le"),
+    }
     for name, data in cases.items():
         (tmp_path / name).write_bytes(data)
     assert {name for name in cases if _plain_utf8(tmp_path / name)} == {"utf8"}
@@ -229,21 +284,30 @@ def test_a_collection_that_stops_being_utf8_while_read_is_reported_not_a_traceba
     from search_service.ingest import corpus as corpus_module
 
     root = write_corpus(tmp_path / "c", {"a.txt": SIMP})
-    (root / "docs.jsonl").write_bytes((jsonl({"id": "x", "text": SIMP}) + jsonl({"id": "y", "text": TRAD})
-                                       ).encode("utf-8") + b'{"id": "z", "text": "\xff"}\n')
+    (root / "docs.jsonl").write_bytes(
+        (jsonl({"id": "x", "text": SIMP}) + jsonl({"id": "y", "text": TRAD})).encode("utf-8")
+        + b'{"id": "z", "text": "\xff"}\n'
+    )
     monkeypatch.setattr(corpus_module, "_plain_utf8", lambda path: True)  # as if checked before the rewrite
     report = CorpusReader(root).read()
-    assert [d.doc_id for d in report.documents][0] == "a"
+    assert next(d.doc_id for d in report.documents) == "a"
     assert [(e.source, e.reason.split(" (")[0]) for e in report.skipped] == [
-        ("docs.jsonl", "the file changed while it was read")]
+        ("docs.jsonl", "the file changed while it was read")
+    ]
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.lists(st.sampled_from(["医保卡密码忘了怎么办", "", "  ", "# 第一章 总则", "长" * 70, "短。", "一行\r二行"]),
-                min_size=1, max_size=40), st.sampled_from(["\n", "\r\n", "\r"]), st.sampled_from([".txt", ".md"]),
-       st.sampled_from(["utf-8", "utf-8-sig", "gb18030", "big5", "utf-16"]))
-def test_a_long_text_file_is_read_in_parts_that_make_its_whole_text(tmp_path_factory, lines, newline, suffix,
-                                                                    encoding):
+@given(
+    st.lists(
+        st.sampled_from(["医保卡密码忘了怎么办", "", "  ", "# 第一章 总则", "长" * 70, "短。", "一行\r二行"]),
+        min_size=1,
+        max_size=40,
+    ),
+    st.sampled_from(["\n", "\r\n", "\r"]),
+    st.sampled_from([".txt", ".md"]),
+    st.sampled_from(["utf-8", "utf-8-sig", "gb18030", "big5", "utf-16"]),
+)
+def test_a_long_text_file_is_read_in_parts_that_make_its_whole_text(tmp_path_factory, lines, newline, suffix, encoding):
     """A text file above PART_BYTES is read in parts of about PART_CHARS characters, cut at line
     ends (a line longer than a part where the part ends): the parts' texts, one after the other,
     are the text the whole file reads as, and each part says where it starts."""
@@ -272,7 +336,8 @@ def test_a_long_text_file_is_read_in_parts_that_make_its_whole_text(tmp_path_fac
     assert all(len(p.text) <= 2 * 128 and (p.text.endswith("\n") or len(p.text) >= 128) for p in parts[:-1])
     first_part_title = corpus_module.markdown_title(parts[0].text) if suffix == ".md" else doc.title
     assert {(p.doc_id, p.title, p.source, p.title_in_text) for p in parts} == {
-        (doc.doc_id, first_part_title, doc.source, bool(first_part_title))}
+        (doc.doc_id, first_part_title, doc.source, bool(first_part_title))
+    }
     if len(text) > 400:
         assert len(parts) > 1
         with pytest.MonkeyPatch.context() as patch:
@@ -280,7 +345,8 @@ def test_a_long_text_file_is_read_in_parts_that_make_its_whole_text(tmp_path_fac
             patch.setattr(corpus_module, "PART_CHARS", 128)
             # read() joins them; a Markdown title is looked for in the first part (README, "reindex").
             assert CorpusReader(root).read().documents == [
-                dataclasses.replace(doc, title=first_part_title, title_in_text=bool(first_part_title))]
+                dataclasses.replace(doc, title=first_part_title, title_in_text=bool(first_part_title))
+            ]
 
 
 def test_a_long_file_that_does_not_decode_in_one_encoding_is_read_whole(tmp_path):
@@ -288,9 +354,19 @@ def test_a_long_file_that_does_not_decode_in_one_encoding_is_read_whole(tmp_path
     from search_service.ingest.corpus import _long_text_encoding
 
     good = ("医保卡密码忘了可以带身份证去银行重置。\n" * 40_000).encode("gb18030")
-    cases = {"gbk.txt": good, "broken.txt": good + b"\xff\xfe\xff\n" + good, "blank.txt": b"\n \n" * 1000,
-             "utf8.txt": good.decode("gb18030").encode("utf-8"), "bom.txt": codecs.BOM_UTF8 + b"\xe5\x8c\xbb\n"}
+    cases = {
+        "gbk.txt": good,
+        "broken.txt": good + b"\xff\xfe\xff\n" + good,
+        "blank.txt": b"\n \n" * 1000,
+        "utf8.txt": good.decode("gb18030").encode("utf-8"),
+        "bom.txt": codecs.BOM_UTF8 + b"\xe5\x8c\xbb\n",
+    }
     for name, data in cases.items():
         (tmp_path / name).write_bytes(data)
     assert {name: _long_text_encoding(tmp_path / name) for name in cases} == {
-        "gbk.txt": "gb18030", "broken.txt": None, "blank.txt": None, "utf8.txt": "utf-8", "bom.txt": "utf-8-sig"}
+        "gbk.txt": "gb18030",
+        "broken.txt": None,
+        "blank.txt": None,
+        "utf8.txt": "utf-8",
+        "bom.txt": "utf-8-sig",
+    }

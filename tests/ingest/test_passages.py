@@ -1,11 +1,13 @@
+import itertools
 import re
 from collections import Counter
 
-from hypothesis import example, given, settings, strategies as st
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
-from tests.helpers import SEED_CORPUS, SIMPLIFIED_SEED, TRADITIONAL_SEED
 from search_service.ingest.corpus import CorpusReader, Document
 from search_service.ingest.passages import PassageSplitter, RepeatedLines, line_key, repeated_lines
+from tests.helpers import SEED_CORPUS, SIMPLIFIED_SEED, TRADITIONAL_SEED
 
 BOILERPLATE = ["换一批", "展开", "0/500", "加密服务已开启", "人看过", "律师服务", "点击反馈", "相关咨询", "#医疗知识"]
 
@@ -21,15 +23,15 @@ def test_seed_passages_are_exact_slices_of_their_documents():
     for doc, passages in seed_passages().values():
         assert passages
         for n, p in enumerate(passages):
-            assert doc.text[p.start:p.end] == p.text
+            assert doc.text[p.start : p.end] == p.text
             assert p.passage_id == f"{doc.doc_id}#{n}" and p.ordinal == n
             assert p.title == doc.title
 
 
 def test_seed_passage_counts_lengths_and_headings():
     seeds = seed_passages()
-    simp_doc, simp = seeds[SIMPLIFIED_SEED]
-    trad_doc, trad = seeds[TRADITIONAL_SEED]
+    _simp_doc, simp = seeds[SIMPLIFIED_SEED]
+    _trad_doc, trad = seeds[TRADITIONAL_SEED]
     assert len([p for p in simp if p.section == "main"]) == 8
     assert len([p for p in simp if p.section == "related"]) == 20  # the page's related articles and questions
     assert len(trad) == 25 and {p.section for p in trad} == {"main"}
@@ -42,7 +44,7 @@ def test_seed_passage_counts_lengths_and_headings():
 
 
 def test_scraped_boilerplate_never_becomes_a_passage():
-    for doc, passages in seed_passages().values():
+    for _doc, passages in seed_passages().values():
         for p in passages:
             for fragment in BOILERPLATE:
                 assert fragment not in p.text, (fragment, p.passage_id)
@@ -51,9 +53,9 @@ def test_scraped_boilerplate_never_becomes_a_passage():
 
 
 def test_a_pages_related_articles_are_passages_of_their_own_section():
-    doc, passages = seed_passages()[SIMPLIFIED_SEED]
+    _doc, passages = seed_passages()[SIMPLIFIED_SEED]
     related = [p for p in passages if p.section == "related"]
-    assert passages[:len(passages) - len(related)] == [p for p in passages if p.section == "main"]
+    assert passages[: len(passages) - len(related)] == [p for p in passages if p.section == "main"]
     # Each item starts a passage: its title, then its teaser as scraped (cut mid-sentence);
     # the heading is the list's own.
     first = related[0]
@@ -67,7 +69,10 @@ def test_a_marker_line_never_drops_the_text_after_it():
     text = "标题\n第一段正文，讲医保卡的办理流程。\n推荐阅读\n第二段正文，讲密码重置。\n第三段正文，讲挂失。"
     doc = Document("d", "标题", text, "d.txt", title_in_text=True)
     passages = PassageSplitter(20, 300).split(doc)
-    assert [p.text for p in passages] == ["第一段正文，讲医保卡的办理流程。", "第二段正文，讲密码重置。\n第三段正文，讲挂失。"]
+    assert [p.text for p in passages] == [
+        "第一段正文，讲医保卡的办理流程。",
+        "第二段正文，讲密码重置。\n第三段正文，讲挂失。",
+    ]
     assert [p.section for p in passages] == ["main", "related"]
 
 
@@ -78,7 +83,7 @@ def test_long_paragraphs_split_at_sentence_ends():
     assert len(passages) == 4
     for p in passages:
         assert len(p.text) <= 120 and p.text.endswith("。")
-        assert doc.text[p.start:p.end] == p.text
+        assert doc.text[p.start : p.end] == p.text
 
 
 def test_short_neighbouring_lines_merge():
@@ -96,7 +101,9 @@ def test_headings_of_every_style():
 
 
 def test_a_numbered_sentence_is_not_a_heading():
-    doc = Document("d", "T", "T\n一、总则\n(一)参保人需持本人社会保障卡到银行激活。\n正文正文。", "d.txt", title_in_text=True)
+    doc = Document(
+        "d", "T", "T\n一、总则\n(一)参保人需持本人社会保障卡到银行激活。\n正文正文。", "d.txt", title_in_text=True
+    )
     passages = PassageSplitter(1, 300).split(doc)
     assert passages[0].heading == "一、总则"
     assert passages[0].text.startswith("(一)参保人")
@@ -110,8 +117,17 @@ def test_a_document_that_is_one_line_is_still_a_passage():
     assert [p.text for p in PassageSplitter(10, 300).split(untitled)] == ["第一行。\n第二行。"]
 
 
-_LINES = st.sampled_from(["首页 | 关于我们", "版权所有 2024", "同一个问题问两次", "答案。", "短", "  首页  |  关于我们 ",
-                          "医保卡密码忘了怎么办" * 9])
+_LINES = st.sampled_from(
+    [
+        "首页 | 关于我们",
+        "版权所有 2024",
+        "同一个问题问两次",
+        "答案。",
+        "短",
+        "  首页  |  关于我们 ",
+        "医保卡密码忘了怎么办" * 9,
+    ]
+)
 
 
 @settings(max_examples=200, deadline=None)
@@ -119,7 +135,7 @@ _LINES = st.sampled_from(["首页 | 关于我们", "版权所有 2024", "同一�
 def test_repeated_lines_are_the_short_lines_of_enough_documents(texts, min_documents):
     """Counted as digests, a document at a time, the set is what counting the lines themselves gives."""
     docs = [Document(f"d{i}", "", "\n".join(lines), "x") for i, lines in enumerate(texts)]
-    counts = Counter(k for d in docs for k in {line_key(l) for l in d.text.split("\n")})
+    counts = Counter(k for d in docs for k in {line_key(line) for line in d.text.split("\n")})
     chrome = repeated_lines(docs, min_documents)
     for key, n in counts.items():
         expected = n >= min_documents and 6 <= len(key) <= 80 and not key.endswith(("。", "！", "!"))
@@ -127,16 +143,34 @@ def test_repeated_lines_are_the_short_lines_of_enough_documents(texts, min_docum
     assert "从未出现过的一行文字" not in chrome
 
 
-_PART_LINES = st.sampled_from([
-    "医保卡密码忘了怎么办", "一、总则", "（二）办理流程", "相关文章", "• 西安市医保卡密码忘了怎么办", "换一批", "2024-01-02",
-    "版权所有 2024 某某网站", "", "   ", "短句。", "忘记医保卡密码可以带上本人身份证和医保卡，到参保地医疗管理中心申请办理密码挂失。",
-    "长" * 130, "输入错误密码的，必须持有效身份证件原件到社保卡管理中心办理密码重置或解锁业务。" * 4, " " * 45, "密码。",
-])
+_PART_LINES = st.sampled_from(
+    [
+        "医保卡密码忘了怎么办",
+        "一、总则",
+        "（二）办理流程",
+        "相关文章",
+        "• 西安市医保卡密码忘了怎么办",
+        "换一批",
+        "2024-01-02",
+        "版权所有 2024 某某网站",
+        "",
+        "   ",
+        "短句。",
+        "忘记医保卡密码可以带上本人身份证和医保卡，到参保地医疗管理中心申请办理密码挂失。",
+        "长" * 130,
+        "输入错误密码的，必须持有效身份证件原件到社保卡管理中心办理密码重置或解锁业务。" * 4,
+        " " * 45,
+        "密码。",
+    ]
+)
 
 
 @settings(max_examples=500, deadline=None)
-@given(st.lists(st.tuples(_PART_LINES, st.booleans()), min_size=1, max_size=30), st.booleans(),
-       st.sampled_from([(1, 300), (50, 300), (10, 40), (20, 25), (4, 12)]))
+@given(
+    st.lists(st.tuples(_PART_LINES, st.booleans()), min_size=1, max_size=30),
+    st.booleans(),
+    st.sampled_from([(1, 300), (50, 300), (10, 40), (20, 25), (4, 12)]),
+)
 @example([("医保卡密码忘了怎么办", False), (" " * 45, True), ("短句。", False)], False, (4, 12))
 def test_a_document_split_in_parts_has_the_passages_of_its_whole_text(cut_lines, titled, sizes):
     """A long file is read and split in parts cut at line ends (the last ``2 * max_chars``
@@ -146,13 +180,20 @@ def test_a_document_split_in_parts_has_the_passages_of_its_whole_text(cut_lines,
     titled = titled and bool(lines[0].strip())
     title = lines[0].strip() if titled else ""
     # A part ends after each line marked so.
-    ends = [sum(len(line) + 1 for line in lines[:i + 1]) for i, (_, cut) in enumerate(cut_lines[:-1]) if cut]
+    ends = [sum(len(line) + 1 for line in lines[: i + 1]) for i, (_, cut) in enumerate(cut_lines[:-1]) if cut]
     bounds = [0, *ends, len(text)]
-    parts = [Document("d", title, text[a:b], "d.txt", title_in_text=titled, base=a, more=b < len(text))
-             for a, b in zip(bounds, bounds[1:])]
+    parts = [
+        Document("d", title, text[a:b], "d.txt", title_in_text=titled, base=a, more=b < len(text))
+        for a, b in itertools.pairwise(bounds)
+    ]
     nonblank = [bool(part.text.strip()) for part in parts]
     # Documented: a title line alone in the first part, the rest blank, is taken for the title.
-    if titled and len(parts) > 1 and not any(nonblank[1:]) and sum(1 for line in parts[0].text.split("\n") if line.strip()) == 1:
+    if (
+        titled
+        and len(parts) > 1
+        and not any(nonblank[1:])
+        and sum(1 for line in parts[0].text.split("\n") if line.strip()) == 1
+    ):
         return
     whole = Document("d", title, text, "d.txt", title_in_text=titled)
     splitter = PassageSplitter(*sizes, boilerplate={"版权所有 2024 某某网站"})
@@ -160,7 +201,7 @@ def test_a_document_split_in_parts_has_the_passages_of_its_whole_text(cut_lines,
         expected = splitter.split(whole, keep_chrome)
         assert splitter.split(parts, keep_chrome) == expected
         assert splitter.count(parts, keep_chrome) == len(expected)
-        assert all(p.text == text[p.start:p.end] for p in expected)
+        assert all(p.text == text[p.start : p.end] for p in expected)
 
 
 def test_a_line_counts_once_per_document_whatever_its_parts_and_a_discarded_document_not_at_all():

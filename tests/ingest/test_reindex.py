@@ -7,19 +7,27 @@ import time
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings as hypothesis_settings, strategies as st
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
-from tests.helpers import ROOT, SEED_CORPUS, jsonl, load_script, settings_factory, write_corpus
+from search_service.engine.whoosh.layout import IndexRoot
 from search_service.ingest.reindex import build_index
 from search_service.search.request import SearchRequest
 from search_service.search.service import SearchService
-from search_service.engine.whoosh.layout import IndexRoot
+from tests.helpers import ROOT, SEED_CORPUS, jsonl, load_script, settings_factory, write_corpus
 
 reindex = load_script("reindex")  # scripts/reindex.py, called in-process
 
-DOC_A = "医保卡密码忘了怎么办\n忘记医保卡密码可以带上本人身份证和医保卡，到参保地医疗管理中心申请办理密码挂失，然后重新设置密码。"
+DOC_A = (
+    "医保卡密码忘了怎么办\n忘记医保卡密码可以带上本人身份证和医保卡，"
+    "到参保地医疗管理中心申请办理密码挂失，然后重新设置密码。"
+)
 DOC_B = "醫保卡被鎖如何解鎖\n輸入錯誤密碼的，必須持有效身份證件原件到社保卡管理中心辦理密碼重置或解鎖業務。"
-DOC_C = "社保卡怎么激活\n参保人需持本人社会保障卡、身份证明原件到对应银行营业网点激活社会保障卡，激活后医疗保险账户将恢复正常。"
+DOC_C = (
+    "社保卡怎么激活\n参保人需持本人社会保障卡、身份证明原件到对应银行营业网点激活社会保障卡，"
+    "激活后医疗保险账户将恢复正常。"
+)
 
 
 def args(settings, *extra):
@@ -114,22 +122,40 @@ def snapshot(settings):
     service = SearchService(settings)
     version = service.current()
     documents = service.engine.previous().documents
-    stored = sorted((f["passage_id"], f["text"], f["start"], f["end"], f["heading"], f["title"])
-                    for doc_id in documents for f in version.index.document(doc_id, 0, 1000)[0])
-    results = {q: [(h.passage_id, h.score, h.matches) for h in
-                   service.search(SearchRequest.create(settings, q=q, size=20)).hits] for q in QUERIES}
+    stored = sorted(
+        (f["passage_id"], f["text"], f["start"], f["end"], f["heading"], f["title"])
+        for doc_id in documents
+        for f in version.index.document(doc_id, 0, 1000)[0]
+    )
+    results = {
+        q: [
+            (h.passage_id, h.score, h.matches)
+            for h in service.search(SearchRequest.create(settings, q=q, size=20)).hits
+        ]
+        for q in QUERIES
+    }
     return stored, results
 
 
 def test_incremental_gives_the_same_passages_and_results_as_a_full_rebuild(tmp_path, make_settings):
-    corpus = write_corpus(tmp_path / "corpus", {
-        "a.txt": DOC_A, "b.txt": DOC_B, "c.txt": DOC_C,
-        "faq.jsonl": jsonl({"id": "q1", "text": DOC_C + "另有说明。", "category": "faq"}, {"id": "q2", "text": DOC_B})})
+    corpus = write_corpus(
+        tmp_path / "corpus",
+        {
+            "a.txt": DOC_A,
+            "b.txt": DOC_B,
+            "c.txt": DOC_C,
+            "faq.jsonl": jsonl(
+                {"id": "q1", "text": DOC_C + "另有说明。", "category": "faq"}, {"id": "q2", "text": DOC_B}
+            ),
+        },
+    )
     settings = make_settings(corpus=corpus, boilerplate_min_documents=2)
     build_index(settings)
     (corpus / "a.txt").write_text(DOC_A + "\n补充：也可以拨打12333咨询。", encoding="utf-8")  # edited
     (corpus / "c.txt").unlink()  # deleted
-    (corpus / "d.md").write_text("# 新文档\n\n医保卡被锁住了可以去银行解锁，也可以去社保局。", encoding="utf-8")  # added
+    (corpus / "d.md").write_text(
+        "# 新文档\n\n医保卡被锁住了可以去银行解锁，也可以去社保局。", encoding="utf-8"
+    )  # added
     report = build_index(settings, incremental=True)
     assert report.mode == "incremental" and (report.added, report.changed, report.removed) == (1, 2, 1)
     # a.txt edited, d.md added, and q1: its first line was boilerplate (repeated
@@ -156,8 +182,10 @@ def test_a_version_of_an_older_layout_is_not_opened_and_is_rebuilt(tmp_path, mak
     root = IndexRoot(settings.index_dir)
     manifest = json.loads((root.current_dir() / "manifest.json").read_text("utf-8"))
     assert manifest["schema_version"] == 1
-    with pytest.raises(IndexUnavailable, match=f"layout 1, this release reads layout {WhooshEngine.layout}: "
-                                               "run `search-service reindex`"):
+    with pytest.raises(
+        IndexUnavailable,
+        match=f"layout 1, this release reads layout {WhooshEngine.layout}: run `search-service reindex`",
+    ):
         SearchService(settings).current()
     report = build_index(settings, incremental=True)
     assert report.mode.startswith("full")
@@ -178,8 +206,12 @@ def test_a_killed_reindex_leaves_the_previous_version_current(tmp_path, make_set
         text = "\n".join(f"第{i}号：{line}" for line in big)
         (corpus / f"big{i}.txt").write_text(text, encoding="utf-8")
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    proc = subprocess.Popen([sys.executable, "-m", "search_service.cli", "reindex", *args(settings, "--workers", "1")],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "search_service.cli", "reindex", *args(settings, "--workers", "1")],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and len(list(root.versions_dir.iterdir())) < 2:
         time.sleep(0.02)
@@ -202,11 +234,16 @@ def test_a_killed_parallel_reindex_takes_its_writers_and_the_lock_with_it(tmp_pa
     big = "\n".join([DOC_A, DOC_B, DOC_C] * 4).split("\n")
     for i in range(300):
         (corpus / f"big{i}.txt").write_text("\n".join(f"第{i}号：{line}" for line in big), encoding="utf-8")
-    code = ("import sys; from search_service.ingest import reindex; reindex.PARALLEL_MIN_PASSAGES = 50; "
-            "from search_service.cli import main; sys.exit(main(sys.argv[1:]))")
-    proc = subprocess.Popen([sys.executable, "-c", code, "reindex", *args(settings, "--workers", "2")],
-                            env=dict(os.environ, PYTHONPATH=str(ROOT)), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    code = (
+        "import sys; from search_service.ingest import reindex; reindex.PARALLEL_MIN_PASSAGES = 50; "
+        "from search_service.cli import main; sys.exit(main(sys.argv[1:]))"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, "reindex", *args(settings, "--workers", "2")],
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     import psutil
 
     deadline = time.monotonic() + 60
@@ -216,11 +253,10 @@ def test_a_killed_parallel_reindex_takes_its_writers_and_the_lock_with_it(tmp_pa
     assert len(writers) == 2, "the writer processes never started"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    gone, alive = psutil.wait_procs(writers, timeout=2)
+    _gone, alive = psutil.wait_procs(writers, timeout=2)
     assert alive == []  # the writers died with their parent
     report = build_index(settings)  # and the lock they held is free at once
     assert report.switched and report.documents == 301
-
 
 
 def test_incremental_on_a_damaged_current_version_builds_it_all_anew(tmp_path, make_settings):
@@ -240,8 +276,9 @@ def test_incremental_on_a_damaged_current_version_builds_it_all_anew(tmp_path, m
 
 
 @pytest.mark.parametrize("where", ["lock", "version"])
-def test_an_index_folder_that_cannot_be_written_is_one_line_and_exit_1(tmp_path, make_settings, monkeypatch, capsys,
-                                                                       where):
+def test_an_index_folder_that_cannot_be_written_is_one_line_and_exit_1(
+    tmp_path, make_settings, monkeypatch, capsys, where
+):
     import errno
 
     corpus = write_corpus(tmp_path / "corpus", {"a.txt": DOC_A})
@@ -259,7 +296,6 @@ def test_an_index_folder_that_cannot_be_written_is_one_line_and_exit_1(tmp_path,
     assert reindex.main(args(settings)) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Read-only file system" in err and "Traceback" not in err
-
 
 
 def test_an_incremental_run_that_finds_nothing_changed_keeps_the_current_version(tmp_path, make_settings, capsys):
@@ -280,8 +316,10 @@ def test_an_incremental_run_that_finds_nothing_changed_keeps_the_current_version
 def test_every_file_is_indexed_or_reported_by_type(tmp_path, make_settings, capsys):
     outside = tmp_path / "secret.txt"
     outside.write_text("root:*:19000:0:99999:7:::", encoding="utf-8")
-    corpus = write_corpus(tmp_path / "corpus", {"a.txt": DOC_A, "photo.png": b"\x89PNG", "notes.xyz": "x",
-                                                ".hidden.txt": DOC_B, "sub/b.txt": DOC_B})
+    corpus = write_corpus(
+        tmp_path / "corpus",
+        {"a.txt": DOC_A, "photo.png": b"\x89PNG", "notes.xyz": "x", ".hidden.txt": DOC_B, "sub/b.txt": DOC_B},
+    )
     (corpus / "link.txt").symlink_to(outside)
     (corpus / "linked").symlink_to(tmp_path, target_is_directory=True)
     with open(os.path.join(os.fsencode(corpus), b"bad\xff name.txt"), "wb") as f:  # not UTF-8
@@ -307,8 +345,10 @@ def test_every_file_is_indexed_or_reported_by_type(tmp_path, make_settings, caps
 def test_no_faq_entry_loses_its_text_to_the_chrome_filter(tmp_path, make_settings, capsys):
     """Entries repeat their question lines; one entry is nothing but lines others share."""
     shared = ["医保卡密码怎么修改", "社保卡在哪里激活"]
-    entries = [{"id": f"e{i}", "title": f"问题{i}", "text": f"{shared[0]}\n{shared[1]}\n回答{i}：请带身份证到网点办理"}
-               for i in range(4)]
+    entries = [
+        {"id": f"e{i}", "title": f"问题{i}", "text": f"{shared[0]}\n{shared[1]}\n回答{i}：请带身份证到网点办理"}
+        for i in range(4)
+    ]
     entries.append({"id": "only-shared", "title": "常见问题", "text": "\n".join(shared)})
     settings = make_settings(corpus=write_corpus(tmp_path / "corpus", {"faq.jsonl": jsonl(*entries)}))
     assert reindex.main(["--corpus", settings.corpus_dir, "--index", settings.index_dir, "--json"]) == 0
@@ -357,14 +397,21 @@ def test_shares_are_balanced_on_text_not_on_passage_counts():
     assert max(sizes) < 1.5 * min(sizes)
 
 
-_POOL = ["首页 | 关于我们 | 联系方式", "版权所有 2024 某某网站", "医保卡密码忘了怎么办",
-         "忘记医保卡密码可以带上本人身份证和医保卡，到参保地医疗管理中心申请办理密码挂失。",
-         "换一批", "輸入錯誤密碼的，必須持有效身份證件原件到社保卡管理中心辦理密碼重置或解鎖業務。"]
+_POOL = [
+    "首页 | 关于我们 | 联系方式",
+    "版权所有 2024 某某网站",
+    "医保卡密码忘了怎么办",
+    "忘记医保卡密码可以带上本人身份证和医保卡，到参保地医疗管理中心申请办理密码挂失。",
+    "换一批",
+    "輸入錯誤密碼的，必須持有效身份證件原件到社保卡管理中心辦理密碼重置或解鎖業務。",
+]
 
 
 @hypothesis_settings(max_examples=40, deadline=None)
-@given(st.lists(st.lists(st.sampled_from(_POOL), min_size=1, max_size=5), min_size=1, max_size=7),
-       st.integers(min_value=1, max_value=3))
+@given(
+    st.lists(st.lists(st.sampled_from(_POOL), min_size=1, max_size=5), min_size=1, max_size=7),
+    st.integers(min_value=1, max_value=3),
+)
 def test_a_corpus_read_once_splits_as_if_the_chrome_were_known_from_the_start(tmp_path_factory, texts, min_documents):
     """Documents are split as they are read, before the chrome is known, and only those holding a
     chrome line are split again: every entry is what splitting with the whole corpus's chrome gives."""
@@ -377,20 +424,27 @@ def test_a_corpus_read_once_splits_as_if_the_chrome_were_known_from_the_start(tm
     corpus = write_corpus(root / "corpus", {f"d{i}.txt": "\n".join(lines) for i, lines in enumerate(texts)})
     config = settings_factory(root)(corpus=corpus, boilerplate_min_documents=min_documents)
     documents = CorpusReader(corpus).read().documents
-    splitter = PassageSplitter(config.passage_min_chars, config.passage_max_chars,
-                               repeated_lines(documents, min_documents))
+    splitter = PassageSplitter(
+        config.passage_min_chars, config.passage_max_chars, repeated_lines(documents, min_documents)
+    )
     with Spool(root) as spool:
         prepared = prepare(config, spool)
         assert [(e.doc_id, e.passages, e.hash, e.whole) for e in prepared.entries] == [
-            (e.doc_id, e.passages, e.hash, e.whole) for e in (_entry([d], splitter, spool, 0, 0) for d in documents) if e]
+            (e.doc_id, e.passages, e.hash, e.whole)
+            for e in (_entry([d], splitter, spool, 0, 0) for d in documents)
+            if e
+        ]
         for entry, doc in zip(prepared.entries, documents):
             spooled, passages = prepared.passages(entry)
             assert (spooled, list(passages)) == (doc, splitter.split(doc, keep_chrome=entry.whole))
 
 
 _CHROME = "版权所有 2024 某某网站"
-_LONG = "\n".join(["长文件的标题", "一、总则"] + [
-    f"第{i}条 {DOC_A.splitlines()[1]}" if i % 7 else _CHROME for i in range(1, 120)] + ["二、附则", "结尾条款：社保卡激活后医疗保险账户恢复正常。"])
+_LONG = "\n".join(
+    ["长文件的标题", "一、总则"]
+    + [f"第{i}条 {DOC_A.splitlines()[1]}" if i % 7 else _CHROME for i in range(1, 120)]
+    + ["二、附则", "结尾条款：社保卡激活后医疗保险账户恢复正常。"]
+)
 
 
 def _parted(monkeypatch):
@@ -407,8 +461,9 @@ def test_a_long_file_is_indexed_in_parts_as_its_whole_text(tmp_path, make_settin
     from search_service.ingest.reindex import prepare
     from search_service.ingest.spool import Spool
 
-    corpus = write_corpus(tmp_path / "corpus", {"long.txt": _LONG, "a.txt": DOC_A + "\n" + _CHROME,
-                                                "b.txt": DOC_B + "\n" + _CHROME})
+    corpus = write_corpus(
+        tmp_path / "corpus", {"long.txt": _LONG, "a.txt": DOC_A + "\n" + _CHROME, "b.txt": DOC_B + "\n" + _CHROME}
+    )
     settings = make_settings(corpus=corpus)
 
     def passages() -> dict:
@@ -427,7 +482,7 @@ def test_a_long_file_is_indexed_in_parts_as_its_whole_text(tmp_path, make_settin
     report = build_index(settings)
     assert (report.documents, report.passages) == (3, sum(v[1] for v in whole.values()))
     hit = SearchService(settings).search(SearchRequest.create(settings, q="结尾条款")).hits[0]
-    assert (hit.doc_id, hit.title, hit.text) == ("long", "长文件的标题", _LONG[hit.start:hit.end])
+    assert (hit.doc_id, hit.title, hit.text) == ("long", "长文件的标题", _LONG[hit.start : hit.end])
     assert build_index(settings, incremental=True).mode == "incremental (nothing changed)"
     (corpus / "long.txt").write_text(_LONG.replace("结尾条款", "最后条款"), encoding="utf-8")
     report = build_index(settings, incremental=True)
@@ -449,12 +504,16 @@ def test_a_long_file_that_fails_part_way_is_skipped_and_the_rest_indexed(tmp_pat
         raise OSError(5, "Input/output error")
 
     monkeypatch.setattr(corpus_module, "_text_parts", failing)
-    corpus = write_corpus(tmp_path / "corpus", {"long.txt": _CHROME + "\n" + _LONG, "a.txt": DOC_A + "\n" + _CHROME,
-                                                "b.txt": DOC_B + "\n" + _CHROME})
+    corpus = write_corpus(
+        tmp_path / "corpus",
+        {"long.txt": _CHROME + "\n" + _LONG, "a.txt": DOC_A + "\n" + _CHROME, "b.txt": DOC_B + "\n" + _CHROME},
+    )
     settings = make_settings(corpus=corpus, boilerplate_min_documents=3)
     report = build_index(settings)
-    assert (report.documents, report.skipped) == (2, [{"source": "long.txt",
-                                                      "reason": "cannot read file: Input/output error"}])
+    assert (report.documents, report.skipped) == (
+        2,
+        [{"source": "long.txt", "reason": "cannot read file: Input/output error"}],
+    )
     # Two documents hold the line: below the threshold, it is their text.
     result = SearchService(settings).search(SearchRequest.create(settings, q="版权所有"))
     assert sorted(h.doc_id for h in result.hits) == ["a", "b"]

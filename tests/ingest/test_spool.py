@@ -7,8 +7,10 @@ from search_service.ingest.spool import Spool
 
 
 def test_documents_come_back_by_offset_in_any_order_and_in_a_forked_process(tmp_path):
-    docs = [Document(f"d{i}", f"标题{i}", "医保卡密码" * (i + 1), f"d{i}.txt", metadata={"n": i}, pages=(0, 3))
-            for i in range(5)]
+    docs = [
+        Document(f"d{i}", f"标题{i}", "医保卡密码" * (i + 1), f"d{i}.txt", metadata={"n": i}, pages=(0, 3))
+        for i in range(5)
+    ]
     with Spool(tmp_path) as spool:
         places = [spool.put(d) for d in docs]
         assert [spool.get(*where) for where in reversed(places)] == docs[::-1]
@@ -36,8 +38,9 @@ def test_a_prepared_spool_is_on_disk_before_writers_are_forked(tmp_path, make_se
     from search_service.ingest.reindex import prepare
     from tests.helpers import write_corpus
 
-    corpus = write_corpus(tmp_path / "corpus", {f"d{i}.txt": f"第{i}篇：医保卡密码忘了怎么办，带身份证去银行重置。"
-                                                for i in range(5)})
+    corpus = write_corpus(
+        tmp_path / "corpus", {f"d{i}.txt": f"第{i}篇：医保卡密码忘了怎么办，带身份证去银行重置。" for i in range(5)}
+    )
     with Spool(tmp_path / "index") as spool:
         prepared = prepare(make_settings(corpus=corpus), spool)
         assert len(prepared.entries) == 5 and not any(e.whole for e in prepared.entries)
@@ -45,7 +48,9 @@ def test_a_prepared_spool_is_on_disk_before_writers_are_forked(tmp_path, make_se
 
 
 def test_a_long_documents_parts_come_back_one_at_a_time(tmp_path):
-    parts = [Document("long", "标题", f"第{i}部分的正文\n" * 50, "long.txt", base=i * 350, more=i < 2) for i in range(3)]
+    parts = [
+        Document("long", "标题", f"第{i}部分的正文\n" * 50, "long.txt", base=i * 350, more=i < 2) for i in range(3)
+    ]
     with Spool(tmp_path) as spool:
         spool.put(Document("a", "", "前一篇", "a.txt"))
         offset = spool.size

@@ -7,16 +7,30 @@ import pytest
 from search_service.cli import main as cli_main
 from search_service.devtools.evaluate import read_qrels, score
 from search_service.settings import Settings
-from tests.helpers import on_engine
-from tests.helpers import engine_env
+from tests.helpers import engine_env, on_engine
 
 GOLDEN = Path(__file__).parent / "golden"
 EXPECTED_TOP = {
-    "q01": "yibao-mima", "q02": "yibao-mima", "q03": "yibao-suoka", "q04": "yibao-suoka",
-    "q05": "shebao-jihuo", "q06": "shebao-jihuo", "q07": "gongjijin", "q08": "gongjijin",
-    "q09": "huzhao", "q10": "huzhao", "q11": "jiazhao", "q12": "jiazhao", "q13": "geshui",
-    "q14": "geshui", "q15": "chusheng", "q16": "juzhuzheng", "q17": "shiye", "q18": "jiehun",
-    "q19": "hukou", "q20": "hukou",
+    "q01": "yibao-mima",
+    "q02": "yibao-mima",
+    "q03": "yibao-suoka",
+    "q04": "yibao-suoka",
+    "q05": "shebao-jihuo",
+    "q06": "shebao-jihuo",
+    "q07": "gongjijin",
+    "q08": "gongjijin",
+    "q09": "huzhao",
+    "q10": "huzhao",
+    "q11": "jiazhao",
+    "q12": "jiazhao",
+    "q13": "geshui",
+    "q14": "geshui",
+    "q15": "chusheng",
+    "q16": "juzhuzheng",
+    "q17": "shiye",
+    "q18": "jiehun",
+    "q19": "hukou",
+    "q20": "hukou",
 }
 
 
@@ -29,12 +43,28 @@ def golden_run(tmp_path_factory, engine, request):
     with pytest.MonkeyPatch.context() as env:
         for name, value in engine_env(settings).items():
             env.setenv(name, value)
-        assert cli_main(["evaluate", "--corpus", str(GOLDEN / "corpus.jsonl"),
-                         "--queries", str(GOLDEN / "queries.jsonl"), "--qrels", str(GOLDEN / "qrels.tsv"),
-                         "--index", str(tmp / "index"), "--run", str(run), "--json"]) == 0
+        assert (
+            cli_main(
+                [
+                    "evaluate",
+                    "--corpus",
+                    str(GOLDEN / "corpus.jsonl"),
+                    "--queries",
+                    str(GOLDEN / "queries.jsonl"),
+                    "--qrels",
+                    str(GOLDEN / "qrels.tsv"),
+                    "--index",
+                    str(tmp / "index"),
+                    "--run",
+                    str(run),
+                    "--json",
+                ]
+            )
+            == 0
+        )
     rankings: dict[str, list[str]] = {}
     for line in run.read_text().splitlines():
-        qid, _, doc, rank, _, tag = line.split()
+        qid, _, doc, _rank, _, tag = line.split()
         rankings.setdefault(qid, []).append(doc)
         assert tag == "search-service"
     return rankings

@@ -1,6 +1,8 @@
 """Highlight spans and snippet windows."""
 
-from hypothesis import given, settings as hsettings, strategies as st
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from search_service.fields import Ranking
 from search_service.search.highlight import Marker, merge_spans, render, snippet_window
@@ -58,24 +60,30 @@ def reference_matches(norm, terms):
 
 
 @hsettings(max_examples=300, deadline=None)
-@given(st.text(alphabet="医保卡密碼码锁鎖aA.(㎏𠀀", max_size=30),
-       st.lists(st.text(alphabet="医保卡密码锁a.(kg𠀀", min_size=0, max_size=4), max_size=6))
+@given(
+    st.text(alphabet="医保卡密碼码锁鎖aA.(㎏𠀀", max_size=30),
+    st.lists(st.text(alphabet="医保卡密码锁a.(kg𠀀", min_size=0, max_size=4), max_size=6),
+)
 def test_marker_finds_what_a_find_loop_finds(text, terms):
     from search_service.search.highlight import Marker
     from search_service.text.normalize import normalize
+
     norm = normalize(text)
     assert Marker(terms).matches(norm) == reference_matches(norm, terms)
 
 
 @hsettings(max_examples=300, deadline=None)
-@given(st.text(alphabet="医保卡密碼码锁鎖aA.(㎏𠀀", max_size=30),
-       st.lists(st.text(alphabet="医保卡密码锁a.(kg𠀀", min_size=3, max_size=5), min_size=1, max_size=4),
-       st.data())
+@given(
+    st.text(alphabet="医保卡密碼码锁鎖aA.(㎏𠀀", max_size=30),
+    st.lists(st.text(alphabet="医保卡密码锁a.(kg𠀀", min_size=3, max_size=5), min_size=1, max_size=4),
+    st.data(),
+)
 def test_marker_with_words_and_their_bigrams_finds_what_a_find_loop_finds(text, words, data):
     """As a query marks them: words, and all or some of their bigrams."""
     from search_service.search.highlight import Marker
     from search_service.text.normalize import normalize
-    bigrams = sorted({w[i:i + 2] for w in words for i in range(len(w) - 1)})
+
+    bigrams = sorted({w[i : i + 2] for w in words for i in range(len(w) - 1)})
     terms = words + data.draw(st.lists(st.sampled_from(bigrams), unique=True))
     if data.draw(st.booleans()):
         terms += bigrams
@@ -86,6 +94,7 @@ def test_marker_with_words_and_their_bigrams_finds_what_a_find_loop_finds(text, 
 def reference_render(text, matches, window=None):
     """Escape every piece, as html.escape would, with no shortcut."""
     import html
+
     start, end = (0, len(text)) if window is None else snippet_window(len(text), matches, window)
     out, pos = ["…"] if start > 0 else [], start
     for s, e in matches:

@@ -28,24 +28,33 @@ def test_too_many_doc_ids_and_filter_values_are_refused_with_the_limit():
     with pytest.raises(InvalidRequest, match="at most 64") as exc:
         SearchRequest.create(SETTINGS, q="医保卡", filter=[f"tags:t{i}" for i in range(65)])
     assert exc.value.code == "bad_filter"
-    assert SearchRequest.create(SETTINGS, q="医保卡", doc=[f"d{i}" for i in range(64)],
-                                filter=[f"tags:t{i}" for i in range(64)])
+    assert SearchRequest.create(
+        SETTINGS, q="医保卡", doc=[f"d{i}" for i in range(64)], filter=[f"tags:t{i}" for i in range(64)]
+    )
 
 
 def test_unknown_parameters_are_refused_naming_the_known_ones():
-    for make in (lambda: SearchRequest.create(SETTINGS, q="x", sise=10),
-                 lambda: SearchRequest.from_json(SETTINGS, {"q": "x", "filters": {"k": "v"}}),
-                 lambda: SearchRequest.from_query(SETTINGS, {"q": ["x"], "Size": ["3"]})):
+    for make in (
+        lambda: SearchRequest.create(SETTINGS, q="x", sise=10),
+        lambda: SearchRequest.from_json(SETTINGS, {"q": "x", "filters": {"k": "v"}}),
+        lambda: SearchRequest.from_query(SETTINGS, {"q": ["x"], "Size": ["3"]}),
+    ):
         with pytest.raises(InvalidRequest, match="the parameters are: q, size, page, doc, collapse, filter") as exc:
             make()
         assert exc.value.code == "unknown_parameter"
 
 
 def test_url_parameters_are_typed_like_json_ones():
-    assert SearchRequest.from_query(SETTINGS, {"q": ["x"], "size": ["3"], "filter": ["a:1", "b:2"], "doc": ["d"]}) \
-        == SearchRequest("x", 3, 1, ("d",), (("a", "1"), ("b", "2")), None)
-    for args in ({"q": ["x"], "size": ["1.0"]}, {"q": ["x"], "size": ["true"]}, {"q": ["x"], "size": ["１０"]},
-                 {"q": ["x", "y"]}, {"q": ["x"], "page": ["1", "2"]}):
+    assert SearchRequest.from_query(
+        SETTINGS, {"q": ["x"], "size": ["3"], "filter": ["a:1", "b:2"], "doc": ["d"]}
+    ) == SearchRequest("x", 3, 1, ("d",), (("a", "1"), ("b", "2")), None)
+    for args in (
+        {"q": ["x"], "size": ["1.0"]},
+        {"q": ["x"], "size": ["true"]},
+        {"q": ["x"], "size": ["１０"]},
+        {"q": ["x", "y"]},
+        {"q": ["x"], "page": ["1", "2"]},
+    ):
         with pytest.raises(InvalidRequest) as exc:
             SearchRequest.from_query(SETTINGS, args)
         assert exc.value.code == "bad_parameter", args

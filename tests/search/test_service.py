@@ -1,15 +1,16 @@
 import re
+
 import pytest
 
-from tests.helpers import SIMPLIFIED_SEED, TRADITIONAL_SEED, jsonl, write_corpus
 from search_service.errors import InvalidRequest
-from search_service.search.highlight import Marker, merge_spans, render
 from search_service.ingest.reindex import build_index
-from search_service.text.normalize import normalize
 from search_service.search.cache import ResultCache, result_bytes
+from search_service.search.highlight import Marker, merge_spans, render
 from search_service.search.request import SearchRequest
 from search_service.search.results import Hit, SearchResult
 from search_service.search.service import SearchService
+from search_service.text.normalize import normalize
+from tests.helpers import SIMPLIFIED_SEED, TRADITIONAL_SEED, jsonl, write_corpus
 
 
 def marked(hit):
@@ -50,9 +51,11 @@ def test_a_question_does_not_need_every_word(search):
 
 def test_passages_matching_more_of_the_query_rank_higher(search):
     hits = search("社保卡 激活 定点药店", size=20).hits
+
     def coverage(h):
         n = normalize(h.text).text
         return sum(w in n for w in ["社保卡", "激活", "定点", "药店"])
+
     assert coverage(hits[0]) >= max(coverage(h) for h in hits[5:])
 
 
@@ -88,19 +91,49 @@ def test_query_syntax_never_errors(search):
 
 
 def test_validation(seed_settings):
-    for kwargs in [{"q": ""}, {"q": "  "}, {"q": None}, {"q": "x" * 257}, {"q": "x", "size": 0},
-                   {"q": "x", "size": 101}, {"q": "x", "size": "ten"}, {"q": "x", "page": 0},
-                   {"q": "x", "page": 1001}, {"q": "x", "collapse": "yes"},
-                   {"q": "x", "filter": ["bad key:v"]}, {"q": 5}, {"q": "x", "filters": ["k:v"]},
-                   {"q": "x", "filter": 0}, {"q": "x", "filter": ["k", "v"]}, {"q": "x", "sise": 10}]:
+    for kwargs in [
+        {"q": ""},
+        {"q": "  "},
+        {"q": None},
+        {"q": "x" * 257},
+        {"q": "x", "size": 0},
+        {"q": "x", "size": 101},
+        {"q": "x", "size": "ten"},
+        {"q": "x", "page": 0},
+        {"q": "x", "page": 1001},
+        {"q": "x", "collapse": "yes"},
+        {"q": "x", "filter": ["bad key:v"]},
+        {"q": 5},
+        {"q": "x", "filters": ["k:v"]},
+        {"q": "x", "filter": 0},
+        {"q": "x", "filter": ["k", "v"]},
+        {"q": "x", "sise": 10},
+    ]:
         with pytest.raises(InvalidRequest):
             SearchRequest.create(seed_settings, **kwargs)
 
 
 def test_metadata_filters(tmp_path, make_settings):
-    corpus = write_corpus(tmp_path / "corpus", {"faq.jsonl": jsonl(
-        {"id": "f1", "title": "医保卡挂失", "text": "医保卡丢了要先挂失再补办。", "category": "faq", "tags": ["医保", "挂失"]},
-        {"id": "r1", "title": "医保条例", "text": "医保卡由人力资源和社会保障部门统一发放。", "category": "regulation"})})
+    corpus = write_corpus(
+        tmp_path / "corpus",
+        {
+            "faq.jsonl": jsonl(
+                {
+                    "id": "f1",
+                    "title": "医保卡挂失",
+                    "text": "医保卡丢了要先挂失再补办。",
+                    "category": "faq",
+                    "tags": ["医保", "挂失"],
+                },
+                {
+                    "id": "r1",
+                    "title": "医保条例",
+                    "text": "医保卡由人力资源和社会保障部门统一发放。",
+                    "category": "regulation",
+                },
+            )
+        },
+    )
     settings = make_settings(corpus=corpus)
     build_index(settings)
     service = SearchService(settings)
@@ -112,7 +145,9 @@ def test_metadata_filters(tmp_path, make_settings):
     assert both.total == 2
     # Values are normalized like text: traditional script, full width and case find the indexed value.
     for value in ("tags:掛失", "category:FAQ", "category:ｆａｑ"):
-        assert [h.doc_id for h in service.search(SearchRequest.create(settings, q="医保卡", filter=[value])).hits] == ["f1"]
+        assert [h.doc_id for h in service.search(SearchRequest.create(settings, q="医保卡", filter=[value])).hits] == [
+            "f1"
+        ]
     assert service.stats()["filter_keys"] == ["category", "tags"]
     with pytest.raises(InvalidRequest, match="the keys are: category, tags") as exc:
         service.search(SearchRequest.create(settings, q="医保卡", filter=["catgory:faq"]))
@@ -121,9 +156,16 @@ def test_metadata_filters(tmp_path, make_settings):
 
 def test_fields_no_passage_has_are_not_scored(tmp_path, make_settings):
     """Without titles or headings, a query scores only body and gram terms, and ranks the same."""
-    corpus = write_corpus(tmp_path / "corpus", {"faq.jsonl": jsonl(
-        {"id": "a", "text": "医保卡丢了要先挂失再补办。"}, {"id": "b", "text": "医保卡密码忘了可以重置。"},
-        {"id": "c", "text": "社保卡在银行网点激活。"})})
+    corpus = write_corpus(
+        tmp_path / "corpus",
+        {
+            "faq.jsonl": jsonl(
+                {"id": "a", "text": "医保卡丢了要先挂失再补办。"},
+                {"id": "b", "text": "医保卡密码忘了可以重置。"},
+                {"id": "c", "text": "社保卡在银行网点激活。"},
+            )
+        },
+    )
     settings = make_settings(corpus=corpus)
     build_index(settings)
     service = SearchService(settings)
@@ -154,12 +196,19 @@ def test_highlight_is_escaped_and_cut_to_a_window():
     assert html.startswith("…") and html.endswith("…")
     assert "<mark>医保卡</mark>" in html and "<b>" not in html
     assert len(html.replace("<mark>", "").replace("</mark>", "")) <= 62
-    assert render("<i>医保卡</i>", Marker(["医保卡"]).matches(normalize("<i>医保卡</i>"))) == "&lt;i&gt;<mark>医保卡</mark>&lt;/i&gt;"
+    assert (
+        render("<i>医保卡</i>", Marker(["医保卡"]).matches(normalize("<i>医保卡</i>")))
+        == "&lt;i&gt;<mark>医保卡</mark>&lt;/i&gt;"
+    )
 
 
 def test_analyze_gives_each_part_its_document_frequency(tmp_path, make_settings):
     """Gram parts too: their postings are in the ranking postings, not in Whoosh's term table."""
-    docs = {"a.txt": "医保卡\n医保卡密码怎么重置。", "b.txt": "医保\n医保报销比例。", "c.txt": "银行\n银行网点营业时间。"}
+    docs = {
+        "a.txt": "医保卡\n医保卡密码怎么重置。",
+        "b.txt": "医保\n医保报销比例。",
+        "c.txt": "银行\n银行网点营业时间。",
+    }
     settings = make_settings(corpus=write_corpus(tmp_path / "corpus", docs))
     build_index(settings)
     described = SearchService(settings).analyze("医保卡")["query"].split("; ")
@@ -185,6 +234,7 @@ def test_synonyms_expand_queries(tmp_path, make_settings):
 
 def test_the_json_body_is_what_asdict_gives(search):
     import dataclasses
+
     result = search("医保卡被锁了怎么解锁", size=5)
     assert result.hits and result.as_dict() == dataclasses.asdict(result)
 
@@ -192,18 +242,22 @@ def test_the_json_body_is_what_asdict_gives(search):
 def test_highlights_from_the_stored_normalization_equal_query_time_normalization(tmp_path, make_settings):
     from search_service.search.highlight import Marker
 
-    corpus = write_corpus(tmp_path / "corpus", {
-        "simplified.txt": "医保卡密码忘了怎么办\n忘记医保卡密码可以带上身份证到社保中心办理密码重置。",
-        "traditional.txt": "醫保卡密碼忘了怎麼辦\n忘記醫保卡密碼可以帶上身份證到社保中心辦理密碼重置。",
-        # NFKC changes the length here (㎏ -> kg), so no character-for-character map
-        "folded.txt": "医保卡密码重置须知\n办理密码重置时请带上身份证，行李限重20㎏，ＡＢＣ窗口。",
-    })
+    corpus = write_corpus(
+        tmp_path / "corpus",
+        {
+            "simplified.txt": "医保卡密码忘了怎么办\n忘记医保卡密码可以带上身份证到社保中心办理密码重置。",
+            "traditional.txt": "醫保卡密碼忘了怎麼辦\n忘記醫保卡密碼可以帶上身份證到社保中心辦理密碼重置。",
+            # NFKC changes the length here (㎏ -> kg), so no character-for-character map
+            "folded.txt": "医保卡密码重置须知\n办理密码重置时请带上身份证，行李限重20㎏，ＡＢＣ窗口。",
+        },
+    )
     settings = make_settings(corpus=corpus)
     build_index(settings)
     service = SearchService(settings)
     version = service.current()
-    stored = {d: f.get("normalized") for d in ("simplified", "traditional", "folded")
-              for f in version.index.document(d)[0]}
+    stored = {
+        d: f.get("normalized") for d in ("simplified", "traditional", "folded") for f in version.index.document(d)[0]
+    }
     assert stored["simplified"] is None  # already normalized: nothing stored
     assert stored["traditional"] == "忘记医保卡密码可以带上身份证到社保中心办理密码重置。"
     assert stored["folded"] == ""  # normalized again at query time
@@ -218,7 +272,9 @@ def test_highlights_from_the_stored_normalization_equal_query_time_normalization
 
 
 def test_repeated_requests_are_answered_from_the_result_cache_of_their_version(tmp_path, make_settings, monkeypatch):
-    corpus = write_corpus(tmp_path / "corpus", {"a.txt": "医保卡密码忘了怎么办\n带上身份证和医保卡到社保中心办理密码重置。"})
+    corpus = write_corpus(
+        tmp_path / "corpus", {"a.txt": "医保卡密码忘了怎么办\n带上身份证和医保卡到社保中心办理密码重置。"}
+    )
     settings = make_settings(corpus=corpus, reload_seconds=0)
     build_index(settings)
     service = SearchService(settings)
@@ -254,7 +310,28 @@ def test_repeated_requests_are_answered_from_the_result_cache_of_their_version(t
 
 def test_result_cache_is_bounded_by_what_results_hold():
     def hit(text: str) -> Hit:
-        return Hit(1, 1.0, "d#0", "d", "标题", "", text, text, [[0, 1]], "标题", [], "", [], "main", None, "d.txt", {}, 0, 0, len(text))
+        return Hit(
+            1,
+            1.0,
+            "d#0",
+            "d",
+            "标题",
+            "",
+            text,
+            text,
+            [[0, 1]],
+            "标题",
+            [],
+            "",
+            [],
+            "main",
+            None,
+            "d.txt",
+            {},
+            0,
+            0,
+            len(text),
+        )
 
     def result(*hits: Hit) -> SearchResult:
         return SearchResult("q", len(hits), 1, 10, 1, 0.0, list(hits), "v1")
@@ -277,6 +354,7 @@ def test_result_cache_is_bounded_by_what_results_hold():
     assert cache.used == 3 * result_bytes(small)
     assert ResultCache(0).get(request("a")) is None  # 0: off
 
+
 def test_every_hit_of_a_title_match_shows_why(search):
     """医保卡 ranks every passage of both seeds (their titles hold it); each hit
     marks it somewhere: in its text, or else in its title or heading."""
@@ -284,8 +362,10 @@ def test_every_hit_of_a_title_match_shows_why(search):
     assert result.total == len(result.hits) == 53
     for hit in result.hits:
         assert hit.matches or hit.title_matches or hit.heading_matches, hit.passage_id
-        for text, matches, html in ((hit.title, hit.title_matches, hit.title_highlight),
-                                    (hit.heading, hit.heading_matches, hit.heading_highlight)):
+        for text, matches, html in (
+            (hit.title, hit.title_matches, hit.title_highlight),
+            (hit.heading, hit.heading_matches, hit.heading_highlight),
+        ):
             assert all(re.fullmatch("(医保卡|医保)+", normalize(text[s:e]).text) for s, e in matches)
             assert html.count("<mark>") == len(matches)
     title_only = [h for h in result.hits if not h.matches]
@@ -296,7 +376,7 @@ def test_marks_are_the_query_words_not_fragments_of_other_words(search):
     # 保卡 is a bigram of 医保卡 (it ranks 社保卡 passages) but never marked on its own.
     for hit in search("医保卡", size=100).hits:
         for s, e in hit.matches:  # touching marks are one: 医保卡医保卡
-            assert re.fullmatch("(医保卡|医保)+", normalize(hit.text[s:e]).text), hit.text[max(0, s - 2):e + 2]
+            assert re.fullmatch("(医保卡|医保)+", normalize(hit.text[s:e]).text), hit.text[max(0, s - 2) : e + 2]
     # A query that short marks what it is.
     assert any("保卡" in marked(h) for h in search("保卡", size=50).hits)
 
@@ -321,8 +401,7 @@ def _seed_phrases():
     its first 20 characters (or all of it) and the passage holding them. Page chrome (the splitter's UI
     lines, lines repeated across documents) and the title line are not passage text."""
     from search_service.ingest.corpus import CorpusReader
-    from search_service.ingest.passages import (PassageSplitter, is_boilerplate, is_heading, line_key,
-                                               repeated_lines)
+    from search_service.ingest.passages import PassageSplitter, is_boilerplate, is_heading, line_key, repeated_lines
     from tests.helpers import SEED_CORPUS
 
     report = CorpusReader(SEED_CORPUS, exclude=[SEED_CORPUS / "userdict.txt", SEED_CORPUS / "synonyms.txt"]).read()
@@ -345,7 +424,7 @@ def _seed_phrases():
             for m in re.finditer(r"[^。！？!?]{12,}", line):
                 s = start + m.start() + (len(m.group()) - len(m.group().lstrip()))
                 n = min(20, len(m.group().strip()))  # the sentence's first 20 characters, or all of it
-                phrase = doc.text[s:s + n]
+                phrase = doc.text[s : s + n]
                 if not phrase.strip() or "\n" in phrase:
                     continue
                 holder = [p for p in passages if p.start <= s and s + n <= p.end]  # a passage is a slice
@@ -376,17 +455,22 @@ def test_every_sentence_of_both_seeds_is_findable(search):
 def test_the_related_articles_answer_too(search):
     for q in ("96102", "12333", "APP密码"):
         hits = search(q, size=20).hits
-        assert any(h.doc_id == SIMPLIFIED_SEED and h.section == "related" and q.lower() in h.text.lower()
-                   for h in hits), q
+        assert any(
+            h.doc_id == SIMPLIFIED_SEED and h.section == "related" and q.lower() in h.text.lower() for h in hits
+        ), q
     assert [h.doc_id for h in search("96102").hits] == [SIMPLIFIED_SEED]
 
 
 def test_related_articles_rank_below_the_same_words_in_main_text(tmp_path, engine_settings):
     """The same sentence in one page's own text and in another page's related list."""
     sentence = "社保卡丢失后应当先拨打服务热线挂失，再到网点补办新卡。"
-    corpus = write_corpus(tmp_path / "corpus", {
-        "a.txt": f"社保卡挂失\n{sentence}\n其他内容，讲别的事情。",
-        "b.txt": f"医保卡密码\n重置密码要带身份证到银行网点办理。\n相关文章\n• 社保卡丢了怎么办\n{sentence}"})
+    corpus = write_corpus(
+        tmp_path / "corpus",
+        {
+            "a.txt": f"社保卡挂失\n{sentence}\n其他内容，讲别的事情。",
+            "b.txt": f"医保卡密码\n重置密码要带身份证到银行网点办理。\n相关文章\n• 社保卡丢了怎么办\n{sentence}",
+        },
+    )
     settings = engine_settings(corpus)
     build_index(settings)
     hits = SearchService(settings).search(SearchRequest.create(settings, q="丢失后拨打服务热线挂失")).hits

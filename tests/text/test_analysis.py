@@ -1,4 +1,6 @@
-from hypothesis import given, settings as hsettings, strategies as st
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from search_service.text.analysis import AnalysisConfig, get_analysis, gram_text, precise
 
@@ -37,7 +39,7 @@ def test_alphanumeric_runs_stay_whole_and_punctuation_is_dropped():
 def test_stopwords_are_dropped_but_positions_advance():
     toks = words("医保卡的密码")
     assert "的" not in [t[0] for t in toks]
-    assert dict((t[0], t[3]) for t in toks)["密码"] == 2
+    assert {t[0]: t[3] for t in toks}["密码"] == 2
 
 
 def test_grams_are_cjk_unigrams_and_bigrams_with_original_offsets():
@@ -52,7 +54,9 @@ def test_trace_shows_every_stage():
     assert [t["term"] for t in trace["stopwords"]] == ["的"]
 
 
-query_text = st.text(alphabet=st.sampled_from("医保卡密码忘了怎么办醫保卡密碼鎖住解锁银行12333app ，。？!\"-+:"), max_size=30)
+query_text = st.text(
+    alphabet=st.sampled_from('医保卡密码忘了怎么办醫保卡密碼鎖住解锁银行12333app ，。？!"-+:'), max_size=30
+)
 
 
 @hsettings(max_examples=200, deadline=None)
@@ -74,12 +78,19 @@ def test_every_term_maps_to_a_span_inside_the_original(text):
 @given(st.text(alphabet=st.sampled_from(list("醫保卡密码锁住銀行12333abc，。 \u0301㎏𠀀")), max_size=40))
 def test_gram_counts_count_the_grams(text):
     from collections import Counter
+
     assert ANALYSIS.gram_counts(text) == Counter(t.text for t in ANALYSIS.grams(text))
 
 
 @hsettings(max_examples=300, deadline=None)
-@given(st.text(alphabet=st.sampled_from(list("醫保卡密码锁住銀行12333abc，。 \u0301㎏𠀀\u4dbf\u4e00\u9fff\ufaff\U0003134f\U00031350")),
-               max_size=40))
+@given(
+    st.text(
+        alphabet=st.sampled_from(
+            list("醫保卡密码锁住銀行12333abc，。 \u0301㎏𠀀\u4dbf\u4e00\u9fff\ufaff\U0003134f\U00031350")
+        ),
+        max_size=40,
+    )
+)
 def test_gram_keys_count_the_same_grams_as_gram_counts(text):
     """The indexer counts grams as integer keys; they must be exactly the grams, edges of the CJK ranges included."""
     keys, counts = ANALYSIS.gram_key_counts(text)

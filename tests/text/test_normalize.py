@@ -1,4 +1,6 @@
-from hypothesis import given, settings as hsettings, strategies as st
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from search_service.text.normalize import fold, normalize
 
@@ -62,7 +64,7 @@ def test_every_normalized_char_comes_from_its_span(text):
     """Folding its original span reproduces the character (t2s is length-preserving)."""
     n = normalize(text, "t2s")
     for i, ch in enumerate(n.text):
-        source = text[n.starts[i]:n.ends[i]]
+        source = text[n.starts[i] : n.ends[i]]
         assert ch in normalize(source, "t2s").text or ch in fold(source)[0]
 
 
@@ -76,6 +78,7 @@ def test_normalization_is_idempotent_on_cjk_and_ascii(text):
 def reference_fold(text):
     """The obvious per-cluster loop that the fast path in fold() must agree with."""
     import unicodedata
+
     out, starts, ends, i = [], [], [], 0
     while i < len(text):
         j = i + 1
@@ -83,7 +86,9 @@ def reference_fold(text):
             j += 1
         piece = text[i:j]
         folded = unicodedata.normalize("NFKC", piece).lower()
-        folded = "".join("\ufffd" if "\ud800" <= c <= "\udfff" else unicodedata.normalize("NFKC", c).lower() for c in folded)
+        folded = "".join(
+            "\ufffd" if "\ud800" <= c <= "\udfff" else unicodedata.normalize("NFKC", c).lower() for c in folded
+        )
         out.append(folded)
         starts += [i] * len(folded)
         ends += [j] * len(folded)
@@ -103,6 +108,6 @@ def test_per_character_caches_are_bounded_whatever_clients_send():
 
     rare = "".join(chr(c) for c in range(0x20000, 0x20000 + 20_000))  # 20,000 distinct CJK extension B characters
     for start in range(0, len(rare), 256):
-        normalize(rare[start:start + 256])
+        normalize(rare[start : start + 256])
     assert module._is_combining.cache_info().currsize <= 4096
     assert module._fold_char.cache_info().currsize <= 4096

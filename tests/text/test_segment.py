@@ -5,14 +5,16 @@ from __future__ import annotations
 import sys
 
 import pytest
-from hypothesis import given, settings as hsettings, strategies as st
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
-from tests.helpers import SEED_CORPUS, write_corpus
-from search_service.text.analysis import AnalysisConfig, get_analysis
 from search_service.errors import IndexUnavailable
 from search_service.ingest.reindex import build_index
 from search_service.search.request import SearchRequest
 from search_service.search.service import SearchService
+from search_service.text.analysis import AnalysisConfig, get_analysis
+from tests.helpers import SEED_CORPUS, write_corpus
 
 USERDICT = ("医保卡 2000 n", "社保卡 2000 n")
 JIEBA = get_analysis(AnalysisConfig(segmenter="jieba", userdict=USERDICT))
@@ -46,12 +48,14 @@ def test_rjieba_applies_the_user_dictionary_like_jieba():
 def test_rjieba_offsets_point_into_the_original(text):
     for t in RJIEBA.words(text):
         assert 0 <= t.start < t.end <= len(text)
-        assert RJIEBA.normalize(text[t.start:t.end]).text.find(t.text) != -1 or t.text in RJIEBA.normalize(text).text
+        assert RJIEBA.normalize(text[t.start : t.end]).text.find(t.text) != -1 or t.text in RJIEBA.normalize(text).text
 
 
 def test_queries_use_the_engine_that_built_the_index(tmp_path, make_settings):
-    corpus = write_corpus(tmp_path / "corpus", {f: (SEED_CORPUS / f).read_text("utf-8")
-                                                for f in ("000_0cfe50795da03c63.txt", "001_965e0e36aae651b5.txt")})
+    corpus = write_corpus(
+        tmp_path / "corpus",
+        {f: (SEED_CORPUS / f).read_text("utf-8") for f in ("000_0cfe50795da03c63.txt", "001_965e0e36aae651b5.txt")},
+    )
     build_index(make_settings(corpus=corpus, segmenter="rjieba"))
     serving = make_settings(corpus=corpus)  # the server's own setting says jieba
     assert serving.segmenter == "jieba"
@@ -69,6 +73,7 @@ def test_an_rjieba_index_without_rjieba_is_unavailable_with_the_reason(tmp_path,
     build_index(settings)
     monkeypatch.setitem(sys.modules, "rjieba", None)  # as if not installed
     from search_service.text import analysis, segment
+
     analysis.get_analysis.cache_clear()
     segment.get_segmenter.cache_clear()
     try:
@@ -81,6 +86,7 @@ def test_an_rjieba_index_without_rjieba_is_unavailable_with_the_reason(tmp_path,
 
 def test_jiebas_dictionary_cache_loads_as_jieba_loads_it_and_a_broken_one_is_rebuilt(tmp_path):
     from search_service.text.segment import Segmenter
+
     built = Segmenter(cache_dir=tmp_path)  # no cache yet: jieba builds the dictionary and writes one
     built.initialize()
     cache = tmp_path / "jieba.cache"
@@ -98,9 +104,11 @@ def test_jieba_is_imported_without_pkg_resources_and_still_reads_its_data():
     """jieba imports pkg_resources (0.11 s) only to open its data files; we import it without."""
     import subprocess
 
-    code = ("import sys; from search_service.text.segment import _import_jieba; jieba = _import_jieba(); "
-            "assert 'pkg_resources' not in sys.modules; "
-            "assert jieba._compat.get_module_res('dict.txt').readline().split()[0] == b'AT&T'; "
-            "print(' '.join(jieba.lcut('医保卡密码忘了怎么办')))")
+    code = (
+        "import sys; from search_service.text.segment import _import_jieba; jieba = _import_jieba(); "
+        "assert 'pkg_resources' not in sys.modules; "
+        "assert jieba._compat.get_module_res('dict.txt').readline().split()[0] == b'AT&T'; "
+        "print(' '.join(jieba.lcut('医保卡密码忘了怎么办')))"
+    )
     out = subprocess.run([sys.executable, "-W", "error", "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["医保卡", "密码", "忘", "了", "怎么办"]

@@ -1,4 +1,5 @@
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from search_service.text.syntax import Clause, parse_query
 
@@ -9,7 +10,10 @@ def test_plain_words():
 
 def test_operators():
     assert parse_query('"医保卡 密码" -银行 +解锁') == [
-        Clause("医保卡 密码", "phrase"), Clause("银行", "text", "must_not"), Clause("解锁", "text", "must")]
+        Clause("医保卡 密码", "phrase"),
+        Clause("银行", "text", "must_not"),
+        Clause("解锁", "text", "must"),
+    ]
 
 
 def test_full_width_quotes_make_a_phrase():

@@ -20,8 +20,22 @@ def start_server(index_dir: Path, log: Path, workers: int = 2, **env_extra: str)
     env = dict(os.environ, PYTHONPATH=str(ROOT), SEARCH_RELOAD_SECONDS="0.5", **env_extra)
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "search_service.cli", "serve", "--index", str(index_dir), "--port", str(port),
-             "--workers", str(workers)], env=env, stdout=out, stderr=subprocess.STDOUT)
+            [
+                sys.executable,
+                "-m",
+                "search_service.cli",
+                "serve",
+                "--index",
+                str(index_dir),
+                "--port",
+                str(port),
+                "--workers",
+                str(workers),
+            ],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     return proc, f"http://127.0.0.1:{port}"
 
 

@@ -2,22 +2,42 @@ import json
 
 import jsonschema
 import pytest
-from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 from openapi_spec_validator import validate
 
-from tests.helpers import SIMPLIFIED_SEED, TRADITIONAL_SEED, assert_error
 from search_service.web.app import create_app
+from tests.helpers import SIMPLIFIED_SEED, TRADITIONAL_SEED, assert_error
 
-HIT_KEYS = {"rank", "score", "passage_id", "doc_id", "title", "heading", "text", "highlight", "matches",
-            "title_highlight", "title_matches", "heading_highlight", "heading_matches", "section", "page",
-            "source", "metadata", "ordinal", "start", "end"}
+HIT_KEYS = {
+    "rank",
+    "score",
+    "passage_id",
+    "doc_id",
+    "title",
+    "heading",
+    "text",
+    "highlight",
+    "matches",
+    "title_highlight",
+    "title_matches",
+    "heading_highlight",
+    "heading_matches",
+    "section",
+    "page",
+    "source",
+    "metadata",
+    "ordinal",
+    "start",
+    "end",
+}
 
 
 def conforms(client, response, schema_name):
     doc = client.get("/openapi.json").get_json()
     schema = {"$ref": f"#/components/schemas/{schema_name}", "components": doc["components"]}
     jsonschema.Draft202012Validator(schema).validate(response.get_json())
-
 
 
 def test_search_shape_and_cross_script_highlight(client):
@@ -65,7 +85,9 @@ def test_documents_passages_analyze_health_stats(client):
     trace = r.get_json()
     assert trace["normalized"] == "医保卡密码"
     assert [(w["term"], w["original"], w["start"], w["end"]) for w in trace["words"]][:2] == [
-        ("医保", "醫保", 0, 2), ("医保卡", "醫保卡", 0, 3)]
+        ("医保", "醫保", 0, 2),
+        ("医保卡", "醫保卡", 0, 3),
+    ]
     assert trace["synonyms"]["医保卡"]
     conforms(client, r, "AnalyzeTrace")
     r = client.get("/health")
@@ -79,8 +101,11 @@ def test_documents_passages_analyze_health_stats(client):
 def test_openapi_validates_and_matches_the_routes(client, seed_app):
     doc = client.get("/openapi.json").get_json()
     validate(doc)
-    routes = {rule.rule.replace("<path:", "{").replace(">", "}") for rule in seed_app.url_map.iter_rules()
-              if rule.endpoint != "static"}
+    routes = {
+        rule.rule.replace("<path:", "{").replace(">", "}")
+        for rule in seed_app.url_map.iter_rules()
+        if rule.endpoint != "static"
+    }
     assert routes == set(doc["paths"])
     for rule in seed_app.url_map.iter_rules():
         path = rule.rule.replace("<path:", "{").replace(">", "}")
@@ -132,8 +157,11 @@ hostile = st.one_of(
 
 
 @hsettings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(q=hostile, size=st.one_of(st.none(), st.integers(-5, 200), st.text(max_size=5)),
-       page=st.one_of(st.none(), st.integers(-5, 50), st.text(max_size=5)))
+@given(
+    q=hostile,
+    size=st.one_of(st.none(), st.integers(-5, 200), st.text(max_size=5)),
+    page=st.one_of(st.none(), st.integers(-5, 50), st.text(max_size=5)),
+)
 def test_hostile_queries_never_produce_a_5xx(client, q, size, page):
     params = {"q": q}
     if size is not None:
@@ -154,9 +182,11 @@ def test_lone_surrogates_in_json_are_not_a_500(client):
     assert r.status_code == 200
 
 
-json_values = st.recursive(st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.floats(allow_nan=False)
-                           | st.text(max_size=30), lambda inner: st.lists(inner, max_size=3)
-                           | st.dictionaries(st.text(max_size=8), inner, max_size=3), max_leaves=6)
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(10**6), 10**6) | st.floats(allow_nan=False) | st.text(max_size=30),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=6,
+)
 param_text = st.text(max_size=40) | st.sampled_from(["", "doc", "none", "10", "-1", "0", "1e3", "category:faq"])
 
 
@@ -165,7 +195,9 @@ def schemas(seed_app):
     doc = seed_app.test_client().get("/openapi.json").get_json()
 
     def validator(name):
-        return jsonschema.Draft202012Validator({"$ref": f"#/components/schemas/{name}", "components": doc["components"]})
+        return jsonschema.Draft202012Validator(
+            {"$ref": f"#/components/schemas/{name}", "components": doc["components"]}
+        )
 
     return {name: validator(name) for name in ["SearchResult", "Error", "Document", "Passage", "AnalyzeTrace"]}
 
@@ -177,17 +209,29 @@ def check(response, schemas, ok_schema):
 
 
 @hsettings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(q=hostile, size=param_text, page=param_text, doc=st.lists(param_text, max_size=3),
-       collapse=param_text, filters=st.lists(param_text, max_size=3))
-def test_every_get_parameter_fuzzed_matches_its_documented_shape(client, schemas, q, size, page, doc, collapse, filters):
-    r = client.get("/search", query_string={"q": q, "size": size, "page": page, "doc": doc, "collapse": collapse,
-                                            "filter": filters})
+@given(
+    q=hostile,
+    size=param_text,
+    page=param_text,
+    doc=st.lists(param_text, max_size=3),
+    collapse=param_text,
+    filters=st.lists(param_text, max_size=3),
+)
+def test_every_get_parameter_fuzzed_matches_its_documented_shape(
+    client, schemas, q, size, page, doc, collapse, filters
+):
+    r = client.get(
+        "/search",
+        query_string={"q": q, "size": size, "page": page, "doc": doc, "collapse": collapse, "filter": filters},
+    )
     check(r, schemas, "SearchResult")
 
 
 @hsettings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(body=st.dictionaries(st.sampled_from(["q", "size", "page", "doc", "collapse", "filter", "x"]), json_values)
-       | json_values)
+@given(
+    body=st.dictionaries(st.sampled_from(["q", "size", "page", "doc", "collapse", "filter", "x"]), json_values)
+    | json_values
+)
 def test_every_post_body_fuzzed_matches_its_documented_shape(client, schemas, body):
     check(client.post("/search", json=body), schemas, "SearchResult")
 
@@ -207,7 +251,7 @@ def test_json_bodies_are_utf8_in_key_order_and_never_fail_to_encode(seed_app):
 
     with seed_app.app_context():
         body = jsonify({"query": "醫保卡", "score": 1.5, "hits": [], "none": None}).get_data()
-        assert body == '{"query":"醫保卡","score":1.5,"hits":[],"none":null}\n'.encode("utf-8")
+        assert body == '{"query":"醫保卡","score":1.5,"hits":[],"none":null}\n'.encode()
         # orjson refuses a lone surrogate; the standard encoder escapes it instead of failing.
         fallback = jsonify({"q": "\ud800卡"}).get_data()
         assert fallback == b'{"q":"\\ud800\\u5361"}\n' and json.loads(fallback) == {"q": "\ud800卡"}
@@ -219,13 +263,14 @@ def test_a_deeply_nested_json_body_is_malformed_not_a_500(client):
     assert_error(response, 400, "malformed_json")
 
 
-
 def test_documents_are_paged(client):
     whole = client.get(f"/documents/{TRADITIONAL_SEED}").get_json()
     total = whole["total_passages"]
     assert total == len(whole["passages"]) > 6 and (whole["start"], whole["size"]) == (0, 100)
-    pages = [client.get(f"/documents/{TRADITIONAL_SEED}", query_string={"from": start, "size": 4}).get_json()
-             for start in range(0, total, 4)]
+    pages = [
+        client.get(f"/documents/{TRADITIONAL_SEED}", query_string={"from": start, "size": 4}).get_json()
+        for start in range(0, total, 4)
+    ]
     assert all(p["total_passages"] == total for p in pages)
     assert [q["passage_id"] for p in pages for q in p["passages"]] == [q["passage_id"] for q in whole["passages"]]
     beyond = client.get(f"/documents/{TRADITIONAL_SEED}", query_string={"from": total + 5}).get_json()
@@ -275,8 +320,11 @@ def test_metrics(client):
     r = client.get("/metrics")
     assert r.status_code == 200 and r.mimetype == "text/plain"
     text = r.get_data(as_text=True)
-    samples = {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if line and not line.startswith("#")}
+    samples = {
+        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line and not line.startswith("#")
+    }
     assert samples['search_http_requests_total{method="GET",route="/search",status="200"}'] >= 2
     assert samples['search_http_requests_total{method="GET",route="/search",status="400"}'] >= 1
     assert samples['search_http_request_duration_seconds_count{route="/search"}'] >= 3

@@ -15,11 +15,9 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.helpers import SEED_CORPUS
 from search_service.ingest.reindex import build_index
 from search_service.settings import Settings
-from tests.helpers import on_engine
-from tests.helpers import engine_env
+from tests.helpers import SEED_CORPUS, engine_env, on_engine
 from tests.web.servers import start_server, stop_server, wait_ready
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
@@ -50,9 +48,19 @@ def browser(tmp_path_factory):
         pytest.fail("Debian's chromium and chromium-driver are required: bash scripts/run.sh test installs them")
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for flag in ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--window-size=420,900", f"--user-data-dir={tmp_path_factory.mktemp('chrome-profile')}"]:
+    for flag in [
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=420,900",
+        f"--user-data-dir={tmp_path_factory.mktemp('chrome-profile')}",
+    ]:
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     driver.set_page_load_timeout(30)
@@ -62,7 +70,7 @@ def browser(tmp_path_factory):
 
 def no_alert(driver) -> bool:
     try:
-        driver.switch_to.alert
+        _ = driver.switch_to.alert
     except NoAlertPresentException:
         return True
     return False
@@ -138,8 +146,9 @@ def test_grouping_by_document_and_pages_past_the_last(site, browser):
 def test_with_api_keys_the_page_says_a_key_is_needed_unless_public(whoosh_seed_settings, browser, tmp_path):
     for public in ("false", "true"):
         log = tmp_path / f"server-{public}.log"
-        proc, url = start_server(Path(whoosh_seed_settings.index_dir), log, SEARCH_API_KEYS="k",
-                                 SEARCH_PUBLIC_PAGE=public)
+        proc, url = start_server(
+            Path(whoosh_seed_settings.index_dir), log, SEARCH_API_KEYS="k", SEARCH_PUBLIC_PAGE=public
+        )
         try:
             wait_ready(proc, url, log, headers={"X-API-Key": "k"})
             browser.get(url + "/?q=医保卡")

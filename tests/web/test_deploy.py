@@ -27,14 +27,21 @@ def nginx_config(tmp: Path, app_port: int, proxy_port: int) -> Path:
     """deploy/nginx.conf as shipped, on these ports, inside a main config of its own files."""
     site = (ROOT / "deploy" / "nginx.conf").read_text("utf-8")
     assert "127.0.0.1:8000" in site and "listen 127.0.0.1:8080" in site
-    (tmp / "site.conf").write_text(site.replace("127.0.0.1:8000", f"127.0.0.1:{app_port}")
-                                   .replace("listen 127.0.0.1:8080", f"listen 127.0.0.1:{proxy_port}"), "utf-8")
+    (tmp / "site.conf").write_text(
+        site.replace("127.0.0.1:8000", f"127.0.0.1:{app_port}").replace(
+            "listen 127.0.0.1:8080", f"listen 127.0.0.1:{proxy_port}"
+        ),
+        "utf-8",
+    )
     temp = "".join(f"{kind}_temp_path {tmp}/{kind};\n" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
     user = "user root;\n" if os.geteuid() == 0 else ""  # its workers write their temp files in tmp
     main = tmp / "nginx.conf"
-    main.write_text(f"{user}daemon off;\nworker_processes 1;\npid {tmp}/nginx.pid;\nerror_log {tmp}/error.log;\n"
-                    f"events {{ worker_connections 64; }}\nhttp {{\naccess_log {tmp}/access.log;\n{temp}"
-                    f"include {tmp}/site.conf;\n}}\n", "utf-8")
+    main.write_text(
+        f"{user}daemon off;\nworker_processes 1;\npid {tmp}/nginx.pid;\nerror_log {tmp}/error.log;\n"
+        f"events {{ worker_connections 64; }}\nhttp {{\naccess_log {tmp}/access.log;\n{temp}"
+        f"include {tmp}/site.conf;\n}}\n",
+        "utf-8",
+    )
     return main
 
 
@@ -54,15 +61,19 @@ def proxied(whoosh_seed_settings, tmp_path):
     if not Path(NGINX).exists():
         pytest.fail("Debian's nginx is required: bash scripts/run.sh test installs it")
     log = tmp_path / "server.log"
-    app, app_url = start_server(Path(whoosh_seed_settings.index_dir), log, workers=1, SEARCH_TRUSTED_PROXIES="1",
-                                SEARCH_RATE_LIMIT="5/minute")
+    app, app_url = start_server(
+        Path(whoosh_seed_settings.index_dir), log, workers=1, SEARCH_TRUSTED_PROXIES="1", SEARCH_RATE_LIMIT="5/minute"
+    )
     proxy_port = free_port()
     nginx_dir = tmp_path / "nginx"
     nginx_dir.mkdir()
     config = nginx_config(nginx_dir, int(app_url.rsplit(":", 1)[1]), proxy_port)
     with open(nginx_dir / "stderr.log", "wb") as err:
-        nginx = subprocess.Popen([NGINX, "-p", str(nginx_dir), "-e", str(nginx_dir / "error.log"), "-c", str(config)],
-                                 stdout=subprocess.DEVNULL, stderr=err)
+        nginx = subprocess.Popen(
+            [NGINX, "-p", str(nginx_dir), "-e", str(nginx_dir / "error.log"), "-c", str(config)],
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
     try:
         wait_ready(app, app_url, log)
         url = f"http://127.0.0.1:{proxy_port}"
@@ -95,8 +106,12 @@ def test_search_and_the_page_through_nginx(proxied):
 def test_the_client_address_passes_through_for_logs_and_rate_limits(proxied):
     _, port, log = proxied
     # A client cannot choose its address: nginx replaces what it sends.
-    status, _ = from_address("127.0.0.2", port, "/search?q=%E5%8C%BB%E4%BF%9D%E5%8D%A1", **{"X-Request-ID": "via-nginx",
-                                                                     "X-Forwarded-For": "6.6.6.6"})
+    status, _ = from_address(
+        "127.0.0.2",
+        port,
+        "/search?q=%E5%8C%BB%E4%BF%9D%E5%8D%A1",
+        **{"X-Request-ID": "via-nginx", "X-Forwarded-For": "6.6.6.6"},
+    )
     assert status == 200
     for _ in range(50):
         lines = [json.loads(line) for line in log.read_text().splitlines() if '"via-nginx"' in line]
@@ -118,12 +133,22 @@ def test_the_systemd_unit_runs_the_service_as_documented():
     assert exec_start[0] == "/opt/search-service/.venv/bin/search-service" and exec_start[1] == "serve"
     # The options it passes are the serve command's own.
     command = [str(ROOT / ".venv" / "bin" / "search-service"), *exec_start[1:], "--help"]
-    assert subprocess.run(command, capture_output=True, text=True, timeout=60).returncode == 0
+    assert subprocess.run(command, capture_output=True, text=True, timeout=60, check=False).returncode == 0
     for setting in re.findall(r"^Environment=(SEARCH_[A-Z_]+)=", unit, re.M):
-        assert subprocess.run([command[0], "settings"], capture_output=True, text=True,
-                              timeout=60).stdout.count(setting) == 1, setting
+        assert (
+            subprocess.run(
+                [command[0], "settings"], capture_output=True, text=True, timeout=60, check=False
+            ).stdout.count(setting)
+            == 1
+        ), setting
     if shutil.which("systemd-analyze"):  # the unit's syntax, where systemd's tools are installed
-        checked = subprocess.run(["systemd-analyze", "verify", str(ROOT / "deploy" / "search-service.service")],
-                                 capture_output=True, text=True, timeout=60)
-        assert all("is not executable" in line or not line.strip() for line in checked.stderr.splitlines()), \
+        checked = subprocess.run(
+            ["systemd-analyze", "verify", str(ROOT / "deploy" / "search-service.service")],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert all("is not executable" in line or not line.strip() for line in checked.stderr.splitlines()), (
             checked.stderr
+        )

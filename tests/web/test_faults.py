@@ -6,12 +6,12 @@ import shutil
 import pytest
 from whoosh.filedb import filestore
 
-from tests.helpers import write_corpus
+from search_service.engine.whoosh.layout import IndexRoot
 from search_service.errors import BuildError, IndexUnavailable
 from search_service.ingest.reindex import build_index
 from search_service.search.request import SearchRequest
 from search_service.search.service import SearchService
-from search_service.engine.whoosh.layout import IndexRoot
+from tests.helpers import write_corpus
 
 DOC = "标题\n医保卡密码忘了可以带身份证到医保中心重置密码。"
 

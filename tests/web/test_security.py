@@ -4,9 +4,9 @@ import logging
 import pytest
 
 from search_service.errors import ConfigError
-from tests.helpers import TRADITIONAL_SEED, assert_error
 from search_service.settings import Settings
 from search_service.web.app import create_app
+from tests.helpers import TRADITIONAL_SEED, assert_error
 
 KEY = "s3cret-key-1"
 
@@ -19,13 +19,22 @@ def keyed(seed_settings, tmp_path):
 
 
 def test_api_keys_guard_every_endpoint_but_health(keyed):
-    for path in ["/search?q=医保卡", "/documents/x", "/analyze?text=x", "/stats", "/openapi.json", "/metrics",
-                 "/nowhere"]:
+    for path in [
+        "/search?q=医保卡",
+        "/documents/x",
+        "/analyze?text=x",
+        "/stats",
+        "/openapi.json",
+        "/metrics",
+        "/nowhere",
+    ]:
         r = keyed.get(path)
         assert_error(r, 401, "unauthorized")
     # The page is for people, who cannot send a key: an HTML page says one is needed.
     page = keyed.get("/?q=医保卡")
-    assert page.status_code == 401 and page.mimetype == "text/html" and "SEARCH_PUBLIC_PAGE" in page.get_data(as_text=True)
+    assert (
+        page.status_code == 401 and page.mimetype == "text/html" and "SEARCH_PUBLIC_PAGE" in page.get_data(as_text=True)
+    )
     assert keyed.get("/health").status_code == 200
     with keyed.get("/static/style.css") as css:
         assert css.status_code == 200
@@ -35,7 +44,9 @@ def test_api_keys_guard_every_endpoint_but_health(keyed):
     assert_error(keyed.get("/search?q=医保卡", headers={"Authorization": "Bearer "}), 401, "unauthorized")
     assert_error(keyed.get("/search?q=医保卡", headers={"X-API-Key": "医保"}), 401, "unauthorized")
     # every credential presented must hold: a wrong bearer next to a good X-API-Key is refused
-    assert_error(keyed.get("/search?q=医保卡", headers={"Authorization": "Bearer wrong", "X-API-Key": KEY}), 401, "unauthorized")
+    assert_error(
+        keyed.get("/search?q=医保卡", headers={"Authorization": "Bearer wrong", "X-API-Key": KEY}), 401, "unauthorized"
+    )
 
 
 def test_no_keys_configured_means_open(client):
@@ -49,8 +60,16 @@ def test_one_log_line_per_request_with_request_id_and_no_key(seed_settings, capl
         r = client.get("/search?q=医保卡", headers={"Authorization": f"Bearer {KEY}", "X-Request-ID": "abc-123"})
     assert r.headers["X-Request-ID"] == "abc-123"
     lines = [json.loads(rec.getMessage()) for rec in caplog.records if rec.name == "search_service.access"]
-    assert lines == [{"request_id": "abc-123", "client": "127.0.0.1", "method": "GET", "path": "/search", "status": 200,
-                      "ms": lines[0]["ms"]}]
+    assert lines == [
+        {
+            "request_id": "abc-123",
+            "client": "127.0.0.1",
+            "method": "GET",
+            "path": "/search",
+            "status": 200,
+            "ms": lines[0]["ms"],
+        }
+    ]
     assert KEY not in caplog.text and "医保卡" not in caplog.text
 
 
@@ -68,9 +87,17 @@ def test_security_headers(client):
     assert "default-src 'none'" in csp and "script-src" not in csp.replace("default-src", "")
 
 
-@pytest.mark.parametrize("path", ["/documents/../../etc/passwd", "/documents/..%2F..%2Fetc%2Fpasswd",
-                                  "/passages/..%2f..%2fetc%2fpasswd%231", "/documents/%2e%2e/%2e%2e/etc/passwd",
-                                  "/static/../setup.cfg", "/static/..%2f..%2fsetup.cfg"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/documents/../../etc/passwd",
+        "/documents/..%2F..%2Fetc%2Fpasswd",
+        "/passages/..%2f..%2fetc%2fpasswd%231",
+        "/documents/%2e%2e/%2e%2e/etc/passwd",
+        "/static/../setup.cfg",
+        "/static/..%2f..%2fsetup.cfg",
+    ],
+)
 def test_path_traversal_reaches_nothing(client, path):
     with client.get(path) as r:
         assert r.status_code == 404
@@ -89,15 +116,19 @@ def test_rate_limit_answers_429_with_retry_after(seed_settings):
 
 def test_the_rate_limit_is_one_allowance_per_client_across_routes(seed_settings):
     client = create_app({**seed_settings.__dict__, "rate_limit": "3/minute"}).test_client()
-    statuses = [client.get("/search?q=医保卡").status_code, client.get("/?q=医保卡").status_code,
-                client.get("/documents/none").status_code, client.get("/search?q=银行").status_code]
+    statuses = [
+        client.get("/search?q=医保卡").status_code,
+        client.get("/?q=医保卡").status_code,
+        client.get("/documents/none").status_code,
+        client.get("/search?q=银行").status_code,
+    ]
     assert statuses == [200, 200, 404, 429]
 
 
 def test_request_time_limit_is_gunicorns_worker_timeout():
-    from search_service.cli import build_parser
     from gunicorn.workers.gthread import ThreadWorker
 
+    from search_service.cli import build_parser
     from search_service.web.serve import gunicorn_options
 
     args = build_parser().parse_args(["serve", "--timeout", "7", "--workers", "3"])
@@ -108,10 +139,17 @@ def test_request_time_limit_is_gunicorns_worker_timeout():
     assert options["bind"] == "127.0.0.1:8000" and options["preload_app"] is True
 
 
-@pytest.mark.parametrize("value, reason", [
-    (",", "holds no key"), ("   ", "holds no key"), (" , ,", "holds no key"),
-    ("@{empty}", "holds no key"), ("@{comments}", "holds no key"), ("@{missing}", "cannot read"),
-])
+@pytest.mark.parametrize(
+    "value, reason",
+    [
+        (",", "holds no key"),
+        ("   ", "holds no key"),
+        (" , ,", "holds no key"),
+        ("@{empty}", "holds no key"),
+        ("@{comments}", "holds no key"),
+        ("@{missing}", "cannot read"),
+    ],
+)
 def test_a_key_setting_that_holds_no_key_refuses_to_start(tmp_path, capsys, value, reason):
     from search_service.cli import main
 
@@ -130,14 +168,13 @@ def test_a_key_setting_that_holds_no_key_refuses_to_start(tmp_path, capsys, valu
 def test_an_indented_comment_in_a_keys_file_is_not_a_key(tmp_path):
     keys = tmp_path / "keys"
     keys.write_text("  # note\nreal-key\n", encoding="utf-8")
-    assert Settings.from_env(api_keys=f"@{keys}").keys() == ("real-key",)
+    assert Settings.from_env(api_keys=f"@{keys}").api_key_list() == ("real-key",)
 
 
 def test_the_icon_needs_no_key(keyed):
     r = keyed.get("/favicon.ico")
     assert r.status_code == 200 and r.mimetype == "image/svg+xml"
     assert_error(keyed.get("/search?q=医保卡"), 401, "unauthorized")
-
 
 
 def test_a_public_page_needs_no_key_while_the_api_still_does(seed_settings):

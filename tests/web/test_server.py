@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.helpers import SEED_CORPUS, TRADITIONAL_SEED, assert_error
-from tests.web.servers import start_server, stop_server, wait_ready
 from search_service.ingest.reindex import build_index
 from search_service.settings import Settings
+from tests.helpers import SEED_CORPUS, TRADITIONAL_SEED, assert_error
+from tests.web.servers import start_server, stop_server, wait_ready
 
 pytestmark = pytest.mark.slow
 
@@ -135,8 +135,10 @@ def test_a_worker_restarted_while_no_version_can_be_read_boots_and_answers_503(c
         workers = psutil.Process(proc.pid).children()
         os.kill(workers[0].pid, signal.SIGKILL)
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and len({p.pid for p in psutil.Process(proc.pid).children()}
-                                                   - {w.pid for w in workers}) < 1:
+        while (
+            time.monotonic() < deadline
+            and len({p.pid for p in psutil.Process(proc.pid).children()} - {w.pid for w in workers}) < 1
+        ):
             time.sleep(0.1)
         time.sleep(1.0)
         assert proc.poll() is None, log.read_text()
@@ -156,12 +158,14 @@ def test_slow_clients_do_not_delay_a_normal_request(server):
     url, _, _ = server
     host, port = url.split("//")[1].split(":")
     slow = []
-    for partial in (b"GET /search?q=%E5%8C%BB", b"GET /search?q=x HTTP/1.1\r\nHost: a\r\nX-A",
-                    b"POST /search HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n"
-                    b"Content-Type: application/json\r\n\r\n5\r\n{\"q\":",
-                    b"POST /search HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\n"
-                    b"Content-Length: 100\r\n\r\n{\"q\":",
-                    b"GET /health HTTP/1.1\r\nHo"):
+    for partial in (
+        b"GET /search?q=%E5%8C%BB",
+        b"GET /search?q=x HTTP/1.1\r\nHost: a\r\nX-A",
+        b"POST /search HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n"
+        b'Content-Type: application/json\r\n\r\n5\r\n{"q":',
+        b'POST /search HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"q":',
+        b"GET /health HTTP/1.1\r\nHo",
+    ):
         s = socket.create_connection((host, int(port)))
         s.sendall(partial)
         slow.append(s)
@@ -200,8 +204,10 @@ def test_a_worker_handles_one_request_without_a_body_at_a_time():
 
     app = one_at_a_time(inner)
     gets = [{"REQUEST_METHOD": "GET"}, {"REQUEST_METHOD": "GET", "CONTENT_LENGTH": "0"}] * 3
-    posts = [{"REQUEST_METHOD": "POST", "CONTENT_LENGTH": "10"},
-             {"REQUEST_METHOD": "POST", "HTTP_TRANSFER_ENCODING": "chunked"}] * 3
+    posts = [
+        {"REQUEST_METHOD": "POST", "CONTENT_LENGTH": "10"},
+        {"REQUEST_METHOD": "POST", "HTTP_TRANSFER_ENCODING": "chunked"},
+    ] * 3
     failed = []
 
     def call(environ):
@@ -246,10 +252,13 @@ def test_a_chunked_body_over_the_limit_is_413(server):
 
     r = requests.post(url + "/search", data=body(), headers={"Content-Type": "application/json"}, timeout=10)
     assert_error(r, 413, "request_too_large")
-    small = requests.post(url + "/search", data=iter([b'{"q": "', "医保卡".encode(), b'"}']),
-                          headers={"Content-Type": "application/json"}, timeout=10)
+    small = requests.post(
+        url + "/search",
+        data=iter([b'{"q": "', "医保卡".encode(), b'"}']),
+        headers={"Content-Type": "application/json"},
+        timeout=10,
+    )
     assert small.status_code == 200 and small.json()["total"] > 0
-
 
 
 def test_what_gunicorn_answers_itself_is_in_the_json_error_shape(server):

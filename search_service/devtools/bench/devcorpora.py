@@ -26,8 +26,13 @@ def dev_corpora_bench(workdir: Path, eval_dir: Path = EVAL, repeat: int = 3) -> 
     joined.write_text("\n".join(lines) + "\n", "utf-8")
     index = workdir / "dev" / "index"
     naive_dir = workdir / "dev" / "naive"
-    builds = interleaved_runs(repeat, {"ours": ("ours", (str(corpus), str(index), "jieba"), index, None),
-                                       "naive": ("naive", (str(joined), str(naive_dir)), naive_dir, None)})
+    builds = interleaved_runs(
+        repeat,
+        {
+            "ours": ("ours", (str(corpus), str(index), "jieba"), index, None),
+            "naive": ("naive", (str(joined), str(naive_dir)), naive_dir, None),
+        },
+    )
     ours, naive = median_of(builds["ours"]), median_of(builds["naive"])
     # Change every 100th document, then reindex with --incremental (once per repeat,
     # each time from the same full version and the same change).
@@ -52,7 +57,13 @@ def dev_corpora_bench(workdir: Path, eval_dir: Path = EVAL, repeat: int = 3) -> 
     incremental = {**runs[len(runs) // 2], "runs_seconds": [round(r["seconds"], 2) for r in runs]}
     for path, text in originals.items():
         path.write_text(text, "utf-8")
-    return {"documents": len(lines), "passages": ours["passages"], "changed_documents": changed,
-            "ours": ours, "naive": naive, "incremental": incremental,
-            "x_naive": paired_ratio(builds["ours"], builds["naive"], rate=lambda r: 1 / r["seconds"]),
-            "incremental_share_of_full": round(incremental["seconds"] / ours["seconds"], 3)}
+    return {
+        "documents": len(lines),
+        "passages": ours["passages"],
+        "changed_documents": changed,
+        "ours": ours,
+        "naive": naive,
+        "incremental": incremental,
+        "x_naive": paired_ratio(builds["ours"], builds["naive"], rate=lambda r: 1 / r["seconds"]),
+        "incremental_share_of_full": round(incremental["seconds"] / ours["seconds"], 3),
+    }

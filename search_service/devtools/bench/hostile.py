@@ -19,13 +19,25 @@ from search_service.devtools.ports import free_port
 # name -> (file name, content maker, seconds it must take at most on this machine)
 _LINE = "医保卡密码忘了可以带身份证去银行重置"  # 18 characters, 54 bytes in UTF-8
 HOSTILE_FILES: dict[str, tuple[str, Callable[[], str], float]] = {
-    "HTML nested 20,000 deep": ("deep.html", lambda: "<html><body>" + "<div>" * 20_000
-                                + "<p>深层的文字，讲医保卡密码重置。</p>" + "</div>" * 20_000 + "</body></html>", 5.0),
+    "HTML nested 20,000 deep": (
+        "deep.html",
+        lambda: (
+            "<html><body>"
+            + "<div>" * 20_000
+            + "<p>深层的文字，讲医保卡密码重置。</p>"
+            + "</div>" * 20_000
+            + "</body></html>"
+        ),
+        5.0,
+    ),
     "300 KB line, no punctuation": ("line.txt", lambda: _LINE * 5_500, 10.0),
     "5 MB line, no punctuation": ("long.txt", lambda: _LINE * 92_600, 60.0),
     # Above PART_BYTES: read and split in parts, its peak memory that of a part, not of the file.
-    "8 MB text, one document": ("big.txt", lambda: "".join(f"第{i}条：{_LINE}。{_LINE}，{_LINE}。\n"
-                                                           for i in range(43_000)), 90.0),
+    "8 MB text, one document": (
+        "big.txt",
+        lambda: "".join(f"第{i}条：{_LINE}。{_LINE}，{_LINE}。\n" for i in range(43_000)),
+        90.0,
+    ),
 }
 
 
@@ -37,15 +49,22 @@ def hostile_files_bench(workdir: Path) -> dict[str, Any]:
         corpus.mkdir(parents=True, exist_ok=True)
         (corpus / file_name).write_text(make(), encoding="utf-8")
         run = median_run(1, "ours", str(corpus), str(corpus.parent / "index"), "jieba")
-        out[name] = {"mb": round((corpus / file_name).stat().st_size / 1e6, 2), "seconds": round(run["seconds"], 2),
-                     "peak_rss_mb": run["peak_rss_mb"], "passages": run["passages"], "budget_s": budget,
-                     "within_budget": run["seconds"] <= budget}
+        out[name] = {
+            "mb": round((corpus / file_name).stat().st_size / 1e6, 2),
+            "seconds": round(run["seconds"], 2),
+            "peak_rss_mb": run["peak_rss_mb"],
+            "passages": run["passages"],
+            "budget_s": budget,
+            "within_budget": run["seconds"] <= budget,
+        }
     return out
 
 
 # Common characters: excluding them (-的 -一 ...) once made queries walk long posting lists.
-COMMON = ("的一是在不了有和人这中大为上个国我以要他时来用们生到作地于出就分对成会可主发年动同工也能下过子说产种面而方后多定行学法"
-          "所民得经十三之进着等部度家电力里如水化高自二起小物现实加量都两体制机当使点从业本去把性好")
+COMMON = (
+    "的一是在不了有和人这中大为上个国我以要他时来用们生到作地于出就分对成会可主发年动同工也能下过子说产种面而方后多定行学法"
+    "所民得经十三之进着等部度家电力里如水化高自二起小物现实加量都两体制机当使点从业本去把性好"
+)
 
 
 def hostile_queries(count: int, seed: int = 11) -> list[str]:
@@ -58,14 +77,16 @@ def hostile_queries(count: int, seed: int = 11) -> list[str]:
         lambda: " ".join(f"+{c}" for c in COMMON[:85]),
         lambda: " ".join(f'"{"".join(rng.sample(rare, 6))}"' for _ in range(30)),
         lambda: "".join(rng.choice(rare) for _ in range(256)),
-        lambda: " ".join(rng.choice(["+", "-", '"', ""]) + "".join(rng.sample(COMMON, rng.randint(1, 4)))
-                         for _ in range(80)),
+        lambda: " ".join(
+            rng.choice(["+", "-", '"', ""]) + "".join(rng.sample(COMMON, rng.randint(1, 4))) for _ in range(80)
+        ),
     ]
     return [shapes[i % len(shapes)]()[:256] for i in range(count)]
 
 
-def hostile_bench(index_dir: Path, count: int = 200, inflate: int = 2000, env: dict[str, str] | None = None
-                  ) -> dict[str, Any]:
+def hostile_bench(
+    index_dir: Path, count: int = 200, inflate: int = 2000, env: dict[str, str] | None = None
+) -> dict[str, Any]:
     """On a fresh ``serve --workers 2``: the worst and p99 time of ``count`` hostile
     queries and the share over 100 ms; how long a normal request waits while four
     slow clients hold connections; worker memory before and after ``inflate``
@@ -95,12 +116,20 @@ def hostile_bench(index_dir: Path, count: int = 200, inflate: int = 2000, env: d
             ms, status = timed("/search?q=" + urllib.parse.quote(q))
             times.append(ms)
             statuses[str(status)] = statuses.get(str(status), 0) + 1
-        out["hostile"] = {"queries": count, "worst_ms": round(max(times), 1), "p99_ms": round(percentile(times, 99), 1),
-                          "over_100_ms": round(sum(t > 100 for t in times) / count, 3), "statuses": statuses}
+        out["hostile"] = {
+            "queries": count,
+            "worst_ms": round(max(times), 1),
+            "p99_ms": round(percentile(times, 99), 1),
+            "over_100_ms": round(sum(t > 100 for t in times) / count, 3),
+            "statuses": statuses,
+        }
         slow = []
-        for partial in (b"GET /search?q=%E5%8C%BB", b"GET /search?q=x HTTP/1.1\r\nHost: a\r\nX-A",
-                        b"POST /search HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{\"q\":",
-                        b"GET /health HTTP/1.1\r\nHo"):
+        for partial in (
+            b"GET /search?q=%E5%8C%BB",
+            b"GET /search?q=x HTTP/1.1\r\nHost: a\r\nX-A",
+            b'POST /search HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{"q":',
+            b"GET /health HTTP/1.1\r\nHo",
+        ):
             sock = socket.create_connection(("127.0.0.1", port))
             sock.sendall(partial)
             slow.append(sock)
@@ -113,11 +142,14 @@ def hostile_bench(index_dir: Path, count: int = 200, inflate: int = 2000, env: d
         out["slow_clients"] = {"held": len(slow), "worst_normal_ms": round(max(waits), 1)}
         before = worker_memory_mb(proc, workers=2)["worker_rss_mb"]
         rng = random.Random(5)
-        for i in range(inflate):
+        for _i in range(inflate):
             start = 0x20000 + rng.randrange(0, 0x9000)
             timed("/search?q=" + urllib.parse.quote("".join(chr(start + k) for k in range(256))))
-        out["inflation"] = {"queries": inflate, "worker_rss_mb_before": before,
-                            "worker_rss_mb_after": worker_memory_mb(proc, workers=2)["worker_rss_mb"]}
+        out["inflation"] = {
+            "queries": inflate,
+            "worker_rss_mb_before": before,
+            "worker_rss_mb_after": worker_memory_mb(proc, workers=2)["worker_rss_mb"],
+        }
         return out
     finally:
         proc.terminate()

@@ -18,6 +18,7 @@ from typing import Any
 from search_service.devtools.bench.measure import percentile, worker_memory_mb
 from search_service.devtools.ports import free_port
 
+
 class _Load:
     """Requests sent so far by one kind of load: latencies, errors, seconds spent."""
 
@@ -40,7 +41,7 @@ class _Load:
                     with urllib.request.urlopen(url_for(next(self.sent)), timeout=10) as r:
                         r.read()
                         ok = r.status == 200
-                except Exception:
+                except Exception:  # noqa: BLE001  (any failure counts as an error)
                     ok = False
                 local.append((time.perf_counter() - began) * 1000)
                 errors += not ok
@@ -57,14 +58,19 @@ class _Load:
         self.seconds += time.monotonic() - began
 
     def summary(self, clients: int) -> dict[str, float]:
-        return {"clients": clients, "requests": len(self.latencies),
-                "rps": round(len(self.latencies) / self.seconds, 1),
-                "p50_ms": round(percentile(self.latencies, 50), 2), "p99_ms": round(percentile(self.latencies, 99), 2),
-                "errors": self.errors}
+        return {
+            "clients": clients,
+            "requests": len(self.latencies),
+            "rps": round(len(self.latencies) / self.seconds, 1),
+            "p50_ms": round(percentile(self.latencies, 50), 2),
+            "p99_ms": round(percentile(self.latencies, 99), 2),
+            "errors": self.errors,
+        }
 
 
-def http_compare(loads: dict[str, Callable[[int], str]], clients: int, seconds: float, slices: int = 5
-                 ) -> dict[str, dict[str, float]]:
+def http_compare(
+    loads: dict[str, Callable[[int], str]], clients: int, seconds: float, slices: int = 5
+) -> dict[str, dict[str, float]]:
     """``clients`` threads of each kind sending requests back to back for ``seconds``, taking turns in ``slices``
     slices each: on a machine whose speed drifts (this one's varies by ±15 %),
     kinds compared as a ratio then meet the same conditions."""
@@ -75,21 +81,36 @@ def http_compare(loads: dict[str, Callable[[int], str]], clients: int, seconds: 
     return {name: load.summary(clients) for name, load in done.items()}
 
 
-def serve(index_dir: Path, port: int, workers: int = 2, env: dict[str, str] | None = None
-          ) -> tuple[subprocess.Popen[bytes], float]:
+def serve(
+    index_dir: Path, port: int, workers: int = 2, env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[bytes], float]:
     """Start ``search-service serve`` (with ``env`` added to the environment); returns it
     and the seconds to the first answered query."""
     began = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "search_service.cli", "serve", "--index", str(index_dir),
-                             "--port", str(port), "--workers", str(workers)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, **(env or {})})
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "search_service.cli",
+            "serve",
+            "--index",
+            str(index_dir),
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, **(env or {})},
+    )
     url = f"http://127.0.0.1:{port}/search?q=" + urllib.parse.quote("医保卡")
     while time.perf_counter() - began < 60:
         try:
             with urllib.request.urlopen(url, timeout=5) as r:
                 if r.status == 200:
                     return proc, time.perf_counter() - began
-        except Exception:
+        except OSError:  # not listening yet (URLError and HTTPError are OSErrors)
             time.sleep(0.02)
     proc.kill()
     raise RuntimeError("server did not start")
@@ -114,8 +135,9 @@ def server_probe(index_dir: Path, queries: list[str], env: dict[str, str] | None
         proc.wait(timeout=20)
 
 
-def http_bench(index_dir: Path, queries: list[str], seconds: float, clients: list[int],
-               env: dict[str, str] | None = None) -> dict[str, Any]:
+def http_bench(
+    index_dir: Path, queries: list[str], seconds: float, clients: list[int], env: dict[str, str] | None = None
+) -> dict[str, Any]:
     """Requests/s and latency of ``/search`` (cycling through ``queries``) and of
     ``/health``, at each number of concurrent clients, on one fresh server."""
     port = free_port()
@@ -125,8 +147,9 @@ def http_bench(index_dir: Path, queries: list[str], seconds: float, clients: lis
         encoded = [base + "/search?q=" + urllib.parse.quote(q[:256]) for q in queries]
         out: dict[str, Any] = {"cold_start_s": round(cold, 2), "search": [], "health": []}
         for n in clients:
-            found = http_compare({"search": lambda i: encoded[i % len(encoded)],
-                                  "health": lambda i: base + "/health"}, n, seconds)
+            found = http_compare(
+                {"search": lambda i: encoded[i % len(encoded)], "health": lambda i: base + "/health"}, n, seconds
+            )
             out["search"].append(found["search"])
             out["health"].append(found["health"])
         out.update(worker_memory_mb(proc))

@@ -29,8 +29,9 @@ def ours(corpus: str, index: str, segmenter: str, incremental: bool = False) -> 
     from search_service.settings import Settings
 
     began = time.perf_counter()
-    report = build_index(Settings.from_env(corpus_dir=corpus, index_dir=index, segmenter=segmenter),
-                         incremental=incremental)
+    report = build_index(
+        Settings.from_env(corpus_dir=corpus, index_dir=index, segmenter=segmenter), incremental=incremental
+    )
     out: Figures = {"seconds": time.perf_counter() - began, "passages": report.passages}
     if incremental:
         out.update(reanalyzed=report.reanalyzed, mode=report.mode)
@@ -58,7 +59,8 @@ def _lines(path: str) -> Any:
 def naive(corpus_jsonl: str, index: str) -> Figures:
     _quiet_jieba()
     from jieba.analyse import ChineseAnalyzer
-    from whoosh import fields, index as whoosh_index
+    from whoosh import fields
+    from whoosh import index as whoosh_index
 
     began = time.perf_counter()
     schema = fields.Schema(id=fields.ID(stored=True), content=fields.TEXT(stored=True, analyzer=ChineseAnalyzer()))
@@ -102,8 +104,13 @@ def segmentation(corpus_jsonl: str) -> Figures:
     return {"seconds": time.perf_counter() - began, "passages": len(texts)}
 
 
-JOBS: dict[str, Callable[..., Figures]] = {"ours": ours, "ours-incremental": ours_incremental, "naive": naive,
-                                           "tantivy": tantivy, "segmentation": segmentation}
+JOBS: dict[str, Callable[..., Figures]] = {
+    "ours": ours,
+    "ours-incremental": ours_incremental,
+    "naive": naive,
+    "tantivy": tantivy,
+    "segmentation": segmentation,
+}
 
 
 class TreePeak:
@@ -141,10 +148,13 @@ class TreePeak:
 
     def figures(self) -> Figures:
         """The largest single process (exact) and the largest sum over the tree (sampled), in MB."""
-        usage = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
-                    resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
-        return {"peak_rss_mb": round(usage / 1024, 1),
-                "peak_tree_mb": round(self.peak / 2**20, 1) if self.available else None}
+        usage = max(
+            resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        )
+        return {
+            "peak_rss_mb": round(usage / 1024, 1),
+            "peak_tree_mb": round(self.peak / 2**20, 1) if self.available else None,
+        }
 
 
 def main(argv: Sequence[str] | None = None) -> int:

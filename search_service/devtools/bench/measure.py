@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+
 def percentile(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -23,8 +24,13 @@ def percentile(values: list[float], q: float) -> float:
 def run_child(job: str, *args: str, env: dict[str, str] | None = None) -> dict[str, Any]:
     """Run the build ``job`` of :mod:`.jobs` in a fresh interpreter (``env`` added to its
     environment); the figures it prints."""
-    out = subprocess.run([sys.executable, "-m", "search_service.devtools.bench.jobs", job, *args],
-                         capture_output=True, text=True, check=False, env={**os.environ, **(env or {})})
+    out = subprocess.run(
+        [sys.executable, "-m", "search_service.devtools.bench.jobs", job, *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, **(env or {})},
+    )
     if out.returncode != 0:
         raise RuntimeError(f"{job} failed: {out.stderr[-2000:]}")
     figures: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
@@ -57,15 +63,23 @@ def median_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return {**ordered[len(ordered) // 2], "runs_seconds": [round(r["seconds"], 2) for r in runs]}
 
 
-def round_ratios(runs: list[dict[str, Any]], against: list[dict[str, Any]], scale: float = 1.0,
-                 rate: Callable[[dict[str, Any]], float] = lambda r: r["passages"] / r["seconds"]) -> list[float]:
+def round_ratios(
+    runs: list[dict[str, Any]],
+    against: list[dict[str, Any]],
+    scale: float = 1.0,
+    rate: Callable[[dict[str, Any]], float] = lambda r: r["passages"] / r["seconds"],
+) -> list[float]:
     """One job's ``rate`` (passages per second) over another's times ``scale``,
     each run against the run of its own round, in round order."""
     return [round(rate(r) / (rate(a) * scale), 2) for r, a in zip(runs, against)]
 
 
-def paired_ratio(runs: list[dict[str, Any]], against: list[dict[str, Any]], scale: float = 1.0,
-                 rate: Callable[[dict[str, Any]], float] = lambda r: r["passages"] / r["seconds"]) -> float:
+def paired_ratio(
+    runs: list[dict[str, Any]],
+    against: list[dict[str, Any]],
+    scale: float = 1.0,
+    rate: Callable[[dict[str, Any]], float] = lambda r: r["passages"] / r["seconds"],
+) -> float:
     """The median of :func:`round_ratios` (rounding keeps their order: the same as the rounded median)."""
     ratios = sorted(round_ratios(runs, against, scale, rate))
     return ratios[len(ratios) // 2]
@@ -90,12 +104,14 @@ def worker_memory_mb(proc: subprocess.Popen[bytes], workers: int | None = None) 
         time.sleep(0.05)
         children = psutil.Process(proc.pid).children()
     infos = [c.memory_full_info() for c in children]
-    return {"worker_rss_mb": [round(m.rss / 1e6, 1) for m in infos],
-            "worker_pss_mb": [round(m.pss / 1e6, 1) for m in infos],
-            "worker_uss_mb": [round(m.uss / 1e6, 1) for m in infos],
-            # RSS less file-backed pages (the mapped index, libraries): the worker's
-            # heap, part of it still shared copy-on-write with the master.
-            "worker_anon_mb": [round((m.rss - m.shared) / 1e6, 1) for m in infos]}
+    return {
+        "worker_rss_mb": [round(m.rss / 1e6, 1) for m in infos],
+        "worker_pss_mb": [round(m.pss / 1e6, 1) for m in infos],
+        "worker_uss_mb": [round(m.uss / 1e6, 1) for m in infos],
+        # RSS less file-backed pages (the mapped index, libraries): the worker's
+        # heap, part of it still shared copy-on-write with the master.
+        "worker_anon_mb": [round((m.rss - m.shared) / 1e6, 1) for m in infos],
+    }
 
 
 def time_queries(run: Callable[[str], Any], queries: list[str], warmup: list[str]) -> dict[str, float]:
@@ -118,5 +134,3 @@ def time_queries(run: Callable[[str], Any], queries: list[str], warmup: list[str
         out[f"{prefix}p50_ms"] = round(percentile(latencies, 50), 2)
         out[f"{prefix}p99_ms"] = round(percentile(latencies, 99), 2)
     return out
-
-

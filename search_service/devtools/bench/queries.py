@@ -10,8 +10,10 @@ from pathlib import Path
 
 from search_service.devtools.bench.measure import percentile, time_queries
 
-def ours_queries(index_dir: Path, queries: list[str], warmup: list[str], env: dict[str, str] | None = None
-                 ) -> dict[str, float]:
+
+def ours_queries(
+    index_dir: Path, queries: list[str], warmup: list[str], env: dict[str, str] | None = None
+) -> dict[str, float]:
     from search_service.search.request import SearchRequest
     from search_service.search.service import SearchService
     from search_service.settings import Settings
@@ -42,13 +44,22 @@ def cluster_queries(queries: list[str], warmup: list[str], env: dict[str, str]) 
         plan = plans[q]
         if not plan.parts and plan.must is None:
             return
-        found = index.client.search(index=index.index, search_type="dfs_query_then_fetch", body={
-            "query": query(plan), "size": 10, "sort": [{"_score": "desc"}, {"seq": "asc"}], "track_scores": True,
-            "track_total_hits": True, "_source": ["passage_id", "text"]})
+        found = index.client.search(
+            index=index.index,
+            search_type="dfs_query_then_fetch",
+            body={
+                "query": query(plan),
+                "size": 10,
+                "sort": [{"_score": "desc"}, {"seq": "asc"}],
+                "track_scores": True,
+                "track_total_hits": True,
+                "_source": ["passage_id", "text"],
+            },
+        )
         took.append(found["took"])
 
     out = time_queries(run, queries, warmup)
-    warm = took[-len(queries):]
+    warm = took[-len(queries) :]
     out["took_p50_ms"] = round(percentile(warm, 50), 2)
     out["took_p99_ms"] = round(percentile(warm, 99), 2)
     return out
@@ -86,12 +97,16 @@ def tantivy_queries(index_dir: Path, queries: list[str], warmup: list[str]) -> d
         if not words:
             return
         query = tantivy.Query.boolean_query(
-            [(tantivy.Occur.Should, tantivy.Query.term_query(ix.schema, "content", w)) for w in words])
+            [(tantivy.Occur.Should, tantivy.Query.term_query(ix.schema, "content", w)) for w in words]
+        )
         for _, addr in searcher.search(query, 10).hits:
             searcher.doc(addr)
 
     return time_queries(run, queries, warmup)
 
+
 # A peer: its build job (devtools/bench/jobs.py) and how its queries are timed.
 PEERS: tuple[tuple[str, Callable[[Path, list[str], list[str]], dict[str, float]]], ...] = (
-    ("naive", naive_queries), ("tantivy", tantivy_queries))
+    ("naive", naive_queries),
+    ("tantivy", tantivy_queries),
+)

@@ -18,11 +18,19 @@ from search_service.devtools.bench.corpus import EVAL, base_passages, eval_queri
 from search_service.devtools.bench.devcorpora import dev_corpora_bench
 from search_service.devtools.bench.hostile import hostile_bench, hostile_files_bench
 from search_service.devtools.bench.httpload import http_bench, server_probe
-from search_service.devtools.bench.measure import Job, folder_mb, interleaved_runs, median_of, paired_ratio, round_ratios
+from search_service.devtools.bench.measure import (
+    Job,
+    folder_mb,
+    interleaved_runs,
+    median_of,
+    paired_ratio,
+    round_ratios,
+)
 from search_service.devtools.bench.queries import PEERS, cluster_queries, ours_queries
 from search_service.ingest.reindex import PARALLEL_MIN_PASSAGES
 
 SEGMENTATION = "segmentation_only"  # the ceiling's runs: jieba alone, one core
+
 
 def our_variants(opensearch_urls: str | None = None) -> list[tuple[str, str, dict[str, str]]]:
     """(name, segmenter, environment) of each configuration of ours to measure: jieba, rjieba
@@ -31,8 +39,9 @@ def our_variants(opensearch_urls: str | None = None) -> list[tuple[str, str, dic
     if importlib.util.find_spec("rjieba") is not None:
         variants.append(("ours+rjieba", "rjieba", {}))
     if opensearch_urls:
-        variants.append(("ours on opensearch", "jieba", {"SEARCH_ENGINE": "opensearch",
-                                                          "SEARCH_OPENSEARCH_URLS": opensearch_urls}))
+        variants.append(
+            ("ours on opensearch", "jieba", {"SEARCH_ENGINE": "opensearch", "SEARCH_OPENSEARCH_URLS": opensearch_urls})
+        )
     return variants
 
 
@@ -56,28 +65,46 @@ class _Run:
         return self.workdir / f"{name.replace(' ', '-')}-{size}"
 
 
-def run_bench(sizes: list[int], query_count: int, http_seconds: float, clients: list[int], peers: bool,
-              workdir: Path, eval_dir: Path = EVAL, log: Callable[[str], None] = print,
-              peer_sizes: list[int] | None = None, repeat: int = 1, opensearch_urls: str | None = None
-              ) -> dict[str, Any]:
+def run_bench(
+    sizes: list[int],
+    query_count: int,
+    http_seconds: float,
+    clients: list[int],
+    peers: bool,
+    workdir: Path,
+    eval_dir: Path = EVAL,
+    log: Callable[[str], None] = print,
+    peer_sizes: list[int] | None = None,
+    repeat: int = 1,
+    opensearch_urls: str | None = None,
+) -> dict[str, Any]:
     texts = base_passages(eval_dir)
     drawn = eval_queries(eval_dir, 2 * query_count)
     report_files = hostile_files_bench(workdir)
     log("hostile files: " + ", ".join(f"{k} {v['seconds']} s" for k, v in report_files.items()))
     dev = dev_corpora_bench(workdir, eval_dir, repeat=max(3, repeat))
-    log(f"dev corpora: ours {dev['ours']['seconds']:.1f} s, naive {dev['naive']['seconds']:.1f} s, "
-        f"incremental {dev['incremental']['seconds']:.1f} s")
+    log(
+        f"dev corpora: ours {dev['ours']['seconds']:.1f} s, naive {dev['naive']['seconds']:.1f} s, "
+        f"incremental {dev['incremental']['seconds']:.1f} s"
+    )
     run = _Run(workdir, drawn[:query_count], drawn[query_count:], our_variants(opensearch_urls), repeat, log)
-    report: dict[str, Any] = {"machine": {"cpus": os.cpu_count()}, "sizes": {}, "hostile_files": report_files,
-                              "dev_corpora": dev}
+    report: dict[str, Any] = {
+        "machine": {"cpus": os.cpu_count()},
+        "sizes": {},
+        "hostile_files": report_files,
+        "dev_corpora": dev,
+    }
     for size in sizes:
         with_peers = peers and (peer_sizes is None or size in peer_sizes)
         report["sizes"][str(size)] = _size_row(run, texts, size, with_peers)
     if http_seconds > 0:
         size = sorted(sizes)[len(sizes) // 2]
         report["http"] = _http(run, size, http_seconds, clients)
-        report["hostile"] = hostile_bench(run.index_dir(run.variants[0][0], size), count=max(20, min(200, query_count)),
-                                          inflate=max(50, min(2000, 2 * query_count)))
+        report["hostile"] = hostile_bench(
+            run.index_dir(run.variants[0][0], size),
+            count=max(20, min(200, query_count)),
+            inflate=max(50, min(2000, 2 * query_count)),
+        )
     return report
 
 
@@ -108,27 +135,41 @@ def _size_row(run: _Run, texts: list[str], size: int, with_peers: bool) -> dict[
         peer_dir = jobs[name][2]
         assert peer_dir is not None
         peer = median_of(runs[name])
-        peer.update(passages_per_s=round(peer["passages"] / peer["seconds"], 1), index_mb=folder_mb(peer_dir),
-                    ceiling_ratio=paired_ratio(runs[name], runs[SEGMENTATION]),  # one process
-                    ceiling_rounds=round_ratios(runs[name], runs[SEGMENTATION]))
+        peer.update(
+            passages_per_s=round(peer["passages"] / peer["seconds"], 1),
+            index_mb=folder_mb(peer_dir),
+            ceiling_ratio=paired_ratio(runs[name], runs[SEGMENTATION]),  # one process
+            ceiling_rounds=round_ratios(runs[name], runs[SEGMENTATION]),
+        )
         row["index"][name] = peer
         row["queries"][name] = timer(peer_dir, run.queries, run.warmup)
         run.log(f"{size}: {name} indexed in {peer['seconds']:.1f} s")
     return row
 
 
-def _ours(run: _Run, row: dict[str, Any], name: str, job: Job, runs: list[dict[str, Any]],
-          ceiling: list[dict[str, Any]], nbytes: int, size: int) -> None:
+def _ours(
+    run: _Run,
+    row: dict[str, Any],
+    name: str,
+    job: Job,
+    runs: list[dict[str, Any]],
+    ceiling: list[dict[str, Any]],
+    nbytes: int,
+    size: int,
+) -> None:
     """A variant of ours at one size: its build against the ceiling, its queries, its server."""
     ours_dir, env = job[2], job[3] or {}
     assert ours_dir is not None
     build = median_of(runs)
     # How close to jieba alone, on as many cores as the build used.
     cores = min(os.cpu_count() or 1, max(1, build["passages"] // PARALLEL_MIN_PASSAGES))
-    build.update(passages_per_s=round(build["passages"] / build["seconds"], 1),
-                 mb_per_s=round(nbytes / 1e6 / build["seconds"], 3),
-                 index_mb=cluster_mb(env) if env else folder_mb(ours_dir),
-                 ceiling_ratio=paired_ratio(runs, ceiling, cores), ceiling_rounds=round_ratios(runs, ceiling, cores))
+    build.update(
+        passages_per_s=round(build["passages"] / build["seconds"], 1),
+        mb_per_s=round(nbytes / 1e6 / build["seconds"], 3),
+        index_mb=cluster_mb(env) if env else folder_mb(ours_dir),
+        ceiling_ratio=paired_ratio(runs, ceiling, cores),
+        ceiling_rounds=round_ratios(runs, ceiling, cores),
+    )
     row["index"][name] = build
     run.log(f"{size}: {name} indexed in {build['seconds']:.1f} s")
     row["queries"][name] = ours_queries(ours_dir, run.queries, run.warmup, env)
@@ -143,11 +184,13 @@ def _http(run: _Run, size: int, seconds: float, clients: list[int]) -> dict[str,
     and highlighted (the queries repeat during a step: the result cache answers repeats)."""
     out: dict[str, Any] = {"passages": size, "variants": {}}
     for name, _, base_env in run.variants:
-        out["variants"][name] = http_bench(run.index_dir(name, size), run.queries, seconds, clients,
-                                           env=run.env(base_env, size))
+        out["variants"][name] = http_bench(
+            run.index_dir(name, size), run.queries, seconds, clients, env=run.env(base_env, size)
+        )
     name = run.variants[0][0]
     out["variants"][f"{name}, result cache off"] = http_bench(
-        run.index_dir(name, size), run.queries, seconds, clients, env={"SEARCH_RESULT_CACHE_MB": "0"})
+        run.index_dir(name, size), run.queries, seconds, clients, env={"SEARCH_RESULT_CACHE_MB": "0"}
+    )
     return out
 
 
@@ -161,10 +204,19 @@ def cluster_mb(env: dict[str, str]) -> float:
     return round(stats["_all"]["total"]["store"]["size_in_bytes"] / 1e6, 1)
 
 
-def main_bench(sizes: list[int], query_count: int, http_seconds: float, clients: list[int], peers: bool,
-               out: Path, keep: bool = False, eval_dir: Path = EVAL,
-               peer_sizes: list[int] | None = None, repeat: int = 1, opensearch: str | None = None
-               ) -> dict[str, Any]:
+def main_bench(
+    sizes: list[int],
+    query_count: int,
+    http_seconds: float,
+    clients: list[int],
+    peers: bool,
+    out: Path,
+    keep: bool = False,
+    eval_dir: Path = EVAL,
+    peer_sizes: list[int] | None = None,
+    repeat: int = 1,
+    opensearch: str | None = None,
+) -> dict[str, Any]:
     """The whole benchmark. ``opensearch``: node URLs of a cluster to measure the
     OpenSearch engine on, or ``local`` for a two-node cluster started here (and stopped)."""
     workdir = Path(tempfile.mkdtemp(prefix="search-bench-"))
@@ -176,9 +228,19 @@ def main_bench(sizes: list[int], query_count: int, http_seconds: float, clients:
             cluster = LocalCluster(workdir / "opensearch", nodes=2, heap_mb=1024)
             cluster.start()
             opensearch = ",".join(cluster.urls)
-        report = run_bench(sizes, query_count, http_seconds, clients, peers, workdir, eval_dir,
-                           log=lambda m: print(m, file=sys.stderr, flush=True), peer_sizes=peer_sizes,
-                           repeat=repeat, opensearch_urls=opensearch)
+        report = run_bench(
+            sizes,
+            query_count,
+            http_seconds,
+            clients,
+            peers,
+            workdir,
+            eval_dir,
+            log=lambda m: print(m, file=sys.stderr, flush=True),
+            peer_sizes=peer_sizes,
+            repeat=repeat,
+            opensearch_urls=opensearch,
+        )
     finally:
         if cluster is not None:
             cluster.stop()

@@ -13,12 +13,12 @@ import numpy as np
 from whoosh.reading import SegmentReader
 
 from search_service.engine import forked
-from search_service.engine.base import Build, DocumentTable, WriteProgress, Record
+from search_service.engine.base import Build, DocumentTable, Record, WriteProgress
 from search_service.engine.whoosh.layout import DOCUMENTS, GROUPS, MANIFEST, ORDER, write_json_atomic, write_json_items
+from search_service.engine.whoosh.parallel import commit_segments, write_parallel, write_segments
 from search_service.engine.whoosh.postings import corpus_order, document_groups, field_lengths
 from search_service.engine.whoosh.schema import build_schema, whoosh_fields
 from search_service.engine.whoosh.store import create_index, open_index
-from search_service.engine.whoosh.parallel import commit_segments, write_parallel, write_segments
 from search_service.engine.whoosh.writer import BulkSegmentWriter
 from search_service.errors import BuildError
 from search_service.fields import FIELDS
@@ -28,8 +28,9 @@ from search_service.text.analysis import Analysis
 class WhooshBuild(Build):
     """A version folder being written (a copy of ``base`` for an incremental build)."""
 
-    def __init__(self, path: Path, analysis: Analysis, base: Path | None, layout: int,
-                 budget_bytes: int = 256 << 20) -> None:
+    def __init__(
+        self, path: Path, analysis: Analysis, base: Path | None, layout: int, budget_bytes: int = 256 << 20
+    ) -> None:
         self.path = path
         self.budget_bytes = budget_bytes  # a writer's postings in memory before it starts a new segment
         self.name = path.name
@@ -45,26 +46,34 @@ class WhooshBuild(Build):
         else:
             self._ix = create_index(path, self.schema)
 
-    def write(self, shares: Sequence[Iterable[Record]], *, delete_docs: Sequence[str] = (),
-              progress: WriteProgress | None = None) -> None:
+    def write(
+        self,
+        shares: Sequence[Iterable[Record]],
+        *,
+        delete_docs: Sequence[str] = (),
+        progress: WriteProgress | None = None,
+    ) -> None:
         # Load jieba before forking writer processes, so they inherit the dictionary.
         self.analysis.segmenter.initialize()
         if self.incremental:
             self._write_incremental(shares, delete_docs, progress)
         elif forked.available(shares):
-            write_parallel(self._ix, [map(whoosh_fields, share) for share in shares], self.budget_bytes,
-                           progress=progress)
+            write_parallel(
+                self._ix, [map(whoosh_fields, share) for share in shares], self.budget_bytes, progress=progress
+            )
         else:
             documents = (whoosh_fields(record) for share in shares for record in share)
             commit_segments(self._ix, write_segments(self._ix, documents, self.budget_bytes, _counter(progress)))
 
-    def _write_incremental(self, shares: Sequence[Iterable[Record]], delete_docs: Sequence[str],
-                           progress: WriteProgress | None) -> None:
+    def _write_incremental(
+        self, shares: Sequence[Iterable[Record]], delete_docs: Sequence[str], progress: WriteProgress | None
+    ) -> None:
         """The changed and new documents' passages as new segments, the old passages of
         changed and removed documents deleted, and only the merges the policy asks for:
         the work is proportional to the change, not to the corpus."""
-        written = write_segments(self._ix, (whoosh_fields(r) for share in shares for r in share),
-                                 self.budget_bytes, _counter(progress))
+        written = write_segments(
+            self._ix, (whoosh_fields(r) for share in shares for r in share), self.budget_bytes, _counter(progress)
+        )
         writer = BulkSegmentWriter(self._ix)
         try:
             for doc_id in delete_docs:
@@ -85,8 +94,10 @@ class WhooshBuild(Build):
         del groups, numbers
         write_json_items(self.path / DOCUMENTS, documents.items())
         # Written last: a version is complete when its manifest exists.
-        write_json_atomic(self.path / MANIFEST, {**manifest, "version": self.name, "schema_version": self.layout,
-                                                 "avg_field_length": avg_lengths})
+        write_json_atomic(
+            self.path / MANIFEST,
+            {**manifest, "version": self.name, "schema_version": self.layout, "avg_field_length": avg_lengths},
+        )
 
     def discard(self) -> None:
         self._ix = None
@@ -169,5 +180,4 @@ def _check(version_dir: Path, schema: Any, expected_passages: int) -> dict[str, 
                 raise BuildError("the new index cannot be read back; not switched")
         reader = searcher.reader()
         live = np.fromiter(reader.all_doc_ids(), dtype=np.int64) if reader.has_deletions() else slice(None)
-        return {f.name: (float(field_lengths(reader, f.name)[live].sum()) / count if count else 0.0)
-                for f in FIELDS}
+        return {f.name: (float(field_lengths(reader, f.name)[live].sum()) / count if count else 0.0) for f in FIELDS}

@@ -39,8 +39,8 @@ import io
 import pickle
 import struct
 from array import array
-from itertools import accumulate
 from collections.abc import Sequence
+from itertools import accumulate
 from typing import Any
 
 import numpy as np
@@ -78,8 +78,14 @@ class ArrayPostingsWriter(_InliningPostingsWriter):
         data = _encode_block(self._ids, self._weights, self._values, self._format.fixed_value_size())
         # The same statistics tuple as Whoosh's blocks (compression 0), so its
         # matcher can skip blocks by last id, weight and lengths.
-        info = (len(self._ids), self._ids[-1], self._maxweight, 0,
-                length_to_byte(self._minlength), length_to_byte(self._maxlength))
+        info = (
+            len(self._ids),
+            self._ids[-1],
+            self._maxweight,
+            0,
+            length_to_byte(self._minlength),
+            length_to_byte(self._maxlength),
+        )
         infobytes = pickle.dumps(info, 2)
         length = len(infobytes) + len(data)
         self._postfile.write_int(-length if last else length)
@@ -89,8 +95,9 @@ class ArrayPostingsWriter(_InliningPostingsWriter):
         self._new_block()
 
 
-def _encode_block(ids: Sequence[int], weights: Sequence[float], values: Sequence[bytes] | None,
-                  value_size: int | None) -> bytes:
+def _encode_block(
+    ids: Sequence[int], weights: Sequence[float], values: Sequence[bytes] | None, value_size: int | None
+) -> bytes:
     """A block's data: flags, ids, weights, values (see the module docstring); ``values``
     None when each is ``pack_uint`` of its (whole) weight."""
     n = len(ids)
@@ -124,8 +131,7 @@ def _encode_block(ids: Sequence[int], weights: Sequence[float], values: Sequence
             values = [pack_uint(int(w)) for w in weights]
     if value_size == 0 or flags & _COUNT_VALUES:
         pass
-    elif counts is not None and len(values) == n and all(
-            v == pack_uint(c) for v, c in zip(values, counts.tolist())):
+    elif counts is not None and len(values) == n and all(v == pack_uint(c) for v, c in zip(values, counts.tolist())):
         flags |= _COUNT_VALUES
     elif value_size is None:
         values = values if values else [emptybytes] * n
@@ -148,8 +154,9 @@ class FieldBlocks:
     more, values that might each be the count).
     """
 
-    def __init__(self, docs: np.ndarray, counts: np.ndarray, bounds: np.ndarray,
-                 values: np.ndarray | None = None) -> None:
+    def __init__(
+        self, docs: np.ndarray, counts: np.ndarray, bounds: np.ndarray, values: np.ndarray | None = None
+    ) -> None:
         # In the ids' own width (int32 in a segment): a flush's peak memory holds these arrays.
         gaps = np.diff(docs, prepend=docs.dtype.type(0))
         starts = bounds[:-1]
@@ -157,8 +164,11 @@ class FieldBlocks:
         self._gaps = np.minimum(gaps, 0xFFFF).astype("<u2").tobytes()
         self._counts = np.minimum(counts, 0xFF).astype(np.uint8).tobytes()
         self._first = docs[starts].tolist() if len(starts) else []
-        fits = (np.maximum.reduceat(gaps, starts) < 1 << 16) & (np.maximum.reduceat(counts, starts) < 256) \
-            if len(starts) else np.zeros(0, dtype=bool)
+        fits = (
+            (np.maximum.reduceat(gaps, starts) < 1 << 16) & (np.maximum.reduceat(counts, starts) < 256)
+            if len(starts)
+            else np.zeros(0, dtype=bool)
+        )
         ones = np.maximum.reduceat(counts, starts) == 1 if len(starts) else fits
         self._values = values
         self._ends: np.ndarray | None = None
@@ -183,11 +193,11 @@ class FieldBlocks:
         if flags < 0 or end - start < 2:
             return None
         weights = self._counts[start:end] if flags & _WEIGHTS else emptybytes
-        head = (bytes((flags,)), _FIRST_ID.pack(self._first[term]), self._gaps[2 * start + 2:2 * end], weights)
+        head = (bytes((flags,)), _FIRST_ID.pack(self._first[term]), self._gaps[2 * start + 2 : 2 * end], weights)
         if self._values is None:
             return b"".join(head)
         assert self._ends is not None
-        offsets = (self._ends[start:end + 1] - self._ends[start]).astype("<u4").tobytes()
+        offsets = (self._ends[start : end + 1] - self._ends[start]).astype("<u4").tobytes()
         return b"".join((*head, offsets, *self._values[start:end].tolist()))
 
 
@@ -213,9 +223,9 @@ def decode_block(data: bytes, n: int, value_size: int | None) -> tuple[np.ndarra
     elif value_size is None or value_size < 0:
         body = values_at + 4 * (n + 1)
         offsets = np.frombuffer(data, "<u4", n + 1, values_at).tolist()
-        values = [data[body + offsets[i]:body + offsets[i + 1]] for i in range(n)]
+        values = [data[body + offsets[i] : body + offsets[i + 1]] for i in range(n)]
     else:
-        values = [data[values_at + i * value_size:values_at + (i + 1) * value_size] for i in range(n)]
+        values = [data[values_at + i * value_size : values_at + (i + 1) * value_size] for i in range(n)]
     return ids, weights, values
 
 
@@ -285,7 +295,7 @@ def term_arrays(terms: Any, fieldname: str, tbytes: bytes) -> tuple[np.ndarray, 
 def entry_arrays(terms: Any, entry: bytes) -> tuple[np.ndarray, np.ndarray]:
     """:func:`term_arrays` of a term whose term table entry (a ``W3TermInfo``'s bytes) is read."""
     if entry[0]:  # inlined: (ids, weights, values) pickled after the statistics
-        ids, weights, _ = pickle.loads(entry[_TERMINFO.size:])
+        ids, weights, _ = pickle.loads(entry[_TERMINFO.size :])
         return np.array(ids, dtype=np.uint32), np.array(weights, dtype=np.float32)
     offset, length = _EXTENT.unpack_from(entry, _TERMINFO.size)
     # One read of the whole extent: with pread (see store.py) a read per block
@@ -320,10 +330,10 @@ def term_entry(table: Any, key: bytes) -> bytes | None:
                 entry = get(position, _LENGTHS.size + len(key) + _ENTRY_GUESS)
                 keylen, datalen = _LENGTHS.unpack_from(entry)
                 start = _LENGTHS.size + keylen
-                if keylen == len(key) and entry[_LENGTHS.size:start] == key:
+                if keylen == len(key) and entry[_LENGTHS.size : start] == key:
                     if len(entry) < start + datalen:
                         return _read(get, position + start, datalen)
-                    return entry[start:start + datalen]
+                    return entry[start : start + datalen]
         probed += count
     return None
 
@@ -353,7 +363,7 @@ class _Extent:
 
     def get(self, position: int, length: int) -> bytes:
         start = position - self._offset
-        return self._data[start:start + length]
+        return self._data[start : start + length]
 
 
 def _read_blocks(postfile: Any, offset: int) -> tuple[np.ndarray, np.ndarray]:
@@ -433,8 +443,9 @@ class ArrayCodec(InliningCodec):
         return ArrayPerDocReader(storage, segment)
 
     def postings_writer(self, dbfile: Any, byteids: bool = False) -> Any:
-        return ArrayPostingsWriter(dbfile, blocklimit=self._blocklimit, byteids=byteids,
-                                   compression=0, inlinelimit=self._inlinelimit)
+        return ArrayPostingsWriter(
+            dbfile, blocklimit=self._blocklimit, byteids=byteids, compression=0, inlinelimit=self._inlinelimit
+        )
 
     def postings_reader(self, dbfile: Any, terminfo: Any, format_: Any, term: Any = None, scorer: Any = None) -> Any:
         if terminfo.is_inlined():

@@ -20,9 +20,8 @@ from whoosh import formats
 from whoosh.system import pack_uint
 from whoosh.util.numeric import byte_to_length, length_to_byte
 
-from search_service.text.analysis import gram_text
 from search_service.engine.whoosh.segfiles import NO_LENGTH, TERMINFO_ARRAY, length_bytes
-
+from search_service.text.analysis import gram_text
 
 _WINDOW = 1 << 16  # postings turned into Python lists at a time, at a flush
 
@@ -38,7 +37,7 @@ def stored_length(n: int) -> int:
 class TermPostings:
     """One term's postings in one segment, in document order (postings merged in from another segment)."""
 
-    __slots__ = ("docs", "weights", "values")
+    __slots__ = ("docs", "values", "weights")
 
     def __init__(self) -> None:
         self.docs: list[int] = []
@@ -102,7 +101,7 @@ class FieldPostings:
     and :meth:`runs` groups them by term with one sort.
     """
 
-    __slots__ = ("vocab", "term_ids", "gram_keys", "gram_docs", "gram_runs", "docs", "counts", "values", "nbytes")
+    __slots__ = ("counts", "docs", "gram_docs", "gram_keys", "gram_runs", "nbytes", "term_ids", "values", "vocab")
 
     # Estimated bytes a posting costs: the columns, and a positions value's bytes object.
     POSTING_BYTES = 12
@@ -131,8 +130,7 @@ class FieldPostings:
         self.counts.extend(counts.values())
         self.nbytes += self.POSTING_BYTES * len(ids) + self.TERM_BYTES * (len(vocab) - before)
 
-    def add_positions(self, docnum: int, positions: dict[str, list[int]], encode: Callable[[list[int]], bytes]
-                      ) -> None:
+    def add_positions(self, docnum: int, positions: dict[str, list[int]], encode: Callable[[list[int]], bytes]) -> None:
         self.add_counts(docnum, {w: len(p) for w, p in positions.items()})
         assert self.values is not None
         self.values.extend(map(encode, positions.values()))
@@ -147,7 +145,7 @@ class FieldPostings:
         self.gram_runs.append(len(keys))
         self.nbytes += self.GRAM_BYTES * len(keys)
 
-    def runs(self, lengths: dict[int, int] | None) -> "TermRuns":
+    def runs(self, lengths: dict[int, int] | None) -> TermRuns:
         """The postings grouped by term, terms in byte order (as a segment's term table
         wants them), documents in order within a term: one NumPy sort, no Python
         object per posting (a positions field's values are reordered references).
@@ -157,12 +155,21 @@ class FieldPostings:
         grams = len(self.gram_keys) > 0
         keys = np.frombuffer(self.gram_keys, dtype=np.int64) if grams else np.frombuffer(self.term_ids, dtype=np.int32)
         counts = np.frombuffer(self.counts, dtype=np.int32)
-        docs = (np.repeat(np.frombuffer(self.gram_docs, dtype=np.int32), np.frombuffer(self.gram_runs, dtype=np.int32))
-                if grams else np.frombuffer(self.docs, dtype=np.int32))
+        docs = (
+            np.repeat(np.frombuffer(self.gram_docs, dtype=np.int32), np.frombuffer(self.gram_runs, dtype=np.int32))
+            if grams
+            else np.frombuffer(self.docs, dtype=np.int32)
+        )
         if not len(keys):
             empty = np.zeros(0, dtype=np.int32)
-            return TermRuns([], np.zeros(1, dtype=np.int64), empty, empty, empty,
-                            np.empty(0, dtype=object) if self.values is not None else None)
+            return TermRuns(
+                [],
+                np.zeros(1, dtype=np.int64),
+                empty,
+                empty,
+                empty,
+                np.empty(0, dtype=object) if self.values is not None else None,
+            )
         order = _stable_order(keys)
         sorted_keys = keys[order]
         starts = np.flatnonzero(np.concatenate(([True], sorted_keys[1:] != sorted_keys[:-1])))
@@ -249,8 +256,13 @@ class TermRuns(NamedTuple):
             base = bounds[first]
             for t in range(first, end):
                 a, b = bounds[t] - base, bounds[t + 1] - base
-                yield (self.names[t], docs[a:b], counts[a:b], lengths[a:b],
-                       values[a + base:b + base].tolist() if values is not None else None)
+                yield (
+                    self.names[t],
+                    docs[a:b],
+                    counts[a:b],
+                    lengths[a:b],
+                    values[a + base : b + base].tolist() if values is not None else None,
+                )
 
     def term_infos(self) -> np.ndarray:
         """Each term's ``W3TermInfo`` head (``TERMINFO``: its statistics), computed for all
@@ -297,5 +309,9 @@ def pool_runs(terms: list[tuple[bytes, TermPostings]]) -> tuple[list[bytes], np.
         docs.extend(p.docs)
         weights.extend(p.weights)
         bounds.append(len(docs))
-    return (names, np.array(bounds, dtype=np.int64), np.frombuffer(docs, dtype=np.int32),
-            np.frombuffer(weights, dtype=np.float32))
+    return (
+        names,
+        np.array(bounds, dtype=np.int64),
+        np.frombuffer(docs, dtype=np.int32),
+        np.frombuffer(weights, dtype=np.float32),
+    )

@@ -1,9 +1,9 @@
 """The Whoosh engine: index versions as folders of one index root on local disk.
 
-    index/
-      CURRENT              name of the version being served (switched with os.replace)
-      .reindex.lock        held by the one running reindex
-      versions/<name>/     a Whoosh index, documents.json and, written last, manifest.json
+index/
+  CURRENT              name of the version being served (switched with os.replace)
+  .reindex.lock        held by the one running reindex
+  versions/<name>/     a Whoosh index, documents.json and, written last, manifest.json
 """
 
 from __future__ import annotations
@@ -57,8 +57,10 @@ class WhooshEngine(Engine):
         path = self.root.versions_dir / name
         manifest = self.root.manifest(path)  # IndexUnavailable when missing or unfinished
         if manifest.get("schema_version") != self.layout:
-            raise IndexUnavailable(f"index version {name!r} was written in layout {manifest.get('schema_version')}, "
-                                   f"this release reads layout {self.layout}: run `search-service reindex`")
+            raise IndexUnavailable(
+                f"index version {name!r} was written in layout {manifest.get('schema_version')}, "
+                f"this release reads layout {self.layout}: run `search-service reindex`"
+            )
         return WhooshVersion(name, path, manifest, self.ranking, self.cache_bytes, self.cache_dir)
 
     def lock(self) -> AbstractContextManager[Any]:
@@ -76,8 +78,9 @@ class WhooshEngine(Engine):
     def new_build(self, analysis: Analysis, base: str | None = None) -> Build:
         path = self.root.new_version_dir()
         try:
-            return WhooshBuild(path, analysis, self.root.versions_dir / base if base else None, self.layout,
-                               self.writer_bytes)
+            return WhooshBuild(
+                path, analysis, self.root.versions_dir / base if base else None, self.layout, self.writer_bytes
+            )
         except BaseException:
             shutil.rmtree(path, ignore_errors=True)
             raise

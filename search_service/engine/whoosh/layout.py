@@ -49,8 +49,10 @@ class IndexRoot:
         try:
             path.mkdir(parents=True)
         except OSError as exc:  # read-only folder, disk full
-            raise BuildError(f"cannot create a new version in {str(self.versions_dir)!r}: {exc.strerror}; "
-                             "the previous version stays current") from None
+            raise BuildError(
+                f"cannot create a new version in {str(self.versions_dir)!r}: {exc.strerror}; "
+                "the previous version stays current"
+            ) from None
         return path
 
     def current_name(self) -> str | None:
@@ -59,16 +61,14 @@ class IndexRoot:
         except FileNotFoundError:
             return None
         except OSError as exc:
-            raise IndexUnavailable(f"cannot read {self.pointer}: {exc.strerror}")
+            raise IndexUnavailable(f"cannot read {self.pointer}: {exc.strerror}") from None
         return name or None
 
     def current_dir(self) -> Path:
         """The served version's folder; IndexUnavailable if there is none."""
         name = self.current_name()
         if name is None:
-            raise IndexUnavailable(
-                f"no index in {str(self.root)!r}: run `search-service reindex` first"
-            )
+            raise IndexUnavailable(f"no index in {str(self.root)!r}: run `search-service reindex` first")
         path = self.versions_dir / name
         if not (path / MANIFEST).is_file():
             raise IndexUnavailable(f"index version {name!r} is missing or incomplete")
@@ -78,7 +78,7 @@ class IndexRoot:
         try:
             return json.loads((version_dir / MANIFEST).read_text("utf-8"))
         except (OSError, ValueError) as exc:
-            raise IndexUnavailable(f"index version {version_dir.name!r} has an unreadable manifest: {exc}")
+            raise IndexUnavailable(f"index version {version_dir.name!r} has an unreadable manifest: {exc}") from None
 
     def switch(self, version_dir: Path) -> None:
         """Make ``version_dir`` current, atomically (readers see old or new, never neither)."""
@@ -103,7 +103,7 @@ class IndexRoot:
             return removed
         current = self.current_name()
         complete = self.complete_versions()
-        keep_set = {p.name for p in complete[-max(keep, 1):]}
+        keep_set = {p.name for p in complete[-max(keep, 1) :]}
         if current:
             keep_set.add(current)
         for path in sorted(self.versions_dir.iterdir()):
@@ -147,8 +147,10 @@ def write_json_items(path: Path, items: Iterable[tuple[str, Any]]) -> None:
     with open(tmp, "w", encoding="utf-8") as fh:
         separator = "{\n"
         for key, value in items:
-            fh.write(f"{separator}{json.dumps(key, ensure_ascii=False)}: "
-                     f"{json.dumps(value, ensure_ascii=False, sort_keys=True)}")
+            fh.write(
+                f"{separator}{json.dumps(key, ensure_ascii=False)}: "
+                f"{json.dumps(value, ensure_ascii=False, sort_keys=True)}"
+            )
             separator = ",\n"
         fh.write("{}\n" if separator == "{\n" else "\n}\n")
         fh.flush()

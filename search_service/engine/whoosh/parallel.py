@@ -10,14 +10,17 @@ import os
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-
 from search_service.engine.forked import ShareFailed, run_shares
-from search_service.errors import BuildError
 from search_service.engine.whoosh.writer import BulkSegmentWriter
+from search_service.errors import BuildError
 
 
-def write_parallel(ix: Any, batches: Sequence[Iterable[dict[str, Any]]], budget_bytes: int,
-                   progress: Callable[[int], Any] | None = None) -> None:
+def write_parallel(
+    ix: Any,
+    batches: Sequence[Iterable[dict[str, Any]]],
+    budget_bytes: int,
+    progress: Callable[[int], Any] | None = None,
+) -> None:
     """Write each batch of documents as segments (:func:`write_segments`), in a forked
     process per batch; commit all.
 
@@ -38,8 +41,9 @@ def commit_segments(ix: Any, segments: list[Any]) -> None:
     writer.commit(mergetype=lambda w, existing: [*existing, *segments])
 
 
-def write_segments(ix: Any, documents: Iterable[dict[str, Any]], budget_bytes: int,
-                   count: Callable[[int], None] | None = None) -> list[Any]:
+def write_segments(
+    ix: Any, documents: Iterable[dict[str, Any]], budget_bytes: int, count: Callable[[int], None] | None = None
+) -> list[Any]:
     """``documents`` written as segments (not committed), in order: a segment is finished
     whenever the postings its writer holds reach ``budget_bytes``, so a writer's memory
     is bounded by the budget, not by the corpus. ``count(n)``: n more documents written."""
@@ -85,8 +89,9 @@ def _own_temp_storage(storage: Any) -> None:
     storage.temp_storage = lambda name=None: shared(name + suffix if name else None)
 
 
-def _write_batch(ix: Any, budget_bytes: int, number: int, batch: Iterable[dict[str, Any]],
-                 count: Callable[[int], None]) -> list[Any]:
+def _write_batch(
+    ix: Any, budget_bytes: int, number: int, batch: Iterable[dict[str, Any]], count: Callable[[int], None]
+) -> list[Any]:
     """The segments of ``batch``'s documents, written (not committed) in this forked process."""
     _own_temp_storage(ix.storage)  # this process's copy of the storage object
     return write_segments(ix, batch, budget_bytes, count)

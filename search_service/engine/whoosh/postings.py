@@ -119,7 +119,7 @@ def field_lengths(reader: Any, field: str) -> np.ndarray:
         # non-zero one; the rest are the default (0).
         raw = column._dbfile.get(column._basepos, column._count)
         codes = np.frombuffer(raw, dtype=np.uint8)
-        lengths[base:base + len(codes)] = _BYTE_TO_LENGTH[codes]
+        lengths[base : base + len(codes)] = _BYTE_TO_LENGTH[codes]
     return lengths
 
 
@@ -178,8 +178,11 @@ def corpus_order(groups: np.ndarray, numbers: dict[str, int], documents: Iterabl
 
 def section_passages(reader: Any, section: str) -> np.ndarray:
     """The passages of ``section`` (their numbers, sorted): one posting list, read when a version opens."""
-    found = [np.fromiter(segment.postings("section", section).all_ids(), dtype=np.int64) + base
-             for segment, base in reader.leaf_readers() if (("section", section)) in segment]
+    found = [
+        np.fromiter(segment.postings("section", section).all_ids(), dtype=np.int64) + base
+        for segment, base in reader.leaf_readers()
+        if (("section", section)) in segment
+    ]
     return np.concatenate(found) if found else np.zeros(0, dtype=np.int64)
 
 

@@ -74,8 +74,9 @@ class RankFileWriter:
         self._lengths = array("I")
         self._offsets = array("Q")
 
-    def add_terms(self, field: str, names: Sequence[bytes], bounds: np.ndarray, docs: np.ndarray,
-                  counts: np.ndarray) -> None:
+    def add_terms(
+        self, field: str, names: Sequence[bytes], bounds: np.ndarray, docs: np.ndarray, counts: np.ndarray
+    ) -> None:
         """Terms ``names[t]`` of ``field``, each with the postings ``bounds[t]:bounds[t + 1]``
         of ``docs`` (ascending within a term) and ``counts``."""
         if field not in self._fields:
@@ -85,11 +86,12 @@ class RankFileWriter:
         while first < len(names):
             # A window of terms whose postings are encoded together, about _WINDOW at a time.
             end = max(first + 1, int(np.searchsorted(bounds, bounds[first] + _WINDOW, side="right")) - 1)
-            self._window(prefix, names[first:end], bounds[first:end + 1], docs, counts)
+            self._window(prefix, names[first:end], bounds[first : end + 1], docs, counts)
             first = end
 
-    def _window(self, prefix: bytes, names: Sequence[bytes], bounds: np.ndarray, docs: np.ndarray,
-                counts: np.ndarray) -> None:
+    def _window(
+        self, prefix: bytes, names: Sequence[bytes], bounds: np.ndarray, docs: np.ndarray, counts: np.ndarray
+    ) -> None:
         a, b = int(bounds[0]), int(bounds[-1])
         local = (bounds - a).astype(np.int64)
         starts = local[:-1]
@@ -112,8 +114,8 @@ class RankFileWriter:
         for name, s, e, f in zip(names, starts.tolist(), local[1:].tolist(), flags.tolist()):
             key = prefix + name
             n = e - s
-            tf = tf4[4 * s:4 * e] if f & _TF4 else (tf2[2 * s:2 * e] if f & _TF2 else tf1[s:e])
-            record = b"".join((pack(f, len(key), n), key, ids4[4 * s:4 * e], tf))
+            tf = tf4[4 * s : 4 * e] if f & _TF4 else (tf2[2 * s : 2 * e] if f & _TF2 else tf1[s:e])
+            record = b"".join((pack(f, len(key), n), key, ids4[4 * s : 4 * e], tf))
             parts.append(record)
             hashes.append(crc32(key))
             lengths.append(len(record))
@@ -168,15 +170,16 @@ class RankFile:
         slot = keyhash & (self._modulus - 1)
         while slot < self._size:
             count = min(_PROBE_SLOTS, self._size - slot)
-            for slothash, length, offset in _SLOT.iter_unpack(_read(get, self._slots_at + slot * _SLOT.size,
-                                                                    count * _SLOT.size)):
+            for slothash, length, offset in _SLOT.iter_unpack(
+                _read(get, self._slots_at + slot * _SLOT.size, count * _SLOT.size)
+            ):
                 if not length:
                     return None  # an empty slot ends the probe
                 if slothash == keyhash:
                     record = _read(get, offset, length)
                     flags, keylength, n = _HEAD.unpack_from(record)
                     at = _HEAD.size + keylength
-                    if record[_HEAD.size:at] == key:
+                    if record[_HEAD.size : at] == key:
                         return _decode(record, at, flags, n, base)
             slot += count
         return None
@@ -189,7 +192,7 @@ class RankFile:
         for length, offset in zip(used["length"].tolist(), used["offset"].tolist()):
             record = _read(self._get, offset, length)
             flags, keylength, n = _HEAD.unpack_from(record)
-            field_bytes, _, term = record[_HEAD.size:_HEAD.size + keylength].partition(b"\xff")
+            field_bytes, _, term = record[_HEAD.size : _HEAD.size + keylength].partition(b"\xff")
             field = field_bytes.decode("utf-8")
             if field in fields:
                 ids, counts = _decode(record, _HEAD.size + keylength, flags, n, 0)

@@ -48,9 +48,19 @@ class _TermTokenizer(_OwnTokenizer):
             positions.setdefault(t.text, []).append(t.pos)
         return positions
 
-    def __call__(self, value: str, positions: bool = False, chars: bool = False, keeporiginal: bool = False,
-                 removestops: bool = True, start_pos: int = 0, start_char: int = 0, tokenize: bool = True,
-                 mode: str = "", **kwargs: Any) -> Iterator[Token]:
+    def __call__(
+        self,
+        value: str,
+        positions: bool = False,
+        chars: bool = False,
+        keeporiginal: bool = False,
+        removestops: bool = True,
+        start_pos: int = 0,
+        start_char: int = 0,
+        tokenize: bool = True,
+        mode: str = "",
+        **kwargs: Any,
+    ) -> Iterator[Token]:
         token = Token(positions, chars, removestops=removestops, mode=mode, **kwargs)
         for term in self.terms(value):
             token.text = term.text
@@ -90,9 +100,19 @@ class GramTokenizer(_TermTokenizer):
 class ValuesTokenizer(_OwnTokenizer):
     """One exact term per value: a string, or each element of a list (metadata filters)."""
 
-    def __call__(self, value: Any, positions: bool = False, chars: bool = False, keeporiginal: bool = False,
-                 removestops: bool = True, start_pos: int = 0, start_char: int = 0, tokenize: bool = True,
-                 mode: str = "", **kwargs: Any) -> Iterator[Token]:
+    def __call__(
+        self,
+        value: Any,
+        positions: bool = False,
+        chars: bool = False,
+        keeporiginal: bool = False,
+        removestops: bool = True,
+        start_pos: int = 0,
+        start_char: int = 0,
+        tokenize: bool = True,
+        mode: str = "",
+        **kwargs: Any,
+    ) -> Iterator[Token]:
         token = Token(positions, chars, removestops=removestops, mode=mode, **kwargs)
         values = value if isinstance(value, (list, tuple)) else [value]
         for i, v in enumerate(values):
@@ -111,10 +131,15 @@ def meta_field_name(key: str) -> str | None:
 def build_schema(analysis: Analysis) -> wf.Schema:
     """The schema of a version analyzed by ``analysis``."""
     analyzers = {"words": WordTokenizer(analysis), "grams": GramTokenizer(analysis)}
-    searched = {f.name: wf.TEXT(analyzer=analyzers[f.analysis], phrase=f.phrase,
-                                # a field named like its source keeps that attribute stored
-                                stored=f.name == f.source)
-                for f in FIELDS}
+    searched = {
+        f.name: wf.TEXT(
+            analyzer=analyzers[f.analysis],
+            phrase=f.phrase,
+            # a field named like its source keeps that attribute stored
+            stored=f.name == f.source,
+        )
+        for f in FIELDS
+    }
     schema = wf.Schema(
         passage_id=wf.ID(stored=True, unique=True),
         doc_id=wf.ID(stored=True),
@@ -145,4 +170,3 @@ def whoosh_fields(record: dict[str, Any]) -> dict[str, Any]:
     for key, values in record.get("filters", {}).items():
         out[META_PREFIX + key] = values
     return out
-

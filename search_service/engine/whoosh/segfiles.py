@@ -15,16 +15,17 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
-from whoosh.filedb import filetables
 from whoosh.codec.whoosh3 import W3FieldWriter
+from whoosh.filedb import filetables
 from whoosh.util.numeric import byte_to_length, length_to_byte
 
 from search_service.engine.whoosh.codec import ArrayCodec, ArrayPostingsWriter
 
 
 class _BulkPostingsWriter(ArrayPostingsWriter):
-    def add_postings(self, docs: Sequence[int], weights: Sequence[float], values: Sequence[bytes] | None,
-                     lengths: Sequence[int]) -> None:
+    def add_postings(
+        self, docs: Sequence[int], weights: Sequence[float], values: Sequence[bytes] | None, lengths: Sequence[int]
+    ) -> None:
         """What ``add_posting`` does once per posting, a block at a time.
 
         Only for a term's first call (the block buffer is empty): blocks are
@@ -40,7 +41,7 @@ class _BulkPostingsWriter(ArrayPostingsWriter):
             self._ids = array("I", docs[start:end])
             self._weights = array("f", weights[start:end])
             self._values = None if values is None else [v for v in values[start:end] if v]
-            self._maxweight = max(0, max(self._weights))
+            self._maxweight = max(0, *self._weights)
             block_lengths = [n for n in lengths[start:end] if n]
             self._minlength = min(block_lengths) if block_lengths else None
             self._maxlength = max(block_lengths, default=0)
@@ -86,14 +87,25 @@ class BulkCodec(ArrayCodec):
         return _BulkFieldWriter(self, storage, segment)
 
     def postings_writer(self, dbfile: Any, byteids: bool = False) -> Any:
-        return _BulkPostingsWriter(dbfile, blocklimit=self._blocklimit, byteids=byteids,
-                                   compression=0, inlinelimit=self._inlinelimit)
+        return _BulkPostingsWriter(
+            dbfile, blocklimit=self._blocklimit, byteids=byteids, compression=0, inlinelimit=self._inlinelimit
+        )
 
 
 TERMINFO = struct.Struct("!BfIBBfII")  # W3TermInfo._struct
 # The same, as a NumPy record (packed, big-endian), to compute every term's at once.
-TERMINFO_ARRAY = np.dtype([("inlined", "u1"), ("weight", ">f4"), ("count", ">u4"), ("min_length", "u1"),
-                            ("max_length", "u1"), ("max_weight", ">f4"), ("first", ">u4"), ("last", ">u4")])
+TERMINFO_ARRAY = np.dtype(
+    [
+        ("inlined", "u1"),
+        ("weight", ">f4"),
+        ("count", ">u4"),
+        ("min_length", "u1"),
+        ("max_length", "u1"),
+        ("max_weight", ">f4"),
+        ("first", ">u4"),
+        ("last", ">u4"),
+    ]
+)
 assert TERMINFO_ARRAY.itemsize == TERMINFO.size
 NO_LENGTH = np.iinfo(np.int32).max
 _LENGTH_BYTES = np.array([byte_to_length(b) for b in range(256)], dtype=np.int64)
@@ -104,8 +116,9 @@ def length_bytes(lengths: np.ndarray) -> np.ndarray:
     return np.minimum(np.searchsorted(_LENGTH_BYTES, lengths, side="left"), 255)
 
 
-def inlined_terminfo(docs: Sequence[int], weights: Sequence[float], values: Sequence[bytes],
-                      lengths: Sequence[int]) -> bytes:
+def inlined_terminfo(
+    docs: Sequence[int], weights: Sequence[float], values: Sequence[bytes], lengths: Sequence[int]
+) -> bytes:
     """``W3TermInfo.to_bytes()`` of a term whose postings are inlined, as
     ``start_postings`` + ``add_posting``s + ``finish_postings`` would make it."""
     stored_weights = tuple(array("f", weights))
@@ -116,7 +129,7 @@ def inlined_terminfo(docs: Sequence[int], weights: Sequence[float], values: Sequ
         len(docs),
         length_to_byte(min(present)) if present else 0,
         length_to_byte(max(present, default=0)),
-        max(0, max(weights)),
+        max(0, *weights),
         docs[0],
         docs[-1],
     )

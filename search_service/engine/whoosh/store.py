@@ -31,7 +31,6 @@ from whoosh.filedb.structfile import BufferFile, StructFile
 from whoosh.index import FileIndex
 
 
-
 def open_index(path: Path | str, schema: Schema) -> FileIndex:
     """Open the Whoosh index in ``path``, its files read with :class:`PreadFile`,
     analyzed as ``schema`` says (its pickled schema is not read)."""
@@ -81,7 +80,7 @@ class PositionalReader(io.RawIOBase):
 
     def readinto(self, b: Any) -> int:
         data = self.pread(self._pos, len(b))
-        b[:len(data)] = data
+        b[: len(data)] = data
         self._pos += len(data)
         return len(data)
 

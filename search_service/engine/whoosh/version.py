@@ -32,12 +32,12 @@ def _readable(method: Callable[..., T]) -> Callable[..., T]:
     """A file of the version that cannot be read (truncated, removed) is VersionDamaged, not a crash."""
 
     @functools.wraps(method)
-    def wrapper(self: "WhooshVersion", *args: Any, **kwargs: Any) -> T:
+    def wrapper(self: WhooshVersion, *args: Any, **kwargs: Any) -> T:
         try:
             return method(self, *args, **kwargs)
         except SearchError:
             raise
-        except Exception as exc:  # struct.error, EOFError, OSError, ... from a damaged segment
+        except Exception as exc:  # noqa: BLE001  (struct.error, EOFError, OSError, ... from a damaged segment)
             raise VersionDamaged(f"index version {self.name!r} cannot be read: {type(exc).__name__}: {exc}") from None
 
     return wrapper
@@ -46,8 +46,9 @@ def _readable(method: Callable[..., T]) -> Callable[..., T]:
 class WhooshVersion(IndexVersion):
     """One version folder, opened with its files read by ``pread`` (:mod:`.store`)."""
 
-    def __init__(self, name: str, path: Path, manifest: dict[str, Any], ranking: Ranking, cache_bytes: int,
-                 cache_dir: str = "") -> None:
+    def __init__(
+        self, name: str, path: Path, manifest: dict[str, Any], ranking: Ranking, cache_bytes: int, cache_dir: str = ""
+    ) -> None:
         self.name = name
         self.path = path
         self.manifest = manifest
@@ -67,9 +68,9 @@ class WhooshVersion(IndexVersion):
                 self._ranks = rank_files(reader)
                 self._groups = np.load(path / GROUPS, allow_pickle=False)
                 order = np.load(path / ORDER, allow_pickle=False)
-                for name, array in ((GROUPS, self._groups), (ORDER, order)):
+                for file, array in ((GROUPS, self._groups), (ORDER, order)):
                     if len(array) != self.doc_count:
-                        raise ValueError(f"{name} has {len(array)} passages, the index {self.doc_count}")
+                        raise ValueError(f"{file} has {len(array)} passages, the index {self.doc_count}")
                 # A version built anew has its passages in corpus order: no need to look the order up.
                 self._order = None if np.array_equal(order, np.arange(self.doc_count)) else order
                 self.scorer = term_scorer(reader, manifest.get("avg_field_length") or {}, ranking, cache_bytes)
@@ -78,11 +79,13 @@ class WhooshVersion(IndexVersion):
                 self.analysis.initialize()  # a segmenter this process lacks fails here
                 count = searcher.doc_count()
                 if count != manifest.get("passage_count"):
-                    failure = (f"index version {name!r} holds {count} passages, "
-                               f"its manifest says {manifest.get('passage_count')}")
+                    failure = (
+                        f"index version {name!r} holds {count} passages, "
+                        f"its manifest says {manifest.get('passage_count')}"
+                    )
             except SearchError as exc:  # e.g. built with a segmenter this process lacks
                 failure = f"index version {name!r} cannot be opened: {exc.message}"
-            except Exception as exc:  # a truncated or corrupt segment file
+            except Exception as exc:  # noqa: BLE001  (a truncated or corrupt segment file)
                 failure = f"index version {name!r} cannot be opened: {type(exc).__name__}: {exc}"
             if failure is not None:
                 self._ix = self._local = None  # type: ignore[assignment]
@@ -99,8 +102,10 @@ class WhooshVersion(IndexVersion):
             except OSError:
                 now = None
             if now != size:
-                raise VersionDamaged(f"index version {self.name!r} cannot be read: {name} "
-                                       f"{'is gone' if now is None else f'changed size ({size} -> {now} bytes)'}")
+                raise VersionDamaged(
+                    f"index version {self.name!r} cannot be read: {name} "
+                    f"{'is gone' if now is None else f'changed size ({size} -> {now} bytes)'}"
+                )
 
     def _searcher(self) -> Any:
         # Whoosh readers seek and read shared file handles: one searcher per thread.
@@ -111,9 +116,16 @@ class WhooshVersion(IndexVersion):
 
     @_readable
     def rank(self, plan: QueryPlan, limit: int, collapse: bool) -> Ranked:
-        return bm25.rank(self.scorer, ReaderSource(self._searcher(), self._ranks), plan, limit,
-                         self._groups if collapse else None, self.ranking.common_ratio,
-                         damped=(self._related, self.ranking.related), order=self._order)
+        return bm25.rank(
+            self.scorer,
+            ReaderSource(self._searcher(), self._ranks),
+            plan,
+            limit,
+            self._groups if collapse else None,
+            self.ranking.common_ratio,
+            damped=(self._related, self.ranking.related),
+            order=self._order,
+        )
 
     @_readable
     def stored(self, ref: Any) -> Record:
@@ -140,7 +152,7 @@ class WhooshVersion(IndexVersion):
             ids = ids[self.scorer.live[ids]]
         # A document's passages are written together, in order: document numbers
         # follow their ordinals, so a page is a slice, and only it is read.
-        page = [self.stored(d) for d in ids[start:start + size]]
+        page = [self.stored(d) for d in ids[start : start + size]]
         return sorted(page, key=lambda s: s["ordinal"]), len(ids)
 
     @_readable
@@ -162,5 +174,12 @@ def term_scorer(reader: Any, avg_lengths: dict[str, float], ranking: Ranking, ca
     scored = [f for f, w in ranking.weights().items() if w > 0]
     # Whoosh: avgfl = the manifest's value, else the field's total / doc_count_all, else 1.
     avg = {f: avg_lengths.get(f) or (reader.field_length(f) / (doc_count or 1)) or 1 for f in scored}
-    return bm25.TermScorer(doc_count, {f: field_lengths(reader, f) for f in scored}, avg, live_mask(reader),
-                           k1=ranking.k1, b=ranking.b, cache_bytes=cache_bytes)
+    return bm25.TermScorer(
+        doc_count,
+        {f: field_lengths(reader, f) for f in scored},
+        avg,
+        live_mask(reader),
+        k1=ranking.k1,
+        b=ranking.b,
+        cache_bytes=cache_bytes,
+    )

@@ -41,9 +41,19 @@ from whoosh.system import pack_int, pack_long, pack_ushort
 from whoosh.writing import SegmentWriter
 
 from search_service.engine.whoosh.codec import FieldBlocks, _encode_block
-from search_service.engine.whoosh.rankfile import EXT as RANKFILE_EXT, RankFileWriter, open_rankfile
-from search_service.engine.whoosh.columns import (FieldPostings, MemoryPool, TermPostings, TermRuns, count_value, encode_positions,
-                                                 in_order, pool_runs, stored_length)
+from search_service.engine.whoosh.columns import (
+    FieldPostings,
+    MemoryPool,
+    TermPostings,
+    TermRuns,
+    count_value,
+    encode_positions,
+    in_order,
+    pool_runs,
+    stored_length,
+)
+from search_service.engine.whoosh.rankfile import EXT as RANKFILE_EXT
+from search_service.engine.whoosh.rankfile import RankFileWriter, open_rankfile
 from search_service.engine.whoosh.segfiles import TERMINFO, BulkCodec, StoredLengths, add_terms, inlined_terminfo
 
 
@@ -105,8 +115,15 @@ class BulkSegmentWriter(SegmentWriter):
         for name, column in self._columns.items():
             for tbytes, docs, counts, _, values in column.runs(None).terms():
                 for j, doc in enumerate(docs):
-                    self.pool.add((name, tbytes, doc, float(counts[j]),
-                                   values[j] if values is not None else count_value(counts[j])))
+                    self.pool.add(
+                        (
+                            name,
+                            tbytes,
+                            doc,
+                            float(counts[j]),
+                            values[j] if values is not None else count_value(counts[j]),
+                        )
+                    )
         self._columns = {}
 
     @staticmethod
@@ -227,8 +244,9 @@ class BulkSegmentWriter(SegmentWriter):
         for reader in readers:
             reader.close()
 
-    def _write_columns(self, fieldwriter: Any, column: FieldPostings, lengths: dict[int, int] | None,
-                       ranks: RankFileWriter | None) -> None:
+    def _write_columns(
+        self, fieldwriter: Any, column: FieldPostings, lengths: dict[int, int] | None, ranks: RankFileWriter | None
+    ) -> None:
         postfile = fieldwriter._postfile
         value_size = fieldwriter._format.fixed_value_size()
         key_prefix = pack_ushort(fieldwriter._fieldid)
@@ -240,8 +258,11 @@ class BulkSegmentWriter(SegmentWriter):
             ranks.add_terms(fieldwriter._fieldname, runs.names, runs.bounds, runs.docs, runs.counts)
         heads, infos_max_weight, infos_min_length, infos_max_length = _term_heads(runs, inline_limit)
         # One-block terms encoded field-wide; a fixed-size format's values, one term at a time.
-        blocks = (FieldBlocks(runs.docs, runs.counts, runs.bounds, runs.values)
-                  if runs.values is None or value_size is None or value_size < 0 else None)
+        blocks = (
+            FieldBlocks(runs.docs, runs.counts, runs.bounds, runs.values)
+            if runs.values is None or value_size is None or value_size < 0
+            else None
+        )
         names = runs.names
         bounds = runs.bounds.tolist()
         all_values = runs.values
@@ -262,34 +283,46 @@ class BulkSegmentWriter(SegmentWriter):
                     # Most terms (rare bigrams) occur in a few passages: their postings go
                     # into the term table (W3TermInfo's inlined form), with no block.
                     c = counts[a:b]
-                    values = (tuple(all_values[a + base:b + base]) if all_values is not None
-                              else tuple(map(count_value, c)))
-                    rows.append((key_prefix + names[t], heads[t * _HEAD:(t + 1) * _HEAD]
-                                 + dumps((tuple(docs[a:b]), tuple(map(float, c)), values), 2)))
+                    values = (
+                        tuple(all_values[a + base : b + base]) if all_values is not None else tuple(map(count_value, c))
+                    )
+                    rows.append(
+                        (
+                            key_prefix + names[t],
+                            heads[t * _HEAD : (t + 1) * _HEAD]
+                            + dumps((tuple(docs[a:b]), tuple(map(float, c)), values), 2),
+                        )
+                    )
                 elif n <= block_limit:
                     if offset is None:
                         offset = postfile.tell()
                     data = blocks.data(t, a + base, b + base) if blocks is not None else None
                     if data is None:
-                        values = all_values[a + base:b + base].tolist() if all_values is not None else None
+                        values = all_values[a + base : b + base].tolist() if all_values is not None else None
                         data = _encode_block(docs[a:b], counts[a:b], values, value_size)
-                    info = dumps((n, docs[b - 1], float(infos_max_weight[t]), 0, infos_min_length[t],
-                                  infos_max_length[t]), 2)
+                    info = dumps(
+                        (n, docs[b - 1], float(infos_max_weight[t]), 0, infos_min_length[t], infos_max_length[t]), 2
+                    )
                     block = b"".join((WHOOSH3_HEADER_MAGIC, pack_int(-(len(info) + len(data))), info, data))
                     postfile.write(block)
-                    rows.append((key_prefix + names[t], heads[t * _HEAD:(t + 1) * _HEAD] + pack_long(offset)
-                                 + pack_int(len(block))))
+                    rows.append(
+                        (
+                            key_prefix + names[t],
+                            heads[t * _HEAD : (t + 1) * _HEAD] + pack_long(offset) + pack_int(len(block)),
+                        )
+                    )
                     offset += len(block)
                 else:  # several blocks: Whoosh's postings writer, a block at a time
                     add_terms(fieldwriter._tindex, rows)
                     rows = []
-                    values = all_values[a + base:b + base].tolist() if all_values is not None else None
+                    values = all_values[a + base : b + base].tolist() if all_values is not None else None
                     _write_blocks(fieldwriter, names[t], docs[a:b], counts[a:b], values, doc_lengths[a:b])
                     offset = None  # the postings writer wrote there too
         add_terms(fieldwriter._tindex, rows)
 
-    def _write_pool(self, fieldwriter: Any, terms: list[tuple[bytes, TermPostings]], lengths: Any,
-                    ranks: RankFileWriter | None) -> None:
+    def _write_pool(
+        self, fieldwriter: Any, terms: list[tuple[bytes, TermPostings]], lengths: Any, ranks: RankFileWriter | None
+    ) -> None:
         postwriter = fieldwriter._postwriter
         key_prefix = pack_ushort(fieldwriter._fieldid)
         inline_limit = self.codec._inlinelimit
@@ -320,12 +353,12 @@ def _term_heads(runs: TermRuns, inline_limit: int) -> tuple[bytes, list[float], 
     pickles before its data: the greatest weight, the least and greatest field length."""
     infos = runs.term_infos()
     infos["inlined"] = np.diff(runs.bounds) < inline_limit
-    return (infos.tobytes(), infos["max_weight"].tolist(), infos["min_length"].tolist(),
-            infos["max_length"].tolist())
+    return (infos.tobytes(), infos["max_weight"].tolist(), infos["min_length"].tolist(), infos["max_length"].tolist())
 
 
-def _write_blocks(fieldwriter: Any, name: bytes, docs: list[int], counts: list[int], values: list[bytes] | None,
-                  lengths: list[int]) -> None:
+def _write_blocks(
+    fieldwriter: Any, name: bytes, docs: list[int], counts: list[int], values: list[bytes] | None, lengths: list[int]
+) -> None:
     """A term of more than one block's postings, through the field's postings writer."""
     fieldwriter.start_term(name)
     fieldwriter._postwriter.add_postings(docs, counts, values, lengths)

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 from whoosh import index as whoosh_index
 from whoosh import scoring
 
-from tests.helpers import SEED_CORPUS, open_version_index, write_corpus
-from search_service.search.service import SearchService
-from search_service.ingest.reindex import build_index
 from search_service.engine.whoosh.layout import IndexRoot
 from search_service.engine.whoosh.postings import ReaderSource, field_lengths, rank_files
 from search_service.engine.whoosh.version import term_scorer
 from search_service.fields import Ranking
+from search_service.ingest.reindex import build_index
+from search_service.search.service import SearchService
+from tests.helpers import SEED_CORPUS, open_version_index, write_corpus
 
 FIELDS = ("body", "grams", "title", "title_grams", "heading", "heading_grams")
 
@@ -34,8 +33,10 @@ def whoosh_scores(searcher, field, term, avg_lengths, ranking):
 
 @pytest.fixture(scope="module")
 def seed_version(tmp_path_factory):
-    from search_service.settings import Settings
     import shutil
+
+    from search_service.settings import Settings
+
     root = tmp_path_factory.mktemp("score")
     shutil.copytree(SEED_CORPUS, root / "corpus")
     settings = Settings.from_env(corpus_dir=str(root / "corpus"), index_dir=str(root / "index"))
@@ -100,9 +101,11 @@ def test_field_lengths_are_whooshs(seed_version):
 def test_deleted_passages_count_neither_in_df_nor_in_n_so_scores_are_those_of_a_fresh_build(tmp_path, make_settings):
     """Whoosh keeps deleted passages in its statistics until a merge; this ranker does not,
     so a version holding deletions (an incremental reindex) scores like one built anew."""
-    docs = {"a.txt": "医保卡密码忘了怎么办\n" + "带上身份证和医保卡到银行重置密码。" * 3,
-            "b.txt": "医保卡被锁了\n到社保中心解锁医保卡。",
-            "c.txt": "社保卡激活\n持身份证到银行激活社保卡。"}
+    docs = {
+        "a.txt": "医保卡密码忘了怎么办\n" + "带上身份证和医保卡到银行重置密码。" * 3,
+        "b.txt": "医保卡被锁了\n到社保中心解锁医保卡。",
+        "c.txt": "社保卡激活\n持身份证到银行激活社保卡。",
+    }
     settings = make_settings(corpus=write_corpus(tmp_path / "corpus", docs))
     build_index(settings)
     ix = whoosh_index.open_dir(str(IndexRoot(settings.index_dir).current_dir()))
@@ -116,10 +119,11 @@ def test_deleted_passages_count_neither_in_df_nor_in_n_so_scores_are_those_of_a_
     with ix.searcher() as searcher, fresh_ix.searcher() as fresh_searcher:
         reader = searcher.reader()
         assert reader.has_deletions()
-        avg = {f: 10.0 for f in Ranking().weights()}  # a version's are its manifest's, computed over live passages
+        avg = dict.fromkeys(Ranking().weights(), 10.0)  # a version's are its manifest's, computed over live passages
         got = term_scorer(reader, avg, Ranking(), 1_000_000).postings(ReaderSource(searcher), "body", "医保卡")
         want = term_scorer(fresh_searcher.reader(), avg, Ranking(), 1_000_000).postings(
-            ReaderSource(fresh_searcher), "body", "医保卡")
+            ReaderSource(fresh_searcher), "body", "医保卡"
+        )
         assert got.df == want.df == 1 and list(got.ids) == list(want.ids) == [0]  # b matches nothing
         assert list(got.scores) == list(want.scores)
         assert term_scorer(reader, avg, Ranking(), 1).live_count == fresh_searcher.doc_count_all() == 2
@@ -130,7 +134,10 @@ def test_synonym_groups_count_their_best_spelling_once(seed_version):
     with ix.searcher() as searcher:
         reader = searcher.reader()
         scorer = term_scorer(reader, manifest["avg_field_length"], Ranking(), 1_000_000)
-        a, b = scorer.postings(ReaderSource(searcher), "body", "医保卡"), scorer.postings(ReaderSource(searcher), "body", "密码")
+        a, b = (
+            scorer.postings(ReaderSource(searcher), "body", "医保卡"),
+            scorer.postings(ReaderSource(searcher), "body", "密码"),
+        )
         best = scorer.best_of(ReaderSource(searcher), [("body", "医保卡", 1.0), ("body", "密码", 0.8)])
         expected = {}
         for ids, scores in ((a.ids, a.scores), (b.ids, b.scores * 0.8)):
@@ -161,9 +168,8 @@ def test_search_service_uses_the_configured_cache_budget(make_settings):
 
 
 def test_multi_block_posting_lists_decode_exactly(tmp_path, make_settings, monkeypatch):
-    from tests.engine.whoosh.test_writer import corpus_records
-
     from search_service.engine.whoosh.codec import ArrayCodec
+    from tests.engine.whoosh.test_writer import corpus_records
 
     # 64-posting blocks (the default is 512), so that 400 passages make lists of several blocks.
     monkeypatch.setattr(ArrayCodec.__init__, "__defaults__", (64, 8))

@@ -4,19 +4,29 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings as hsettings, strategies as st
-from whoosh import fields, index as whoosh_index, query as wq
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
+from whoosh import fields
+from whoosh import index as whoosh_index
+from whoosh import query as wq
 from whoosh.filedb.filestore import RamStorage
 from whoosh.system import pack_uint
 
-from tests.helpers import settings_factory
-from search_service.engine.whoosh.codec import (_ENTRY_GUESS, STORED_FIELDS, ArrayCodec, ArrayLeafMatcher, term_arrays,
-                                                term_entry)
-from search_service.engine.whoosh.schema import build_schema
-from search_service.engine.whoosh.fixes import InliningCodec
+from search_service.engine.whoosh.codec import (
+    _ENTRY_GUESS,
+    STORED_FIELDS,
+    ArrayCodec,
+    ArrayLeafMatcher,
+    term_arrays,
+    term_entry,
+)
 from search_service.engine.whoosh.columns import encode_positions
+from search_service.engine.whoosh.fixes import InliningCodec
+from search_service.engine.whoosh.schema import build_schema
 from search_service.engine.whoosh.store import open_index
 from tests.engine.whoosh.test_writer import passage_records, segment_contents
+from tests.helpers import settings_factory
 
 
 @pytest.fixture(scope="module")
@@ -90,8 +100,11 @@ def test_phrases_and_boolean_queries_match_as_with_whoosh_codec(built, data):
     with built["whoosh"].searcher() as reference:
         words = sorted({t.decode() for f, t in reference.reader().all_terms() if f == "body"})
     picked = data.draw(st.lists(st.sampled_from(words), min_size=1, max_size=3))
-    queries = [wq.Phrase("body", picked), wq.And([wq.Term("body", w) for w in picked]),
-               wq.Or([wq.Term("body", w) for w in picked])]
+    queries = [
+        wq.Phrase("body", picked),
+        wq.And([wq.Term("body", w) for w in picked]),
+        wq.Or([wq.Term("body", w) for w in picked]),
+    ]
     for q in queries:
         found = []
         for name in ("whoosh", "array"):
@@ -102,8 +115,7 @@ def test_phrases_and_boolean_queries_match_as_with_whoosh_codec(built, data):
 
 def test_merging_whoosh_codec_segments_into_array_segments():
     """An index written with Whoosh's codec (an older version) upgrades on its next merge."""
-    schema = fields.Schema(id=fields.ID(stored=True, unique=True), body=fields.TEXT(phrase=True),
-                           tag=fields.KEYWORD)
+    schema = fields.Schema(id=fields.ID(stored=True, unique=True), body=fields.TEXT(phrase=True), tag=fields.KEYWORD)
     ix = RamStorage().create_index(schema)
     with ix.writer(codec=InliningCodec()) as w:
         for i in range(1500):
@@ -140,8 +152,10 @@ def test_every_block_form_decodes_to_what_was_encoded(data):
     elif kind == "counts":
         weights = [float(w) for w in data.draw(st.lists(st.integers(1, 400), min_size=n, max_size=n))]
     else:
-        weights = [float(np.float32(w)) for w in data.draw(
-            st.lists(st.floats(0.5, 1e6, allow_nan=False, width=32), min_size=n, max_size=n))]
+        weights = [
+            float(np.float32(w))
+            for w in data.draw(st.lists(st.floats(0.5, 1e6, allow_nan=False, width=32), min_size=n, max_size=n))
+        ]
     value_kind = data.draw(st.sampled_from(["none", "counts", "fixed", "variable"]))
     if value_kind == "none":
         size, values = 0, []
@@ -166,24 +180,35 @@ def test_field_blocks_encode_each_term_as_encode_block_does(data, with_values):
     a variable-size format (each posting's bytes, as positions)."""
     from search_service.engine.whoosh.codec import FieldBlocks, _encode_block
 
-    terms = data.draw(st.lists(st.tuples(
-        st.lists(st.one_of(st.integers(1, 5), st.integers(1, 1 << 17)), min_size=1, max_size=30, unique=False),
-        st.sampled_from(["ones", "small", "big"])), min_size=1, max_size=12))
+    terms = data.draw(
+        st.lists(
+            st.tuples(
+                st.lists(st.one_of(st.integers(1, 5), st.integers(1, 1 << 17)), min_size=1, max_size=30, unique=False),
+                st.sampled_from(["ones", "small", "big"]),
+            ),
+            min_size=1,
+            max_size=12,
+        )
+    )
     docs, counts, bounds = [], [], [0]
     for gaps, kind in terms:
         ids = [data.draw(st.integers(0, 1 << 18))]
         for gap in gaps[1:]:
             ids.append(ids[-1] + gap)
         docs += ids
-        counts += [1 if kind == "ones" else data.draw(st.integers(1, 255 if kind == "small" else 600))
-                   for _ in ids]
+        counts += [1 if kind == "ones" else data.draw(st.integers(1, 255 if kind == "small" else 600)) for _ in ids]
         bounds.append(len(docs))
     values = None
     if with_values:
         # Mostly positions (longer than 4 bytes), sometimes the count itself or 4 other bytes.
-        values = [data.draw(st.one_of(st.just(encode_positions(list(range(c)))), st.just(pack_uint(c)),
-                                      st.binary(min_size=0, max_size=9)))
-                  for c in counts]
+        values = [
+            data.draw(
+                st.one_of(
+                    st.just(encode_positions(list(range(c)))), st.just(pack_uint(c)), st.binary(min_size=0, max_size=9)
+                )
+            )
+            for c in counts
+        ]
     held = None
     if values is not None:
         held = np.empty(len(values), dtype=object)

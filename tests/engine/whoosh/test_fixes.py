@@ -1,6 +1,7 @@
 """Each workaround in whoosh_fixes is shown to be needed, and to work."""
 
-from whoosh import fields, query as wq
+from whoosh import fields
+from whoosh import query as wq
 from whoosh.filedb.filestore import RamStorage
 
 
@@ -10,8 +11,9 @@ def test_inlining_codec_writes_reads_and_merges_short_posting_lists():
 
     from search_service.engine.whoosh.fixes import InliningCodec
 
-    schema = fields.Schema(id=fields.ID(stored=True, unique=True), body=fields.TEXT(phrase=False),
-                           pos=fields.TEXT(phrase=True))
+    schema = fields.Schema(
+        id=fields.ID(stored=True, unique=True), body=fields.TEXT(phrase=False), pos=fields.TEXT(phrase=True)
+    )
     with pytest.raises(AttributeError, match="set_inline"):
         ix = RamStorage().create_index(schema)
         with ix.writer(codec=W3Codec(inlinelimit=8)) as w:

@@ -8,9 +8,9 @@ import math
 
 from whoosh import index as whoosh_index
 
-from search_service.ingest.reindex import build_index
 from search_service.engine.whoosh import build as whoosh_build
 from search_service.engine.whoosh.layout import IndexRoot
+from search_service.ingest.reindex import build_index
 from search_service.search.request import SearchRequest
 from search_service.search.service import SearchService
 from tests.engine.whoosh.test_writer import corpus_records, ranking_run
@@ -37,9 +37,14 @@ def tiers(settings, version: str) -> dict[int, int]:
 
 
 def edit(corpus, records: list[dict], changed: range, added: int, removed: list[str]) -> list[dict]:
-    records = [dict(r, text=r["text"] + f"\n第{i}次修订：医保卡密码可在银行重置。") if i in changed else r
-               for i, r in enumerate(records) if r["id"] not in removed]
-    records += [{"id": f"new{len(records)}-{i}", "text": "新增的文档：社保卡激活以后医保卡也能用。"} for i in range(added)]
+    records = [
+        dict(r, text=r["text"] + f"\n第{i}次修订：医保卡密码可在银行重置。") if i in changed else r
+        for i, r in enumerate(records)
+        if r["id"] not in removed
+    ]
+    records += [
+        {"id": f"new{len(records)}-{i}", "text": "新增的文档：社保卡激活以后医保卡也能用。"} for i in range(added)
+    ]
     (corpus / "docs.jsonl").write_text(jsonl(*records), "utf-8")
     return records
 
@@ -100,7 +105,7 @@ def test_segments_are_merged_by_tier_and_mostly_deleted_ones_rewritten(tmp_path,
     assert counts[:3] == [2, 3, 2]  # the third small segment merged its tier into one
     assert_ranks_like_a_full_rebuild(tmp_path, settings, "tiers")
     # change more than a third of the documents: the big segment is mostly deleted, and rewritten
-    records = edit(corpus, records, range(0, 60), added=0, removed=[])
+    records = edit(corpus, records, range(60), added=0, removed=[])
     report = build_index(settings, incremental=True)
     assert report.changed == 60
     assert segment_count(settings, report.version) <= 2

@@ -6,7 +6,9 @@ import json
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from search_service.engine import plan
 from search_service.engine.whoosh.layout import IndexRoot
@@ -16,14 +18,27 @@ from search_service.engine.whoosh.store import open_index
 from tests.engine.whoosh.test_writer import WRITERS, passage_records, written
 from tests.helpers import open_version_index, settings_factory
 
-TERMS = [plan.HasTerm("body", w) for w in ("医保卡", "密码", "银行", "解锁", "社保卡", "不存在")] + \
-        [plan.HasTerm("grams", g) for g in ("医保", "保卡", "密", "锁", "卡")] + \
-        [plan.InDocument("d1"), plan.InDocument("d2"), plan.InDocument("none"),
-         plan.HasMetadata("tags", "x"), plan.HasMetadata("tags", "t1"), plan.HasPhrase("body", ("医保卡", "密码")),
-         plan.HasPhrase("body", ("密码", "重置"))]
-constraints = st.recursive(st.sampled_from(TERMS), lambda inner: st.one_of(
-    st.lists(inner, min_size=1, max_size=4).map(lambda xs: plan.AllOf(tuple(xs))),
-    st.lists(inner, min_size=1, max_size=4).map(lambda xs: plan.AnyOf(tuple(xs)))), max_leaves=12)
+TERMS = (
+    [plan.HasTerm("body", w) for w in ("医保卡", "密码", "银行", "解锁", "社保卡", "不存在")]
+    + [plan.HasTerm("grams", g) for g in ("医保", "保卡", "密", "锁", "卡")]
+    + [
+        plan.InDocument("d1"),
+        plan.InDocument("d2"),
+        plan.InDocument("none"),
+        plan.HasMetadata("tags", "x"),
+        plan.HasMetadata("tags", "t1"),
+        plan.HasPhrase("body", ("医保卡", "密码")),
+        plan.HasPhrase("body", ("密码", "重置")),
+    ]
+)
+constraints = st.recursive(
+    st.sampled_from(TERMS),
+    lambda inner: st.one_of(
+        st.lists(inner, min_size=1, max_size=4).map(lambda xs: plan.AllOf(tuple(xs))),
+        st.lists(inner, min_size=1, max_size=4).map(lambda xs: plan.AnyOf(tuple(xs))),
+    ),
+    max_leaves=12,
+)
 
 
 @pytest.fixture(scope="module")
@@ -49,8 +64,10 @@ def test_array_matching_equals_whooshs_matchers(twins, c):
 
 def test_many_excluded_words_cost_array_operations_not_postings_walked(twins, monkeypatch):
     """85 excluded common characters: no Whoosh matcher is built for any of them."""
-    words = ("一是在不了有和人这中大为上个国我以要他时来用们生到作地于出就分对成会可主发年动同工也能下过子说产种面而方后多定行学法所民得经"
-             "十三之进着等部度家电力里如水化高自二起小物现实加量都两体制机当使点从业本去把性好")[:85]
+    words = (
+        "一是在不了有和人这中大为上个国我以要他时来用们生到作地于出就分对成会可主发年动同工也能下过子说产种面而方后多定行学法所民得经"
+        "十三之进着等部度家电力里如水化高自二起小物现实加量都两体制机当使点从业本去把性好"
+    )[:85]
     c = plan.AnyOf(tuple(plan.HasTerm("grams", ch) for ch in words))
     with twins["bulk"].searcher() as searcher, twins["whoosh"].searcher() as oracle:
         built = []
@@ -61,11 +78,12 @@ def test_many_excluded_words_cost_array_operations_not_postings_walked(twins, mo
         assert np.array_equal(found, sorted(oracle.docs_for_query(whoosh_query(c))))
 
 
-def test_document_groups_are_stored_with_the_version_and_match_the_doc_id_postings(tmp_path, make_settings,
-                                                                                   monkeypatch):
+def test_document_groups_are_stored_with_the_version_and_match_the_doc_id_postings(
+    tmp_path, make_settings, monkeypatch
+):
+    from search_service.engine.whoosh.postings import document_groups
     from search_service.ingest import reindex as reindex_module
     from search_service.ingest.reindex import build_index
-    from search_service.engine.whoosh.postings import document_groups
     from tests.engine.whoosh.test_writer import corpus_records
     from tests.helpers import write_corpus
 
@@ -97,7 +115,7 @@ def test_document_groups_are_stored_with_the_version_and_match_the_doc_id_postin
         assert len(pairs) == len({g for g, _ in pairs}) == len({doc for _, doc in pairs})
 
 
-@pytest.mark.parametrize("items", [[], [("医保卡", {"b": 1, "a": [2]})], [("a\n\"b", {}), ("c", {"x": None})]])
+@pytest.mark.parametrize("items", [[], [("医保卡", {"b": 1, "a": [2]})], [('a\n"b', {}), ("c", {"x": None})]])
 def test_a_json_object_written_an_item_at_a_time_reads_back(tmp_path, items):
     from search_service.engine.whoosh.layout import write_json_items
 

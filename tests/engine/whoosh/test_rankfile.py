@@ -6,7 +6,9 @@ import types
 
 import numpy as np
 import pytest
-from hypothesis import given, settings as hsettings, strategies as st
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 from whoosh import index as whoosh_index
 from whoosh.filedb.filestore import RamStorage
 
@@ -101,20 +103,29 @@ def write_and_open(terms: dict[str, dict[str, tuple[list[int], list[float]]]]) -
     return RankFile(storage.open_file("x.rnk"), storage.file_length("x.rnk"))
 
 
-postings_lists = st.lists(st.tuples(st.integers(0, 3_000_000), st.one_of(
-    st.integers(1, 300), st.integers(1, 70_000), st.floats(0.25, 9.0, width=32))), min_size=1, max_size=40,
-    unique_by=lambda p: p[0]).map(lambda ps: sorted(ps))
-fields_terms = st.dictionaries(st.sampled_from(["body", "grams", "title"]),
-                               st.dictionaries(st.text(min_size=1, max_size=6), postings_lists, max_size=12),
-                               max_size=3)
+postings_lists = st.lists(
+    st.tuples(
+        st.integers(0, 3_000_000),
+        st.one_of(st.integers(1, 300), st.integers(1, 70_000), st.floats(0.25, 9.0, width=32)),
+    ),
+    min_size=1,
+    max_size=40,
+    unique_by=lambda p: p[0],
+).map(lambda ps: sorted(ps))
+fields_terms = st.dictionaries(
+    st.sampled_from(["body", "grams", "title"]),
+    st.dictionaries(st.text(min_size=1, max_size=6), postings_lists, max_size=12),
+    max_size=3,
+)
 
 
 @hsettings(max_examples=150, deadline=None)
 @given(fields_terms, st.integers(0, 1000))
 def test_what_is_written_is_read_back(terms, base):
     """Gaps within u2 or not, counts within u1, u2 or neither, fractional weights, any keys."""
-    ranks = write_and_open({f: {t: ([d for d, _ in ps], [c for _, c in ps]) for t, ps in ts.items()}
-                            for f, ts in terms.items()})
+    ranks = write_and_open(
+        {f: {t: ([d for d, _ in ps], [c for _, c in ps]) for t, ps in ts.items()} for f, ts in terms.items()}
+    )
     for field, postings in terms.items():
         for term, ps in postings.items():
             ids, counts = ranks.postings(*term_key(field, term), base=base)
@@ -145,16 +156,18 @@ def test_keys_of_the_same_hash_are_told_apart_by_their_bytes(monkeypatch):
 def test_a_truncated_file_is_an_error_not_a_wrong_answer():
     storage = RamStorage()
     writer = RankFileWriter(storage.create_file("x.rnk"))
-    writer.add_terms("body", [b"a"], np.array([0, 3]), np.array([1, 5, 9], dtype=np.int32),
-                     np.array([1, 1, 2], dtype=np.int32))
+    writer.add_terms(
+        "body", [b"a"], np.array([0, 3]), np.array([1, 5, 9], dtype=np.int32), np.array([1, 1, 2], dtype=np.int32)
+    )
     writer.close()
     data = storage.open_file("x.rnk").get(0, storage.file_length("x.rnk"))
-    whole = RankFile(types.SimpleNamespace(get=lambda at, n: data[at:at + n]), len(data))
+    whole = RankFile(types.SimpleNamespace(get=lambda at, n: data[at : at + n]), len(data))
     assert whole.postings(*term_key("body", "a"))[0].tolist() == [1, 5, 9]
     # A record cut short (the file's bytes end before what its table lists).
-    cut = RankFile(types.SimpleNamespace(get=lambda at, n: data[at:min(at + n, 10)] if at < 10 else data[at:at + n]),
-                   len(data))
+    cut = RankFile(
+        types.SimpleNamespace(get=lambda at, n: data[at : min(at + n, 10)] if at < 10 else data[at : at + n]), len(data)
+    )
     with pytest.raises(EOFError):
         cut.postings(*term_key("body", "a"))
     with pytest.raises((EOFError, ValueError)):
-        RankFile(types.SimpleNamespace(get=lambda at, n: data[:-5][at:at + n]), len(data))
+        RankFile(types.SimpleNamespace(get=lambda at, n: data[:-5][at : at + n]), len(data))

@@ -22,9 +22,20 @@ def test_gram_tokenizer_counts_what_it_emits():
 
 def test_every_field_of_the_table_is_in_the_schema_and_fed_from_its_source():
     schema = build_schema(CONFIG)
-    record = {"passage_id": "d#0", "doc_id": "d", "ordinal": 0, "start": 0, "end": 4, "text": "医保卡号",
-              "title": "标题", "heading": "小标题", "source": "d.txt", "metadata": {"tags": "x"},
-              "content_hash": "h", "filters": {"tags": "x"}}
+    record = {
+        "passage_id": "d#0",
+        "doc_id": "d",
+        "ordinal": 0,
+        "start": 0,
+        "end": 4,
+        "text": "医保卡号",
+        "title": "标题",
+        "heading": "小标题",
+        "source": "d.txt",
+        "metadata": {"tags": "x"},
+        "content_hash": "h",
+        "filters": {"tags": "x"},
+    }
     fields = whoosh_fields(record)
     for f in FIELDS:
         assert f.name in schema.names()

@@ -3,14 +3,16 @@
 import gc
 import os
 
-from hypothesis import given, settings as hsettings, strategies as st
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 from whoosh import index as whoosh_index
 from whoosh.filedb.structfile import BufferFile
 
 from search_service.engine.whoosh.codec import term_arrays
+from search_service.engine.whoosh.layout import IndexRoot
 from search_service.engine.whoosh.store import PreadFile, _Descriptor
 from tests.helpers import open_version_index
-from search_service.engine.whoosh.layout import IndexRoot
 
 
 def open_fds() -> int:

@@ -6,25 +6,31 @@ import random
 
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
-from whoosh import formats, index as whoosh_index
+from hypothesis import given
+from hypothesis import strategies as st
+from whoosh import formats
+from whoosh import index as whoosh_index
 
-from tests.helpers import SEED_CORPUS, jsonl, write_corpus
+from search_service.engine.whoosh.codec import ArrayCodec
+from search_service.engine.whoosh.columns import _stable_order, encode_positions
+from search_service.engine.whoosh.rankfile import open_rankfile
+from search_service.engine.whoosh.schema import build_schema, whoosh_fields
+from search_service.engine.whoosh.segfiles import BulkCodec
+from search_service.engine.whoosh.writer import BulkSegmentWriter
 from search_service.ingest import reindex as index_module
 from search_service.ingest.reindex import _records, analysis_config, build_index, prepare
 from search_service.ingest.spool import Spool
-from search_service.engine.whoosh.schema import build_schema, whoosh_fields
-from search_service.text.analysis import get_analysis
 from search_service.search.request import SearchRequest
 from search_service.search.service import SearchService
-from search_service.engine.whoosh.codec import ArrayCodec
-from search_service.engine.whoosh.rankfile import open_rankfile
-from search_service.engine.whoosh.columns import _stable_order, encode_positions
-from search_service.engine.whoosh.segfiles import BulkCodec
-from search_service.engine.whoosh.writer import BulkSegmentWriter
+from search_service.text.analysis import get_analysis
+from tests.helpers import SEED_CORPUS, jsonl, write_corpus
 
-SENTENCES = [line for line in (SEED_CORPUS / "000_0cfe50795da03c63.txt").read_text("utf-8").splitlines()
-             + (SEED_CORPUS / "001_965e0e36aae651b5.txt").read_text("utf-8").splitlines() if len(line) > 8]
+SENTENCES = [
+    line
+    for line in (SEED_CORPUS / "000_0cfe50795da03c63.txt").read_text("utf-8").splitlines()
+    + (SEED_CORPUS / "001_965e0e36aae651b5.txt").read_text("utf-8").splitlines()
+    if len(line) > 8
+]
 
 
 def corpus_records(count: int, seed: int = 7) -> str:
@@ -34,9 +40,15 @@ def corpus_records(count: int, seed: int = 7) -> str:
     records = []
     for i in range(count):
         lines = rng.sample(SENTENCES, 3)
-        records.append({"id": f"d{i}", "title": f"医保卡问答 第{i % 17}篇",
-                        "text": "\n".join(lines) + f"\n医保卡编号{i}。",
-                        "category": ["faq", "law"][i % 2], "tags": ["x", f"t{i % 5}"]})
+        records.append(
+            {
+                "id": f"d{i}",
+                "title": f"医保卡问答 第{i % 17}篇",
+                "text": "\n".join(lines) + f"\n医保卡编号{i}。",
+                "category": ["faq", "law"][i % 2],
+                "tags": ["x", f"t{i % 5}"],
+            }
+        )
     return jsonl(*records)
 
 
@@ -53,8 +65,10 @@ def gram_postings(reader) -> dict:
             if ranks is not None and field in ranks.fields:
                 items = ((tbytes, ids.tolist(), counts.tolist()) for _, tbytes, ids, counts in ranks.terms({field}))
             elif ranks is None and field in segment.indexed_field_names():
-                items = ((tbytes, *map(list, zip(*segment.postings(field, tbytes).items_as("weight"))))
-                         for tbytes in segment.lexicon(field))
+                items = (
+                    (tbytes, *map(list, zip(*segment.postings(field, tbytes).items_as("weight"))))
+                    for tbytes in segment.lexicon(field)
+                )
             else:
                 continue
             for tbytes, ids, weights in items:
@@ -78,20 +92,37 @@ def segment_contents(ix, grams_as_postings: bool = False):
             while m.is_active():
                 postings.append((m.id(), m.weight(), m.value()))
                 m.next()
-            terms[(fieldname, tbytes)] = ((info.weight(), info.doc_frequency(), info.min_length(),
-                                          info.max_length(), info.max_weight(), info.min_id(), info.max_id()),
-                                         postings)
+            terms[(fieldname, tbytes)] = (
+                (
+                    info.weight(),
+                    info.doc_frequency(),
+                    info.min_length(),
+                    info.max_length(),
+                    info.max_weight(),
+                    info.min_id(),
+                    info.max_id(),
+                ),
+                postings,
+            )
         stored = [reader.stored_fields(d) for d in range(reader.doc_count_all())]
-        lengths = {(d, f): reader.doc_field_length(d, f) for d in range(reader.doc_count_all())
-                   for f in ("body", "grams", "title", "title_grams", "heading", "heading_grams")}
-        columns = {name: [reader.column_reader(name)[d] for d in range(reader.doc_count_all())]
-                   for name, field in ix.schema.items() if field.column_type}
+        lengths = {
+            (d, f): reader.doc_field_length(d, f)
+            for d in range(reader.doc_count_all())
+            for f in ("body", "grams", "title", "title_grams", "heading", "heading_grams")
+        }
+        columns = {
+            name: [reader.column_reader(name)[d] for d in range(reader.doc_count_all())]
+            for name, field in ix.schema.items()
+            if field.column_type
+        }
     return terms, stored, lengths, columns
 
 
 # Blocks of 128 postings, so that the 400-passage corpus has multi-block lists.
-WRITERS = (("whoosh", lambda ix: ix.writer(codec=ArrayCodec(blocklimit=128))),
-           ("bulk", lambda ix: BulkSegmentWriter(ix, codec=BulkCodec(blocklimit=128))))
+WRITERS = (
+    ("whoosh", lambda ix: ix.writer(codec=ArrayCodec(blocklimit=128))),
+    ("bulk", lambda ix: BulkSegmentWriter(ix, codec=BulkCodec(blocklimit=128))),
+)
 
 
 def passage_records(tmp_path, make_settings, count, seed):
@@ -118,8 +149,10 @@ def written(folder, config, records, make_writer):
 
 def test_bulk_writer_writes_the_same_segment_as_whoosh(tmp_path, make_settings):
     config, records = passage_records(tmp_path, make_settings, 400, seed=7)
-    built = [segment_contents(written(tmp_path / name, config, records, make_writer), grams_as_postings=True)
-             for name, make_writer in WRITERS]
+    built = [
+        segment_contents(written(tmp_path / name, config, records, make_writer), grams_as_postings=True)
+        for name, make_writer in WRITERS
+    ]
     (terms_a, stored_a, lengths_a, columns_a), (terms_b, stored_b, lengths_b, columns_b) = built
     assert max(len(p) for _, p in terms_a.values()) > 300  # multi-block lists are covered
     assert sum(1 for _, p in terms_a.values() if len(p) < 8) > 1000  # and inlined ones
@@ -143,7 +176,7 @@ def test_a_parallel_build_ranks_exactly_like_a_serial_one(tmp_path, make_setting
         assert len(ix._segments()) == workers  # the parallel build really wrote two segments
         service = SearchService(settings)
         run = []
-        for q in ("医保卡密码忘了怎么办", "醫保卡被鎖", "银行 解锁", "编号123", "\"重新设置密码\""):
+        for q in ("医保卡密码忘了怎么办", "醫保卡被鎖", "银行 解锁", "编号123", '"重新设置密码"'):
             r = service.search(SearchRequest.create(settings, q=q, size=20))
             run.append((r.total, [(h.passage_id, h.score, h.highlight) for h in r.hits]))
         r = service.search(SearchRequest.create(settings, q="医保卡", size=50, collapse="doc"))
@@ -155,7 +188,7 @@ def test_a_parallel_build_ranks_exactly_like_a_serial_one(tmp_path, make_setting
 def ranking_run(settings):
     service = SearchService(settings)
     run = []
-    for q in ("医保卡密码忘了怎么办", "醫保卡被鎖", "银行 解锁", "编号123", "\"重新设置密码\"", "-医保卡 密码"):
+    for q in ("医保卡密码忘了怎么办", "醫保卡被鎖", "银行 解锁", "编号123", '"重新设置密码"', "-医保卡 密码"):
         r = service.search(SearchRequest.create(settings, q=q, size=30))
         run.append((r.total, [(h.passage_id, h.score, h.highlight) for h in r.hits]))
     r = service.search(SearchRequest.create(settings, q="医保卡", size=50, collapse="doc"))
@@ -165,14 +198,16 @@ def ranking_run(settings):
 
 
 @pytest.mark.parametrize("workers", [1, 2])
-def test_a_writer_over_its_memory_budget_starts_a_new_segment_and_ranks_the_same(tmp_path, make_settings,
-                                                                                  monkeypatch, workers):
+def test_a_writer_over_its_memory_budget_starts_a_new_segment_and_ranks_the_same(
+    tmp_path, make_settings, monkeypatch, workers
+):
     corpus = write_corpus(tmp_path / "corpus", {"docs.jsonl": corpus_records(900, seed=13)})
     monkeypatch.setattr(index_module, "PARALLEL_MIN_PASSAGES", 50)
     runs, segments = [], []
     for budget in (256, 0):  # MB; 0: a new segment every 200 passages
         settings = make_settings(corpus=corpus, workers=workers, writer_memory_mb=budget).replace(
-            index_dir=str(tmp_path / f"ix{budget}"))
+            index_dir=str(tmp_path / f"ix{budget}")
+        )
         report = build_index(settings)
         ix = whoosh_index.open_dir(str(tmp_path / f"ix{budget}" / "versions" / report.version))
         segments.append(len(ix._segments()))
@@ -198,8 +233,9 @@ def test_parallel_writers_that_finish_far_apart_never_share_temporary_files(tmp_
 
 
 @pytest.mark.parametrize("failing_batch", [0, 1])
-def test_a_failing_writer_process_fails_the_build_and_keeps_the_old_version(tmp_path, make_settings, monkeypatch,
-                                                                             failing_batch):
+def test_a_failing_writer_process_fails_the_build_and_keeps_the_old_version(
+    tmp_path, make_settings, monkeypatch, failing_batch
+):
     corpus = write_corpus(tmp_path / "corpus", {"docs.jsonl": corpus_records(120, seed=5)})
     settings = make_settings(corpus=corpus, workers=2)
     first = build_index(settings)
@@ -215,6 +251,7 @@ def test_a_failing_writer_process_fails_the_build_and_keeps_the_old_version(tmp_
 
     monkeypatch.setattr(BulkSegmentWriter, "add_document", explode)
     from search_service.errors import BuildError
+
     with pytest.raises(BuildError, match="No space left"):
         build_index(settings)
     service = SearchService(settings)
@@ -277,12 +314,15 @@ def test_encoded_positions_are_whooshs_byte_for_byte(positions):
     assert encode_positions(positions) == formats.Positions().encode(positions)
 
 
-@given(st.lists(st.integers(min_value=0, max_value=2 ** 62), max_size=300), st.integers(min_value=1, max_value=40))
+@given(st.lists(st.integers(min_value=0, max_value=2**62), max_size=300), st.integers(min_value=1, max_value=40))
 def test_postings_are_grouped_by_key_in_document_order_whichever_sort_is_used(keys, distinct):
     # Few distinct keys (many postings a key), small keys (one sort of key and place
     # together) and keys too wide for that (NumPy's stable sort): the same order.
-    for column in (np.array(keys, dtype=np.int64), np.array(keys, dtype=np.int64) % distinct,
-                   np.array(keys, dtype=np.int64) % distinct + (1 << 61)):
+    for column in (
+        np.array(keys, dtype=np.int64),
+        np.array(keys, dtype=np.int64) % distinct,
+        np.array(keys, dtype=np.int64) % distinct + (1 << 61),
+    ):
         order = _stable_order(column)
         assert order.dtype == np.int32
         assert order.tolist() == np.argsort(column, kind="stable").tolist()
