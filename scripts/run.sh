@@ -2,7 +2,9 @@
 # The README's two commands, on a fresh machine with Python 3.11, pip and apt:
 #
 #   bash scripts/run.sh serve       # set up, index the bundled corpus, serve it on http://127.0.0.1:8000
-#   bash scripts/run.sh test        # set up (Chromium, nginx, Java and Maven too), run the whole suite
+#   bash scripts/run.sh test        # set up (Chromium, nginx, Java and Maven too), check style and
+#                                   # types (ruff, mypy), run the whole suite on both engines
+#   bash scripts/run.sh check       # set up, the style and type checks alone
 #   bash scripts/run.sh opensearch  # set up, run a local two-node OpenSearch cluster in the foreground
 #
 # Setup makes ./.venv and installs the project with the exact versions in
@@ -67,6 +69,13 @@ opensearch_launcher() {
     mvn -q -B -f opensearch/pom.xml package
 }
 
+checks() {
+    # The checks that hold the style, before any test runs (config in pyproject.toml).
+    "$VENV/bin/ruff" check .
+    "$VENV/bin/ruff" format --check .
+    "$VENV/bin/mypy"
+}
+
 cmd=${1:-}
 shift || true
 case "$cmd" in
@@ -77,10 +86,15 @@ case "$cmd" in
         ;;
     test)
         setup
+        checks
         browser
         proxy
         opensearch_launcher
         exec "$VENV/bin/python" -m pytest --engine all -m "" "$@"
+        ;;
+    check)
+        setup
+        checks
         ;;
     opensearch)
         setup
@@ -88,7 +102,7 @@ case "$cmd" in
         exec "$VENV/bin/python" scripts/opensearch.py "$@"
         ;;
     *)
-        echo "usage: bash scripts/run.sh serve|test|opensearch [args...]" >&2
+        echo "usage: bash scripts/run.sh serve|test|check|opensearch [args...]" >&2
         exit 64
         ;;
 esac

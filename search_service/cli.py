@@ -13,7 +13,7 @@ import sys
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import PurePosixPath
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NoReturn
 
 from search_service import __version__
 from search_service.errors import ConfigError, IndexLocked, InvalidRequest, SearchError
@@ -46,7 +46,7 @@ def exit_code(exc: SearchError) -> int:
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # exit 64, not argparse's 2 (2 means "files skipped")
+    def error(self, message: str) -> NoReturn:  # exit 64, not argparse's 2 (2 means "files skipped")
         self.print_usage(sys.stderr)
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 

@@ -57,6 +57,7 @@ def settings_factory(tmp_path: Path) -> Callable[..., Settings]:
 def load_script(name: str) -> Any:
     """A module of ``scripts/`` (they are files to run, not a package)."""
     spec = importlib.util.spec_from_file_location(f"scripts_{name}", ROOT / "scripts" / f"{name}.py")
+    assert spec is not None and spec.loader is not None, name
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

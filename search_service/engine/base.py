@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+import numpy as np
+
 from search_service.engine.plan import QueryPlan
 from search_service.text.analysis import Analysis
 
@@ -36,8 +38,8 @@ WriteProgress = Callable[[int], Any]  # passages written so far
 class Ranked:
     """The best passages of a plan (engine references, best first), their scores, and how many matched."""
 
-    refs: Sequence[Any]
-    scores: Sequence[float]
+    refs: Sequence[Any] | np.ndarray  # an array of passage numbers, or the engine's records
+    scores: Sequence[float] | np.ndarray
     total: int
 
 

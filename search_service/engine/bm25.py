@@ -27,7 +27,7 @@ import threading
 import time
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 import numpy as np
 
@@ -58,6 +58,15 @@ _NOTHING = Postings(np.empty(0, np.int32), np.empty(0, np.float64), 0)
 V = TypeVar("V")
 
 
+class _Entry(Generic[V]):
+    """A cache entry: its value and size, its cost per byte, its priority, its last use."""
+
+    __slots__ = ("cost", "last", "priority", "size", "value")
+
+    def __init__(self, value: V, size: int, cost: float, priority: float, last: int) -> None:
+        self.value, self.size, self.cost, self.priority, self.last = value, size, cost, priority, last
+
+
 class CostAwareCache(Generic[V]):
     """A cache bounded in bytes that evicts what is cheapest to make again per
     byte it holds: GreedyDual-Size (Cao and Irani, 1997).
@@ -75,8 +84,7 @@ class CostAwareCache(Generic[V]):
 
     def __init__(self, limit_bytes: int) -> None:
         self.limit_bytes = limit_bytes
-        # key -> [value, bytes, cost per byte, priority, tick of the last use]
-        self._entries: dict[Hashable, list[Any]] = {}
+        self._entries: dict[Hashable, _Entry[V]] = {}
         # One (priority, tick, key) per entry, as of when it was pushed: a use
         # only raises the entry's priority, and eviction pushes such an entry
         # back with its current one, so a use costs no heap operation.
@@ -94,9 +102,9 @@ class CostAwareCache(Generic[V]):
                 self.misses += 1
                 return None
             self.hits += 1
-            entry[3] = self._floor + entry[2]
-            entry[4] = next(self._ticks)
-            return entry[0]
+            entry.priority = self._floor + entry.cost
+            entry.last = next(self._ticks)
+            return entry.value
 
     def put(self, key: Hashable, value: V, size: int, cost: float) -> None:
         """Keep ``value`` (``size`` bytes, ``cost`` seconds to make again) unless it is already kept or too big."""
@@ -105,18 +113,18 @@ class CostAwareCache(Generic[V]):
         with self._lock:
             if key in self._entries:
                 return
-            entry = [value, size, cost / size, self._floor + cost / size, next(self._ticks)]
+            entry = _Entry(value, size, cost / size, self._floor + cost / size, next(self._ticks))
             self._entries[key] = entry
-            heapq.heappush(self._heap, (entry[3], entry[4], key))
+            heapq.heappush(self._heap, (entry.priority, entry.last, key))
             self._bytes += size
             while self._bytes > self.limit_bytes:
                 priority, tick, victim = heapq.heappop(self._heap)
                 entry = self._entries[victim]
-                if entry[4] != tick:  # used since it was pushed: back, at its current priority
-                    heapq.heappush(self._heap, (entry[3], entry[4], victim))
+                if entry.last != tick:  # used since it was pushed: back, at its current priority
+                    heapq.heappush(self._heap, (entry.priority, entry.last, victim))
                     continue
                 del self._entries[victim]
-                self._bytes -= entry[1]
+                self._bytes -= entry.size
                 self._floor = priority
 
     def info(self) -> dict[str, int]:
@@ -232,16 +240,16 @@ class TermScorer:
             if found is None:
                 found = self._keep(source, alternatives[0])
             return found if len(found.ids) else _NOTHING
-        found = [self.postings(source, f, t, boost) for f, t, boost in alternatives]
-        found = [p for p in found if len(p.ids)]
-        if len(found) <= 1:
-            return found[0] if found else _NOTHING
-        df = max(p.df for p in found)
+        lists = [self.postings(source, f, t, boost) for f, t, boost in alternatives]
+        lists = [p for p in lists if len(p.ids)]
+        if len(lists) <= 1:
+            return lists[0] if lists else _NOTHING
+        df = max(p.df for p in lists)
         best = np.zeros(self.doc_count, dtype=np.float64)
-        for p in found:  # ids are unique within one list
+        for p in lists:  # ids are unique within one list
             best[p.ids] = np.maximum(best[p.ids], p.scores)
         matched = np.zeros(self.doc_count, dtype=bool)
-        for p in found:
+        for p in lists:
             matched[p.ids] = True
         ids = np.flatnonzero(matched).astype(np.int32)
         return Postings(ids, best[ids], df)
@@ -302,14 +310,17 @@ def rank(
         scores[damped[0]] *= damped[1]
 
     allowed = _allowed(scorer, source, plan)
+    matched: np.ndarray
     if plan.must is not None:
+        assert allowed is not None  # a required clause always makes a mask
+        matched = allowed
         docs = np.flatnonzero(allowed)  # the required clauses decide; every part only scores
         top, _ = _top(docs, scores[docs], limit, groups, order)
     else:
         top = _best_of_tiers(selective, common, scores, limit, allowed, groups, order)
-    # The total counts every matching passage, also when the best ones were found among
-    # the selective parts' alone: a page count from a lower bound would hide pages.
-    matched = allowed if plan.must is not None else (scores > 0 if allowed is None else (scores > 0) & allowed)
+        # The total counts every matching passage, also when the best ones were found among
+        # the selective parts' alone: a page count from a lower bound would hide pages.
+        matched = scores > 0 if allowed is None else (scores > 0) & allowed
     total = int(np.count_nonzero(matched)) if groups is None else int(np.count_nonzero(np.bincount(groups[matched])))
     return Ranked(top, scores[top], total)
 

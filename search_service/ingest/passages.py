@@ -159,7 +159,10 @@ class RepeatedLines:
             return []
         digests = np.frombuffer(self._digests, dtype=np.int64)
         hits = np.flatnonzero(np.isin(digests, np.fromiter(lines.digests, np.int64, len(lines))))
-        return np.unique(np.searchsorted(np.frombuffer(self._ends, dtype=np.int64), hits, side="right")).tolist()
+        holders: list[int] = np.unique(
+            np.searchsorted(np.frombuffer(self._ends, np.int64), hits, side="right")
+        ).tolist()
+        return holders
 
 
 def repeated_lines(

@@ -157,8 +157,9 @@ def prepare(
         entries.append(entry)
         filter_keys.update(filterable(item.metadata))
     spool.flush()  # complete on disk before any writer is forked
-    splitter = PassageSplitter(settings.passage_min_chars, settings.passage_max_chars, chrome.lines())
-    for number in chrome.holders(splitter.boilerplate):
+    lines = chrome.lines()
+    splitter = PassageSplitter(settings.passage_min_chars, settings.passage_max_chars, lines)
+    for number in chrome.holders(lines):
         entry = entries[number]
         again = _entry(_spooled_parts(spool, entry), splitter, spool, entry.offset, entry.size)
         assert again is not None, "kept whole, a document has the text it had"
@@ -289,7 +290,7 @@ def build_index(
     """
     began = time.perf_counter()
     analysis = get_analysis(analysis_config(settings), str(settings.jieba_cache_dir))
-    exclude = [settings.userdict_path, settings.synonyms_path, settings.stopwords]
+    exclude: list[str | os.PathLike[str]] = [settings.userdict_path, settings.synonyms_path, settings.stopwords]
     report = BuildReport(dry_run=dry_run)
 
     if dry_run:
@@ -340,6 +341,7 @@ def _reindex(
         if build is None:  # the current version could not be read back: build it all anew
             report.mode = "full (the current version cannot be read, so --incremental rebuilt it all)"
             build = _build(engine, analysis, None, prepared, report, settings, key, progress)
+            assert build is not None  # a full build raises BuildError, never returns None
         engine.switch(build)
         if progress is not None:
             progress("checking", 1, 1)

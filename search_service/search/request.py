@@ -93,59 +93,57 @@ def search_params(settings: Settings) -> type[Params]:
             [],
         ),
     }
-    return create_model("SearchParams", __base__=Params, **fields)
+    model: type[Params] = create_model("SearchParams", __base__=Params, **fields)
+    return model
 
 
 @functools.lru_cache(maxsize=16)
 def page_params(settings: Settings) -> type[Params]:
     """The parameters of the search page: a blank or absent q shows the empty page."""
     search = search_params(settings).model_fields
-    return create_model(
+    model: type[Params] = create_model(
         "PageParams",
         __base__=Params,
         q=(Annotated[str, Field(max_length=settings.max_query_chars, description=search["q"].description)], ""),
         page=(search["page"].rebuild_annotation(), 1),
         collapse=(search["collapse"].rebuild_annotation(), "none"),
     )
+    return model
 
 
 @functools.lru_cache(maxsize=16)
 def document_params(settings: Settings) -> type[Params]:
     """The parameters of /documents/<id>: a page of its passages."""
-    return create_model(
-        "DocumentParams",
-        __base__=Params,
-        **{
-            "from": (Annotated[int, Field(ge=0, le=MAX_ORDINAL, description="First passage, from 0.")], 0),
-            "size": (Annotated[int, Field(ge=1, le=1000, description="Passages in the page.")], 100),
-            "q": (
-                Annotated[
-                    str,
-                    Field(
-                        max_length=settings.max_query_chars, description="A query whose words the page marks (HTML)."
-                    ),
-                ],
-                "",
-            ),
-            "hit": (
-                Annotated[
-                    int,
-                    Field(
-                        ge=0,
-                        le=MAX_ORDINAL,
-                        description="The ordinal of the passage the page scrolls to and marks (HTML).",
-                    ),
-                ],
-                None,
-            ),
-        },
-    )
+    fields: dict[str, Any] = {
+        "from": (Annotated[int, Field(ge=0, le=MAX_ORDINAL, description="First passage, from 0.")], 0),
+        "size": (Annotated[int, Field(ge=1, le=1000, description="Passages in the page.")], 100),
+        "q": (
+            Annotated[
+                str,
+                Field(max_length=settings.max_query_chars, description="A query whose words the page marks (HTML)."),
+            ],
+            "",
+        ),
+        "hit": (
+            Annotated[
+                int,
+                Field(
+                    ge=0,
+                    le=MAX_ORDINAL,
+                    description="The ordinal of the passage the page scrolls to and marks (HTML).",
+                ),
+            ],
+            None,
+        ),
+    }
+    model: type[Params] = create_model("DocumentParams", __base__=Params, **fields)
+    return model
 
 
 @functools.lru_cache(maxsize=16)
 def analyze_params(settings: Settings) -> type[Params]:
     """The parameters of /analyze."""
-    return create_model(
+    model: type[Params] = create_model(
         "AnalyzeParams",
         __base__=Params,
         text=(
@@ -155,6 +153,7 @@ def analyze_params(settings: Settings) -> type[Params]:
             ...,
         ),
     )
+    return model
 
 
 @dataclass(frozen=True)

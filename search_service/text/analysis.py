@@ -20,10 +20,10 @@ import functools
 import operator
 import re
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -69,6 +69,8 @@ def bundled_stopwords() -> tuple[str, ...]:
     text = resources.files("search_service").joinpath("data/stopwords.txt").read_text("utf-8")
     return tuple(line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#"))
 
+
+T = TypeVar("T")
 
 SHORT_TEXT = 64
 SHORT_CACHE_SIZE = 4096
@@ -136,7 +138,7 @@ class Analysis:
         self._last: tuple[str, Normalized] | None = None
         # Titles and headings repeat on every passage of a document: remember
         # the terms of short texts rather than segmenting them again.
-        self._short: dict[tuple[str, str], list[Term]] = {}
+        self._short: dict[tuple[str, str], Any] = {}  # (kind, text) -> what that kind computes
 
     @functools.cached_property
     def segmenter(self) -> Segmenter:
@@ -160,11 +162,11 @@ class Analysis:
         self._last = (text, normalized)
         return normalized
 
-    def _remember(self, kind: str, text: str, compute: Any) -> list[Term]:
+    def _remember(self, kind: str, text: str, compute: Callable[[str], T]) -> T:
         if len(text) > SHORT_TEXT:
             return compute(text)
         key = (kind, text)
-        terms = self._short.get(key)
+        terms: T | None = self._short.get(key)
         if terms is None:
             if len(self._short) >= SHORT_CACHE_SIZE:
                 self._short.clear()
@@ -186,7 +188,7 @@ class Analysis:
 
     def gram_key_counts(self, text: str) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`gram_counts` as two arrays: the grams' keys (:func:`gram_keys`), sorted, and their counts."""
-        return self._remember("gk", text, self._gram_key_counts)  # type: ignore[return-value]
+        return self._remember("gk", text, self._gram_key_counts)
 
     def _gram_key_counts(self, text: str) -> tuple[np.ndarray, np.ndarray]:
         keys, counts = np.unique(gram_keys(self.normalize(text).text), return_counts=True)
@@ -211,7 +213,7 @@ class Analysis:
     def word_positions(self, text: str) -> dict[str, list[int]]:
         """The positions of each term of :meth:`words`, in order: what a phrase field
         indexes, without offsets (an index needs none) or an object per word."""
-        return self._remember("wp", text, self._word_positions)  # type: ignore[return-value]
+        return self._remember("wp", text, self._word_positions)
 
     def _word_positions(self, text: str) -> dict[str, list[int]]:
         stopwords = self.stopwords
@@ -242,7 +244,7 @@ class Analysis:
 
     def query_grams(self, text: str) -> list[str]:
         """Bigrams of each CJK run of a query clause; a one-character run stays a unigram."""
-        out = []
+        out: list[str] = []
         for run in CJK_RUN.findall(self.normalize(text).text):
             out.extend(bigrams(run) if len(run) > 1 else [run])
         return out

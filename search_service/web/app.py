@@ -15,12 +15,13 @@ import time
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import unquote_to_bytes
 
 import orjson
 from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
 from flask.json.provider import DefaultJSONProvider
+from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -54,12 +55,12 @@ class JSONProvider(DefaultJSONProvider):
     def response(self, *args: Any, **kwargs: Any) -> Response:
         obj = self._prepare_response_obj(args, kwargs)
         if (self.compact is None and self._app.debug) or self.compact is False:
-            return super().response(obj)  # indented for people reading it
+            return cast(Response, super().response(obj))  # indented for people reading it
         try:
             body = orjson.dumps(obj, default=self.default, option=orjson.OPT_APPEND_NEWLINE)
         except orjson.JSONEncodeError:
             body = self.dumps(obj, ensure_ascii=True, separators=(",", ":")).encode("ascii") + b"\n"
-        return self._app.response_class(body, mimetype=self.mimetype)
+        return Response(body, mimetype=self.mimetype)
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
@@ -111,7 +112,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
 
 def service() -> SearchService:
-    return current_app.extensions["search"]
+    found: SearchService = current_app.extensions["search"]
+    return found
 
 
 # Open without a key: load balancers probe /health; the page's stylesheet and icon.
@@ -133,7 +135,7 @@ def _is_page() -> bool:
     return request.endpoint == "page.index" or (request.endpoint in PAGE_ENDPOINTS and wants_html())
 
 
-def _require_api_key():
+def _require_api_key() -> Response | None:
     keys: tuple[bytes, ...] = current_app.extensions["api_keys"]
     if not keys or request.endpoint in PUBLIC_ENDPOINTS:
         return None
@@ -149,7 +151,7 @@ def _require_api_key():
         given.append(request.headers["X-API-Key"])
     if not given or not all(_valid_key(key, keys) for key in given):
         if _is_page():  # a person with a browser, who has no way to send a key
-            response = current_app.make_response(render_page("key_needed.html", 401))
+            response: Response = current_app.make_response(render_page("key_needed.html", 401))
         else:
             response = error_response(
                 401, "unauthorized", "a valid API key is required (Authorization: Bearer <key> or X-API-Key: <key>)"
@@ -168,7 +170,7 @@ def _valid_key(given: str, keys: tuple[bytes, ...]) -> bool:
     return bool(given) and matched
 
 
-def _log_request(response):
+def _log_request(response: Response) -> Response:
     response.headers["X-Request-ID"] = g.get("request_id", "")
     seconds = time.perf_counter() - g.get("started", time.perf_counter())
     # By route pattern, not path: one series per endpoint, whatever the ids asked for.
@@ -198,7 +200,7 @@ CONTENT_SECURITY_POLICY = (
 )
 
 
-def _security_headers(response):
+def _security_headers(response: Response) -> Response:
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Referrer-Policy"] = "no-referrer"
     response.headers["X-Frame-Options"] = "DENY"
@@ -265,7 +267,7 @@ def _refuse_parameters() -> None:
 
 
 @api.route("/search", methods=["GET", "POST"])
-def search():
+def search() -> ResponseReturnValue:
     settings = current_app.extensions["settings"]
     if request.method == "POST":
         search_request = SearchRequest.from_json(settings, _json_body())
@@ -276,7 +278,7 @@ def search():
 
 
 @api.get("/documents/<path:doc_id>")
-def document(doc_id: str):
+def document(doc_id: str) -> ResponseReturnValue:
     params = validate_query(document_params(current_app.extensions["settings"]), query_args())
     doc = service().document(doc_id, getattr(params, "from"), params.size)
     if wants_html():
@@ -285,18 +287,18 @@ def document(doc_id: str):
 
 
 @api.get("/passages/<path:passage_id>")
-def passage(passage_id: str):
+def passage(passage_id: str) -> ResponseReturnValue:
     return jsonify(dataclasses.asdict(service().passage(passage_id)))
 
 
 @api.get("/analyze")
-def analyze():
+def analyze() -> ResponseReturnValue:
     params = validate_query(analyze_params(current_app.extensions["settings"]), query_args())
     return jsonify(service().analyze(params.text))
 
 
 @api.get("/favicon.ico")
-def favicon():
+def favicon() -> ResponseReturnValue:
     """Browsers ask for it on every page; the page's own icon (SVG) answers."""
     icon = Path(current_app.static_folder or "") / "favicon.svg"
     response = Response(icon.read_bytes(), mimetype="image/svg+xml")
@@ -305,23 +307,23 @@ def favicon():
 
 
 @api.get("/health")
-def health():
+def health() -> ResponseReturnValue:
     return jsonify(service().health())
 
 
 @api.get("/stats")
-def stats():
+def stats() -> ResponseReturnValue:
     return jsonify(service().stats())
 
 
 @api.get("/metrics")
-def metrics():
+def metrics() -> ResponseReturnValue:
     body, content_type = current_app.extensions["metrics"].exposition()
     return Response(body, content_type=content_type)
 
 
 @api.get("/openapi.json")
-def openapi():
+def openapi() -> ResponseReturnValue:
     from search_service.web.openapi import openapi_document  # pydantic: loaded on first use, not at start-up
 
     try:

@@ -83,7 +83,7 @@ class Metrics:
         if not self.multiprocess:
             return generate_latest(self.registry), CONTENT_TYPE_LATEST
         registry = CollectorRegistry()
-        MultiProcessCollector(registry)
+        MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         registry.register(IndexCollector(self.service))
         return generate_latest(registry), CONTENT_TYPE_LATEST
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, current_app, request
+from flask.typing import ResponseReturnValue
 
 from search_service.errors import SearchError
 from search_service.search.request import SearchRequest, page_params, validate_query
@@ -25,7 +26,7 @@ PAGE_LINKS = 9  # numbered page links around the current one
 
 
 @page.get("/")
-def index():
+def index() -> ResponseReturnValue:
     q = request.args.get("q", "")
     grouped = request.args.get("collapse") == "doc"
     settings = current_app.extensions["settings"]

@@ -183,7 +183,7 @@ class _ErrorPage:
         self.data += data
 
 
-class JsonErrorWorker(ThreadWorker):  # type: ignore[misc]
+class JsonErrorWorker(ThreadWorker):
     """gunicorn's threaded worker, answering what gunicorn answers itself (a request it
     cannot parse, or over its limits) in the API's one JSON error shape: gunicorn decides
     the status, as it does for its own page, and this worker writes the answer."""
@@ -303,4 +303,4 @@ def _metrics_dir() -> str | None:
 def _worker_gone(pid: int) -> None:
     from prometheus_client import multiprocess
 
-    multiprocess.mark_process_dead(pid)
+    multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]

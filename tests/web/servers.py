@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import time
+from typing import Any
 from pathlib import Path
 
 import requests
@@ -14,7 +15,7 @@ from search_service.devtools.ports import free_port
 from tests.helpers import ROOT
 
 
-def start_server(index_dir: Path, log: Path, workers: int = 2, **env_extra: str):
+def start_server(index_dir: Path, log: Path, workers: int = 2, **env_extra: Any):
     """Start `search-service serve`; its output goes to ``log``."""
     port = free_port()
     env = dict(os.environ, PYTHONPATH=str(ROOT), SEARCH_RELOAD_SECONDS="0.5", **env_extra)

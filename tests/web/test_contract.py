@@ -49,7 +49,7 @@ def schemathesis(url: str, tmp_path: Path, *extra: str) -> subprocess.CompletedP
 
 def run_against_server(settings: Settings, tmp_path: Path, env: dict[str, str], *extra: str) -> None:
     log = tmp_path / "server.log"
-    proc, url = start_server(Path(settings.index_dir), log, **engine_env(settings), **env)
+    proc, url = start_server(Path(settings.index_dir), log, 2, **{**engine_env(settings), **env})
     try:
         wait_ready(proc, url, log, headers={"X-API-Key": KEY} if env else None)
         result = schemathesis(url, tmp_path, *extra)

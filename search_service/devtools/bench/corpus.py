@@ -18,7 +18,7 @@ EVAL = Path(__file__).resolve().parents[4] / "shared" / "eval"  # ../shared/eval
 
 def base_passages(eval_dir: Path) -> list[str]:
     """Passage-sized texts from the evaluation collections (both scripts)."""
-    texts = []
+    texts: list[str] = []
     splitter = PassageSplitter(50, 300)
     for name in ("cmrc2018/corpus.jsonl", "drcd-dev/corpus.jsonl"):
         for doc in CorpusReader(eval_dir / name).read().documents:
@@ -42,7 +42,7 @@ def write_corpus(path: Path, texts: list[str], size: int) -> int:
 
 
 def eval_queries(eval_dir: Path, count: int) -> list[str]:
-    queries = []
+    queries: list[str] = []
     for name in ("cmrc2018/queries.jsonl", "drcd-dev/queries_zhs.jsonl", "drcd-dev/queries.jsonl"):
         with open(eval_dir / name, encoding="utf-8") as fh:
             queries.extend(json.loads(line)["text"] for line in fh if line.strip())

@@ -111,7 +111,8 @@ def hostile_bench(
 
     try:
         out: dict[str, Any] = {}
-        times, statuses = [], {}
+        times: list[float] = []
+        statuses: dict[str, int] = {}
         for q in hostile_queries(count):
             ms, status = timed("/search?q=" + urllib.parse.quote(q))
             times.append(ms)

@@ -7,6 +7,7 @@ import os
 import warnings
 from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
 from search_service.devtools.bench.measure import percentile, time_queries
 
@@ -29,14 +30,14 @@ def cluster_queries(queries: list[str], warmup: list[str], env: dict[str, str]) 
     """The OpenSearch cluster's own share of the same queries: each query's plan
     (made beforehand, untimed) sent as the engine sends it; wall time at the
     client, and the ``took`` the cluster reports."""
-    from search_service.engine.opensearch.version import query
+    from search_service.engine.opensearch.version import OpenSearchVersion, query
     from search_service.search.service import SearchService
     from search_service.settings import Settings
 
     settings = Settings.from_env({**os.environ, **env})
     service = SearchService(settings)
     version = service.current()
-    index = version.index
+    index = cast(OpenSearchVersion, version.index)
     plans = {q: service.build_query(version, q[:256]) for q in queries + warmup}
     took: list[float] = []
 

@@ -132,17 +132,17 @@ def _size_row(run: _Run, texts: list[str], size: int, with_peers: bool) -> dict[
     for name, _, _ in run.variants:
         _ours(run, row, name, jobs[name], runs[name], runs[SEGMENTATION], nbytes, size)
     for name, timer in peers:
-        peer_dir = jobs[name][2]
-        assert peer_dir is not None
+        built = jobs[name][2]
+        assert built is not None
         peer = median_of(runs[name])
         peer.update(
             passages_per_s=round(peer["passages"] / peer["seconds"], 1),
-            index_mb=folder_mb(peer_dir),
+            index_mb=folder_mb(built),
             ceiling_ratio=paired_ratio(runs[name], runs[SEGMENTATION]),  # one process
             ceiling_rounds=round_ratios(runs[name], runs[SEGMENTATION]),
         )
         row["index"][name] = peer
-        row["queries"][name] = timer(peer_dir, run.queries, run.warmup)
+        row["queries"][name] = timer(built, run.queries, run.warmup)
         run.log(f"{size}: {name} indexed in {peer['seconds']:.1f} s")
     return row
 

@@ -126,7 +126,8 @@ def _load(client: OpenSearch, index: str, analysis: Analysis, records: Iterable[
     failures: list[str] = []
     pending = 0
     for ok, item in helpers.streaming_bulk(client, actions(), chunk_size=BATCH, max_chunk_bytes=20_000_000,
-                                           max_retries=8, initial_backoff=0.5, max_backoff=30,
+                                           max_retries=8, initial_backoff=0.5,  # type: ignore[arg-type]  # a float works; typed int
+                                           max_backoff=30,
                                            raise_on_error=False, raise_on_exception=False):
         if not ok:
             result = next(iter(item.values()))

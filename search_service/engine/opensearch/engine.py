@@ -111,13 +111,14 @@ class OpenSearchEngine(Engine):
         except ox.TransportError as exc:
             raise unavailable(exc) from None
         mapping = next(iter(found.values()))["mappings"]
-        return mapping.get("_meta", {}).get("manifest")
+        manifest: dict[str, Any] | None = mapping.get("_meta", {}).get("manifest")
+        return manifest
 
     def previous(self) -> CurrentVersion | None:
         try:
             name = self.current_name()
             manifest = self._manifest(name) if name else None
-            if manifest is None:
+            if name is None or manifest is None:
                 return None
             documents = {}
             for hit in _scan(self.client, self._documents_index(name)):
@@ -184,7 +185,7 @@ class _Lease:
                 client.indices.create(index=index, body={"settings": {"index": {"number_of_shards": 1}}})
             except ox.RequestError:
                 pass  # created by another reindex meanwhile
-        self._seq: tuple[int, int] | None = None
+        self._seq: tuple[int, int] = (-1, -1)  # set by _take
         self._take()
         self._stop = threading.Event()
         self._renewer = threading.Thread(target=self._renew, daemon=True, name="reindex-lock")

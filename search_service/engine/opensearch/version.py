@@ -58,7 +58,8 @@ class OpenSearchVersion(IndexVersion):
         return Ranked([h["_source"] for h in hits], [h["_score"] for h in hits], int(total))
 
     def stored(self, ref: Any) -> Record:
-        return ref  # rank already fetched each hit's record
+        record: Record = ref  # rank already fetched each hit's record
+        return record
 
     @guarded
     def passage(self, passage_id: str) -> Record | None:

@@ -39,7 +39,7 @@ import io
 import pickle
 import struct
 from array import array
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from itertools import accumulate
 from typing import Any
 
@@ -139,7 +139,7 @@ def _encode_block(
         parts.extend(values)
     else:
         parts.extend(values)
-    return emptybytes.join([bytes((flags,)), *parts])
+    return b"".join([bytes((flags,)), *parts])
 
 
 class FieldBlocks:
@@ -270,7 +270,7 @@ class ArrayLeafMatcher(W3LeafMatcher):
         self._values = decode_block(self._data, self._blocklength, self._fixedsize)[2]
 
 
-def _to_array(typecode: str, values: np.ndarray) -> array:
+def _to_array(typecode: str, values: np.ndarray) -> array[Any]:
     """A numpy array as an :mod:`array` of Python numbers, which Whoosh's code expects."""
     out = array(typecode)
     out.frombytes(values.astype(np.uint32 if typecode == "I" else np.float32).tobytes())
@@ -327,7 +327,7 @@ def term_entry(table: Any, key: bytes) -> bytes | None:
             if not position:
                 return None  # an empty slot ends the probe
             if slothash == keyhash:
-                entry = get(position, _LENGTHS.size + len(key) + _ENTRY_GUESS)
+                entry: bytes = get(position, _LENGTHS.size + len(key) + _ENTRY_GUESS)
                 keylen, datalen = _LENGTHS.unpack_from(entry)
                 start = _LENGTHS.size + keylen
                 if keylen == len(key) and entry[_LENGTHS.size : start] == key:
@@ -338,7 +338,7 @@ def term_entry(table: Any, key: bytes) -> bytes | None:
     return None
 
 
-def _read(get: Any, position: int, length: int) -> bytes:
+def _read(get: Callable[[int, int], bytes], position: int, length: int) -> bytes:
     """``length`` bytes at ``position``; a file shorter than its table says is damaged."""
     data = get(position, length)
     if len(data) != length:

@@ -27,11 +27,14 @@ _WINDOW = 1 << 16  # postings turned into Python lists at a time, at a flush
 
 # Whoosh hands the codec each posting's field length as read back from its
 # one-byte column; the blocks' length statistics must see the same values.
-_STORED_LENGTH = [byte_to_length(length_to_byte(n)) for n in range(256)]
+_STORED_LENGTH: list[int] = [byte_to_length(length_to_byte(n)) for n in range(256)]
 
 
 def stored_length(n: int) -> int:
-    return _STORED_LENGTH[n] if n < 256 else byte_to_length(length_to_byte(n))
+    if n < 256:
+        return _STORED_LENGTH[n]
+    length: int = byte_to_length(length_to_byte(n))
+    return length
 
 
 class TermPostings:
@@ -71,17 +74,20 @@ class MemoryPool:
 
 
 # Whoosh's Frequency value of a count (pack_uint), for the counts a passage has.
-_COUNT_VALUES = [pack_uint(n) for n in range(4096)]
+_COUNT_VALUES: list[bytes] = [pack_uint(n) for n in range(4096)]
 
 
 def count_value(n: int) -> bytes:
-    return _COUNT_VALUES[n] if n < 4096 else pack_uint(n)
+    if n < 4096:
+        return _COUNT_VALUES[n]
+    value: bytes = pack_uint(n)
+    return value
 
 
 # Whoosh's Positions value of a word met once, for the positions a passage has:
 # most words of a passage occur once, and the format pickles every list.
-_encode_positions = formats.Positions().encode
-_ONE_POSITION = [_encode_positions([n]) for n in range(4096)]
+_encode_positions: Callable[[list[int]], bytes] = formats.Positions().encode
+_ONE_POSITION: list[bytes] = [_encode_positions([n]) for n in range(4096)]
 
 
 def encode_positions(positions: list[int]) -> bytes:

@@ -25,6 +25,8 @@ class _InliningPostingsWriter(W3PostingsWriter):
     crashes at commit. Inlining matters here: most character bigrams occur in
     a few passages, and an inlined term skips a posting block of its own."""
 
+    _terminfo: Any  # Whoosh's, set by start_postings
+
     def finish_postings(self) -> Any:
         terminfo = self._terminfo
         if not self.written() and len(self) < self._inlinelimit:

@@ -76,9 +76,10 @@ class IndexRoot:
 
     def manifest(self, version_dir: Path) -> dict[str, Any]:
         try:
-            return json.loads((version_dir / MANIFEST).read_text("utf-8"))
+            manifest: dict[str, Any] = json.loads((version_dir / MANIFEST).read_text("utf-8"))
         except (OSError, ValueError) as exc:
             raise IndexUnavailable(f"index version {version_dir.name!r} has an unreadable manifest: {exc}") from None
+        return manifest
 
     def switch(self, version_dir: Path) -> None:
         """Make ``version_dir`` current, atomically (readers see old or new, never neither)."""
@@ -98,7 +99,7 @@ class IndexRoot:
     def clean(self, keep: int) -> list[str]:
         """Remove unfinished builds and complete versions beyond the newest ``keep``
         (never the current one). Call only while holding the lock."""
-        removed = []
+        removed: list[str] = []
         if not self.versions_dir.is_dir():
             return removed
         current = self.current_name()

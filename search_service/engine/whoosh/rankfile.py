@@ -40,7 +40,7 @@ import json
 import struct
 import zlib
 from array import array
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -213,7 +213,7 @@ def _decode(record: bytes, at: int, flags: int, n: int, base: int) -> tuple[np.n
     return ids, counts
 
 
-def _read(get: Any, position: int, length: int) -> bytes:
+def _read(get: Callable[[int, int], bytes], position: int, length: int) -> bytes:
     """``length`` bytes at ``position``; a file shorter than its table says is damaged."""
     data = get(position, length)
     if len(data) != length:

@@ -150,7 +150,7 @@ def add_terms(tindex: Any, items: list[tuple[bytes, bytes]]) -> None:
     index = tindex.index
     pack = _KEY_VALUE_LENGTHS.pack
     pos = dbfile.tell()
-    parts = []
+    parts: list[bytes] = []
     for key, value in items:
         index.append(pos)
         # md5_hash(key): the digest's last four bytes, read as an integer

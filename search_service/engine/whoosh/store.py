@@ -116,7 +116,7 @@ class _PreadRaw(PositionalReader):
         return os.pread(self.descriptor.fd, n, self.offset + position)
 
 
-class PreadFile(BufferFile):  # type: ignore[misc]
+class PreadFile(BufferFile):
     """A file, or one file of a compound segment: ``get`` is one ``pread``; sequential
     reads (pickles, varints) go through a small buffer. ``get_array`` is
     Whoosh's ``BufferFile``'s, over ``get``."""

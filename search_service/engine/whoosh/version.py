@@ -136,11 +136,13 @@ class WhooshVersion(IndexVersion):
         if isinstance(reader, MultiReader):
             segment, docnum = reader._segment_and_docnum(docnum)
             reader = reader.readers[segment]
-        return reader._perdoc.stored_fields(docnum)
+        record: Record = reader._perdoc.stored_fields(docnum)
+        return record
 
     @_readable
     def passage(self, passage_id: str) -> Record | None:
-        return self._searcher().document(passage_id=passage_id)
+        record: Record | None = self._searcher().document(passage_id=passage_id)
+        return record
 
     @_readable
     def document(self, doc_id: str, start: int = 0, size: int = 100) -> tuple[list[Record], int]:

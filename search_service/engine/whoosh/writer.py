@@ -69,8 +69,8 @@ class BulkSegmentWriter(SegmentWriter):
     def __init__(self, ix: Any, **kwargs: Any) -> None:
         kwargs.setdefault("codec", BulkCodec())
         super().__init__(ix, **kwargs)
-        self.pool.cleanup()
-        self.pool = MemoryPool()
+        self.pool.cleanup()  # Whoosh's pool: its temporary files
+        self.pool: MemoryPool = MemoryPool()
         self._lengths: dict[str, dict[int, int]] = {}
         for name, field in self.schema.items():
             if field.vector or field.separate_spelling():
@@ -81,7 +81,8 @@ class BulkSegmentWriter(SegmentWriter):
 
     def pool_bytes(self) -> int:
         """About how much memory this writer's postings take (what a memory budget compares)."""
-        return sum(c.nbytes for c in self._columns.values()) + 200 * self.docnum
+        docs: int = self.docnum
+        return sum(c.nbytes for c in self._columns.values()) + 200 * docs
 
     def add_postings_to_pool(self, reader: Any, startdoc: int, docmap: Any) -> None:
         # A merge (commit(optimize=True), add_reader) brings postings whose
@@ -283,14 +284,14 @@ class BulkSegmentWriter(SegmentWriter):
                     # Most terms (rare bigrams) occur in a few passages: their postings go
                     # into the term table (W3TermInfo's inlined form), with no block.
                     c = counts[a:b]
-                    values = (
+                    inlined = (
                         tuple(all_values[a + base : b + base]) if all_values is not None else tuple(map(count_value, c))
                     )
                     rows.append(
                         (
                             key_prefix + names[t],
                             heads[t * _HEAD : (t + 1) * _HEAD]
-                            + dumps((tuple(docs[a:b]), tuple(map(float, c)), values), 2),
+                            + dumps((tuple(docs[a:b]), tuple(map(float, c)), inlined), 2),
                         )
                     )
                 elif n <= block_limit:

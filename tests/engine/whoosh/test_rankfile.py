@@ -28,7 +28,7 @@ def whoosh_written(folder, config, records):
     return written(folder, config, records, lambda ix: ix.writer(codec=ArrayCodec()))
 
 
-def assert_same_postings(ours, oracle) -> int:
+def assert_same_postings(ours, oracle):
     """Every text term of ``oracle``: our ranking postings hold its documents and counts, and
     no other term; a lookup finds each, through the ranker's source too; our gram fields
     are in no Whoosh file. Returns the terms checked."""
