@@ -81,6 +81,12 @@ def build_parser() -> argparse.ArgumentParser:
         "settings", help="print every setting: environment variable, default, current value, meaning"
     )
     p_settings.add_argument("--markdown", action="store_true", help="the README's table of settings and defaults")
+    _add_devtools(sub)
+    return parser
+
+
+def _add_devtools(sub: Any) -> None:
+    """The developers' commands: evaluate and bench."""
     p = sub.add_parser(
         "evaluate",
         help="index a judged collection and measure ranking quality",
@@ -117,7 +123,6 @@ def build_parser() -> argparse.ArgumentParser:
         "for a two-node cluster started for the run (needs the launcher: bash scripts/run.sh)",
     )
     p.add_argument("--out", default="bench.json", help="JSON report (default bench.json)")
-    return parser
 
 
 def add_reindex_options(p: argparse.ArgumentParser) -> None:

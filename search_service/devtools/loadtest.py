@@ -52,46 +52,20 @@ def run_load(corpus: Path, seconds: float, clients: int, switches: int, workers:
         build_index(settings)
         port = free_port()
         proc, _ = serve(Path(settings.index_dir), port, workers)
-        base = f"http://127.0.0.1:{port}/search?size=10&q="
-        latencies: list[float] = []
-        errors: list[str] = []
-        answers: list[tuple[str, list[str]]] = []
-        lock = threading.Lock()
-        deadline = time.monotonic() + seconds
-
-        def client(n: int) -> None:
-            i = n
-            mine: list[float] = []
-            while time.monotonic() < deadline:
-                began = time.perf_counter()
-                try:
-                    with urllib.request.urlopen(base + urllib.parse.quote(QUERIES[i % len(QUERIES)]), timeout=10) as r:
-                        body = json.loads(r.read())
-                    with lock:
-                        answers.append((body["version"], [h["passage_id"] for h in body["hits"]]))
-                except Exception as exc:  # noqa: BLE001  (any failure is an error to report)
-                    with lock:
-                        errors.append(f"{type(exc).__name__}: {exc}")
-                mine.append((time.perf_counter() - began) * 1000)
-                i += clients
-            with lock:
-                latencies.extend(mine)
-
-        threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
+        load = _Clients(f"http://127.0.0.1:{port}/search?size=10&q=", clients, seconds)
         try:
-            for t in threads:
-                t.start()
+            load.start()
             for k in range(switches):
                 time.sleep(seconds / (switches + 1))
                 (work / "corpus" / f"load-{k}.txt").write_text(
                     f"负载测试文档{k}\n医保卡解锁测试第{k}版：持身份证到社保局办理。", encoding="utf-8"
                 )
                 build_index(settings, incremental=True)
-            for t in threads:
-                t.join()
+            load.join()
         finally:
             proc.terminate()
             proc.wait(timeout=20)
+        latencies, errors, answers = load.latencies, load.errors, load.answers
         wrong = check_answers(open_engine(settings), answers)
         versions = sorted({v for v, _ in answers})
         return {
@@ -109,6 +83,46 @@ def run_load(corpus: Path, seconds: float, clients: int, switches: int, workers:
         }
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+class _Clients:
+    """``clients`` threads sending the queries back to back until ``seconds`` have passed:
+    each answer's version and hits, its latency, or its error."""
+
+    def __init__(self, base: str, clients: int, seconds: float) -> None:
+        self.base, self.clients = base, clients
+        self.deadline = time.monotonic() + seconds
+        self.latencies: list[float] = []
+        self.errors: list[str] = []
+        self.answers: list[tuple[str, list[str]]] = []
+        self._lock = threading.Lock()
+        self._threads = [threading.Thread(target=self._client, args=(n,)) for n in range(clients)]
+
+    def start(self) -> None:
+        for t in self._threads:
+            t.start()
+
+    def join(self) -> None:
+        for t in self._threads:
+            t.join()
+
+    def _client(self, n: int) -> None:
+        i = n
+        mine: list[float] = []
+        while time.monotonic() < self.deadline:
+            began = time.perf_counter()
+            try:
+                with urllib.request.urlopen(self.base + urllib.parse.quote(QUERIES[i % len(QUERIES)]), timeout=10) as r:
+                    body = json.loads(r.read())
+                with self._lock:
+                    self.answers.append((body["version"], [h["passage_id"] for h in body["hits"]]))
+            except Exception as exc:  # noqa: BLE001  (any failure is an error to report)
+                with self._lock:
+                    self.errors.append(f"{type(exc).__name__}: {exc}")
+            mine.append((time.perf_counter() - began) * 1000)
+            i += self.clients
+        with self._lock:
+            self.latencies.extend(mine)
 
 
 def check_answers(engine: Engine, answers: list[tuple[str, list[str]]]) -> int:

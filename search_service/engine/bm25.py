@@ -286,26 +286,9 @@ def rank(
     """
     if not plan.parts and plan.must is None:
         return NOTHING_RANKED
-    n = scorer.doc_count
-    found_ids: list[np.ndarray] = []
-    found_scores: list[np.ndarray] = []
-    selective: list[np.ndarray] = []
-    common: list[np.ndarray] = []
-    common_df = common_ratio * scorer.live_count
-    for alternatives in plan.parts:
-        found = scorer.best_of(source, alternatives)
-        if len(found.ids):
-            found_ids.append(found.ids)
-            found_scores.append(found.scores)
-            (common if found.df > common_df else selective).append(found.ids)
-    if not found_ids and plan.must is None:
+    scores, selective, common = _scored(scorer, source, plan, common_ratio)
+    if scores is None:
         return NOTHING_RANKED  # no term of the query is in the index
-    # One pass sums every part's contribution per passage (in part order).
-    scores = (
-        np.bincount(np.concatenate(found_ids), np.concatenate(found_scores), minlength=n)
-        if found_ids
-        else np.zeros(n, dtype=np.float64)
-    )
     if damped is not None and len(damped[0]):
         scores[damped[0]] *= damped[1]
 
@@ -323,6 +306,29 @@ def rank(
         matched = scores > 0 if allowed is None else (scores > 0) & allowed
     total = int(np.count_nonzero(matched)) if groups is None else int(np.count_nonzero(np.bincount(groups[matched])))
     return Ranked(top, scores[top], total)
+
+
+def _scored(
+    scorer: TermScorer, source: PostingSource, plan: QueryPlan, common_ratio: float
+) -> tuple[np.ndarray | None, list[np.ndarray], list[np.ndarray]]:
+    """Every passage's score (one pass sums every part's contribution, in part order), and
+    the parts' matching passages, selective and common; no scores when no part matched
+    and nothing is required."""
+    n = scorer.doc_count
+    found_ids: list[np.ndarray] = []
+    found_scores: list[np.ndarray] = []
+    selective: list[np.ndarray] = []
+    common: list[np.ndarray] = []
+    common_df = common_ratio * scorer.live_count
+    for alternatives in plan.parts:
+        found = scorer.best_of(source, alternatives)
+        if len(found.ids):
+            found_ids.append(found.ids)
+            found_scores.append(found.scores)
+            (common if found.df > common_df else selective).append(found.ids)
+    if not found_ids:
+        return (None if plan.must is None else np.zeros(n, dtype=np.float64)), selective, common
+    return np.bincount(np.concatenate(found_ids), np.concatenate(found_scores), minlength=n), selective, common
 
 
 def _allowed(scorer: TermScorer, source: PostingSource, plan: QueryPlan) -> np.ndarray | None:

@@ -173,7 +173,7 @@ def openapi_document(settings: Settings, filter_keys: tuple[str, ...] | None = N
             "script. Unknown parameters are refused (400 unknown_parameter); query strings "
             "must be UTF-8 (400 bad_encoding).",
         },
-        "paths": {**_search_paths(settings, search_query), **_other_paths(settings)},
+        "paths": {**_search_paths(settings, search_query), **_record_paths(settings), **_other_paths(settings)},
         "components": components,
     }
     if settings.api_keys:
@@ -188,7 +188,7 @@ def openapi_document(settings: Settings, filter_keys: tuple[str, ...] | None = N
 
 
 def _search_paths(settings: Settings, search_query: list[dict[str, Any]]) -> dict[str, Any]:
-    """The page, /search, a document and a passage: what people and clients search with."""
+    """The page and /search: what people and clients search with."""
     return {
         "/": {
             "get": {
@@ -226,6 +226,12 @@ def _search_paths(settings: Settings, search_query: list[dict[str, Any]]) -> dic
                 "responses": {"200": _json("SearchResult", "ranked passages"), **_errors(settings, 400, 413, 503)},
             },
         },
+    }
+
+
+def _record_paths(settings: Settings) -> dict[str, Any]:
+    """A document with a page of its passages, and one passage."""
+    return {
         "/documents/{doc_id}": {
             "get": {
                 "summary": "A document and a page of its passages (a readable page when the client prefers HTML)",

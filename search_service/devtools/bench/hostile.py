@@ -4,6 +4,8 @@ that send hostile queries, hold connections or inflate a worker's memory."""
 from __future__ import annotations
 
 import random
+import socket
+import subprocess
 import time
 import urllib.error
 import urllib.parse
@@ -91,67 +93,80 @@ def hostile_bench(
     queries and the share over 100 ms; how long a normal request waits while four
     slow clients hold connections; worker memory before and after ``inflate``
     queries of 256 distinct rare characters each."""
-    import socket
-
     port = free_port()
     proc, _ = serve(index_dir, port, env=env)
     base = f"http://127.0.0.1:{port}"
-
-    def timed(path: str) -> tuple[float, int]:
-        began = time.perf_counter()
-        try:
-            with urllib.request.urlopen(base + path, timeout=40) as r:
-                r.read()
-                status = r.status
-        except urllib.error.HTTPError as exc:
-            status = exc.code
-        except OSError:  # no answer in time, connection refused or reset: status 0
-            status = 0
-        return (time.perf_counter() - began) * 1000, status
-
     try:
-        out: dict[str, Any] = {}
-        times: list[float] = []
-        statuses: dict[str, int] = {}
-        for q in hostile_queries(count):
-            ms, status = timed("/search?q=" + urllib.parse.quote(q))
-            times.append(ms)
-            statuses[str(status)] = statuses.get(str(status), 0) + 1
-        out["hostile"] = {
-            "queries": count,
-            "worst_ms": round(max(times), 1),
-            "p99_ms": round(percentile(times, 99), 1),
-            "over_100_ms": round(sum(t > 100 for t in times) / count, 3),
-            "statuses": statuses,
+        return {
+            "hostile": _hostile_queries(base, count),
+            "slow_clients": _slow_clients(base, port),
+            "inflation": _inflation(base, proc, inflate),
         }
-        slow = []
-        for partial in (
-            b"GET /search?q=%E5%8C%BB",
-            b"GET /search?q=x HTTP/1.1\r\nHost: a\r\nX-A",
-            b'POST /search HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{"q":',
-            b"GET /health HTTP/1.1\r\nHo",
-        ):
-            sock = socket.create_connection(("127.0.0.1", port))
-            sock.sendall(partial)
-            slow.append(sock)
-        try:
-            time.sleep(0.5)
-            waits = [timed("/search?q=" + urllib.parse.quote("医保卡密码"))[0] for _ in range(5)]
-        finally:
-            for sock in slow:
-                sock.close()
-        out["slow_clients"] = {"held": len(slow), "worst_normal_ms": round(max(waits), 1)}
-        before = worker_memory_mb(proc, workers=2)["worker_rss_mb"]
-        rng = random.Random(5)
-        for _i in range(inflate):
-            start = 0x20000 + rng.randrange(0, 0x9000)
-            timed("/search?q=" + urllib.parse.quote("".join(chr(start + k) for k in range(256))))
-        out["inflation"] = {
-            "queries": inflate,
-            "worker_rss_mb_before": before,
-            "worker_rss_mb_after": worker_memory_mb(proc, workers=2)["worker_rss_mb"],
-        }
-        return out
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+
+
+def _timed(base: str, path: str) -> tuple[float, int]:
+    """Milliseconds to the answer of ``path``, and its status (0: none in time, refused or reset)."""
+    began = time.perf_counter()
+    try:
+        with urllib.request.urlopen(base + path, timeout=40) as r:
+            r.read()
+            status = r.status
+    except urllib.error.HTTPError as exc:
+        status = exc.code
+    except OSError:
+        status = 0
+    return (time.perf_counter() - began) * 1000, status
+
+
+def _hostile_queries(base: str, count: int) -> dict[str, Any]:
+    times: list[float] = []
+    statuses: dict[str, int] = {}
+    for q in hostile_queries(count):
+        ms, status = _timed(base, "/search?q=" + urllib.parse.quote(q))
+        times.append(ms)
+        statuses[str(status)] = statuses.get(str(status), 0) + 1
+    return {
+        "queries": count,
+        "worst_ms": round(max(times), 1),
+        "p99_ms": round(percentile(times, 99), 1),
+        "over_100_ms": round(sum(t > 100 for t in times) / count, 3),
+        "statuses": statuses,
+    }
+
+
+def _slow_clients(base: str, port: int) -> dict[str, Any]:
+    """The worst of five normal requests while four clients hold half-sent requests."""
+    slow = []
+    for partial in (
+        b"GET /search?q=%E5%8C%BB",
+        b"GET /search?q=x HTTP/1.1\r\nHost: a\r\nX-A",
+        b'POST /search HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{"q":',
+        b"GET /health HTTP/1.1\r\nHo",
+    ):
+        sock = socket.create_connection(("127.0.0.1", port))
+        sock.sendall(partial)
+        slow.append(sock)
+    try:
+        time.sleep(0.5)
+        waits = [_timed(base, "/search?q=" + urllib.parse.quote("医保卡密码"))[0] for _ in range(5)]
+    finally:
+        for sock in slow:
+            sock.close()
+    return {"held": len(slow), "worst_normal_ms": round(max(waits), 1)}
+
+
+def _inflation(base: str, proc: subprocess.Popen[bytes], inflate: int) -> dict[str, Any]:
+    """Worker memory before and after ``inflate`` queries of 256 distinct rare characters."""
+    before = worker_memory_mb(proc, workers=2)["worker_rss_mb"]
+    rng = random.Random(5)
+    for _ in range(inflate):
+        start = 0x20000 + rng.randrange(0, 0x9000)
+        _timed(base, "/search?q=" + urllib.parse.quote("".join(chr(start + k) for k in range(256))))
+    return {
+        "queries": inflate,
+        "worker_rss_mb_before": before,
+        "worker_rss_mb_after": worker_memory_mb(proc, workers=2)["worker_rss_mb"],
+    }

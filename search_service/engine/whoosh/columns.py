@@ -167,15 +167,7 @@ class FieldPostings:
             else np.frombuffer(self.docs, dtype=np.int32)
         )
         if not len(keys):
-            empty = np.zeros(0, dtype=np.int32)
-            return TermRuns(
-                [],
-                np.zeros(1, dtype=np.int64),
-                empty,
-                empty,
-                empty,
-                np.empty(0, dtype=object) if self.values is not None else None,
-            )
+            return TermRuns.empty(with_values=self.values is not None)
         order = _stable_order(keys)
         sorted_keys = keys[order]
         starts = np.flatnonzero(np.concatenate(([True], sorted_keys[1:] != sorted_keys[:-1])))
@@ -196,12 +188,7 @@ class FieldPostings:
         order = order[shift]
         del shift
         docs, counts = docs[order], counts[order]
-        if lengths is not None:
-            by_doc = np.zeros(max(int(docs.max()), max(lengths, default=0)) + 1, dtype=np.int32)
-            by_doc[list(lengths)] = list(lengths.values())
-            doc_lengths = by_doc[docs]
-        else:
-            doc_lengths = np.zeros(len(docs), dtype=np.int32)
+        doc_lengths = _lengths_of(docs, lengths)
         values = None
         if self.values is not None:
             # Reordered as an array of references (a list made through order.tolist()
@@ -212,6 +199,16 @@ class FieldPostings:
             values = held[order]
             del held
         return TermRuns([names[i] for i in by_bytes.tolist()], bounds, docs, counts, doc_lengths, values)
+
+
+def _lengths_of(docs: np.ndarray, lengths: dict[int, int] | None) -> np.ndarray:
+    """Each posting's document's field length (zeros when the field keeps none)."""
+    if lengths is None:
+        return np.zeros(len(docs), dtype=np.int32)
+    by_doc = np.zeros(max(int(docs.max()), max(lengths, default=0)) + 1, dtype=np.int32)
+    by_doc[list(lengths)] = list(lengths.values())
+    of_postings: np.ndarray = by_doc[docs]
+    return of_postings
 
 
 def _stable_order(keys: np.ndarray) -> np.ndarray:
@@ -241,6 +238,13 @@ class TermRuns(NamedTuple):
     counts: np.ndarray
     lengths: np.ndarray  # the field length of each posting's document (0: none recorded)
     values: np.ndarray | None  # a positions field's encoded positions (bytes objects); None: each is the count
+
+    @classmethod
+    def empty(cls, with_values: bool) -> TermRuns:
+        none = np.zeros(0, dtype=np.int32)
+        return cls(
+            [], np.zeros(1, dtype=np.int64), none, none, none, np.empty(0, dtype=object) if with_values else None
+        )
 
     def windows(self) -> Iterator[tuple[int, int, list[int], list[int], list[int]]]:
         """(first term, end term, docs, counts, lengths): the terms in runs whose postings

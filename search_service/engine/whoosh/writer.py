@@ -258,12 +258,7 @@ class BulkSegmentWriter(SegmentWriter):
         if ranks is not None:
             ranks.add_terms(fieldwriter._fieldname, runs.names, runs.bounds, runs.docs, runs.counts)
         heads, infos_max_weight, infos_min_length, infos_max_length = _term_heads(runs, inline_limit)
-        # One-block terms encoded field-wide; a fixed-size format's values, one term at a time.
-        blocks = (
-            FieldBlocks(runs.docs, runs.counts, runs.bounds, runs.values)
-            if runs.values is None or value_size is None or value_size < 0
-            else None
-        )
+        blocks = _field_blocks(runs, value_size)
         names = runs.names
         bounds = runs.bounds.tolist()
         all_values = runs.values
@@ -287,13 +282,8 @@ class BulkSegmentWriter(SegmentWriter):
                     inlined = (
                         tuple(all_values[a + base : b + base]) if all_values is not None else tuple(map(count_value, c))
                     )
-                    rows.append(
-                        (
-                            key_prefix + names[t],
-                            heads[t * _HEAD : (t + 1) * _HEAD]
-                            + dumps((tuple(docs[a:b]), tuple(map(float, c)), inlined), 2),
-                        )
-                    )
+                    postings = dumps((tuple(docs[a:b]), tuple(map(float, c)), inlined), 2)
+                    rows.append((key_prefix + names[t], heads[t * _HEAD : (t + 1) * _HEAD] + postings))
                 elif n <= block_limit:
                     if offset is None:
                         offset = postfile.tell()
@@ -301,18 +291,11 @@ class BulkSegmentWriter(SegmentWriter):
                     if data is None:
                         values = all_values[a + base : b + base].tolist() if all_values is not None else None
                         data = _encode_block(docs[a:b], counts[a:b], values, value_size)
-                    info = dumps(
-                        (n, docs[b - 1], float(infos_max_weight[t]), 0, infos_min_length[t], infos_max_length[t]), 2
-                    )
-                    block = b"".join((WHOOSH3_HEADER_MAGIC, pack_int(-(len(info) + len(data))), info, data))
-                    postfile.write(block)
-                    rows.append(
-                        (
-                            key_prefix + names[t],
-                            heads[t * _HEAD : (t + 1) * _HEAD] + pack_long(offset) + pack_int(len(block)),
-                        )
-                    )
-                    offset += len(block)
+                    stats = (n, docs[b - 1], float(infos_max_weight[t]), 0, infos_min_length[t], infos_max_length[t])
+                    size = _write_one_block(postfile, stats, data)
+                    head = heads[t * _HEAD : (t + 1) * _HEAD]
+                    rows.append((key_prefix + names[t], head + pack_long(offset) + pack_int(size)))
+                    offset += size
                 else:  # several blocks: Whoosh's postings writer, a block at a time
                     add_terms(fieldwriter._tindex, rows)
                     rows = []
@@ -355,6 +338,22 @@ def _term_heads(runs: TermRuns, inline_limit: int) -> tuple[bytes, list[float], 
     infos = runs.term_infos()
     infos["inlined"] = np.diff(runs.bounds) < inline_limit
     return (infos.tobytes(), infos["max_weight"].tolist(), infos["min_length"].tolist(), infos["max_length"].tolist())
+
+
+def _field_blocks(runs: TermRuns, value_size: int | None) -> FieldBlocks | None:
+    """The field's one-block terms encoded field-wide, when its values allow it (none,
+    or of varying size); else None: a fixed-size format's values, one term at a time."""
+    if runs.values is None or value_size is None or value_size < 0:
+        return FieldBlocks(runs.docs, runs.counts, runs.bounds, runs.values)
+    return None
+
+
+def _write_one_block(postfile: Any, stats: tuple[Any, ...], data: bytes) -> int:
+    """A term's only block, as Whoosh frames it (its statistics pickled before its data); its size."""
+    info = dumps(stats, 2)
+    block = b"".join((WHOOSH3_HEADER_MAGIC, pack_int(-(len(info) + len(data))), info, data))
+    postfile.write(block)
+    return len(block)
 
 
 def _write_blocks(
