@@ -87,7 +87,7 @@ def filterable(metadata: dict[str, Any]) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Ranking:
-    """BM25F parameters and the query planner's weights (measured in the evaluation, see README)."""
+    """BM25F parameters and the query planner's weights (measured in the evaluation: ``docs/ranking.md``)."""
 
     synonym: float = 0.8  # a synonym's weight, relative to the word as written
     common_ratio: float = 0.05  # a part in more than this share of passages only adds to others' scores

@@ -1,7 +1,7 @@
 """Settings, declared once: name, type, default and help.
 
 Every setting can be read from an environment variable ``SEARCH_<NAME>``
-(upper case). The CLI, the app factory and the README all read this one table.
+(upper case). The CLI, the app factory and ``docs/settings.md`` all read this one table.
 """
 
 from __future__ import annotations

@@ -99,12 +99,3 @@ def test_a_busy_port_is_one_line_and_exit_1(tmp_path, capsys):
     assert code == 1 and err.count("\n") == 1
     assert err.startswith(f"search-service serve: cannot listen on 127.0.0.1:{port}: ")
 
-
-def test_the_readme_settings_table_is_the_one_the_code_declares(capsys, monkeypatch):
-    from tests.helpers import ROOT
-
-    for name in [n for n in __import__("os").environ if n.startswith("SEARCH_")]:
-        monkeypatch.delenv(name)
-    code, out, _ = run(capsys, "settings", "--markdown")
-    assert code == 0 and out.startswith("| variable | default | meaning |")
-    assert out in (ROOT / "README.md").read_text("utf-8")

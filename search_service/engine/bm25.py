@@ -78,8 +78,8 @@ class CostAwareCache(Generic[V]):
 
     Why not plain LRU: looking a posting list up costs about as much whatever
     its length, so a short list is worth many times more per byte than a
-    long one, and LRU thrashed on the benchmark's cyclic queries (the README's
-    performance section has the measurements).
+    long one, and LRU thrashed on the benchmark's cyclic queries (``CHANGELOG.md``,
+    "Posting cache by cost", has the measurements).
     """
 
     def __init__(self, limit_bytes: int) -> None:

@@ -3,7 +3,7 @@
 Two engines give jieba's segmentation: ``jieba`` (the reference, pure Python)
 and ``rjieba`` (jieba-rs, compiled, much faster, an optional extra:
 ``pip install '.[fast]'``). They agree on most passages and differ mostly
-around digits and hyphens (README, "Ranking quality"); the engine is part of the analysis
+around digits and hyphens (``docs/ranking.md``); the engine is part of the analysis
 config stored in each index, so queries are always segmented by the engine
 that built the index.
 

@@ -343,7 +343,7 @@ def test_a_long_text_file_is_read_in_parts_that_make_its_whole_text(tmp_path_fac
         with pytest.MonkeyPatch.context() as patch:
             patch.setattr(corpus_module, "PART_BYTES", 0)
             patch.setattr(corpus_module, "PART_CHARS", 128)
-            # read() joins them; a Markdown title is looked for in the first part (README, "reindex").
+            # read() joins them; a Markdown title is looked for in the first part (docs/indexing.md).
             assert CorpusReader(root).read().documents == [
                 dataclasses.replace(doc, title=first_part_title, title_in_text=bool(first_part_title))
             ]

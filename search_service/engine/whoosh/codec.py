@@ -3,8 +3,8 @@
 Whoosh's codec stores each block of 128 postings as a zlib-compressed pickle
 of tuples of Python ints, floats and bytes (pickle protocol 2, so even its
 arrays become tuples): reading a long list back was mostly ``pickle.loads``
-and zlib, paid by the first query to meet a common term (README, "Engine
-internals").
+and zlib, paid by the first query to meet a common term (``CHANGELOG.md``, "Array
+posting blocks").
 
 :class:`ArrayCodec` keeps Whoosh's framing — per block its length and the
 pickled statistics Whoosh uses to skip blocks — and stores the block's data

@@ -5,7 +5,7 @@ Whoosh's files that is a term-table lookup (the probed slots, then the entry:
 two reads, see ``codec.term_entry``), then the term's extent, which holds
 each block's pickled statistics and, in a phrase field, every posting's
 positions too; decoding that in Python made most of a worker's first
-queries (README, "Engine internals"). Tantivy keeps positions in a file of
+queries (``CHANGELOG.md``, issue 20). Tantivy keeps positions in a file of
 their own and finds a term's postings from its dictionary entry directly.
 
 This file, one per segment (``<segment>.rnk`` inside the compound file),

@@ -14,7 +14,7 @@ live in the kernel's file cache, once for all workers, and count in no
 worker's resident memory. That includes the term table: a lookup there is
 two small reads (``codec.term_entry``), a little slower than mapped for a worker's first
 queries (warm queries do not look terms up: the ranker keeps their postings),
-and much smaller in memory (README, "Engine internals"). POSIX only (``os.pread``).
+and much smaller in memory (``docs/performance.md``, "Memory per worker"). POSIX only (``os.pread``).
 """
 
 from __future__ import annotations
