@@ -80,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     p_settings = sub.add_parser(
         "settings", help="print every setting: environment variable, default, current value, meaning"
     )
-    p_settings.add_argument("--markdown", action="store_true", help="the table of settings and defaults (docs/settings.md)")
+    p_settings.add_argument("--markdown", action="store_true", help="the table of docs/settings.md")
     _add_devtools(sub)
     return parser
 

@@ -98,4 +98,3 @@ def test_a_busy_port_is_one_line_and_exit_1(tmp_path, capsys):
         code, _, err = run(capsys, "serve", "--index", str(tmp_path / "index"), "--port", str(port))
     assert code == 1 and err.count("\n") == 1
     assert err.startswith(f"search-service serve: cannot listen on 127.0.0.1:{port}: ")
-

@@ -65,7 +65,8 @@ def anchors(path: Path) -> set[str]:
 
 def test_every_module_is_on_the_architecture_page():
     page = (ROOT / "docs" / "architecture.md").read_text("utf-8")
-    missing = [str(p.relative_to(ROOT)) for p in sorted(PACKAGE.rglob("*.py")) if f"`{p.relative_to(ROOT)}`" not in page]
+    modules = [str(p.relative_to(ROOT)) for p in sorted(PACKAGE.rglob("*.py"))]
+    missing = [m for m in modules if f"`{m}`" not in page]
     assert not missing, f"modules missing from docs/architecture.md: {missing}"
 
 
@@ -79,7 +80,8 @@ def test_every_path_a_docstring_names_exists():
     missing = []
     for module in sorted([*PACKAGE.rglob("*.py"), *(ROOT / "tests").rglob("*.py"), *(ROOT / "scripts").glob("*.py")]):
         for doc in docstrings(module):
-            missing += [f"{module.relative_to(ROOT)}: {name}" for name in named_paths(doc) if not exists(name, module.parent)]
+            wrong = [name for name in named_paths(doc) if not exists(name, module.parent)]
+            missing += [f"{module.relative_to(ROOT)}: {name}" for name in wrong]
     assert not missing, f"docstrings name paths that do not exist: {missing}"
 
 
@@ -91,9 +93,7 @@ def test_every_link_names_a_file_and_a_heading(doc):
             continue
         file, _, anchor = target.partition("#")
         linked = (doc.parent / file).resolve() if file else doc
-        if not linked.exists():
-            broken.append(target)
-        elif anchor and linked.suffix == ".md" and anchor not in anchors(linked):
+        if not linked.exists() or (anchor and linked.suffix == ".md" and anchor not in anchors(linked)):
             broken.append(target)
     assert not broken, f"{doc.name} links to no file or heading: {broken}"
 
