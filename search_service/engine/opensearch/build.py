@@ -18,7 +18,7 @@ from opensearchpy import OpenSearch, helpers
 from opensearchpy import exceptions as ox
 
 from search_service.engine.base import Build, DocumentTable, WriteProgress, Record
-from search_service.engine import forked
+from search_service.engine.forked import ShareFailed, available, run_shares
 from search_service.engine.opensearch.client import make_client, unavailable
 from search_service.engine.opensearch.schema import field_name, index_body, passage_document
 from search_service.errors import BuildError
@@ -50,11 +50,11 @@ class OpenSearchBuild(Build):
               progress: WriteProgress | None = None) -> None:
         self.analysis.initialize()  # load jieba before forking: the writers inherit it
         first_seq = self._copy_base(set(delete_docs)) if self.base is not None else 0
-        if forked.available(shares):
+        if available(shares):
             try:
-                loaded = forked.run_shares(functools.partial(_load_share, self.settings, self.index, self.analysis,
+                loaded = run_shares(functools.partial(_load_share, self.settings, self.index, self.analysis,
                                                       first_seq), shares, progress)
-            except forked.ShareFailed as exc:
+            except ShareFailed as exc:
                 raise BuildError(f"loading failed ({exc}); nothing switched") from None
             failures = [f for share_failures in loaded for f in share_failures]
         else:

@@ -15,7 +15,7 @@ from typing import Any
 
 from opensearchpy import OpenSearch
 
-from search_service.engine import plan as p
+import search_service.engine.plan as p
 from search_service.engine.base import IndexVersion, Ranked, Record
 from search_service.engine.opensearch.client import guarded
 from search_service.engine.opensearch.schema import field_name, phrase_field_for

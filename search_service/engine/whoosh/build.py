@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 from whoosh.reading import SegmentReader
 
-from search_service.engine import forked
 from search_service.engine.base import Build, DocumentTable, Record, WriteProgress
+from search_service.engine.forked import available
 from search_service.engine.whoosh.layout import DOCUMENTS, GROUPS, MANIFEST, ORDER, write_json_atomic, write_json_items
 from search_service.engine.whoosh.parallel import commit_segments, write_parallel, write_segments
 from search_service.engine.whoosh.postings import corpus_order, document_groups, field_lengths
@@ -57,7 +57,7 @@ class WhooshBuild(Build):
         self.analysis.segmenter.initialize()
         if self.incremental:
             self._write_incremental(shares, delete_docs, progress)
-        elif forked.available(shares):
+        elif available(shares):
             write_parallel(
                 self._ix, [map(whoosh_fields, share) for share in shares], self.budget_bytes, progress=progress
             )

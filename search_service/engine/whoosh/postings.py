@@ -14,7 +14,7 @@ from whoosh.matching import FilterMatcher
 from whoosh.reading import TermNotFound
 from whoosh.util.numeric import byte_to_length
 
-from search_service.engine import plan
+from search_service.engine.plan import AllOf, AnyOf, Constraint, HasMetadata, HasPhrase, HasTerm, InDocument
 from search_service.engine.whoosh.codec import ArrayCodec, entry_arrays, term_arrays
 from search_service.engine.whoosh.rankfile import RankFile, open_rankfile, term_key
 from search_service.engine.whoosh.schema import META_PREFIX
@@ -61,27 +61,27 @@ class ReaderSource:
             return ids[0], counts[0]
         return np.concatenate(ids), np.concatenate(counts)
 
-    def matching(self, constraint: plan.Constraint) -> np.ndarray:
+    def matching(self, constraint: Constraint) -> np.ndarray:
         return np.flatnonzero(self._mask(constraint))
 
-    def _mask(self, c: plan.Constraint) -> np.ndarray:
+    def _mask(self, c: Constraint) -> np.ndarray:
         """The passages matching ``c``, as a mask over document numbers. Terms are
         decided on their posting arrays and combined with NumPy, so a query of
         many ``-word`` clauses costs array operations, not a Python walk over
         postings; only phrases need Whoosh's matchers (positions)."""
-        if isinstance(c, plan.AllOf | plan.AnyOf):
+        if isinstance(c, AllOf | AnyOf):
             masks = [self._mask(i) for i in c.items]
-            combine = np.logical_and if isinstance(c, plan.AllOf) else np.logical_or
+            combine = np.logical_and if isinstance(c, AllOf) else np.logical_or
             return combine.reduce(masks) if masks else np.zeros(self.reader.doc_count_all(), dtype=bool)
         mask = np.zeros(self.reader.doc_count_all(), dtype=bool)
-        if isinstance(c, plan.HasPhrase):
+        if isinstance(c, HasPhrase):
             mask[np.fromiter(self.searcher.docs_for_query(whoosh_query(c)), dtype=np.int64)] = True
             return mask
-        if isinstance(c, plan.HasTerm):
+        if isinstance(c, HasTerm):
             field, text = c.field, c.text
-        elif isinstance(c, plan.InDocument):
+        elif isinstance(c, InDocument):
             field, text = "doc_id", c.doc_id
-        elif isinstance(c, plan.HasMetadata):
+        elif isinstance(c, HasMetadata):
             field, text = META_PREFIX + c.key, c.value
         else:
             raise TypeError(f"not a constraint: {c!r}")
@@ -91,19 +91,19 @@ class ReaderSource:
         return mask
 
 
-def whoosh_query(c: plan.Constraint) -> wq.Query:
+def whoosh_query(c: Constraint) -> wq.Query:
     """The Whoosh query matching the passages of a plan's constraint."""
-    if isinstance(c, plan.HasTerm):
+    if isinstance(c, HasTerm):
         return wq.Term(c.field, c.text)
-    if isinstance(c, plan.HasPhrase):
+    if isinstance(c, HasPhrase):
         return wq.Phrase(c.field, list(c.words))
-    if isinstance(c, plan.InDocument):
+    if isinstance(c, InDocument):
         return wq.Term("doc_id", c.doc_id)
-    if isinstance(c, plan.HasMetadata):
+    if isinstance(c, HasMetadata):
         return wq.Term(META_PREFIX + c.key, c.value)
-    if isinstance(c, plan.AllOf):
+    if isinstance(c, AllOf):
         return wq.And([whoosh_query(i) for i in c.items])
-    if isinstance(c, plan.AnyOf):
+    if isinstance(c, AnyOf):
         return wq.Or([whoosh_query(i) for i in c.items])
     raise TypeError(f"not a constraint: {c!r}")
 

@@ -14,8 +14,8 @@ from typing import Any, TypeVar
 import numpy as np
 from whoosh.reading import MultiReader
 
-from search_service.engine import bm25
 from search_service.engine.base import IndexVersion, Ranked, Record
+from search_service.engine.bm25 import TermScorer, rank
 from search_service.engine.plan import QueryPlan
 from search_service.engine.whoosh.layout import GROUPS, ORDER
 from search_service.engine.whoosh.postings import ReaderSource, field_lengths, live_mask, rank_files, section_passages
@@ -116,7 +116,7 @@ class WhooshVersion(IndexVersion):
 
     @_readable
     def rank(self, plan: QueryPlan, limit: int, collapse: bool) -> Ranked:
-        return bm25.rank(
+        return rank(
             self.scorer,
             ReaderSource(self._searcher(), self._ranks),
             plan,
@@ -171,12 +171,12 @@ class WhooshVersion(IndexVersion):
         return self.scorer.cache_info()
 
 
-def term_scorer(reader: Any, avg_lengths: dict[str, float], ranking: Ranking, cache_bytes: int) -> bm25.TermScorer:
+def term_scorer(reader: Any, avg_lengths: dict[str, float], ranking: Ranking, cache_bytes: int) -> TermScorer:
     doc_count = reader.doc_count_all()
     scored = [f for f, w in ranking.weights().items() if w > 0]
     # Whoosh: avgfl = the manifest's value, else the field's total / doc_count_all, else 1.
     avg = {f: avg_lengths.get(f) or (reader.field_length(f) / (doc_count or 1)) or 1 for f in scored}
-    return bm25.TermScorer(
+    return TermScorer(
         doc_count,
         {f: field_lengths(reader, f) for f in scored},
         avg,
