@@ -29,8 +29,11 @@ from search_service.text.analysis import Analysis
 # 9 = order.npy (ties in corpus order; an incremental reindex appends segments),
 # 10 = ordinal and content_hash stored, not indexed (nothing searches them),
 # 11 = each segment's ranking postings (rankfile.py), the gram fields' only postings,
-# 12 = and their ids whole, not gaps.
-LAYOUT = 12
+# 12 = and their ids whole, not gaps, 13 = a version read with the schema made
+# from its manifest's analysis config; its pickled schema holds Whoosh's own
+# tokenizers, not ours. Whoosh still pickles each segment's codec object, so
+# moving codec.py (ArrayCodec) is a layout change; nothing else of ours is on disk.
+LAYOUT = 13
 REPORT = "last-reindex.json"
 
 
