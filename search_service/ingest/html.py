@@ -3,15 +3,20 @@
 Main-content extraction is trafilatura's (chosen over readability-lxml and
 jusText: it keeps headings, which become passage headings, and it handled the
 test pages' nav, sidebar and footer). Where it finds nothing (a page of a few
-lines, or a tree nested deeper than lxml builds), every visible text is kept,
-read by the standard library's tokenizer in one pass: time linear in the
-page's size however deep its nesting.
+lines, or a tree nested deeper than lxml builds), the visible text is read by
+the standard library's tokenizer in one pass (time linear in the page's size
+however deep its nesting), page furniture left out whatever the page's length:
+``<nav>``, ``<header>``, ``<footer>``, ``<aside>``, menus, and elements whose
+role or class says they are navigation, a banner, a footer or a sidebar. A
+page that is nothing but furniture is read whole.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from html.parser import HTMLParser
+from typing import Any
 
 _HIDDEN = {"script", "style", "noscript", "template", "head", "svg", "iframe", "title"}
 _BLOCK = {
@@ -42,6 +47,14 @@ _BLOCK = {
     "main",
 }
 
+
+# Page furniture: never main text. By element, by ARIA role, or by a class or id word.
+_CHROME_TAGS = {"nav", "header", "footer", "aside", "menu"}
+_CHROME_ROLES = {"navigation", "banner", "contentinfo", "complementary", "menu", "menubar", "search"}
+_CHROME_NAME = re.compile(
+    r"(?:^|[\s_-])(?:nav|navbar|navigation|menu|sidebar|footer|header|breadcrumbs?|topbar|toolbar|copyright)(?:$|[\s_-])",
+    re.IGNORECASE,
+)
 
 # A page with less visible text than this is kept whole: it has little chrome to
 # lose, and extraction misreads such pages (it split 第一段<b>加粗</b>文字 into lines).
@@ -75,32 +88,43 @@ def html_document(html: str) -> tuple[str, str]:
         if metadata is not None and metadata.title:
             title = metadata.title  # the <title> without the site's name, or the <h1>
     if not text.strip():
-        text = visible
+        text = "".join(parsed.main) if "".join(parsed.main).strip() else visible
     lines = [" ".join(line.split()) for line in text.split("\n")]
     return title.strip(), "\n".join(line for line in lines if line)
 
 
 class _Text(HTMLParser):
-    """Visible text and the <title>, block elements on lines of their own."""
+    """Visible text (``parts``), the same without page furniture (``main``) and the
+    <title>; block elements on lines of their own."""
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
         self.parts: list[str] = []
+        self.main: list[str] = []
         self.title: list[str] = []
         self._hidden = 0
         self._in_title = False
+        # The furniture elements open around the text: [tag, elements of that tag open
+        # inside it] (an element is closed by its own tag name, nested ones counted).
+        self._chrome: list[list[Any]] = []
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag == "title":
             self._in_title = True
+        if _is_chrome(tag, attrs):
+            self._chrome.append([tag, 1])
+        else:
+            same = self._innermost(tag)
+            if same is not None:
+                same[1] += 1
         if tag in _HIDDEN:
             self._hidden += 1
         elif tag in _BLOCK:
-            self.parts.append("\n")
+            self._add("\n")
 
     def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag in _BLOCK:
-            self.parts.append("\n")
+            self._add("\n")
 
     def handle_endtag(self, tag: str) -> None:
         if tag == "title":
@@ -108,13 +132,43 @@ class _Text(HTMLParser):
         if tag in _HIDDEN:
             self._hidden = max(0, self._hidden - 1)
         elif tag in _BLOCK:
-            self.parts.append("\n")
+            self._add("\n")
+        same = self._innermost(tag)
+        if same is not None:
+            same[1] -= 1
+            if same[1] == 0:
+                del self._chrome[self._chrome.index(same) :]  # and any left open inside it
 
     def handle_data(self, data: str) -> None:
         if self._in_title:
             self.title.append(data)
         elif not self._hidden:
-            self.parts.append(data)
+            self._add(data)
+
+    def _innermost(self, tag: str) -> list[Any] | None:
+        """The innermost open furniture element named ``tag``: what a ``tag`` opened or closed
+        inside the furniture counts against."""
+        for open_ in reversed(self._chrome):
+            if open_[0] == tag:
+                return open_
+        return None
+
+    def _add(self, text: str) -> None:
+        self.parts.append(text)
+        if not self._chrome:
+            self.main.append(text)
+
+
+def _is_chrome(tag: str, attrs: list[tuple[str, str | None]]) -> bool:
+    if tag in _CHROME_TAGS:
+        return True
+    for name, value in attrs:
+        if value and (
+            (name == "role" and value.strip().lower() in _CHROME_ROLES)
+            or (name in ("class", "id") and _CHROME_NAME.search(value))
+        ):
+            return True
+    return False
 
 
 def _parse(html: str) -> _Text:

@@ -206,6 +206,46 @@ def test_html_main_text_without_navigation_sidebar_and_footer(tmp_path):
     assert all(doc.text[p.start : p.end] == p.text for p in passages)
 
 
+SHORT_PAGE = (
+    "<html><head><title>社保卡补办</title></head><body>"
+    "<header><a href='/'>网站首页</a> <a href='/a'>关于我们</a> <a href='/m'>网站地图</a></header>"
+    "<nav><ul><li>新闻中心</li><li>办事指南</li></ul></nav>"
+    "<div role='navigation'><div><a>政策法规</a></div></div>"
+    "<div class='main'><h1>社保卡补办</h1><p>社保卡丢失后请先拨打12333挂失，再带本人身份证到"
+    "合作银行网点办理补卡手续，新卡一般十个工作日内可以领取。补卡工本费按当地标准收取，"
+    "部分城市可在手机上预约办理。如有疑问请咨询当地社保经办机构。</p></div>"
+    "<aside>热门文章：公积金怎么提取</aside><div class='site-footer'>版权所有 京ICP备12345678号</div>"
+    "</body></html>"
+)
+
+
+def test_a_short_pages_furniture_is_never_main_text(tmp_path, make_settings):
+    """A page under the extractor's threshold is read without its header, nav, aside,
+    footer and role or class marked menus: they are neither text nor found."""
+    from search_service.ingest.html import MIN_EXTRACTED_CHARS, _parse
+    from search_service.ingest.reindex import build_index
+    from search_service.search.request import SearchRequest
+    from search_service.search.service import SearchService
+
+    visible = "".join("".join(_parse(SHORT_PAGE).parts).split())
+    assert 140 < len(visible) < MIN_EXTRACTED_CHARS  # a short page: the extractor's fallback reads it
+    root = write_corpus(tmp_path / "corpus", {"page.html": SHORT_PAGE})
+    doc = CorpusReader(root).read().documents[0]
+    for chrome in ("网站首页", "关于我们", "网站地图", "新闻中心", "政策法规", "热门文章", "版权所有"):
+        assert chrome not in doc.text, chrome
+    assert "社保卡丢失后请先拨打12333挂失" in doc.text
+    settings = make_settings(root)
+    build_index(settings)
+    service = SearchService(settings)
+    assert service.search(SearchRequest.create(settings, q="关于我们 网站地图")).total == 0
+    assert service.search(SearchRequest.create(settings, q="补卡手续")).hits[0].doc_id == "page"
+
+
+def test_a_page_of_furniture_only_is_read_whole(tmp_path):
+    root = write_corpus(tmp_path / "c", {"nav.html": "<html><body><nav>办事指南 医保卡密码重置</nav></body></html>"})
+    assert CorpusReader(root).read().documents[0].text == "办事指南 医保卡密码重置"
+
+
 def test_html_of_any_depth_is_read(tmp_path):
     deep = (
         "<html><body>"
