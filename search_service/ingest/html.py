@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import logging
 import re
+from dataclasses import dataclass
 from html.parser import HTMLParser
-from typing import Any
 
 _HIDDEN = {"script", "style", "noscript", "template", "head", "svg", "iframe", "title"}
 _BLOCK = {
@@ -93,6 +93,15 @@ def html_document(html: str) -> tuple[str, str]:
     return title.strip(), "\n".join(line for line in lines if line)
 
 
+@dataclass
+class _Open:
+    """A furniture element open around the text: closed by its own tag name, once the
+    elements of that name opened inside it are closed (``depth``)."""
+
+    tag: str
+    depth: int = 1
+
+
 class _Text(HTMLParser):
     """Visible text (``parts``), the same without page furniture (``main``) and the
     <title>; block elements on lines of their own."""
@@ -104,19 +113,18 @@ class _Text(HTMLParser):
         self.title: list[str] = []
         self._hidden = 0
         self._in_title = False
-        # The furniture elements open around the text: [tag, elements of that tag open
-        # inside it] (an element is closed by its own tag name, nested ones counted).
-        self._chrome: list[list[Any]] = []
+        # The furniture elements open around the text, innermost last.
+        self._chrome: list[_Open] = []
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag == "title":
             self._in_title = True
         if _is_chrome(tag, attrs):
-            self._chrome.append([tag, 1])
+            self._chrome.append(_Open(tag))
         else:
             same = self._innermost(tag)
             if same is not None:
-                same[1] += 1
+                same.depth += 1
         if tag in _HIDDEN:
             self._hidden += 1
         elif tag in _BLOCK:
@@ -135,8 +143,8 @@ class _Text(HTMLParser):
             self._add("\n")
         same = self._innermost(tag)
         if same is not None:
-            same[1] -= 1
-            if same[1] == 0:
+            same.depth -= 1
+            if same.depth == 0:
                 del self._chrome[self._chrome.index(same) :]  # and any left open inside it
 
     def handle_data(self, data: str) -> None:
@@ -145,11 +153,11 @@ class _Text(HTMLParser):
         elif not self._hidden:
             self._add(data)
 
-    def _innermost(self, tag: str) -> list[Any] | None:
+    def _innermost(self, tag: str) -> _Open | None:
         """The innermost open furniture element named ``tag``: what a ``tag`` opened or closed
         inside the furniture counts against."""
         for open_ in reversed(self._chrome):
-            if open_[0] == tag:
+            if open_.tag == tag:
                 return open_
         return None
 

@@ -79,7 +79,7 @@ class Passage:
     heading: str
     title: str
     section: str = "main"  # or "related": the page's related articles and questions
-    page: int | None = None  # a PDF's page where the passage starts
+    page: int | None = None  # a PDF's page: a passage holds the text of one page
 
 
 def line_key(line: str) -> str:
@@ -227,8 +227,8 @@ class PassageSplitter:
         if first is None:
             return
         spans = self._spans(itertools.chain((first,), parts), keep_chrome)
-        for n, (s, e, h, sec, text) in enumerate(spans):
-            yield Passage(f"{first.doc_id}#{n}", first.doc_id, n, text, s, e, h, first.title, sec, first.page_at(s))
+        for n, (s, e, h, sec, text, page) in enumerate(spans):
+            yield Passage(f"{first.doc_id}#{n}", first.doc_id, n, text, s, e, h, first.title, sec, page)
 
     def count(self, doc: Document | Iterable[Document], keep_chrome: bool = False) -> int:
         """How many passages :meth:`split` makes of ``doc``."""
@@ -250,6 +250,10 @@ class PassageSplitter:
                 # The title line is not body text, unless it is all the text there is.
                 title_skipped = not (part.title_in_text and (len(lines) > 1 or part.more))
             for start, end in lines:
+                page = part.page_at(gather.base + start)
+                if page != gather.page:  # a passage holds the text of one page
+                    gather.flush()
+                    gather.page = page
                 line = window[start:end]
                 key = line_key(line)
                 if _TRAILER.match(key):
@@ -309,7 +313,7 @@ class PassageSplitter:
         return packed
 
 
-Span = tuple[int, int, str, str, str]  # start, end, heading, section, text of a passage
+Span = tuple[int, int, str, str, str, int | None]  # start, end, heading, section, text, page
 
 
 class _Gatherer:
@@ -328,6 +332,7 @@ class _Gatherer:
         self.min_chars, self.max_chars = min_chars, max_chars
         self.heading = ""
         self.section = "main"
+        self.page: int | None = None  # a PDF's page
         self.window = ""  # the carry and the part being split
         self.base = 0  # where the window starts in the whole text
         self._buf: tuple[int, int] | None = None  # the passage being gathered, in the window
@@ -360,15 +365,22 @@ class _Gatherer:
         buf, held = self._buf, self._held
         if buf is None:
             return
-        span = (self.base + buf[0], self.base + buf[1], self.heading, self.section, self.window[buf[0] : buf[1]])
+        span = (
+            self.base + buf[0],
+            self.base + buf[1],
+            self.heading,
+            self.section,
+            self.window[buf[0] : buf[1]],
+            self.page,
+        )
         self._buf = None
         if len(held) == 2:
             self._out.append(held.pop(0))
         held.append(span)
         self._joined = ""
         if len(held) == 2:
-            (s0, _, h0, sec0, _), (s1, e1, h1, sec1, _) = held
-            if h0 == h1 and sec0 == sec1 and e1 - s1 < self.min_chars and e1 - s0 <= self.max_chars:
+            (s0, _, h0, sec0, _, p0), (s1, e1, h1, sec1, _, p1) = held
+            if (h0, sec0, p0) == (h1, sec1, p1) and e1 - s1 < self.min_chars and e1 - s0 <= self.max_chars:
                 self._joined = self.window[s0 - self.base : e1 - self.base]
             elif e1 - s0 > self.max_chars:
                 self._out.append(held.pop(0))  # it can never be joined: made now, so it needs no carry
@@ -387,8 +399,8 @@ class _Gatherer:
         self.flush()
         held = self._held
         if len(held) == 2 and self._joined:
-            (s0, _, h0, sec0, _), (_, e1, _, _, _) = held
-            held[:] = [(s0, e1, h0, sec0, self._joined)]
+            (s0, _, h0, sec0, _, p0), (_, e1, _, _, _, _) = held
+            held[:] = [(s0, e1, h0, sec0, self._joined, p0)]
         return [*self.take(), *held]
 
 

@@ -217,3 +217,30 @@ def test_a_line_counts_once_per_document_whatever_its_parts_and_a_discarded_docu
     counter.add("第三篇\n首页 | 关于我们 | 联系方式")
     assert "首页 | 关于我们 | 联系方式" in counter.lines()
     assert counter.holders(counter.lines()) == [0, 2]
+
+
+_SENTENCES = st.lists(
+    st.sampled_from(["医保卡密码忘了。", "带身份证去银行", "重置。", "保险责任范围", "短句"]), max_size=12
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    pages=st.lists(_SENTENCES.map(lambda s: "\n".join(s)), min_size=1, max_size=5),
+    sizes=st.sampled_from([(1, 40), (10, 60), (50, 300)]),
+)
+def test_a_passage_holds_the_text_of_one_page(pages, sizes):
+    """A PDF's passages never cross a page break, and each says the page it is on."""
+    from search_service.ingest.pdf import PAGE_BREAK
+
+    starts, offset = [], 0
+    for text in pages:
+        starts.append(offset)
+        offset += len(text) + len(PAGE_BREAK)
+    doc = Document("d", "", PAGE_BREAK.join(pages), "d.pdf", pages=tuple(starts))
+    passages = PassageSplitter(*sizes).split(doc)
+    for p in passages:
+        assert doc.text[p.start : p.end] == p.text
+        assert p.page == doc.page_at(p.start) == doc.page_at(p.end - 1)
+    kept = "".join("".join(p.text.split()) for p in passages)
+    assert kept == "".join("".join(page.split()) for page in pages)  # no text lost to the boundaries

@@ -503,3 +503,26 @@ def test_a_pdf_hit_says_its_page(tmp_path, engine_settings):
     assert second.page == 2 and "<mark>" in second.highlight
     assert service.passage(second.passage_id).page == 2
     assert [p.page for p in service.document("guide").passages] == [1, 2]
+
+
+def test_a_short_pdfs_second_page_is_reported_as_page_two(tmp_path, engine_settings):
+    """Two short pages (one passage's worth of text together): a passage holds one page's
+    text, so a sentence of page 2 is found on page 2, in a hit, its passage, its document
+    and both pages."""
+    from pathlib import Path
+
+    from search_service.web.app import create_app
+
+    pdf = (Path(__file__).parents[1] / "ingest" / "data" / "short-two-pages.pdf").read_bytes()
+    settings = engine_settings(write_corpus(tmp_path / "corpus", {"card.pdf": pdf, "a.txt": "标题\n别的文档。"}))
+    build_index(settings)
+    service = SearchService(settings)
+    hit = service.search(SearchRequest.create(settings, q="银行柜台解锁")).hits[0]
+    assert (hit.doc_id, hit.page) == ("card", 2) and hit.text.startswith("醫保卡被鎖住後")
+    assert service.passage(hit.passage_id).page == 2
+    assert [(p.page, p.text[:4]) for p in service.document("card").passages] == [(1, "医保卡密"), (2, "醫保卡被")]
+    assert service.search(SearchRequest.create(settings, q="社保中心重置")).hits[0].page == 1
+    client = create_app(settings.__dict__).test_client()
+    assert "第 2 页" in client.get("/", query_string={"q": "银行柜台解锁"}).get_data(as_text=True)
+    document = client.get("/documents/card", headers={"Accept": "text/html"}).get_data(as_text=True)
+    assert document.index("第 1 页") < document.index("社保中心") < document.index("第 2 页") < document.index("櫃台")
