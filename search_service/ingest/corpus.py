@@ -25,6 +25,7 @@ from typing import Any
 from search_service.errors import CorpusError, DocumentError
 
 SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm", ".jsonl", ".pdf", ".docx")
+PAGE_SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm")
 # Chinese text comes in these; letting the detector pick among all code pages
 # mistakes short GBK text for Korean cp949.
 CANDIDATE_ENCODINGS = ["utf_8", "gb18030", "big5", "big5hkscs", "utf_16", "utf_32"]
@@ -52,6 +53,13 @@ class Document:
     # part follows. Title, source and metadata are the document's, in every part.
     base: int = 0
     more: bool = False
+
+    @property
+    def page_like(self) -> bool:
+        """Whether the document is a page as scraped or saved (text, Markdown, HTML), whose
+        lines shared with other documents may be page chrome. A PDF's, a Word file's or a
+        jsonl record's text is the document's own: a line it shares is content."""
+        return self.source.lower().endswith(PAGE_SUFFIXES)
 
     def page_at(self, offset: int) -> int | None:
         """The page (from 1) holding ``offset``; None for a document without pages."""

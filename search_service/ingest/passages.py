@@ -184,6 +184,27 @@ def _digest(key: str) -> int:
     return int.from_bytes(hashlib.blake2b(key.encode("utf-8"), digest_size=8).digest(), "little", signed=True)
 
 
+# A line this long that ends no sentence is prose that runs on into the next line (a
+# paragraph wrapped as PDF text is); a menu item, a button or a page number is shorter.
+RUN_ON_CHARS = 24
+_ENDS_SENTENCE = ("。", "！", "？", "；", "!", "?", ";", "”", "」", "』", "…")
+
+
+def _runs_on(line: str) -> bool:
+    stripped = line.strip()
+    return len(stripped) >= RUN_ON_CHARS and not stripped.endswith(_ENDS_SENTENCE) and not is_heading(stripped)
+
+
+def _stands_alone(line: str, start: int, above: tuple[int, str] | None) -> bool:
+    """Whether ``line`` (at ``start``) stands alone, as page furniture does, rather than
+    inside a paragraph that runs on around it: the line just above it (``above``: where
+    the last non-blank line ended, and its text) does not run on into it (a blank line
+    between them ends a paragraph), and it does not run on itself."""
+    if above is not None and above[0] + 1 == start and _runs_on(above[1]):
+        return False
+    return not _runs_on(line)
+
+
 def is_boilerplate(line: str) -> bool:
     return bool(_UI_LINE.match(line_key(line)))
 
@@ -241,20 +262,24 @@ class PassageSplitter:
         gather = _Gatherer(self.min_chars, self.max_chars)
         title_key = ""
         title_skipped = True
+        shared: Container[str] = frozenset()  # the lines shared with other documents that may be chrome
+        above: tuple[int, str] | None = None  # the last non-blank line: where it ends, its text
         for number, part in enumerate(parts):
             carried = gather.next_part(part)
             window = gather.window
             lines = [(s, e) for s, e in _lines(part.text, carried) if window[s:e].strip()]
             if number == 0:
                 title_key = line_key(part.title)
+                shared = self.boilerplate if part.page_like else frozenset()
                 # The title line is not body text, unless it is all the text there is.
                 title_skipped = not (part.title_in_text and (len(lines) > 1 or part.more))
             for start, end in lines:
+                line, before = window[start:end], above
+                above = (gather.base + end, line)
                 page = part.page_at(gather.base + start)
                 if page != gather.page:  # a passage holds the text of one page
                     gather.flush()
                     gather.page = page
-                line = window[start:end]
                 key = line_key(line)
                 if _TRAILER.match(key):
                     gather.flush()
@@ -269,7 +294,9 @@ class PassageSplitter:
                         gather.heading = clean_heading(line)
                     continue
                 title_skipped = True
-                if not keep_chrome and (key in self.boilerplate or is_boilerplate(line)):
+                if not keep_chrome and (
+                    is_boilerplate(line) or (key in shared and _stands_alone(line, gather.base + start, before))
+                ):
                     # A passage is a slice of the text: it never spans a dropped line.
                     gather.flush()
                     continue

@@ -190,7 +190,7 @@ def _spooling(
     part = first
     while True:
         spool.put(part)
-        chrome.add(part.text, more=part.more)
+        chrome.add(part.text if part.page_like else "", more=part.more)  # only pages share chrome
         yield part
         if not part.more:
             return

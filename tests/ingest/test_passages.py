@@ -244,3 +244,40 @@ def test_a_passage_holds_the_text_of_one_page(pages, sizes):
         assert p.page == doc.page_at(p.start) == doc.page_at(p.end - 1)
     kept = "".join("".join(p.text.split()) for p in passages)
     assert kept == "".join("".join(page.split()) for page in pages)  # no text lost to the boundaries
+
+
+_CLAUSE = st.text(alphabet="保险合同约定的被保险人受益人给付金额条款期间责任", min_size=30, max_size=200)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    paragraphs=st.lists(_CLAUSE, min_size=1, max_size=4),
+    width=st.integers(min_value=24, max_value=45),
+    shared_every=st.integers(min_value=1, max_value=4),
+    suffix=st.sampled_from([".txt", ".md", ".pdf", ".jsonl"]),
+)
+def test_a_shared_line_inside_a_running_paragraph_is_content(paragraphs, width, shared_every, suffix):
+    """Paragraphs wrapped as PDF text is (lines of ``width``, each sentence ending its
+    paragraph), some of whose lines other documents share: every word stays, whatever the
+    format, since no shared line stands alone."""
+    wrapped = []
+    for para in paragraphs:
+        sentence = para + "。"
+        wrapped.append([sentence[i : i + width] for i in range(0, len(sentence), width)])
+    text = "\n\n".join("\n".join(lines) for lines in wrapped)
+    counter = RepeatedLines(min_documents=2)  # the shared lines, counted as reindex counts them
+    counter.add(text)
+    counter.add("\n".join(line for lines in wrapped for line in lines[::shared_every]))
+    doc = Document("d", "", text, "d" + suffix)
+    passages = PassageSplitter(50, 300, boilerplate=counter.lines()).split(doc)
+    assert "".join("".join(p.text.split()) for p in passages) == "".join(text.split())
+
+
+def test_a_shared_line_that_stands_alone_is_chrome_on_a_page_only():
+    """A menu line other pages share, between paragraphs: chrome on a page (txt, md, html),
+    content in a PDF, a Word file or a jsonl record."""
+    text = "第一段正文，讲医保卡的办理流程。\n首页 新闻 联系我们\n第二段正文，讲密码重置。"
+    menu = {"首页 新闻 联系我们"}
+    for source, kept in (("d.txt", False), ("d.html", False), ("d.pdf", True), ("d.docx", True), ("d.jsonl", True)):
+        passages = PassageSplitter(10, 300, boilerplate=menu).split(Document("d", "", text, source))
+        assert any("首页" in p.text for p in passages) == kept, source

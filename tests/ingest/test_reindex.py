@@ -144,6 +144,7 @@ def test_incremental_gives_the_same_passages_and_results_as_a_full_rebuild(tmp_p
             "a.txt": DOC_A,
             "b.txt": DOC_B,
             "c.txt": DOC_C,
+            "e.txt": "补充说明\n社保卡怎么激活\n参保人可以在手机上激活社保卡，也可以去银行网点办理。",
             "faq.jsonl": jsonl(
                 {"id": "q1", "text": DOC_C + "另有说明。", "category": "faq"}, {"id": "q2", "text": DOC_B}
             ),
@@ -158,8 +159,10 @@ def test_incremental_gives_the_same_passages_and_results_as_a_full_rebuild(tmp_p
     )  # added
     report = build_index(settings, incremental=True)
     assert report.mode == "incremental" and (report.added, report.changed, report.removed) == (1, 2, 1)
-    # a.txt edited, d.md added, and q1: its first line was boilerplate (repeated
-    # in c.txt) and no longer is, so its passages change too. b.txt/q2 untouched.
+    # a.txt edited, d.md added, and e.txt: its line 社保卡怎么激活 stood alone and was
+    # chrome (repeated in c.txt) and no longer is, so its passages change too. b.txt and
+    # the jsonl records are untouched: q1 shares that line too, but a record's text is
+    # its own (never chrome for being shared).
     assert (report.reanalyzed, report.removed) == (3, 1)
     incremental = snapshot(settings)
 
@@ -343,7 +346,8 @@ def test_every_file_is_indexed_or_reported_by_type(tmp_path, make_settings, caps
 
 
 def test_no_faq_entry_loses_its_text_to_the_chrome_filter(tmp_path, make_settings, capsys):
-    """Entries repeat their question lines; one entry is nothing but lines others share."""
+    """Entries repeat their question lines. A jsonl record's text is its own: the lines it
+    shares with others are content, in every record that holds them."""
     shared = ["医保卡密码怎么修改", "社保卡在哪里激活"]
     entries = [
         {"id": f"e{i}", "title": f"问题{i}", "text": f"{shared[0]}\n{shared[1]}\n回答{i}：请带身份证到网点办理"}
@@ -352,15 +356,29 @@ def test_no_faq_entry_loses_its_text_to_the_chrome_filter(tmp_path, make_setting
     entries.append({"id": "only-shared", "title": "常见问题", "text": "\n".join(shared)})
     settings = make_settings(corpus=write_corpus(tmp_path / "corpus", {"faq.jsonl": jsonl(*entries)}))
     assert reindex.main(["--corpus", settings.corpus_dir, "--index", settings.index_dir, "--json"]) == 0
-    captured = capsys.readouterr()
-    report = json.loads(captured.out)
-    assert report["documents"] == 5 and report["skipped"] == []
-    assert [w["source"] for w in report["warnings"]] == ["faq.jsonl"]
+    report = json.loads(capsys.readouterr().out)
+    assert report["documents"] == 5 and report["skipped"] == [] and report["warnings"] == []
     service = SearchService(settings)
-    passages = service.document("only-shared").passages
-    assert [p.text for p in passages] == ["\n".join(shared)]
-    for i in range(4):  # the shared lines are chrome for the others (5 documents hold them)
-        assert service.document(f"e{i}").passages[0].text == f"回答{i}：请带身份证到网点办理"
+    assert [p.text for p in service.document("only-shared").passages] == ["\n".join(shared)]
+    for i in range(4):
+        assert service.document(f"e{i}").passages[0].text == f"{shared[0]}\n{shared[1]}\n回答{i}：请带身份证到网点办理"
+    assert service.search(SearchRequest.create(settings, q="社保卡在哪里激活")).total == 5
+
+
+def test_a_page_of_nothing_but_shared_lines_is_kept_whole(tmp_path, make_settings, capsys):
+    """Scraped pages repeat a menu: on each page it is chrome, standing alone; a page that is
+    nothing but those lines is kept whole, with a warning."""
+    menu = ["医保卡密码怎么修改", "社保卡在哪里激活"]
+    pages = {f"p{i}.txt": f"页面{i}\n{menu[0]}\n{menu[1]}\n\n回答{i}：请带身份证到网点办理。" for i in range(4)}
+    pages["menu.txt"] = "常见问题\n" + "\n".join(menu)
+    settings = make_settings(corpus=write_corpus(tmp_path / "corpus", pages))
+    assert reindex.main(["--corpus", settings.corpus_dir, "--index", settings.index_dir, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert [w["source"] for w in report["warnings"]] == ["menu.txt"]
+    service = SearchService(settings)
+    assert [p.text for p in service.document("menu").passages] == ["\n".join(menu)]
+    for i in range(4):  # the menu is chrome for the pages that hold it (5 documents)
+        assert [p.text for p in service.document(f"p{i}").passages] == [f"回答{i}：请带身份证到网点办理。"]
 
 
 def test_progress_comes_in_named_phases(tmp_path, make_settings, capsys):
