@@ -33,7 +33,8 @@ def test_seed_passage_counts_lengths_and_headings():
     _simp_doc, simp = seeds[SIMPLIFIED_SEED]
     _trad_doc, trad = seeds[TRADITIONAL_SEED]
     assert len([p for p in simp if p.section == "main"]) == 8
-    assert len([p for p in simp if p.section == "related"]) == 20  # the page's related articles and questions
+    # The page's related articles and questions (a city name stranded between chrome lines is chrome too).
+    assert len([p for p in simp if p.section == "related"]) == 19
     assert len(trad) == 25 and {p.section for p in trad} == {"main"}
     assert simp[0].heading == "一、城镇居民医保卡密码忘了怎么办"
     assert simp[0].text.startswith("忘记医保卡密码可以带上本人身份证")
@@ -281,3 +282,48 @@ def test_a_shared_line_that_stands_alone_is_chrome_on_a_page_only():
     for source, kept in (("d.txt", False), ("d.html", False), ("d.pdf", True), ("d.docx", True), ("d.jsonl", True)):
         passages = PassageSplitter(10, 300, boilerplate=menu).split(Document("d", "", text, source))
         assert any("首页" in p.text for p in passages) == kept, source
+
+
+_PROSE = st.sampled_from(
+    [
+        "医保卡密码忘了可以带身份证去银行重置。",
+        "持本人有效证件到社保经办机构办理",
+        "挂失后十五个工作日内补卡。",
+        "如有疑问请拨打12333咨询，",
+        "短句。",
+        "好",
+        "参保人员应当按时缴纳基本医疗保险费，逾期未缴的暂停享受待遇。" * 3,
+    ]
+)
+_CHROME = st.sampled_from(["换一批", "展开", "0/500", "加密服务已开启", "2024-05-06", "#医疗知识"])
+
+
+@st.composite
+def _documents_with_chrome(draw):
+    """A document of headed sections whose lines are pieces of sentences (a sentence may be
+    wrapped over several lines), with chrome lines placed anywhere, mid-sentence too."""
+    lines = []
+    for n in range(draw(st.integers(1, 4))):
+        if n or draw(st.booleans()):
+            lines.append(f"第{'一二三四'[n]}章 标题")
+        lines += [
+            draw(_CHROME) if draw(st.integers(0, 3)) == 0 else draw(_PROSE) for _ in range(draw(st.integers(1, 8)))
+        ]
+    return "\n".join(lines)
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=_documents_with_chrome(), sizes=st.sampled_from([(50, 300), (10, 40), (20, 60)]))
+def test_no_passage_is_a_fragment(text, sizes):
+    """No passage is shorter than min_chars unless it is its heading's (or the document's)
+    only passage, wherever chrome lines are dropped; none is longer than max_chars; every
+    passage is a slice of the text."""
+    min_chars, max_chars = sizes
+    doc = Document("d", "", text, "d.txt")
+    passages = PassageSplitter(min_chars, max_chars).split(doc)
+    by_heading = Counter(p.heading for p in passages)
+    for p in passages:
+        assert doc.text[p.start : p.end] == p.text
+        assert len(p.text) <= max_chars
+        if len(p.text) < min_chars:
+            assert by_heading[p.heading] == 1, (p.text, [q.text for q in passages])

@@ -1,11 +1,13 @@
 """Highlight spans and snippet windows."""
 
+import re
+
 from hypothesis import given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from search_service.fields import Ranking
-from search_service.search.highlight import Marker, merge_spans, render, snippet_window
+from search_service.search.highlight import _NOT_WORD, Marker, merge_spans, render, snippet_window
 from search_service.search.planner import Planner
 from search_service.text.analysis import AnalysisConfig, bigrams, get_analysis
 from search_service.text.synonyms import Synonyms
@@ -136,9 +138,10 @@ def test_marks_are_query_words_and_offsets_hold(text, query):
     assert not (plan.marks & fragments)
     covered = set()
     for mark in plan.marks:
-        i = norm.text.find(mark)
-        while mark and i != -1:
-            covered.update(range(*norm.span(i, i + len(mark))))
-            i = norm.text.find(mark, i + 1)
+        # A phrase's mark is its words in order, anything but words between them (as the
+        # index's positions skip punctuation and spaces): 保-保 marks 保保.
+        pattern = _NOT_WORD.join(map(re.escape, mark.split())) if " " in mark else re.escape(mark)
+        for m in re.finditer(f"(?=({pattern}))", norm.text) if mark else ():
+            covered.update(range(*norm.span(m.start(1), m.end(1))))
     for start, end in matches:
         assert set(range(start, end)) <= covered

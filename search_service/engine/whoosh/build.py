@@ -139,19 +139,36 @@ def tiered_merge(writer: Any, segments: list[Any]) -> list[Any]:
     """The merge policy of an incremental reindex (Whoosh's ``mergetype``): merges
     the segments it picks into ``writer`` and returns those it keeps."""
     live = [s for s in segments if s.doc_count() > 0]  # a segment all deleted is dropped
-    merge = [s for s in live if s.deleted_count() > MAX_DELETED * s.doc_count_all()]
-    tiers: dict[int, list[Any]] = {}
-    for s in live:
-        if s not in merge:
-            tiers.setdefault(int(math.log(s.doc_count(), SEGMENTS_PER_TIER)), []).append(s)
-    for tier in tiers.values():
-        if len(tier) >= SEGMENTS_PER_TIER:
-            merge.extend(tier)
+    merge = _to_merge(live)
     for s in merge:
         reader = SegmentReader(writer.storage, writer.schema, s)
         writer.add_reader(reader)
         reader.close()
     return [s for s in live if s not in merge]
+
+
+def _tier(passages: int) -> int:
+    return int(math.log(max(passages, 1), SEGMENTS_PER_TIER))
+
+
+def _to_merge(live: list[Any]) -> list[Any]:
+    """The segments to merge into one: those mostly deleted, every full tier, and, as the
+    merged segment joins a tier of its own size, that tier too when it becomes full (so
+    that no tier is left full after the merge)."""
+    merge = [s for s in live if s.deleted_count() > MAX_DELETED * s.doc_count_all()]
+    while True:
+        tiers: dict[int, list[Any]] = {}
+        for s in live:
+            if s not in merge:
+                tiers.setdefault(_tier(s.doc_count()), []).append(s)
+        full = [s for tier in tiers.values() if len(tier) >= SEGMENTS_PER_TIER for s in tier]
+        if merge and not full:
+            joined = tiers.get(_tier(sum(s.doc_count() for s in merge)), [])
+            if len(joined) + 1 >= SEGMENTS_PER_TIER:
+                full = joined
+        if not full:
+            return merge
+        merge.extend(full)
 
 
 def _save(path: Path, array: np.ndarray) -> None:
