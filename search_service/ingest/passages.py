@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from search_service.ingest.corpus import Document
+from search_service.ingest.gather import SENTENCE_END, SOFT_BREAK, Gatherer, Span
 
 # Headings: 一、… / （一）… / 『壹』… / 第一章 … / # … ; short, on a line of their own.
 _HEADING = re.compile(
@@ -62,9 +63,6 @@ _TRAILER = re.compile(
 )
 # An item of a related list: "• 西安市医保卡密码忘了怎么办", the title of the teaser that follows.
 _RELATED_ITEM = re.compile(r"^\s*[•·●▪◦○■□\-*]\s*(\S.{0,58})$")
-_SENTENCE_END = re.compile(r"[。！？；!?;]+[”’」』）)]*")
-_SOFT_BREAK = re.compile(r"[，,、：:]")
-_LINE_END = re.compile(r"\n")
 
 
 @dataclass(frozen=True)
@@ -259,8 +257,8 @@ class PassageSplitter:
     def _spans(self, parts: Iterator[Document], keep_chrome: bool) -> Iterator[Span]:
         """(start, end, heading, section, text) of each passage, offsets in the whole text.
 
-        A part is split with the end of the part before it (:meth:`_Gatherer.next_part`)."""
-        gather = _Gatherer(self.min_chars, self.max_chars)
+        A part is split with the end of the part before it (:meth:`.gather.Gatherer.next_part`)."""
+        gather = Gatherer(self.min_chars, self.max_chars)
         title_key = ""
         title_skipped = True
         shared: Container[str] = frozenset()  # the lines shared with other documents that may be chrome
@@ -278,24 +276,18 @@ class PassageSplitter:
                 line, before = window[start:end], above
                 above = (gather.base + end, line)
                 page = part.page_at(gather.base + start)
-                if page != gather.page:  # a passage holds the text of one page
-                    gather.flush()
-                    gather.page = page
-                    gather.group += 1
+                if page != gather.page:
+                    gather.new_page(page)
                 key = line_key(line)
                 if _TRAILER.match(key):
-                    gather.flush()
-                    gather.section, gather.heading = "related", key
-                    gather.group += 1
+                    gather.new_group(section="related", heading=key)
                     continue
                 if not title_skipped and key == title_key:
                     # The title is indexed as a field of its own; a first line that
                     # is the title is not body text (it still sets the heading).
                     title_skipped = True
                     if is_heading(line):
-                        gather.flush()
-                        gather.heading = clean_heading(line)
-                        gather.group += 1
+                        gather.new_group(heading=clean_heading(line))
                     continue
                 title_skipped = True
                 if not keep_chrome and (
@@ -304,12 +296,9 @@ class PassageSplitter:
                     gather.drop()
                     continue
                 if gather.section == "related" and _RELATED_ITEM.match(line):
-                    gather.flush()  # an item of the list starts a passage: its title, then its teaser
-                    gather.group += 1
+                    gather.new_group()  # an item of the list starts a passage: its title, then its teaser
                 elif not keep_chrome and is_heading(line):
-                    gather.flush()
-                    gather.heading = clean_heading(line)
-                    gather.group += 1
+                    gather.new_group(heading=clean_heading(line))
                     continue
                 for piece in self._pieces(window, start, end):
                     gather.add(piece)
@@ -327,11 +316,11 @@ class PassageSplitter:
             end -= 1
         if end - start <= self.max_chars:
             return [(start, end)]
-        sentences = _cut(text, start, end, _SENTENCE_END)
+        sentences = _cut(text, start, end, SENTENCE_END)
         pieces: list[tuple[int, int]] = []
         for s, e in sentences:
             if e - s > self.max_chars:
-                for s2, e2 in _cut(text, s, e, _SOFT_BREAK):
+                for s2, e2 in _cut(text, s, e, SOFT_BREAK):
                     pieces.extend(_hard_split(s2, e2, self.max_chars))
             else:
                 pieces.append((s, e))
@@ -343,182 +332,6 @@ class PassageSplitter:
             else:
                 packed.append((s, e))
         return packed
-
-
-Span = tuple[int, int, str, str, str, int | None]  # start, end, heading, section, text, page
-
-
-@dataclass
-class _Held:
-    """The last passage made, held back: its group (see :attr:`_Gatherer.group`),
-    whether a dropped line lies right before it, and whether it is its group's first."""
-
-    span: Span
-    group: int
-    after_drop: bool = False
-    first: bool = True
-
-
-class _Gatherer:
-    """A document's passages as its pieces (sentences, lines) come in: each piece joins
-    the passage being gathered while one of them is short and the whole fits.
-
-    No passage is shorter than ``min_chars`` unless it is the only one of its group (a
-    heading's, a PDF page's, a related item's, the document's): the last passage made
-    is held back, and a short one is joined to its neighbour of the same group, across a
-    dropped line if one lies between them; when the two do not fit in ``max_chars``,
-    the cut between them moves (to a sentence end where there is one) so that each has
-    at least ``min_chars``.
-
-    The text is seen through a window: the part being split and the end of the part
-    before it (the carry). The passage held back, or one being gathered, may have begun
-    there; a passage that can still change began at most ``2 * max_chars`` before the
-    part's end (:meth:`next_part` makes the others for good), so that much carried is
-    enough."""
-
-    def __init__(self, min_chars: int, max_chars: int) -> None:
-        self.min_chars, self.max_chars = min_chars, max_chars
-        self.heading = ""
-        self.section = "main"
-        self.page: int | None = None  # a PDF's page
-        # Passages of one group (under one heading line, on one page, of one related item)
-        # are joined when short; a new heading, page, section or item starts another group.
-        self.group = 0
-        self.window = ""  # the carry and the part being split
-        self.base = 0  # where the window starts in the whole text
-        self._buf: tuple[int, int] | None = None  # the passage being gathered, in the window
-        self._held: _Held | None = None  # the last passage made, held back
-        self._dropped = False  # a line dropped since the last passage was made
-        self._made_group = -1  # the group of the last passage made
-        self._out: list[Span] = []
-
-    def next_part(self, part: Document) -> int:
-        """Move the window on to ``part``; how many characters of the last part it carries."""
-        carry = self.window[-2 * self.max_chars :]
-        held = self._held
-        # The passage held back leaves the window: nothing can join it any more, so it is
-        # made for good, unless it is short after a dropped line: what follows decides
-        # whether it is stranded chrome (its text is in its span: it needs no carry).
-        leaves = held is not None and held.span[0] < self.base + len(self.window) - len(carry)
-        if leaves and held is not None and (held.span[1] - held.span[0] >= self.min_chars or not held.after_drop):
-            self._release()
-        if self._buf is not None:
-            shift = len(carry) - len(self.window)
-            self._buf = (self._buf[0] + shift, self._buf[1] + shift)
-        self.window = carry + part.text
-        self.base = part.base - len(carry)
-        return len(carry)
-
-    def add(self, piece: tuple[int, int]) -> None:
-        buf = self._buf
-        if buf is None:
-            self._buf = piece
-        elif min(buf[1] - buf[0], piece[1] - piece[0]) < self.min_chars and piece[1] - buf[0] <= self.max_chars:
-            self._buf = (buf[0], piece[1])
-        else:
-            self.flush()
-            self._buf = piece
-
-    def drop(self) -> None:
-        """A line is dropped as page chrome here: the passage being gathered ends before it."""
-        self.flush()
-        self._dropped = True
-
-    def flush(self) -> None:
-        """The passage being gathered is made (held back, as the last one)."""
-        buf = self._buf
-        if buf is None:
-            return
-        self._buf = None
-        start, end = self.base + buf[0], self.base + buf[1]
-        span = (start, end, self.heading, self.section, self.window[buf[0] : buf[1]], self.page)
-        group = self.group
-        dropped, self._dropped = self._dropped, False
-        held = self._held
-        if held is None or held.group != group:
-            self._release()
-            # The group's first, unless one of its passages was already made for good.
-            self._held = _Held(span, group, after_drop=dropped, first=self._made_group != group)
-            self._made_group = group
-            return
-        before = held.span
-        if before[1] - before[0] < self.min_chars and held.after_drop and dropped:
-            # Stranded between dropped lines, too short to be a passage: chrome as they are.
-            self._held = _Held(span, group, after_drop=True, first=held.first)
-            return
-        if min(before[1] - before[0], end - start) >= self.min_chars or (
-            dropped and before[1] - before[0] >= self.min_chars
-        ):
-            # Both long enough; or a short one after a dropped line, which waits for what
-            # follows it (joined to that, or stranded chrome).
-            self._out.append(before)
-            self._held = _Held(span, group, after_drop=dropped, first=False)
-            return
-        # One is short: joined (across a dropped line, if one lies between them), or the cut
-        # between them moved so that each is long enough.
-        if end - before[0] <= self.max_chars:
-            self._held = _Held(self._span(before[0], end, before), group, held.after_drop, held.first)
-            return
-        cut = self._cut(before[0], before[1], end)
-        if cut is not None:
-            before, span = self._span(before[0], cut[0], before), self._span(cut[1], end, before)
-        self._out.append(before)
-        self._held = _Held(span, group, after_drop=dropped and cut is None, first=False)
-
-    def _release(self) -> None:
-        """The passage held back is made for good, at the end of its group: unless it is too
-        short, follows a dropped line and is not its group's only passage (stranded chrome)."""
-        held, self._held = self._held, None
-        if held is None:
-            return
-        start, end = held.span[0], held.span[1]
-        if end - start < self.min_chars and held.after_drop and not held.first:
-            return
-        self._out.append(held.span)
-
-    def _span(self, start: int, end: int, like: Span) -> Span:
-        """The passage ``[start, end)`` of the text, in the group of ``like``."""
-        return (start, end, like[2], like[3], self.window[start - self.base : end - self.base], like[5])
-
-    def _cut(self, start: int, boundary: int, end: int) -> tuple[int, int] | None:
-        """Where to cut ``[start, end)`` (which does not fit in one passage) into two of at
-        least ``min_chars`` and at most ``max_chars``: the end of the first and the start of
-        the second (white space between them left out), at the sentence end, else the soft
-        break, else the line end, else the character nearest ``boundary``; None when no cut
-        gives both."""
-        low, high = max(start + self.min_chars, end - self.max_chars), min(end - self.min_chars, start + self.max_chars)
-        if low > high:
-            return None
-        text, base = self.window, self.base
-        for pattern in (_SENTENCE_END, _SOFT_BREAK, _LINE_END, None):
-            if pattern is None:
-                candidates = list(range(low, high + 1))
-            else:
-                candidates = [m.end() + base for m in pattern.finditer(text, low - base, high - base)]
-            for at in sorted(candidates, key=lambda c: abs(c - boundary)):
-                first_end, second_start = at, at
-                while first_end > start and text[first_end - 1 - base].isspace():
-                    first_end -= 1
-                while second_start < end and text[second_start - base].isspace():
-                    second_start += 1
-                if first_end - start >= self.min_chars and end - second_start >= self.min_chars:
-                    return first_end, second_start
-        return None
-
-    def end_part(self) -> None:
-        if self._buf is not None and len(self.window) - self._buf[0] >= self.max_chars:
-            self.flush()  # nothing after this part can join it
-
-    def take(self) -> list[Span]:
-        """The passages made for good so far (not yet taken)."""
-        out, self._out = self._out, []
-        return out
-
-    def finish(self) -> list[Span]:
-        """The rest, at the document's end."""
-        self.flush()
-        self._release()
-        return self.take()
 
 
 def _parts(doc: Document | Iterable[Document]) -> Iterator[Document]:

@@ -403,10 +403,11 @@ def test_shares_are_balanced_on_text_not_on_passage_counts():
     """A writer's time goes with the text it segments: two long one-passage documents
     and many short ones make two shares of about as much work (text, and a little per
     passage), though not of as many passages."""
-    from search_service.ingest.reindex import PASSAGE_CHARACTERS, _Entry, _shares
+    from search_service.ingest.prepare import Entry
+    from search_service.ingest.reindex import PASSAGE_CHARACTERS, _shares
 
-    def entry(doc_id: str, chars: int) -> _Entry:
-        return _Entry(doc_id, "x", 0, 0, chars, 1, "", False)
+    def entry(doc_id: str, chars: int) -> Entry:
+        return Entry(doc_id, "x", 0, 0, chars, 1, "", False)
 
     entries = [entry(f"long{i}", 20000) for i in range(2)] + [entry(f"short{i}", 100) for i in range(200)]
     shares = _shares(entries, 2)
@@ -435,7 +436,7 @@ def test_a_corpus_read_once_splits_as_if_the_chrome_were_known_from_the_start(tm
     chrome line are split again: every entry is what splitting with the whole corpus's chrome gives."""
     from search_service.ingest.corpus import CorpusReader
     from search_service.ingest.passages import PassageSplitter, repeated_lines
-    from search_service.ingest.reindex import _entry, prepare
+    from search_service.ingest.prepare import _entry, prepare
     from search_service.ingest.spool import Spool
 
     root = tmp_path_factory.mktemp("case")
@@ -476,7 +477,7 @@ def test_a_long_file_is_indexed_in_parts_as_its_whole_text(tmp_path, make_settin
     """Read in parts (a file above PART_BYTES), a long file gives the passages its whole text
     gives, with the corpus's chrome dropped, offsets into its whole text; --incremental sees it
     unchanged, or changed when a line of a later part changes."""
-    from search_service.ingest.reindex import prepare
+    from search_service.ingest.prepare import prepare
     from search_service.ingest.spool import Spool
 
     corpus = write_corpus(

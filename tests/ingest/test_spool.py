@@ -35,7 +35,7 @@ def test_a_short_spool_is_an_error_not_a_document(tmp_path):
 def test_a_prepared_spool_is_on_disk_before_writers_are_forked(tmp_path, make_settings):
     """A forked writer inheriting buffered bytes would write them again at the shared file
     position, while another writer may already be reading there: prepare leaves nothing buffered."""
-    from search_service.ingest.reindex import prepare
+    from search_service.ingest.prepare import prepare
     from tests.helpers import write_corpus
 
     corpus = write_corpus(

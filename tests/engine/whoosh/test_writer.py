@@ -18,7 +18,8 @@ from search_service.engine.whoosh.schema import build_schema, whoosh_fields
 from search_service.engine.whoosh.segfiles import BulkCodec
 from search_service.engine.whoosh.writer import BulkSegmentWriter
 from search_service.ingest import reindex as index_module
-from search_service.ingest.reindex import _records, analysis_config, build_index, prepare
+from search_service.ingest.prepare import prepare
+from search_service.ingest.reindex import _records, analysis_config, build_index
 from search_service.ingest.spool import Spool
 from search_service.search.request import SearchRequest
 from search_service.search.service import SearchService
