@@ -1,6 +1,9 @@
 import re
 
 import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from search_service.errors import InvalidRequest
 from search_service.ingest.reindex import build_index
@@ -526,3 +529,80 @@ def test_a_short_pdfs_second_page_is_reported_as_page_two(tmp_path, engine_setti
     assert "第 2 页" in client.get("/", query_string={"q": "银行柜台解锁"}).get_data(as_text=True)
     document = client.get("/documents/card", headers={"Accept": "text/html"}).get_data(as_text=True)
     assert document.index("第 1 页") < document.index("社保中心") < document.index("第 2 页") < document.index("櫃台")
+
+
+_WORDS = ["医保卡", "密码", "银行", "解锁", "社保卡", "身份证", "重置", "挂失"]
+
+
+@pytest.fixture(scope="module")
+def constrained_corpus(tmp_path_factory, engine, request):
+    """25 documents of the seeds' sentences, each a few passages, with a category: every
+    query's matches fit in one page of 100."""
+    import random
+
+    from tests.engine.whoosh.test_writer import SENTENCES
+    from tests.helpers import on_engine, settings_factory
+
+    rng = random.Random(3)
+    records = [
+        {
+            "id": f"d{i}",
+            "title": f"问答{i}",
+            "text": "\n\n".join(rng.sample(SENTENCES, 3)),
+            "category": ["faq", "law"][i % 2],
+        }
+        for i in range(25)
+    ]
+    root = tmp_path_factory.mktemp("constrained")
+    settings = on_engine(
+        settings_factory(root)(write_corpus(root / "corpus", {"docs.jsonl": jsonl(*records)})), engine, request
+    )
+    build_index(settings)
+    return settings, SearchService(settings)
+
+
+@hsettings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    words=st.lists(st.sampled_from(_WORDS), min_size=1, max_size=3, unique=True),
+    kind=st.sampled_from(["doc", "filter", "required", "excluded", "collapse"]),
+    data=st.data(),
+)
+def test_a_constraint_never_changes_the_order_among_the_passages_it_admits(constrained_corpus, words, kind, data):
+    """The same query with a constraint (doc, filter, +word of the query, -word, collapse=doc)
+    ranks the passages it admits in the order the query alone ranks them."""
+    settings, service = constrained_corpus
+
+    def ids(q: str, **params):
+        result = service.search(SearchRequest.create(settings, q=q, size=100, **params))
+        assert result.total <= 100
+        return [h.passage_id for h in result.hits]
+
+    alone = ids(" ".join(words))
+    if kind == "collapse":
+        firsts, seen = [], set()
+        for passage in alone:
+            if passage.split("#")[0] not in seen:
+                seen.add(passage.split("#")[0])
+                firsts.append(passage)
+        assert ids(" ".join(words), collapse="doc") == firsts
+        return
+    if kind == "doc":
+        docs = data.draw(st.lists(st.sampled_from([f"d{i}" for i in range(25)]), min_size=1, max_size=8, unique=True))
+        constrained = ids(" ".join(words), doc=docs)
+        assert constrained == [p for p in alone if p.split("#")[0] in docs]
+        return
+    if kind == "filter":
+        constrained = ids(" ".join(words), filter=["category:faq"])
+        faq = {f"d{i}" for i in range(0, 25, 2)}
+        assert constrained == [p for p in alone if p.split("#")[0] in faq]
+        return
+    if kind == "required":
+        required = data.draw(st.sampled_from(words))
+        q = " ".join(f"+{w}" if w == required else w for w in words)
+    else:
+        q = " ".join(words) + " -" + data.draw(st.sampled_from([w for w in _WORDS if w not in words] or ["不存在"]))
+    constrained = ids(q)
+    kept = set(constrained)
+    assert [p for p in alone if p in kept] == [p for p in constrained if p in set(alone)]
+    if kind == "excluded":
+        assert kept <= set(alone)
