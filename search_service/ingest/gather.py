@@ -58,7 +58,7 @@ class Gatherer:
         self._buf: tuple[int, int] | None = None  # the passage being gathered, in the window
         self._held: _Held | None = None  # the last passage made, held back
         self._dropped = False  # a line dropped since the last passage was made
-        self._made_group = -1  # the group of the last passage made
+        self._made_group = -1  # the group of the last passage held back or made
         self._out: list[Span] = []
 
     def next_part(self, part: Document) -> int:
@@ -68,8 +68,11 @@ class Gatherer:
         # The passage held back leaves the window: nothing can join it any more, so it is
         # made for good, unless it is short after a dropped line: what follows decides
         # whether it is stranded chrome (its text is in its span: it needs no carry).
-        leaves = held is not None and held.span[0] < self.base + len(self.window) - len(carry)
-        if leaves and held is not None and (held.span[1] - held.span[0] >= self.min_chars or not held.after_drop):
+        if (
+            held is not None
+            and held.span[0] < self.base + len(self.window) - len(carry)
+            and (held.span[1] - held.span[0] >= self.min_chars or not held.after_drop)
+        ):
             self._release()
         if self._buf is not None:
             shift = len(carry) - len(self.window)

@@ -88,7 +88,8 @@ def html_document(html: str) -> tuple[str, str]:
         if metadata is not None and metadata.title:
             title = metadata.title  # the <title> without the site's name, or the <h1>
     if not text.strip():
-        text = "".join(parsed.main) if "".join(parsed.main).strip() else visible
+        main = "".join(parsed.main)
+        text = main if main.strip() else visible
     lines = [" ".join(line.split()) for line in text.split("\n")]
     return title.strip(), "\n".join(line for line in lines if line)
 

@@ -55,22 +55,32 @@ class PreadStorage(FileStorage):
         return PreadFile(_Descriptor(fd), 0, os.fstat(fd).st_size, name=name)
 
 
-class PositionalReader(io.RawIOBase):
-    """A read-only, seekable raw file of ``length`` bytes, each read answered
-    by ``_read_at(position, n)``: with ``pread`` here."""
+class _Descriptor:
+    """A file descriptor, closed when nothing reads from it any more.
 
-    def __init__(self, length: int) -> None:
+    Segment files stay open as long as a reader of the version exists (a
+    request in flight on a version just replaced keeps it), and are closed
+    quietly then, as a mapping would be unmapped."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        weakref.finalize(self, os.close, fd)
+
+
+class _PreadRaw(io.RawIOBase):
+    """A read-only, seekable raw file over ``length`` bytes at ``offset`` of a descriptor,
+    each read one ``pread`` (no shared file position)."""
+
+    def __init__(self, descriptor: _Descriptor, offset: int, length: int) -> None:
         super().__init__()
+        self.descriptor, self.offset = descriptor, offset
         self._length = length
         self._pos = 0
-
-    def _read_at(self, position: int, n: int) -> bytes:
-        raise NotImplementedError
 
     def pread(self, position: int, length: int) -> bytes:
         """Up to ``length`` bytes at ``position``, without moving the file position."""
         length = max(0, min(length, self._length - position))
-        return self._read_at(position, length) if length else b""
+        return os.pread(self.descriptor.fd, length, self.offset + position) if length else b""
 
     def readable(self) -> bool:
         return True
@@ -91,29 +101,6 @@ class PositionalReader(io.RawIOBase):
 
     def tell(self) -> int:
         return self._pos
-
-
-class _Descriptor:
-    """A file descriptor, closed when nothing reads from it any more.
-
-    Segment files stay open as long as a reader of the version exists (a
-    request in flight on a version just replaced keeps it), and are closed
-    quietly then, as a mapping would be unmapped."""
-
-    def __init__(self, fd: int) -> None:
-        self.fd = fd
-        weakref.finalize(self, os.close, fd)
-
-
-class _PreadRaw(PositionalReader):
-    """A file over ``length`` bytes at ``offset`` of a descriptor."""
-
-    def __init__(self, descriptor: _Descriptor, offset: int, length: int) -> None:
-        super().__init__(length)
-        self.descriptor, self.offset = descriptor, offset
-
-    def _read_at(self, position: int, n: int) -> bytes:
-        return os.pread(self.descriptor.fd, n, self.offset + position)
 
 
 class PreadFile(BufferFile):
