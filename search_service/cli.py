@@ -1,4 +1,4 @@
-"""The ``search-service`` command: reindex, serve, search, settings, evaluate, bench.
+"""The ``search-service`` command: reindex, serve, search, settings, evaluate, longdocs, bench.
 
 A thin shell: each subcommand parses its options, makes one core call and
 prints the result. Errors leave as one line on stderr and an exit code, mapped
@@ -86,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_devtools(sub: Any) -> None:
-    """The developers' commands: evaluate and bench."""
+    """The developers' commands: evaluate, longdocs and bench."""
     p = sub.add_parser(
         "evaluate",
         help="index a judged collection and measure ranking quality",
@@ -98,7 +98,24 @@ def _add_devtools(sub: Any) -> None:
     p.add_argument("--qrels", required=True, help="judgments: query_id<TAB>doc_id<TAB>relevance")
     p.add_argument("--index", help="index root to build into (default: a temporary folder)")
     p.add_argument("--run", help="write the ranking here in TREC run format")
+    p.add_argument("--spans", help="judge passages too: query_id<TAB>doc_id<TAB>start<TAB>end of the relevant text")
+    p.add_argument(
+        "--candidates",
+        type=int,
+        default=0,
+        help="search each query within N documents: its relevant ones and those plain BM25 ranks highest",
+    )
     p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p = sub.add_parser(
+        "longdocs",
+        help="write a long-document form of a judged collection (for evaluate)",
+        description="Join each article's paragraphs of CORPUS (jsonl) into one text file, wrapped as PDF "
+        "text is, with a shared legal notice and a page header and footer every 30 lines; write the "
+        "judgments per document (OUT/qrels.tsv) and per passage (OUT/passages.tsv).",
+    )
+    p.add_argument("--corpus", required=True, help="jsonl collection (id, title, text): paragraphs")
+    p.add_argument("--qrels", required=True, help="the collection's judgments (query_id, paragraph id)")
+    p.add_argument("--out", required=True, help="folder to write corpus/, qrels.tsv and passages.tsv into")
     p = sub.add_parser(
         "bench",
         help="benchmark indexing, queries and HTTP against peers (bounded, loopback)",
@@ -282,9 +299,23 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from search_service.devtools.evaluate import evaluate
 
     report = evaluate(
-        Settings.from_env(), args.corpus, args.queries, args.qrels, index_dir=args.index, run_file=args.run
+        Settings.from_env(),
+        args.corpus,
+        args.queries,
+        args.qrels,
+        index_dir=args.index,
+        run_file=args.run,
+        spans=args.spans,
+        candidates=args.candidates,
     )
     print(json.dumps(report.as_dict()) if args.json else report.summary())
+    return 0
+
+
+def cmd_longdocs(args: argparse.Namespace) -> int:
+    from search_service.devtools.longdocs import build_long_collection
+
+    print(build_long_collection(args.corpus, args.qrels, args.out).summary())
     return 0
 
 
@@ -317,6 +348,7 @@ COMMANDS = {
     "search": cmd_search,
     "settings": cmd_settings,
     "evaluate": cmd_evaluate,
+    "longdocs": cmd_longdocs,
     "bench": cmd_bench,
 }
 

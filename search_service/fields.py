@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
-AnalysisKind = Literal["words", "grams"]  # which terms of text/analysis.py a field indexes
+AnalysisKind = Literal["words", "grams", "pairs"]  # which terms of text/analysis.py a field indexes
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,12 @@ class Field:
     # Query words are expanded with their synonyms here (the best spelling counts once).
     synonyms: bool = False
 
+    @property
+    def rank_only(self) -> bool:
+        """Whether only the ranker reads this field's postings (no phrase, constraint or
+        Whoosh query is made of grams or pairs): an engine may keep them nowhere else."""
+        return self.analysis != "words"
+
 
 # Order matters: a query's parts are summed in this order (words fields first
 # for each word, then gram fields for each gram), which fixes float rounding
@@ -40,6 +46,8 @@ FIELDS: tuple[Field, ...] = (
     Field("heading_grams", "heading", "grams", 0.3),
     Field("title", "title", "words", 0.6),
     Field("title_grams", "title", "grams", 0.3),
+    # Two query words standing together in the text, as they stand in the query (proximity).
+    Field("pairs", "text", "pairs", 0.5),
 )
 FIELDS_BY_NAME = {f.name: f for f in FIELDS}
 # The passage text's own fields: what phrases, ``+word`` and ``-word`` match.

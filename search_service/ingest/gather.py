@@ -16,6 +16,17 @@ _LINE_END = re.compile(r"\n")
 
 Span = tuple[int, int, str, str, str, int | None]  # start, end, heading, section, text, page
 
+# A line this long that ends no sentence is prose that runs on into the next line (a
+# paragraph wrapped as PDF text is); a menu item, a tag, a button or a page number is shorter.
+RUN_ON_CHARS = 24
+ENDS_SENTENCE = ("。", "！", "？", "；", "!", "?", ";", "”", "」", "』", "…")
+
+
+def is_label(text: str) -> bool:
+    """Whether ``text`` is a label rather than prose: short, and ending no sentence."""
+    stripped = text.strip()
+    return len(stripped) < RUN_ON_CHARS and not stripped.endswith(ENDS_SENTENCE)
+
 
 @dataclass
 class _Held:
@@ -66,8 +77,8 @@ class Gatherer:
         carry = self.window[-2 * self.max_chars :]
         held = self._held
         # The passage held back leaves the window: nothing can join it any more, so it is
-        # made for good, unless it is short after a dropped line: what follows decides
-        # whether it is stranded chrome (its text is in its span: it needs no carry).
+        # made for good, unless it is short after a dropped line: it waits for what follows,
+        # to be joined to it (its text is in its span: it needs no carry).
         if (
             held is not None
             and held.span[0] < self.base + len(self.window) - len(carry)
@@ -129,15 +140,15 @@ class Gatherer:
             self._made_group = group
             return
         before = held.span
-        if before[1] - before[0] < self.min_chars and held.after_drop and dropped:
-            # Stranded between dropped lines, too short to be a passage: chrome as they are.
+        if before[1] - before[0] < self.min_chars and held.after_drop and dropped and is_label(before[4]):
+            # A label stranded between dropped lines (a tag, a menu word): chrome as they are.
             self._held = _Held(span, group, after_drop=True, first=held.first)
             return
         if min(before[1] - before[0], end - start) >= self.min_chars or (
             dropped and before[1] - before[0] >= self.min_chars
         ):
             # Both long enough; or a short one after a dropped line, which waits for what
-            # follows it (joined to that, or stranded chrome).
+            # follows it (joined to that, or at its group's end to the passage before it).
             self._out.append(before)
             self._held = _Held(span, group, after_drop=dropped, first=False)
             return
@@ -153,14 +164,27 @@ class Gatherer:
         self._held = _Held(span, group, after_drop=dropped and cut is None, first=False)
 
     def _release(self) -> None:
-        """The passage held back is made for good, at the end of its group: unless it is too
-        short, follows a dropped line and is not its group's only passage (stranded chrome)."""
+        """The passage held back is made for good, at the end of its group (joined to the one
+        before it when it is too short and not its group's only passage)."""
         held, self._held = self._held, None
         if held is None:
             return
         start, end = held.span[0], held.span[1]
-        if end - start < self.min_chars and held.after_drop and not held.first:
+        if end - start < self.min_chars and held.after_drop and not held.first and is_label(held.span[4]):
             return
+        last = self._out[-1] if self._out else None
+        if end - start < self.min_chars and not held.first and last is not None and last[0] >= self.base:
+            # Short at its group's end, after a dropped line: joined to the passage before
+            # it, across that line (a passage is a slice), or the cut between them moved,
+            # rather than left a fragment.
+            if end - last[0] <= self.max_chars:
+                self._out[-1] = self._span(last[0], end, last)
+                return
+            cut = self._cut(last[0], last[1], end)
+            if cut is not None:
+                self._out[-1] = self._span(last[0], cut[0], last)
+                self._out.append(self._span(cut[1], end, last))
+                return
         self._out.append(held.span)
 
     def _span(self, start: int, end: int, like: Span) -> Span:
@@ -197,12 +221,15 @@ class Gatherer:
             self.flush()  # nothing after this part can join it
 
     def take(self) -> list[Span]:
-        """The passages made for good so far (not yet taken)."""
-        out, self._out = self._out, []
+        """The passages made for good so far (not yet taken), but the last one while a
+        passage of its group is held back (a short one may still be joined to it)."""
+        keep = 1 if self._out and self._held is not None and not self._held.first else 0
+        out, self._out = self._out[: len(self._out) - keep], self._out[len(self._out) - keep :]
         return out
 
     def finish(self) -> list[Span]:
         """The rest, at the document's end."""
         self.flush()
         self._release()
-        return self.take()
+        out, self._out = self._out, []
+        return out

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from search_service.ingest.corpus import Document
-from search_service.ingest.gather import SENTENCE_END, SOFT_BREAK, Gatherer, Span
+from search_service.ingest.gather import ENDS_SENTENCE, RUN_ON_CHARS, SENTENCE_END, SOFT_BREAK, Gatherer, Span
 
 # Headings: 一、… / （一）… / 『壹』… / 第一章 … / # … ; short, on a line of their own.
 _HEADING = re.compile(
@@ -43,6 +43,10 @@ _UI_LINE = re.compile(
         换一批|換一批|展开|展開|收起|更多>?|查看更多|阅读全文|閱讀全文|点击反馈|【点击反馈】
       | 加密服务已开启|加密服務已開啟|律师服务|律師服務|律师推荐|律師推薦
       | \d+\s*/\s*\d+
+      | 第\s*\d+\s*[页頁](?:\s*[,，/]?\s*共\s*\d+\s*[页頁])?  # page numbers: 第 3 页 共 12 页, - 3 -, Page 3 of 12
+      | 共\s*\d+\s*[页頁]\s*[,，]?\s*第\s*\d+\s*[页頁]
+      | [-—–－]\s*\d+\s*[-—–－]
+      | (?:[Pp]age|PAGE)\s*\d+(?:\s*(?:of|/)\s*\d+)?
       | \#\S{1,20}
       | \d{4}[-/.年]\d{1,2}[-/.月]\d{1,2}日?(?:\s+\d{1,2}:\d{2}(?::\d{2})?)?
       | \d+\s*人(?:看过|看過|阅读|閱讀|浏览|瀏覽)
@@ -183,15 +187,9 @@ def _digest(key: str) -> int:
     return int.from_bytes(hashlib.blake2b(key.encode("utf-8"), digest_size=8).digest(), "little", signed=True)
 
 
-# A line this long that ends no sentence is prose that runs on into the next line (a
-# paragraph wrapped as PDF text is); a menu item, a button or a page number is shorter.
-RUN_ON_CHARS = 24
-_ENDS_SENTENCE = ("。", "！", "？", "；", "!", "?", ";", "”", "」", "』", "…")
-
-
 def _runs_on(line: str) -> bool:
     stripped = line.strip()
-    return len(stripped) >= RUN_ON_CHARS and not stripped.endswith(_ENDS_SENTENCE) and not is_heading(stripped)
+    return len(stripped) >= RUN_ON_CHARS and not stripped.endswith(ENDS_SENTENCE) and not is_heading(stripped)
 
 
 def _stands_alone(line: str, start: int, above: tuple[int, str] | None) -> bool:

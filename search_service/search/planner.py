@@ -71,7 +71,7 @@ class Planner:
             marks.update(_marks(clause.kind, words, grams))
             if constraint is not None:
                 must.append(constraint)
-            parts.extend(self._scored(words, grams))
+            parts.extend(self._scored(words, grams, self.analysis.pairs(clause.text)))
         return QueryPlan(
             parts,
             AllOf(tuple(must)) if must else None,
@@ -80,7 +80,7 @@ class Planner:
             marks,
         )
 
-    def _scored(self, words: list[Term], grams: list[str]) -> list[Part]:
+    def _scored(self, words: list[Term], grams: list[str], pairs: list[Term]) -> list[Part]:
         """The weighted scoring parts of one clause, in the order of the field table."""
         parts: list[Part] = []
         for t in sorted({w.text for w in words}):
@@ -97,6 +97,8 @@ class Planner:
                     parts.append(((f.name, t, f.weight),))
         gram_fields = [f for f in FIELDS if f.analysis == "grams" and f.weight > 0 and f.name not in self.empty_fields]
         parts.extend(((f.name, g, f.weight),) for g in sorted(set(grams)) for f in gram_fields)
+        pair_fields = [f for f in FIELDS if f.analysis == "pairs" and f.weight > 0 and f.name not in self.empty_fields]
+        parts.extend(((f.name, p, f.weight),) for p in sorted({t.text for t in pairs}) for f in pair_fields)
         return parts
 
     def _filter(self, docs: tuple[str, ...], filters: tuple[tuple[str, str], ...]) -> Constraint | None:

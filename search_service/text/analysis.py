@@ -17,6 +17,7 @@ settings, a served version reads it from its manifest).
 from __future__ import annotations
 
 import functools
+import itertools
 import operator
 import re
 from collections import Counter
@@ -242,6 +243,28 @@ class Analysis:
                 pos += 1
         return out
 
+    def pairs(self, text: str) -> list[Term]:
+        """Each two words that stand together, in order: neighbours of the precise segmentation
+        with at most one stopword between them and no punctuation (the pairs field, which
+        ranks a passage holding the query's words together above one holding them apart).
+        A pair's offsets run from its first word's start to its second word's end."""
+        return self._remember("p", text, self._pairs)
+
+    def pair_positions(self, text: str) -> dict[str, list[int]]:
+        """The positions of each pair of :meth:`pairs` (its first word's), in order."""
+        positions: dict[str, list[int]] = {}
+        for t in self.pairs(text):
+            positions.setdefault(t.text, []).append(t.pos)
+        return positions
+
+    def _pairs(self, text: str) -> list[Term]:
+        words = precise(self.words(text))
+        out = []
+        for a, b in itertools.pairwise(words):
+            if b.pos - a.pos <= PAIR_GAP and not _PAIR_BREAK.search(text, a.end, b.start):
+                out.append(Term(a.text + PAIR_JOIN + b.text, a.start, b.end, a.pos))
+        return out
+
     def query_grams(self, text: str) -> list[str]:
         """Bigrams of each CJK run of a query clause; a one-character run stays a unigram."""
         out: list[str] = []
@@ -261,7 +284,16 @@ class Analysis:
                 _term_json(t, text) for t in self.words(text, keep_stopwords=True) if t.text in self.stopwords
             ],
             "grams": [_term_json(t, text) for t in self.grams(text)],
+            "pairs": [_term_json(t, text) for t in self.pairs(text)],
         }
+
+
+# A pair's two words, as one term: jieba never puts this character inside a word, and
+# no engine's analyzer takes it for white space.
+PAIR_JOIN = "→"
+PAIR_GAP = 2  # positions from a pair's first word to its second: one stopword may stand between
+# Punctuation (or a symbol) between two words: they belong to different phrases.
+_PAIR_BREAK = re.compile(r"[^\w\s]")
 
 
 def precise(words: list[Term]) -> list[Term]:

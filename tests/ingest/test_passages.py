@@ -327,3 +327,39 @@ def test_no_passage_is_a_fragment(text, sizes):
         assert len(p.text) <= max_chars
         if len(p.text) < min_chars:
             assert by_heading[p.heading] == 1, (p.text, [q.text for q in passages])
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    paragraphs=st.lists(st.lists(_CLAUSE, min_size=1, max_size=5), min_size=3, max_size=4),
+    width=st.integers(min_value=24, max_value=45),
+    page_lines=st.integers(min_value=1, max_value=6),
+)
+def test_long_documents_keep_every_word_and_no_passage_is_furniture(paragraphs, width, page_lines):
+    """Documents laid out as PDF text (devtools/longdocs.py): paragraphs wrapped mid-sentence,
+    a legal notice every document shares, a footer and a running header at each page break,
+    wherever it falls. No passage is page furniture alone; every word of text stays (the
+    shared notice too, and a page's text stranded between two page breaks); no passage is
+    a fragment.
+    (The running header, as long as a line that runs on, is kept: see docs/indexing.md.)"""
+    from search_service.devtools.longdocs import FOOTER, HEADER, NOTICE, layout
+
+    texts = [
+        layout("", [(f"p{i}", p + "。") for i, p in enumerate(paras)], NOTICE, HEADER, FOOTER, width, page_lines)[0]
+        for paras in paragraphs
+    ]
+    counter = RepeatedLines(min_documents=3)
+    for text in texts:
+        counter.add(text)
+    splitter = PassageSplitter(50, 300, boilerplate=counter.lines())
+    for n, text in enumerate(texts):
+        passages = splitter.split(Document(f"d{n}", "", text, f"d{n}.txt"))
+        footer = re.compile(r"第 \d+ 页 共 \d+ 页")
+        # A passage joined across a dropped line holds it (a passage is a slice of the text),
+        # but none is chrome alone, and no line of text is lost.
+        assert not any(all(footer.fullmatch(x) or x == HEADER for x in p.text.split("\n")) for p in passages)
+        kept = [line for p in passages for line in p.text.split("\n") if line != HEADER and not footer.fullmatch(line)]
+        content = [line for line in text.split("\n") if line and line != HEADER and not footer.fullmatch(line)]
+        assert kept == content, n
+        assert "".join(NOTICE.split()) in "".join("".join(kept).split())
+        assert all(len(p.text) >= 50 for p in passages) or len(passages) == 1

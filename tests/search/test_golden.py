@@ -1,5 +1,6 @@
 """Golden ranking test on a tiny judged corpus (tests/golden), through `evaluate`."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -87,3 +88,32 @@ def test_metric_arithmetic():
     mrr, recall = score(rankings, qrels)
     assert round(mrr, 4) == round((0.5 + 1.0) / 4, 4)
     assert recall == {"1": 0.25, "10": 0.5, "100": 0.75}
+
+
+@pytest.fixture(scope="module")
+def golden_long(tmp_path_factory):
+    """The golden corpus in its long-document form (``search-service longdocs``): narrow
+    lines and short pages, so that page breaks fall inside every paragraph."""
+    from search_service.devtools.longdocs import build_long_collection
+
+    out = tmp_path_factory.mktemp("golden-long")
+    build_long_collection(GOLDEN / "corpus.jsonl", GOLDEN / "qrels.tsv", out, line_chars=16, page_lines=3)
+    return out
+
+
+@pytest.mark.parametrize("candidates", [0, 3])
+def test_long_documents_judged_per_document_and_per_passage(golden_long, candidates, engine, request, capsys):
+    """The long-document rows of the evaluate table, on the golden corpus: every query's
+    document first, and its passage first, within all documents and within 3 candidates."""
+    settings = on_engine(Settings.from_env(), engine, request)
+    args = ["--corpus", str(golden_long / "corpus"), "--queries", str(GOLDEN / "queries.jsonl")]
+    args += ["--qrels", str(golden_long / "qrels.tsv"), "--spans", str(golden_long / "passages.tsv")]
+    with pytest.MonkeyPatch.context() as env:
+        for name, value in engine_env(settings).items():
+            env.setenv(name, value)
+        capsys.readouterr()
+        assert cli_main(["evaluate", *args, "--candidates", str(candidates), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["candidates"] == candidates and report["queries"] == 20
+    assert (report["mrr10"], report["recall"]) == (1.0, {"1": 1.0, "10": 1.0, "100": 1.0})
+    assert (report["by_passage"]["mrr10"], report["by_passage"]["recall"]["1"]) == (1.0, 1.0)

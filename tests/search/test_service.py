@@ -606,3 +606,59 @@ def test_a_constraint_never_changes_the_order_among_the_passages_it_admits(const
     assert [p for p in alone if p in kept] == [p for p in constrained if p in set(alone)]
     if kind == "excluded":
         assert kept <= set(alone)
+
+
+def test_the_query_words_together_rank_first_on_the_bundled_corpus(search):
+    """APP密码: the passage holding 「社保APP密码」 ranks above those with 密码 many times and
+    App once, apart (issue 37's case; before the pairs field it was not in the first ten)."""
+    hits = search("APP密码", size=10).hits
+    assert "APP密码" in hits[0].text, [h.text[:40] for h in hits]
+
+
+def test_a_passage_with_the_words_together_outranks_one_with_them_apart(tmp_path, engine_settings):
+    """Same words, same length, same counts: the passage where they stand together, in the
+    query's order (one stopword may stand between), ranks first; across punctuation they
+    are apart."""
+    filler = "本中心提供多项便民服务。"
+    corpus = write_corpus(
+        tmp_path / "corpus",
+        {
+            "apart.txt": "甲\n" + filler + "社保卡可以在线办理，密码请到窗口重置。" + filler,
+            "together.txt": "乙\n" + filler + "社保卡密码可以在线办理，请到窗口重置。" + filler,
+            "stopword.txt": "丙\n" + filler + "社保卡的密码可以在线办理，请到窗口重置。" + filler,
+            "reversed.txt": "丁\n" + filler + "密码社保卡可以在线办理，请到窗口重置。" + filler,
+            "comma.txt": "戊\n" + filler + "社保卡，密码可以在线办理，请到窗口重置。" + filler,
+        },
+    )
+    settings = engine_settings(corpus)
+    build_index(settings)
+    service = SearchService(settings)
+    hits = service.search(SearchRequest.create(settings, q="社保卡密码", size=5)).hits
+    order = [h.doc_id for h in hits]
+    assert set(order[:2]) == {"together", "stopword"}, order
+    assert order.index("together") < order.index("stopword"), order  # shorter, same pair
+    assert len(order) == 5
+
+
+@given(
+    words=st.lists(
+        st.sampled_from(["社保卡", "密码", "重置", "银行", "窗口", "办理", "的", "app", "12333"]),
+        min_size=1,
+        max_size=8,
+    ),
+    seps=st.lists(st.sampled_from(["", "", " ", "的", "，", "。", "\n"]), min_size=8, max_size=8),
+)
+@hsettings(max_examples=150, deadline=None)
+def test_pairs_are_neighbouring_words_with_their_offsets_in_the_original(words, seps):
+    from search_service.ingest.reindex import analysis_config
+    from search_service.settings import Settings
+    from search_service.text.analysis import PAIR_JOIN, get_analysis
+
+    analysis = get_analysis(analysis_config(Settings.from_env()))
+    text = "".join(w + s for w, s in zip(words, seps, strict=False))
+    for pair in analysis.pairs(text):
+        first, second = pair.text.split(PAIR_JOIN)
+        original = normalize(text[pair.start : pair.end]).text
+        assert original.startswith(first) and original.endswith(second), (pair, text)
+        between = original[len(first) : len(original) - len(second)]
+        assert not re.search(r"[^\w\s]", between), (pair, text)

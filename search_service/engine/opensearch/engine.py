@@ -34,7 +34,7 @@ from search_service.fields import Ranking
 from search_service.settings import Settings
 from search_service.text.analysis import Analysis
 
-LAYOUT = 3  # 2 = metadata filter values normalized like text, 3 = the related section's fields
+LAYOUT = 4  # 2 = metadata filter values normalized like text, 3 = the related section's fields, 4 = pairs
 LOCK_SECONDS = 60  # a lock not renewed for this long belongs to a dead reindex
 _LOCK_ID = "reindex"
 

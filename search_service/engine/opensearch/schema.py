@@ -100,6 +100,8 @@ def passage_document(record: dict[str, Any], seq: int, analysis: Analysis) -> di
             doc[field_name(f.name)] = _joined(w.text for w in words)
             if f.phrase:
                 doc[phrase_field(f.name)] = _joined(w.text for w in precise(words))
+        elif f.analysis == "pairs":
+            doc[field_name(f.name)] = _joined(t.text for t in analysis.pairs(source))
         else:
             doc[field_name(f.name)] = _joined(analysis.gram_counts(source).elements())
     return doc

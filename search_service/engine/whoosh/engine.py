@@ -33,7 +33,8 @@ from search_service.text.analysis import Analysis
 # from its manifest's analysis config; its pickled schema holds Whoosh's own
 # tokenizers, not ours. Whoosh still pickles each segment's codec object, so
 # moving codec.py (ArrayCodec) is a layout change; nothing else of ours is on disk.
-LAYOUT = 13
+# 14 = the pairs field (ranking postings only).
+LAYOUT = 14
 REPORT = "last-reindex.json"
 
 

@@ -97,6 +97,16 @@ class GramTokenizer(_TermTokenizer):
         return self.analysis.gram_key_counts(text)
 
 
+class PairTokenizer(_TermTokenizer):
+    """Neighbouring words of the normalized text (the pairs field)."""
+
+    def terms(self, text: str) -> list[Term]:
+        return self.analysis.pairs(text)
+
+    def positions(self, text: str) -> dict[str, list[int]]:
+        return self.analysis.pair_positions(text)
+
+
 class ValuesTokenizer(_OwnTokenizer):
     """One exact term per value: a string, or each element of a list (metadata filters)."""
 
@@ -130,7 +140,7 @@ def meta_field_name(key: str) -> str | None:
 
 def build_schema(analysis: Analysis) -> wf.Schema:
     """The schema of a version analyzed by ``analysis``."""
-    analyzers = {"words": WordTokenizer(analysis), "grams": GramTokenizer(analysis)}
+    analyzers = {"words": WordTokenizer(analysis), "grams": GramTokenizer(analysis), "pairs": PairTokenizer(analysis)}
     searched = {
         f.name: wf.TEXT(
             analyzer=analyzers[f.analysis],

@@ -55,6 +55,7 @@ from search_service.engine.whoosh.columns import (
 from search_service.engine.whoosh.rankfile import EXT as RANKFILE_EXT
 from search_service.engine.whoosh.rankfile import RankFileWriter, open_rankfile
 from search_service.engine.whoosh.segfiles import TERMINFO, BulkCodec, StoredLengths, add_terms, inlined_terminfo
+from search_service.fields import FIELDS_BY_NAME
 
 
 class BulkSegmentWriter(SegmentWriter):
@@ -107,10 +108,11 @@ class BulkSegmentWriter(SegmentWriter):
                 add((name, tbytes, doc, float(count), count_value(int(count))))
 
     def _rank_only(self, name: str) -> bool:
-        """Whether a field's postings go to the ranking postings only: a gram field's, which
-        only the ranker reads (no phrase, no Whoosh query is made of grams). Whoosh's term
-        table and postings of the grams were most of a segment's terms and of the flush."""
-        return self._fast.get(name) == "grams"
+        """Whether a field's postings go to the ranking postings only: a gram or pair field's,
+        which only the ranker reads (:attr:`~search_service.fields.Field.rank_only`). Whoosh's
+        term table and postings of the grams were most of a segment's terms and of the flush."""
+        field = FIELDS_BY_NAME.get(name)
+        return field is not None and field.rank_only
 
     def _spill_columns(self) -> None:
         for name, column in self._columns.items():
