@@ -5,7 +5,7 @@ its own: its title, then its paragraphs wrapped at :data:`LINE_CHARS` characters
 line (mid-sentence, as PDF text is), one standard paragraph of legal notice that
 every document shares, and a footer and running header at every page break (every
 :data:`PAGE_LINES` lines, wherever it falls). The judgments follow the paragraphs:
-``qrels.tsv`` names each query's document, ``passages.tsv`` the span of its paragraph
+the file qrels.tsv names each query's document, passages.tsv the span of its paragraph
 in that document's text, so a ranking can be judged per document and per passage.
 """
 
@@ -131,8 +131,8 @@ def build_long_collection(
     line_chars: int = LINE_CHARS,
     page_lines: int = PAGE_LINES,
 ) -> LongCollection:
-    """Write ``out/corpus/<doc>.txt`` (one file per article), ``out/qrels.tsv`` (query →
-    document) and ``out/passages.tsv`` (query → document, start, end of its paragraph)."""
+    """Write corpus/<doc>.txt in ``out`` (one file per article), qrels.tsv (query →
+    document) and passages.tsv (query → document, start, end of its paragraph)."""
     if line_chars < 1 or page_lines < 1:
         raise InvalidRequest("line_chars and page_lines must be at least 1")
     articles = read_articles(Path(corpus))
