@@ -54,7 +54,8 @@ class Gatherer:
     before it (the carry). The passage held back, or one being gathered, may have begun
     there; a passage that can still change began at most ``2 * max_chars`` before the
     part's end (:meth:`next_part` makes the others for good), so that much carried is
-    enough."""
+    enough; and as far back as a short passage still waiting could be joined to the one
+    before it."""
 
     def __init__(self, min_chars: int, max_chars: int) -> None:
         self.min_chars, self.max_chars = min_chars, max_chars
@@ -74,8 +75,13 @@ class Gatherer:
 
     def next_part(self, part: Document) -> int:
         """Move the window on to ``part``; how many characters of the last part it carries."""
-        carry = self.window[-2 * self.max_chars :]
         held = self._held
+        keep = len(self.window) - 2 * self.max_chars
+        if held is not None and not held.first and held.span[1] - held.span[0] < self.min_chars:
+            # A short passage still waiting may be joined to the one before it, which then
+            # must stay in the window: as far back as a join could reach.
+            keep = min(keep, held.span[1] - self.base - 2 * self.max_chars)
+        carry = self.window[max(0, keep) :]
         # The passage held back leaves the window: nothing can join it any more, so it is
         # made for good, unless it is short after a dropped line: it waits for what follows,
         # to be joined to it (its text is in its span: it needs no carry).

@@ -158,7 +158,7 @@ def test_metadata_filters(tmp_path, make_settings):
 
 
 def test_fields_no_passage_has_are_not_scored(tmp_path, make_settings):
-    """Without titles or headings, a query scores only body and gram terms, and ranks the same."""
+    """Without titles or headings, a query scores only body, gram and pair terms, and ranks the same."""
     corpus = write_corpus(
         tmp_path / "corpus",
         {
@@ -175,7 +175,7 @@ def test_fields_no_passage_has_are_not_scored(tmp_path, make_settings):
     version = service.current()
     assert version.index.empty_fields == {"title", "title_grams", "heading", "heading_grams"}
     plan = service.build_query(version, "医保卡密码")
-    assert {f for part in plan.parts for f, _, _ in part} == {"body", "grams"}
+    assert {f for part in plan.parts for f, _, _ in part} == {"body", "grams", "pairs"}
     request = SearchRequest.create(settings, q="医保卡密码")
     found = [(h.passage_id, h.score) for h in service.search(request).hits]
     # As if they might match: every field planned, and read (the Whoosh engine's ranker).

@@ -18,9 +18,10 @@ from search_service.engine.whoosh.postings import ReaderSource, rank_files
 from search_service.engine.whoosh.rankfile import RankFile, RankFileWriter, open_rankfile, term_key
 from search_service.engine.whoosh.schema import build_schema
 from search_service.engine.whoosh.writer import BulkSegmentWriter
+from search_service.fields import FIELDS
 from tests.engine.whoosh.test_writer import passage_records, written
 
-TEXT_FIELDS = {"body", "grams", "title", "title_grams", "heading", "heading_grams"}
+TEXT_FIELDS = {f.name for f in FIELDS}
 
 
 def whoosh_written(folder, config, records):
@@ -30,7 +31,7 @@ def whoosh_written(folder, config, records):
 
 def assert_same_postings(ours, oracle):
     """Every text term of ``oracle``: our ranking postings hold its documents and counts, and
-    no other term; a lookup finds each, through the ranker's source too; our gram fields
+    no other term; a lookup finds each, through the ranker's source too; our gram and pair fields
     are in no Whoosh file. Returns the terms checked."""
     with oracle.searcher() as theirs, ours.searcher() as searcher:
         expected = {}
@@ -43,7 +44,7 @@ def assert_same_postings(ours, oracle):
         for segment, base in reader.leaf_readers():
             ranks = open_rankfile(segment)
             assert ranks is not None and ranks.fields <= TEXT_FIELDS
-            assert not {f for f in segment.indexed_field_names() if f.endswith("grams")}
+            assert not {f.name for f in FIELDS if f.rank_only} & set(segment.indexed_field_names())
             for field, tbytes, ids, counts in ranks.terms(ranks.fields):
                 entry = found.setdefault((field, tbytes), ([], []))
                 entry[0].extend((ids.astype(np.int64) + base).tolist())

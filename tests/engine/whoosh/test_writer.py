@@ -17,6 +17,7 @@ from search_service.engine.whoosh.rankfile import open_rankfile
 from search_service.engine.whoosh.schema import build_schema, whoosh_fields
 from search_service.engine.whoosh.segfiles import BulkCodec
 from search_service.engine.whoosh.writer import BulkSegmentWriter
+from search_service.fields import FIELDS
 from search_service.ingest import reindex as index_module
 from search_service.ingest.prepare import prepare
 from search_service.ingest.reindex import _records, analysis_config, build_index
@@ -53,7 +54,8 @@ def corpus_records(count: int, seed: int = 7) -> str:
     return jsonl(*records)
 
 
-GRAM_FIELDS = ("grams", "title_grams", "heading_grams")
+# The fields our writer keeps in the ranking postings only (grams, pairs).
+GRAM_FIELDS = tuple(f.name for f in FIELDS if f.rank_only)
 
 
 def gram_postings(reader) -> dict:
@@ -109,7 +111,7 @@ def segment_contents(ix, grams_as_postings: bool = False):
         lengths = {
             (d, f): reader.doc_field_length(d, f)
             for d in range(reader.doc_count_all())
-            for f in ("body", "grams", "title", "title_grams", "heading", "heading_grams")
+            for f in (f.name for f in FIELDS)
         }
         columns = {
             name: [reader.column_reader(name)[d] for d in range(reader.doc_count_all())]
