@@ -123,6 +123,11 @@ class Gatherer:
         self.new_group()
         self.page = page
 
+    def end_paragraph(self) -> None:
+        """A paragraph ends here: the passage being gathered ends too, once it is long enough."""
+        if self._buf is not None and self._buf[1] - self._buf[0] >= self.min_chars:
+            self.flush()
+
     def drop(self) -> None:
         """A line is dropped as page chrome here: the passage being gathered ends before it."""
         self.flush()

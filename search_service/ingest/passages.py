@@ -300,6 +300,10 @@ class PassageSplitter:
                     continue
                 for piece in self._pieces(window, start, end):
                     gather.add(piece)
+                if before is not None and _runs_on(before[1]) and line.strip().endswith(ENDS_SENTENCE):
+                    # The last line of a wrapped paragraph (a sentence ends after a line that
+                    # ran on into it): the next line starts another paragraph.
+                    gather.end_paragraph()
                 yield from gather.take()
             gather.end_part()
             yield from gather.take()

@@ -363,3 +363,22 @@ def test_long_documents_keep_every_word_and_no_passage_is_furniture(paragraphs, 
         assert kept == content, n
         assert "".join(NOTICE.split()) in "".join("".join(kept).split())
         assert all(len(p.text) >= 50 for p in passages) or len(passages) == 1
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    paragraphs=st.lists(st.integers(min_value=60, max_value=280), min_size=2, max_size=5),
+    width=st.integers(min_value=24, max_value=45),
+)
+def test_a_wrapped_paragraph_long_enough_is_a_passage_of_its_own(paragraphs, width):
+    """Text wrapped as PDF text is (lines of ``width``, a paragraph's last line ending its
+    sentence): each paragraph of ``min_chars`` to ``max_chars`` is one passage, not the
+    tail of one and the head of the next."""
+    texts = [
+        "".join("保险合同约定的给付金额"[(i + n) % 11] for i in range(length - 1)) + "。"
+        for n, length in enumerate(paragraphs)
+    ]
+    lines = [t[i : i + width] for t in texts for i in range(0, len(t), width)]
+    doc = Document("d", "", "\n".join(lines), "d.txt")
+    passages = PassageSplitter(50, 300).split(doc)
+    assert ["".join(p.text.split("\n")) for p in passages] == texts
