@@ -24,7 +24,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 
@@ -117,6 +117,25 @@ class AnalysisConfig:
         )
 
 
+class _Recent(Generic[T]):
+    """The last few results of a function of a text, newest first. Server threads share
+    an analysis: the list is replaced, never changed in place."""
+
+    SIZE = 4
+
+    def __init__(self) -> None:
+        self._items: list[tuple[str, T]] = []
+
+    def get(self, text: str, compute: Callable[[str], T]) -> T:
+        items = self._items
+        for key, value in items:
+            if key == text:
+                return value
+        value = compute(text)
+        self._items = [(text, value), *items[: self.SIZE - 1]]
+        return value
+
+
 @dataclass(frozen=True, slots=True)
 class Term:
     """An index term and where it stands in the original text."""
@@ -136,7 +155,10 @@ class Analysis:
         self.cache_dir = cache_dir
         self.normalizer = get_normalizer(config.opencc_config)
         self.stopwords = frozenset(config.stopwords)
-        self._last: tuple[str, Normalized] | None = None
+        # Indexing analyzes a passage's text for several fields (words, grams, pairs) with
+        # its heading and title between them: the last few results are kept.
+        self._normalized: _Recent[Normalized] = _Recent()
+        self._segmented: _Recent[list[tuple[str, int, int, int]]] = _Recent()
         # Titles and headings repeat on every passage of a document: remember
         # the terms of short texts rather than segmenting them again.
         self._short: dict[tuple[str, str], Any] = {}  # (kind, text) -> what that kind computes
@@ -155,13 +177,7 @@ class Analysis:
         self.normalizer("")
 
     def normalize(self, text: str) -> Normalized:
-        # Indexing analyzes each passage once per field; keep the last result.
-        last = self._last
-        if last is not None and last[0] == text:
-            return last[1]
-        normalized = self.normalizer(text)
-        self._last = (text, normalized)
-        return normalized
+        return self._normalized.get(text, self.normalizer)
 
     def _remember(self, kind: str, text: str, compute: Callable[[str], T]) -> T:
         if len(text) > SHORT_TEXT:
@@ -202,10 +218,14 @@ class Analysis:
             counts.update(bigrams(run))
         return counts
 
+    def _spans(self, normalized: str) -> list[tuple[str, int, int, int]]:
+        """The segmenter's spans of a normalized text."""
+        return self._segmented.get(normalized, self.segmenter.spans)
+
     def _words(self, text: str, *, keep_stopwords: bool = False) -> list[Term]:
         norm = self.normalize(text)
         out = []
-        for word, start, end, pos in self.segmenter.spans(norm.text):
+        for word, start, end, pos in self._spans(norm.text):
             if not keep_stopwords and word in self.stopwords:
                 continue
             out.append(Term(word, *norm.span(start, end), pos))
@@ -219,7 +239,7 @@ class Analysis:
     def _word_positions(self, text: str) -> dict[str, list[int]]:
         stopwords = self.stopwords
         positions: dict[str, list[int]] = {}
-        for word, _, _, pos in self.segmenter.spans(self.normalize(text).text):
+        for word, _, _, pos in self._spans(self.normalize(text).text):
             if word in stopwords:
                 continue
             found = positions.get(word)
@@ -248,21 +268,35 @@ class Analysis:
         with at most one stopword between them and no punctuation (the pairs field, which
         ranks a passage holding the query's words together above one holding them apart).
         A pair's offsets run from its first word's start to its second word's end."""
-        return self._remember("p", text, self._pairs)
+        norm = self.normalize(text)
+        return [Term(pair, *norm.span(start, end), pos) for pair, start, end, pos in self._pair_spans(norm.text)]
 
     def pair_positions(self, text: str) -> dict[str, list[int]]:
-        """The positions of each pair of :meth:`pairs` (its first word's), in order."""
+        """The positions of each pair of :meth:`pairs` (its first word's), in order: what the
+        pairs field indexes, without offsets."""
+        return self._remember("pp", text, self._pair_positions)
+
+    def _pair_positions(self, text: str) -> dict[str, list[int]]:
         positions: dict[str, list[int]] = {}
-        for t in self.pairs(text):
-            positions.setdefault(t.text, []).append(t.pos)
+        for pair, _, _, pos in self._pair_spans(self.normalize(text).text):
+            positions.setdefault(pair, []).append(pos)
         return positions
 
-    def _pairs(self, text: str) -> list[Term]:
-        words = precise(self.words(text))
+    def _pair_spans(self, normalized: str) -> list[tuple[str, int, int, int]]:
+        """(pair, start, end, position) in the normalized text."""
+        stopwords = self.stopwords
+        longest: dict[int, tuple[str, int, int, int]] = {}  # the precise segmentation: per position, its longest word
+        for span in self._spans(normalized):
+            if span[0] in stopwords:
+                continue
+            found = longest.get(span[3])
+            if found is None or len(span[0]) > len(found[0]):
+                longest[span[3]] = span
+        words = [longest[p] for p in sorted(longest)]
         out = []
         for a, b in itertools.pairwise(words):
-            if b.pos - a.pos <= PAIR_GAP and not _PAIR_BREAK.search(text, a.end, b.start):
-                out.append(Term(a.text + PAIR_JOIN + b.text, a.start, b.end, a.pos))
+            if b[3] - a[3] <= PAIR_GAP and not _PAIR_BREAK.search(normalized, a[2], b[1]):
+                out.append((a[0] + PAIR_JOIN + b[0], a[1], b[2], a[3]))
         return out
 
     def query_grams(self, text: str) -> list[str]:
