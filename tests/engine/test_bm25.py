@@ -158,3 +158,43 @@ def test_rank_finds_the_passages_a_brute_force_ranking_finds(case):
     assert list(ranked.refs) == top
     assert list(ranked.scores) == scores
     assert ranked.total == total
+
+
+def _scorer(n: int, cache_bytes: int) -> TermScorer:
+    lengths = np.full(n, 5.0)
+    return TermScorer(n, {"body": lengths}, {"body": 5.0}, np.ones(n, dtype=bool), 1.2, 0.75, cache_bytes)
+
+
+def test_absent_terms_take_no_room_in_the_posting_cache():
+    """A term no passage holds is looked up again when asked again: a client sending rare
+    characters neither grows the cache nor evicts the postings kept (issue 38, 5)."""
+    scorer = _scorer(10, 1 << 20)
+    source = ListSource({"在": {1: 2, 3: 1}})
+    kept = scorer.postings(source, "body", "在")
+    for i in range(3000):
+        assert not len(scorer.postings(source, "body", chr(0xE000 + i)).ids)
+    info = scorer.cache_info()
+    assert (info["terms"], info["bytes"]) == (1, kept.nbytes)
+
+
+def test_a_cache_entry_is_charged_at_least_what_it_costs():
+    """What an entry of the posting cache holds beyond its arrays (their objects, the key,
+    the cache's entry, its heap entry, its share of the table), measured: the bound in
+    bytes holds for many short lists."""
+    import gc
+    import tracemalloc
+
+    n = 4000
+    source = ListSource({f"词{i}": {i % 10: 1} for i in range(n)})
+    scorer = _scorer(10, 1 << 30)
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    data = 0
+    for i in range(n):
+        found = scorer.postings(source, "body", f"词{i}")
+        data += found.ids.nbytes + found.scores.nbytes
+    gc.collect()
+    grown = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    assert scorer.cache_info()["bytes"] >= grown, (scorer.cache_info()["bytes"] / n, grown / n)
