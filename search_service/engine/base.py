@@ -202,6 +202,9 @@ class Engine(ABC):
             return None
         return report
 
+    def discard_unfinished(self) -> None:  # noqa: B027 (an engine with nothing to remove keeps this)
+        """Remove what killed builds left (called first, under the lock): by default nothing."""
+
     @abstractmethod
     def clean(self, keep: int) -> None:
         """Remove unfinished builds and complete versions beyond the newest ``keep`` (never the current)."""

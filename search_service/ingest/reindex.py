@@ -135,6 +135,7 @@ def _reindex(
     began: float,
 ) -> None:
     with engine.lock(), Spool(settings.index_dir) as spool:
+        engine.discard_unfinished()  # a killed run's half-written version must not crowd this one out
         prepared = prepare(settings, spool, exclude, progress)
         _fill(report, prepared)
         if not prepared.entries:

@@ -115,6 +115,52 @@ def test_old_versions_are_removed(tmp_path, make_settings):
     assert root.current_dir() == root.complete_versions()[-1]
 
 
+def test_a_reindex_first_removes_what_killed_runs_left_even_when_it_fails(tmp_path, make_settings, capsys):
+    """Half-written versions of killed runs (no manifest) go when the next reindex takes the
+    lock, not only after a successful switch: on a disk with room for one more version, one
+    killed run used to make every later reindex fail (issue 38, 4)."""
+    corpus = write_corpus(tmp_path / "corpus", {"a.txt": DOC_A})
+    settings = make_settings(corpus=corpus)
+    assert reindex.main(args(settings)) == 0
+    root = IndexRoot(settings.index_dir)
+    current = root.current_name()
+    for n in range(3):  # three killed runs' debris
+        debris = root.versions_dir / f"29991231T000000.00000{n}-dead"
+        debris.mkdir()
+        (debris / "_MAIN_1.seg").write_bytes(b"x" * 1000)
+    (corpus / "a.txt").write_bytes(b"\x00\x00binary")  # this run fails: nothing to index
+    assert reindex.main(args(settings)) == 1
+    assert "no readable documents" in capsys.readouterr().err
+    assert [p.name for p in root.versions_dir.iterdir()] == [current]
+    assert root.current_name() == current
+
+
+def test_a_removal_killed_part_way_never_leaves_a_complete_looking_version(tmp_path, make_settings, monkeypatch):
+    """A version is removed manifest first: killed in the middle, what is left is an
+    unfinished build (never served, removed by the next reindex), not a "complete" version
+    that cannot be read."""
+    from search_service.engine.whoosh import layout
+
+    corpus = write_corpus(tmp_path / "corpus", {"a.txt": DOC_A})
+    settings = make_settings(corpus=corpus, keep_versions=1)
+    build_index(settings)
+    root = IndexRoot(settings.index_dir)
+    old = root.current_name()
+    build_index(settings.replace(keep_versions=2))  # two complete versions now
+
+    def killed(path, ignore_errors=False):
+        raise SystemExit("killed while removing")
+
+    monkeypatch.setattr(layout.shutil, "rmtree", killed)
+    with pytest.raises(SystemExit):
+        root.clean(1)
+    monkeypatch.undo()
+    assert (root.versions_dir / old).is_dir()
+    assert old not in [p.name for p in root.complete_versions()]
+    assert root.discard_unfinished() == [old]
+    assert [p.name for p in root.complete_versions()] == [root.current_name()]
+
+
 QUERIES = ["医保卡密码", "解锁", "社保卡激活", "锁", "身份证", "醫保卡", "银行", "密码 -挂失", '"社会保障卡"']
 
 

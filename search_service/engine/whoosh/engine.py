@@ -94,3 +94,6 @@ class WhooshEngine(Engine):
 
     def clean(self, keep: int) -> None:
         self.root.clean(keep)
+
+    def discard_unfinished(self) -> None:
+        self.root.discard_unfinished()

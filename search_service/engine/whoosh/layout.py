@@ -109,10 +109,24 @@ class IndexRoot:
             keep_set.add(current)
         for path in sorted(self.versions_dir.iterdir()):
             if path.name not in keep_set:
-                shutil.rmtree(path, ignore_errors=True)
+                _remove_version(path)
                 removed.append(path.name)
         for stray in self.root.glob(f".{POINTER}.*"):
             stray.unlink(missing_ok=True)
+        return removed
+
+    def discard_unfinished(self) -> list[str]:
+        """Remove the folders of builds that never finished (a killed reindex's, or a
+        killed cleanup's): what a new build must not have to make room beside. Call only
+        while holding the lock."""
+        if not self.versions_dir.is_dir():
+            return []
+        current = self.current_name()
+        removed = []
+        for path in sorted(self.versions_dir.iterdir()):
+            if path.name != current and not (path / MANIFEST).is_file():
+                _remove_version(path)
+                removed.append(path.name)
         return removed
 
     @contextmanager
@@ -130,6 +144,18 @@ class IndexRoot:
             yield
         finally:
             lock.release()
+
+
+def _remove_version(path: Path) -> None:
+    """Remove a version's folder, its manifest first (made durable): a removal killed
+    part way leaves an unfinished build, which the next reindex removes, never a
+    version that looks complete and cannot be read."""
+    try:
+        (path / MANIFEST).unlink(missing_ok=True)
+        _fsync_dir(path)
+    except OSError:
+        pass  # not a folder, or already going: rmtree decides
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
