@@ -33,7 +33,7 @@ def test_a_bad_setting_exits_78_with_one_line(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("SEARCH_WORKERS", "0")
     monkeypatch.setenv("SEARCH_ENGINE", "lucene")
     code, _, err = run(capsys, "search", "医保卡", "--index", str(tmp_path / "index"))
-    assert code == 78 and "unknown engine 'lucene'" in err
+    assert code == 78 and "setting SEARCH_ENGINE='lucene' is not one of whoosh, opensearch" in err
 
 
 def test_an_empty_query_is_a_usage_error_not_files_skipped(tmp_path, capsys):

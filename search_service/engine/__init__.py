@@ -6,9 +6,7 @@ from __future__ import annotations
 from search_service.engine.base import Engine
 from search_service.errors import ConfigError
 from search_service.fields import Ranking
-from search_service.settings import Settings
-
-ENGINES = ("whoosh", "opensearch")
+from search_service.settings import ENGINES, Settings
 
 
 def open_engine(settings: Settings, ranking: Ranking | None = None) -> Engine:

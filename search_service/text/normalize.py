@@ -20,8 +20,7 @@ from dataclasses import dataclass
 import opencc
 
 from search_service.errors import ConfigError
-
-OPENCC_CONFIGS = ("t2s", "tw2s", "hk2s", "tw2sp")
+from search_service.settings import OPENCC_CONFIGS
 
 # OpenCC converts phrase by phrase, and no phrase spans these characters, so
 # when a conversion changes the length we realign one such piece at a time.

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from search_service.errors import ConfigError
+from search_service.settings import SEGMENTERS
 
 
 def _import_jieba() -> Any:
@@ -57,7 +58,7 @@ def _import_jieba() -> Any:
 _WORDLIKE = re.compile(r"[^\W_]", re.UNICODE)
 
 
-ENGINES = ("jieba", "rjieba")
+ENGINES = SEGMENTERS
 
 
 class Segmenter:

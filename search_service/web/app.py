@@ -90,13 +90,14 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         from flask_limiter.util import get_remote_address
 
         # One allowance per client for the whole app, not one per route (the page and
-        # the API would otherwise each give the full allowance); counted per worker.
+        # the API would otherwise each give the full allowance); counted where the
+        # rate_limit_storage setting says (per worker by default).
         Limiter(
             get_remote_address,
             app=app,
             application_limits=[settings.rate_limit],
             headers_enabled=True,
-            storage_uri="memory://",
+            storage_uri=settings.rate_limit_storage,
             application_limits_exempt_when=lambda: request.endpoint in PUBLIC_ENDPOINTS,
         )
     app.register_blueprint(api)
