@@ -17,6 +17,7 @@ import logging
 import re
 from dataclasses import dataclass
 from html.parser import HTMLParser
+from xml.etree import ElementTree
 
 _HIDDEN = {"script", "style", "noscript", "template", "head", "svg", "iframe", "title"}
 _BLOCK = {
@@ -72,18 +73,18 @@ def html_document(html: str) -> tuple[str, str]:
 
         # trafilatura logs every page it finds too short or too deep; the fallback handles those.
         logging.getLogger("trafilatura").setLevel(logging.CRITICAL)
-        text = (
-            trafilatura.extract(
-                html,
-                output_format="markdown",
-                include_comments=False,
-                include_tables=True,
-                include_images=False,
-                include_links=False,
-                favor_recall=True,
-            )
-            or ""
+        # XML, not text or Markdown: those escape Markdown characters (a \< b) and
+        # unescape entities a second time (&amp;lt; read as <); XML keeps the text as shown.
+        extracted = trafilatura.extract(
+            html,
+            output_format="xml",
+            include_comments=False,
+            include_tables=True,
+            include_images=False,
+            include_links=False,
+            favor_recall=True,
         )
+        text = _xml_text(extracted) if extracted else ""
         metadata = trafilatura.extract_metadata(html) if text.strip() else None
         if metadata is not None and metadata.title:
             title = metadata.title  # the <title> without the site's name, or the <h1>
@@ -92,6 +93,48 @@ def html_document(html: str) -> tuple[str, str]:
         text = main if main.strip() else visible
     lines = [" ".join(line.split()) for line in text.split("\n")]
     return title.strip(), "\n".join(line for line in lines if line)
+
+
+def _xml_text(xml: str) -> str:
+    """trafilatura's XML as lines: a heading as a ``#`` line, a paragraph, quote, code
+    block or list item (``•``) a line (a nested list's items after their item), a table
+    row its cells on one line; line breaks inside a block kept."""
+    try:
+        root = ElementTree.fromstring(xml)
+    except ElementTree.ParseError:
+        return ""
+    main = root.find("main")
+    lines: list[str] = []
+
+    def walk(element: ElementTree.Element) -> None:
+        for child in element:
+            if child.tag == "head":
+                lines.append("# " + _inline(child))
+            elif child.tag in ("p", "quote", "code", "item"):
+                # A list item keeps the bullet a browser shows (a related list's items are told apart by it).
+                lines.append(("• " if child.tag == "item" else "") + _inline(child, skip="list"))
+                for nested in child.findall("list"):
+                    walk(nested)
+            elif child.tag == "row":
+                lines.append(" ".join(_inline(cell) for cell in child))
+            else:  # list, table, div and the like: their blocks
+                walk(child)
+
+    walk(main if main is not None else root)
+    return "\n".join(lines)
+
+
+def _inline(element: ElementTree.Element, skip: str = "") -> str:
+    """An element's text with its inline children's (a ``lb`` a line break); ``skip``: a
+    child tag whose own text is left out (its tail is not)."""
+    out = [element.text or ""]
+    for child in element:
+        if child.tag == "lb":
+            out.append("\n")
+        elif child.tag != skip:
+            out.append(_inline(child))
+        out.append(child.tail or "")
+    return "".join(out)
 
 
 @dataclass

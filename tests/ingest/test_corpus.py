@@ -410,3 +410,26 @@ def test_a_long_file_that_does_not_decode_in_one_encoding_is_read_whole(tmp_path
         "utf8.txt": "utf-8",
         "bom.txt": "utf-8-sig",
     }
+
+
+def test_a_long_pages_text_is_the_text_a_reader_sees_escapes_and_all():
+    """Main-content extraction keeps characters as the page shows them: `a < b` stays (no
+    Markdown escape before it), `&amp;lt;tag&amp;gt;` reads `&lt;tag&gt;` (unescaped once,
+    not twice), `*` and `_` stay; headings, list items and table rows are lines (issue 38, 9)."""
+    from search_service.ingest.html import MIN_EXTRACTED_CHARS, html_document
+
+    paragraph = "<p>公式 a &lt; b 和 &amp;lt;tag&amp;gt; 的写法，*星号* 与 snake_case 都照原样显示，正文继续。</p>"
+    html = (
+        "<html><head><title>转义</title></head><body><article><h2>小标题</h2>"
+        + paragraph * 6
+        + "<ul><li>第一项内容</li><li>第二项内容</li></ul>"
+        + "<table><tr><td>甲</td><td>乙</td></tr></table></article></body></html>"
+    )
+    assert len(html) > MIN_EXTRACTED_CHARS
+    _, text = html_document(html)
+    lines = text.split("\n")
+    assert "公式 a < b 和 &lt;tag&gt; 的写法，*星号* 与 snake_case 都照原样显示，正文继续。" in lines
+    assert "\\" not in text
+    assert lines[0].lstrip("# ") == "小标题" and lines[0].startswith("#")
+    assert "• 第一项内容" in lines and "• 第二项内容" in lines
+    assert any(line.split() == ["甲", "乙"] for line in lines)
