@@ -13,6 +13,7 @@ import logging
 import re
 import time
 import uuid
+from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, cast
@@ -210,6 +211,21 @@ def _security_headers(response: Response) -> Response:
     return response
 
 
+class _RepeatedKey(Exception):
+    def __init__(self, key: str, times: int) -> None:
+        self.key, self.times = key, times
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object's members, refusing a key given twice (the decoder would keep the last silently)."""
+    found = dict(pairs)
+    if len(found) != len(pairs):
+        counts = Counter(k for k, _ in pairs)
+        key = next(k for k, n in counts.items() if n > 1)
+        raise _RepeatedKey(key, counts[key])
+    return found
+
+
 def _json_body() -> Any:
     """The request's JSON body (InvalidRequest when it is not JSON)."""
     try:
@@ -219,8 +235,12 @@ def _json_body() -> Any:
         # is taken as over it.
         if request.content_length is None and len(data) >= current_app.config["MAX_CONTENT_LENGTH"]:
             raise RequestEntityTooLarge()
-        body = request.get_json(force=True, silent=True)
-    except RecursionError:  # nested deeper than the JSON decoder recurses
+        body = json.loads(data, object_pairs_hook=_unique_keys)
+    except _RepeatedKey as exc:  # as a parameter given twice in the URL is
+        raise InvalidRequest(
+            f"key {exc.key!r} is given {exc.times} times in the JSON body; it takes one value", code="bad_parameter"
+        ) from None
+    except (ValueError, RecursionError):  # not JSON; or nested deeper than the decoder recurses
         body = None
     except HTTPException:  # 413 and the like: their own answer
         raise

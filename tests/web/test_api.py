@@ -346,3 +346,17 @@ def test_openapi_declares_security_and_limits_when_set(seed_settings):
     assert doc["paths"]["/health"]["get"]["security"] == [] and "401" not in doc["paths"]["/health"]["get"]["responses"]
     open_doc = create_app(seed_settings.__dict__).test_client().get("/openapi.json").get_json()
     assert "securitySchemes" not in open_doc["components"] and "security" not in open_doc
+
+
+def test_a_key_given_twice_in_a_json_body_is_refused_as_a_repeated_url_parameter_is(client):
+    """The JSON decoder would search with the last value, silently (issue 38, 9)."""
+    error = assert_error(
+        client.post("/search", data='{"q": "医保卡", "size": 1, "q": "护照"}', content_type="application/json"),
+        400,
+        "bad_parameter",
+    )
+    assert error["message"] == "key 'q' is given 2 times in the JSON body; it takes one value"
+    nested = '{"q": "医保卡", "doc": ["a"], "x": {"k": 1, "k": 2}}'  # at any depth
+    assert_error(client.post("/search", data=nested, content_type="application/json"), 400, "bad_parameter")
+    assert client.post("/search", json={"q": "医保卡", "size": 1}).status_code == 200
+    assert_error(client.get("/search?q=a&q=b"), 400, "bad_parameter")
