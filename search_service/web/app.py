@@ -137,21 +137,26 @@ def _is_page() -> bool:
     return request.endpoint == "page.index" or (request.endpoint in PAGE_ENDPOINTS and wants_html())
 
 
-def _require_api_key() -> Response | None:
-    keys: tuple[bytes, ...] = current_app.extensions["api_keys"]
-    if not keys or request.endpoint in PUBLIC_ENDPOINTS:
-        return None
-    if _is_page() and current_app.extensions["settings"].public_page:
-        return None
-    # Every credential presented must be valid: a wrong Authorization header is refused
-    # even when X-API-Key holds a good key (a client sending both has a bug to see).
+def _key_given(keys: tuple[bytes, ...]) -> bool:
+    """Whether the request carries a valid key. Every credential presented must be valid: a
+    wrong Authorization header is refused even when X-API-Key holds a good key (a client
+    sending both has a bug to see)."""
     given = []
     if "Authorization" in request.headers:
         auth = request.headers["Authorization"]
         given.append(auth[7:].strip() if auth[:7].lower() == "bearer " else "")
     if "X-API-Key" in request.headers:
         given.append(request.headers["X-API-Key"])
-    if not given or not all(_valid_key(key, keys) for key in given):
+    return bool(given) and all(_valid_key(key, keys) for key in given)
+
+
+def _require_api_key() -> Response | None:
+    keys: tuple[bytes, ...] = current_app.extensions["api_keys"]
+    if not keys or request.endpoint in PUBLIC_ENDPOINTS:
+        return None
+    if _is_page() and current_app.extensions["settings"].public_page:
+        return None
+    if not _key_given(keys):
         if _is_page():  # a person with a browser, who has no way to send a key
             response: Response = current_app.make_response(render_page("key_needed.html", 401))
         else:
@@ -329,7 +334,19 @@ def favicon() -> ResponseReturnValue:
 
 @api.get("/health")
 def health() -> ResponseReturnValue:
-    return jsonify(service().health())
+    # With API keys, /health stays public (load balancers call it) but says why the index is
+    # degraded or unavailable (paths, file names) only to a caller with a key; the log says it too.
+    keys: tuple[bytes, ...] = current_app.extensions["api_keys"]
+    detailed = not keys or _key_given(keys)
+    try:
+        status = service().health()
+    except IndexUnavailable:
+        if detailed:
+            raise
+        raise IndexUnavailable("no index version can be served; the server's log says why") from None
+    if not detailed and "warning" in status:
+        status["warning"] = "the index is served degraded; the server's log says why"
+    return jsonify(status)
 
 
 @api.get("/stats")

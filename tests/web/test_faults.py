@@ -1,6 +1,8 @@
 """Injected faults: nothing served is lost, and the service keeps answering."""
 
+import dataclasses
 import errno
+import json
 import shutil
 
 import pytest
@@ -145,3 +147,28 @@ def test_an_engine_that_does_not_answer_for_a_while_keeps_its_version(built):
     assert service.health() == {"status": "ok", "version": version.name, "passages": 1}
     assert service.current() is version  # the same opened version, not a reopened "fallback"
     assert service.search(SearchRequest.create(settings, q="医保卡")).total == 1
+
+
+def test_a_public_health_never_shows_paths_or_file_names(built):
+    """With API keys, /health is public; why the index is degraded or unavailable (the
+    index's absolute path, segment file names) is told only to a caller with a key."""
+    from search_service.web.app import create_app
+
+    corpus, settings = built
+    (corpus / "b.txt").write_text("标题二\n社保卡激活要去银行。", encoding="utf-8")
+    build_index(settings)
+    app = create_app({**dataclasses.asdict(settings), "api_keys": "k1"})
+    client = app.test_client()
+    for f in segment_files(IndexRoot(settings.index_dir).current_dir()):
+        f.write_bytes(f.read_bytes()[:20])
+    public = client.get("/health").get_json()
+    keyed = client.get("/health", headers={"X-API-Key": "k1"}).get_json()
+    assert public["status"] == keyed["status"] == "degraded"
+    assert "index version" in keyed["warning"]  # the detail an operator needs
+    text = json.dumps(public, ensure_ascii=False)
+    assert keyed["warning"] not in text and "index version" not in text and "server's log" in public["warning"]
+    shutil.rmtree(IndexRoot(settings.index_dir).versions_dir)  # nothing left to serve
+    unavailable = client.get("/health")
+    assert unavailable.status_code == 503
+    assert settings.index_dir not in unavailable.get_data(as_text=True)
+    assert settings.index_dir in client.get("/health", headers={"X-API-Key": "k1"}).get_data(as_text=True)
