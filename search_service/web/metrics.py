@@ -11,13 +11,21 @@ process) the app's own registry is exposed.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from typing import Any
 
 from search_service.search.service import SearchService
 
+log = logging.getLogger(__name__)
+
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+# The multiprocess files a worker's metrics write (prometheus_client names them
+# <kind>_<pid>.db), and the size it maps them at first.
+METRIC_FILES = ("counter", "histogram")
+METRIC_FILE_BYTES = 1 << 20
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
 # Seconds; a search is ~1 ms warm, a cold or large one tens of ms.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
 
@@ -53,10 +61,39 @@ class Metrics:
             registry=self.registry,
         )
         self._seen: dict[str, tuple[str | None, int, int]] = {}
+        self.enabled = True
         if not self.multiprocess:
             self.registry.register(IndexCollector(service))
 
+    def reserve(self, pid: int) -> bool:
+        """Allocate this worker's metric files on disk before it writes to them.
+
+        prometheus_client maps them sparse: on a full filesystem its first write to a page
+        kills the process with SIGBUS, a signal no code can catch. Allocated up front, the
+        pages exist; when the filesystem refuses them, this worker counts nothing (its
+        searches go on) and says so. False then."""
+        folder = os.environ.get(MULTIPROC_ENV)
+        if not self.multiprocess or not folder:
+            return True
+        try:
+            for kind in METRIC_FILES:
+                fd = os.open(os.path.join(folder, f"{kind}_{pid}.db"), os.O_RDWR | os.O_CREAT, 0o600)
+                try:
+                    if os.fstat(fd).st_size < METRIC_FILE_BYTES:
+                        os.posix_fallocate(fd, 0, METRIC_FILE_BYTES)
+                finally:
+                    os.close(fd)
+        except OSError as exc:
+            self.enabled = False
+            log.error("worker %s counts no metrics: cannot allocate them in %s: %s", pid, folder, exc.strerror)
+            return False
+        return True
+
     def observe(self, route: str, method: str, status: int, seconds: float) -> None:
+        if not self.enabled:
+            return
+        # A method the API has no use for is one label value, whatever a client sends.
+        method = method if method in METHODS else "other"
         self.requests.labels(route, method, str(status)).inc()
         self.latency.labels(route).observe(seconds)
         self._count_caches()

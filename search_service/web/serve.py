@@ -247,6 +247,7 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000, workers
 
     def open_index_in_worker(worker: Any) -> None:
         deadline.watch()
+        app.extensions["metrics"].reserve(worker.pid)
         try:
             service.current()
         except IndexUnavailable as exc:
