@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from search_service.devtools.cluster import LocalCluster
-from search_service.engine import ENGINES
+from search_service.settings import ENGINES
 from search_service.ingest.reindex import build_index
 from search_service.search.request import SearchRequest
 from search_service.search.service import SearchService
