@@ -18,11 +18,10 @@ from typing import Any
 import pytest
 
 from search_service.devtools.cluster import LocalCluster
-from search_service.settings import ENGINES
 from search_service.ingest.reindex import build_index
 from search_service.search.request import SearchRequest
 from search_service.search.service import SearchService
-from search_service.settings import Settings
+from search_service.settings import ENGINES, Settings
 from search_service.web.app import create_app
 from tests.helpers import SEED_CORPUS, on_engine, settings_factory
 
