@@ -155,6 +155,12 @@ class Settings:
         check=at_least(1),
     )
     max_body_bytes: int = _setting(65536, "Largest accepted request body, in bytes.", check=at_least(1024))
+    body_seconds: float = _setting(
+        10.0,
+        "Longest a client may take to send a request body (serve); beyond it, 408. A request's own time limit "
+        "starts once its body is in.",
+        check=at_least(0.1),
+    )
     max_query_clauses: int = _setting(
         16,
         "Most phrases, +required and -excluded clauses a query may have (a cost bound per request).",

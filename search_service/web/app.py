@@ -104,6 +104,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(api)
     app.register_blueprint(page)
     app.before_request(_start_request)
+    app.before_request(_refuse_unread_body)
     app.before_request(_require_api_key)
     app.before_request(_check_encoding)
     app.before_request(_refuse_parameters)
@@ -229,6 +230,16 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
         key = next(k for k, n in counts.items() if n > 1)
         raise _RepeatedKey(key, counts[key])
     return found
+
+
+# Set by the server in the WSGI environment when a request's body could not be read
+# (too slow, or malformed): (status, code, message), answered in the usual shape.
+BODY_ERROR = "search_service.body_error"
+
+
+def _refuse_unread_body() -> Response | None:
+    error = request.environ.get(BODY_ERROR)
+    return error_response(*error) if error else None
 
 
 def _json_body() -> Any:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import io
 import json
 import logging
 import os
@@ -35,7 +36,7 @@ from gunicorn.workers.gthread import ThreadWorker
 
 from search_service.errors import IndexUnavailable
 from search_service.settings import Settings
-from search_service.web.app import create_app
+from search_service.web.app import BODY_ERROR, create_app
 from search_service.web.metrics import MULTIPROC_ENV
 
 log = logging.getLogger(__name__)
@@ -99,6 +100,51 @@ class Deadline:
                     self._exit(1)
 
         threading.Thread(target=run, name="request-deadline", daemon=True).start()
+
+
+def body_first(wsgi_app: Any, max_bytes: int, seconds: float) -> Any:
+    """``wsgi_app`` called once the request's body is in memory, read within ``seconds``.
+
+    The time a client takes to send its body is the client's: it must not count against
+    the request's time limit (:class:`Deadline`, which ends the whole worker), nor hold a
+    thread for as long as the client likes. Past ``seconds`` the socket's reading side is
+    shut, which ends the read; the app then answers 408. A body gunicorn cannot decode (a
+    chunk size of 21 hex digits) is 400. At most ``max_bytes + 1`` bytes are read: a
+    larger body is the app's 413."""
+
+    def app(environ: dict[str, Any], start_response: Any) -> Any:
+        chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
+        if not chunked and environ.get("CONTENT_LENGTH", "") in ("", "0"):
+            return wsgi_app(environ, start_response)
+        sock = environ.get("gunicorn.socket")
+        expired = threading.Event()
+
+        def expire() -> None:
+            expired.set()
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RD)
+
+        timer = threading.Timer(seconds, expire)
+        timer.daemon = True
+        timer.start()
+        try:
+            data = environ["wsgi.input"].read(max_bytes + 1)
+        except Exception as exc:  # noqa: BLE001  (gunicorn's NoMoreData, InvalidChunkSize, ...; an OSError)
+            data = b""
+            environ[BODY_ERROR] = (
+                (408, "request_timeout", f"the request body did not arrive within {seconds:g} s")
+                if expired.is_set()
+                else (400, "malformed_body", f"the request body cannot be read ({type(exc).__name__})")
+            )
+        finally:
+            timer.cancel()
+        environ["wsgi.input"] = io.BytesIO(data)
+        environ["CONTENT_LENGTH"] = str(len(data))
+        environ.pop("HTTP_TRANSFER_ENCODING", None)
+        return wsgi_app(environ, start_response)
+
+    return app
 
 
 def one_at_a_time(wsgi_app: Any) -> Any:
@@ -241,6 +287,7 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000, workers
 
     if service.engine.ranks_in_process:
         app.wsgi_app = one_at_a_time(app.wsgi_app)  # type: ignore[method-assign]
+    app.wsgi_app = body_first(app.wsgi_app, settings.max_body_bytes, settings.body_seconds)  # type: ignore[method-assign]
     deadline = Deadline(timeout)
     app.before_request(deadline.begin)
     app.teardown_request(deadline.end)

@@ -1,5 +1,6 @@
 """Against a real gunicorn server on a free loopback port."""
 
+import contextlib
 import shutil
 import threading
 import time
@@ -287,3 +288,77 @@ def _search_count(url: str) -> float:
         if line.startswith('search_http_requests_total{method="GET",route="/search",status="200"}'):
             return float(line.rsplit(" ", 1)[1])
     return 0.0
+
+
+@pytest.fixture
+def quick_body_server(corpus_and_settings, tmp_path):
+    """A server giving clients 2 s to send a body, and a request 30 s."""
+    _, settings = corpus_and_settings
+    log = tmp_path / "server.log"
+    proc, url = start_server(Path(settings.index_dir), log, SEARCH_BODY_SECONDS="2")
+    wait_ready(proc, url, log)
+    yield url, log
+    stop_server(proc)
+
+
+def _raw(url, data):
+    import socket
+
+    host, port = url.split("//")[1].split(":")
+    s = socket.create_connection((host, int(port)))
+    s.sendall(data)
+    return s
+
+
+def _answer(s, timeout):
+    s.settimeout(timeout)
+    got = b""
+    while b"\r\n\r\n" not in got or not got.rstrip().endswith(b"}"):
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        got += chunk
+    return got
+
+
+def test_a_slow_or_broken_body_costs_only_its_own_request(quick_body_server):
+    """Bodies trickled a chunk at a time (upload time the client controls) are answered 408
+    once SEARCH_BODY_SECONDS have passed, not counted against the request's time limit
+    (which used to end whole workers, and other clients' requests with them), and so is a
+    chunk of 21 hex digits' size that never comes; a chunk size that is not one is 400 at
+    once. Other clients are answered all along, and no worker is replaced (issue 38, 2)."""
+    url, log = quick_body_server
+    head = b"POST /search HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Type: application/json\r\n\r\n"
+    slow = [_raw(url, head + b"1\r\n{\r\n") for _ in range(4)]
+    # A chunk of 21 hex digits promises more than it sends: slow too.
+    slow.append(_raw(url, head + b"fffffffffffffffffffff\r\n{}\r\n0\r\n\r\n"))
+    began = time.monotonic()
+    broken = _raw(url, head + b"zz\r\n{}\r\n0\r\n\r\n")  # not a chunk size at all
+    assert _answer(broken, 5).split(b"\r\n")[0].split()[1] == b"400"
+    assert time.monotonic() - began < 1.5
+    stop = threading.Event()
+
+    def trickle():
+        while not stop.is_set():
+            for s in slow:
+                with contextlib.suppress(OSError):
+                    s.sendall(b"1\r\n \r\n")
+            time.sleep(0.3)
+
+    feeder = threading.Thread(target=trickle, daemon=True)
+    feeder.start()
+    try:
+        while time.monotonic() - began < 1.5:  # normal clients meanwhile
+            r = requests.get(url + "/search", params={"q": "医保卡"}, timeout=5)
+            assert r.status_code == 200
+        answers = [_answer(s, 10) for s in slow]
+    finally:
+        stop.set()
+        for s in [*slow, broken]:
+            s.close()
+    for answer in answers:
+        assert answer.split(b"\r\n")[0].split()[1] == b"408", answer[:200]
+        assert b'"code": "request_timeout"' in answer or b'"code":"request_timeout"' in answer
+    assert time.monotonic() - began < 10
+    assert requests.post(url + "/search", json={"q": "医保卡"}, timeout=5).status_code == 200
+    assert "exits" not in log.read_text()  # no worker ran over its time limit
