@@ -279,6 +279,10 @@ class Settings:
         return keys
 
     @property
+    def queries_logged(self) -> bool:
+        return self.log_queries.lower() not in ("false", "0", "no", "off")
+
+    @property
     def userdict_path(self) -> Path:
         return Path(self.userdict) if self.userdict else Path(self.corpus_dir) / "userdict.txt"
 

@@ -185,7 +185,7 @@ def _log_request(response: Response) -> Response:
     route = request.url_rule.rule if request.url_rule is not None else "(unmatched)"
     current_app.extensions["metrics"].observe(route, request.method, response.status_code, seconds)
     settings = current_app.extensions["settings"]
-    path = request.full_path.rstrip("?") if settings.log_queries.lower() not in ("false", "0", "no") else request.path
+    path = request.full_path.rstrip("?") if settings.queries_logged else request.path
     access_log.info(
         json.dumps(
             {
@@ -208,10 +208,12 @@ CONTENT_SECURITY_POLICY = (
 )
 
 
+# Every answer's, the app's and what the server writes itself (web/serve.py).
+SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer", "X-Frame-Options": "DENY"}
+
+
 def _security_headers(response: Response) -> Response:
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Referrer-Policy"] = "no-referrer"
-    response.headers["X-Frame-Options"] = "DENY"
+    response.headers.update(SECURITY_HEADERS)
     if response.mimetype == "text/html":
         response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
     return response

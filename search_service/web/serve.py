@@ -22,12 +22,14 @@ import io
 import json
 import logging
 import os
+import re
 import shutil
 import socket
 import sys
 import tempfile
 import threading
 import time
+from http import HTTPStatus
 from typing import Any
 
 import gunicorn.util
@@ -36,7 +38,7 @@ from gunicorn.workers.gthread import ThreadWorker
 
 from search_service.errors import IndexUnavailable
 from search_service.settings import Settings
-from search_service.web.app import BODY_ERROR, create_app
+from search_service.web.app import BODY_ERROR, SECURITY_HEADERS, create_app
 from search_service.web.metrics import MULTIPROC_ENV
 
 log = logging.getLogger(__name__)
@@ -209,8 +211,9 @@ def write_json_error(sock: socket.socket, status: int, reason: str, message: str
         ).encode("utf-8")
         + b"\n"
     )
+    headers = "".join(f"{name}: {value}\r\n" for name, value in SECURITY_HEADERS.items())
     head = (
-        f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
+        f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n{headers}"
         f"Content-Length: {len(body)}\r\n\r\n"
     ).encode("latin-1")
     gunicorn.util.write_nonblock(sock, head + body)
@@ -237,12 +240,13 @@ class JsonErrorWorker(ThreadWorker):
     def handle_error(self, req: Any, client: socket.socket, addr: Any, exc: BaseException) -> None:
         page = _ErrorPage()
         super().handle_error(req, page, addr, exc)
-        _, status, reason = page.data.split(b"\r\n", 1)[0].decode("latin-1").split(" ", 2)
+        status = int(page.data.split(b"\r\n", 1)[0].split(b" ", 2)[1])
+        reason = HTTPStatus(status).phrase  # gunicorn says "Bad Request" for its 501 too
         # gunicorn's own message for a bad request (what it could not parse); none for its
         # own failures, as a 500 of the app says nothing of its insides either.
-        message = f"{reason}: {exc}" if int(status) < 500 else reason
+        message = f"{reason}: {exc}" if status < 500 else reason
         with contextlib.suppress(OSError):  # the client is gone
-            write_json_error(client, int(status), reason, message)
+            write_json_error(client, status, reason, message)
 
 
 def gunicorn_options(host: str, port: int, workers: int, timeout: int) -> dict[str, Any]:
@@ -271,6 +275,8 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000, workers
         print(f"search-service serve: cannot listen on {host}:{port}: {busy}", file=sys.stderr)
         return 1
     _log_access_to_stderr()
+    if not settings.queries_logged:
+        logging.getLogger("gunicorn.error").addFilter(QueryRedactor())
     metrics_dir = _metrics_dir()
     app = create_app(settings.__dict__)
     service = app.extensions["search"]
@@ -324,6 +330,19 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000, workers
         if metrics_dir is not None:
             shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
+
+
+class QueryRedactor(logging.Filter):
+    """gunicorn's own log lines without the query strings of the requests they name (a
+    request line it could not parse, an error handling a request): what
+    ``SEARCH_LOG_QUERIES=false`` promises for the app's lines too."""
+
+    _QUERY = re.compile(r"\?[^\s'\"]*")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = self._QUERY.sub("?…", record.getMessage())
+        record.args = ()
+        return True
 
 
 def _log_access_to_stderr() -> None:

@@ -362,3 +362,27 @@ def test_a_slow_or_broken_body_costs_only_its_own_request(quick_body_server):
     assert time.monotonic() - began < 10
     assert requests.post(url + "/search", json={"q": "医保卡"}, timeout=5).status_code == 200
     assert "exits" not in log.read_text()  # no worker ran over its time limit
+
+
+def test_gunicorns_own_answers_carry_the_headers_and_reasons_and_its_log_no_query(corpus_and_settings, tmp_path):
+    """What gunicorn answers itself has the app's security headers and the status's own
+    reason (its 501 said "Bad Request"); with SEARCH_LOG_QUERIES=false its log lines name
+    no query string either (issue 38, 9)."""
+    _, settings = corpus_and_settings
+    log = tmp_path / "server.log"
+    proc, url = start_server(Path(settings.index_dir), log, SEARCH_LOG_QUERIES="false")
+    try:
+        wait_ready(proc, url, log)
+        with contextlib.closing(_raw(url, b"GET /search?q=secret12345 HTTP/1.1 junk\r\nHost: a\r\n\r\n")) as s:
+            head = _answer(s, 5).split(b"\r\n\r\n")[0].decode("latin-1")
+        assert head.startswith("HTTP/1.1 400 Bad Request")
+        for header in ("X-Content-Type-Options: nosniff", "Referrer-Policy: no-referrer", "X-Frame-Options: DENY"):
+            assert header in head
+        coding = b"POST /search HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: bogus, chunked\r\n\r\n0\r\n\r\n"
+        with contextlib.closing(_raw(url, coding)) as s:
+            answer = _answer(s, 5)
+        assert answer.startswith(b"HTTP/1.1 501 Not Implemented"), answer[:300]
+    finally:
+        stop_server(proc)
+    text = log.read_text()
+    assert "Invalid request from ip=" in text and "secret12345" not in text
