@@ -24,6 +24,7 @@ import logging
 import os
 import re
 import shutil
+import signal
 import socket
 import sys
 import tempfile
@@ -278,6 +279,22 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000, workers
     if not settings.queries_logged:
         logging.getLogger("gunicorn.error").addFilter(QueryRedactor())
     metrics_dir = _metrics_dir()
+    # Until gunicorn takes SIGTERM over, it ends start-up through the finally below (by
+    # default it would end the process on the spot, leaving the metrics folder behind).
+    signal.signal(signal.SIGTERM, _end_start_up)
+    try:
+        return _run(settings, host, port, workers, timeout)
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _end_start_up(signum: int, _frame: Any) -> None:
+    raise SystemExit(128 + signum)
+
+
+def _run(settings: Settings, host: str, port: int, workers: int, timeout: int) -> int:
+    """:func:`serve` once its metrics folder is made: the app, the index, gunicorn."""
     app = create_app(settings.__dict__)
     service = app.extensions["search"]
     try:
@@ -324,11 +341,7 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000, workers
         file=sys.stderr,
         flush=True,
     )
-    try:
-        _Gunicorn(app, options).run()
-    finally:
-        if metrics_dir is not None:
-            shutil.rmtree(metrics_dir, ignore_errors=True)
+    _Gunicorn(app, options).run()
     return 0
 
 

@@ -386,3 +386,30 @@ def test_gunicorns_own_answers_carry_the_headers_and_reasons_and_its_log_no_quer
         stop_server(proc)
     text = log.read_text()
     assert "Invalid request from ip=" in text and "secret12345" not in text
+
+
+def test_a_sigterm_during_start_up_leaves_no_metrics_folder(corpus_and_settings, tmp_path):
+    """serve makes its workers' metrics folder first thing; a SIGTERM before gunicorn runs
+    used to end the process on the spot and leave it (issue 38, 9)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from search_service.devtools.ports import free_port
+    from tests.helpers import ROOT
+
+    _, settings = corpus_and_settings
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
+    env.update(PYTHONPATH=str(ROOT), TMPDIR=str(temp))
+    argv = [sys.executable, "-m", "search_service.cli", "serve", "--index", settings.index_dir]
+    proc = subprocess.Popen([*argv, "--port", str(free_port())], env=env, stderr=subprocess.DEVNULL)
+    began = time.monotonic()
+    while not list(temp.glob("search-service-metrics-*")) and time.monotonic() - began < 20:
+        time.sleep(0.01)
+    assert list(temp.glob("search-service-metrics-*")), "serve made no metrics folder"
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=20)
+    assert not list(temp.glob("search-service-metrics-*"))
