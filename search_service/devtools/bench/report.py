@@ -140,6 +140,8 @@ def _hostile_lines(report: dict[str, Any]) -> list[str]:
             f"p99 {hq['p99_ms']} ms, {hq['over_100_ms']:.1%} over 100 ms, statuses {hq['statuses']}; "
             f"a normal request with {sc['held']} slow clients holding connections: worst "
             f"{sc['worst_normal_ms']} ms; worker RSS {inf['worker_rss_mb_before']} MB before and "
-            f"{inf['worker_rss_mb_after']} MB after {inf['queries']} queries of 256 distinct rare characters.",
+            f"{inf['worker_rss_mb_after']} MB after {inf['queries']} queries of 256 distinct rare characters "
+            f"(normal queries' warm p50 {inf.get('warm_p50_ms_before')} ms before, "
+            f"{inf.get('warm_p50_ms_after')} ms after).",
         ]
     return lines
