@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, cast
-from urllib.parse import unquote_to_bytes
+from urllib.parse import quote, unquote_to_bytes
 
 import orjson
 from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
@@ -25,6 +25,7 @@ from flask.json.provider import DefaultJSONProvider
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.routing import PathConverter
 
 from search_service.errors import IndexUnavailable, InvalidRequest
 from search_service.search.request import SearchRequest, analyze_params, document_params, validate_query
@@ -64,6 +65,14 @@ class JSONProvider(DefaultJSONProvider):
         return Response(body, mimetype=self.mimetype)
 
 
+class IdPathConverter(PathConverter):
+    """Werkzeug's ``path`` converter (an id may hold "/"), made into a URL with its "/"
+    percent-encoded: one path segment, whatever the id's dots."""
+
+    def to_url(self, value: Any) -> str:
+        return quote(str(value), safe="")
+
+
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the app. ``config`` may hold setting names (see :class:`Settings`),
     which override ``SEARCH_*`` variables, and Flask config keys (upper case)."""
@@ -75,6 +84,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     # Ids may contain "/" (nested corpus folders): never redirect "//" to "/",
     # which would answer a client with an HTML redirect instead of JSON.
     app.url_map.merge_slashes = False
+    # Links to a document or passage encode the "/" of its id, so that a browser never
+    # resolves the id's "." and ".." segments away (an id "../../x" would link elsewhere).
+    # Registered after Flask's own static route, which keeps Werkzeug's converter.
+    app.url_map.converters["path"] = IdPathConverter
     app.config.update({k: v for k, v in config.items() if k not in setting_names})
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     if settings.trusted_proxies:

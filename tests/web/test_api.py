@@ -1,4 +1,6 @@
+import dataclasses
 import json
+import re
 
 import jsonschema
 import pytest
@@ -8,7 +10,7 @@ from hypothesis import strategies as st
 from openapi_spec_validator import validate
 
 from search_service.web.app import create_app
-from tests.helpers import SIMPLIFIED_SEED, TRADITIONAL_SEED, assert_error
+from tests.helpers import SIMPLIFIED_SEED, TRADITIONAL_SEED, assert_error, jsonl, write_corpus
 
 HIT_KEYS = {
     "rank",
@@ -360,3 +362,25 @@ def test_a_key_given_twice_in_a_json_body_is_refused_as_a_repeated_url_parameter
     assert_error(client.post("/search", data=nested, content_type="application/json"), 400, "bad_parameter")
     assert client.post("/search", json={"q": "医保卡", "size": 1}).status_code == 200
     assert_error(client.get("/search?q=a&q=b"), 400, "bad_parameter")
+
+
+def test_a_link_to_a_document_whose_id_has_dot_segments_leads_to_it(tmp_path, make_settings):
+    """An id such as "../../etc/x" (a jsonl record's) is linked with its "/" encoded: a browser
+    resolves no ".." of it away, and the link reaches the document (issue 38, 9)."""
+    from urllib.parse import urljoin
+
+    from search_service.ingest.reindex import build_index
+
+    corpus = write_corpus(
+        tmp_path / "corpus", {"d.jsonl": jsonl({"id": "../../etc/x", "text": "医保卡密码忘了怎么办。"})}
+    )
+    settings = make_settings(corpus=corpus)
+    build_index(settings)
+    client = create_app(dataclasses.asdict(settings)).test_client()
+    page = client.get("/", query_string={"q": "医保卡"}, headers={"Accept": "text/html"}).get_data(as_text=True)
+    href = re.search(r'<h2><a href="([^"]+)"', page).group(1).replace("&amp;", "&")
+    assert href.startswith("/documents/..%2F..%2Fetc%2Fx?")
+    resolved = urljoin("http://host/", href)  # as a browser resolves it: nothing to remove
+    assert resolved.startswith("http://host/documents/..%2F..%2Fetc%2Fx?")
+    answer = client.get(href.split("#")[0], headers={"Accept": "application/json"})
+    assert answer.status_code == 200 and answer.get_json()["doc_id"] == "../../etc/x"
