@@ -11,6 +11,7 @@ process) the app's own registry is exposed.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections.abc import Iterator
@@ -75,15 +76,25 @@ class Metrics:
         folder = os.environ.get(MULTIPROC_ENV)
         if not self.multiprocess or not folder:
             return True
+        partial = ""
         try:
             for kind in METRIC_FILES:
-                fd = os.open(os.path.join(folder, f"{kind}_{pid}.db"), os.O_RDWR | os.O_CREAT, 0o600)
+                path = os.path.join(folder, f"{kind}_{pid}.db")
+                if os.path.exists(path) and os.path.getsize(path) >= METRIC_FILE_BYTES:
+                    continue
+                # Allocated under another name, then renamed: /metrics, answered by another
+                # worker, reads every *.db file and must never see one half made (empty).
+                partial = f"{path}.{os.getpid()}.new"
+                fd = os.open(partial, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
                 try:
-                    if os.fstat(fd).st_size < METRIC_FILE_BYTES:
-                        os.posix_fallocate(fd, 0, METRIC_FILE_BYTES)
+                    os.posix_fallocate(fd, 0, METRIC_FILE_BYTES)
                 finally:
                     os.close(fd)
+                os.replace(partial, path)
         except OSError as exc:
+            if partial:
+                with contextlib.suppress(OSError):
+                    os.unlink(partial)
             self.enabled = False
             log.error("worker %s counts no metrics: cannot allocate them in %s: %s", pid, folder, exc.strerror)
             return False

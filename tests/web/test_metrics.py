@@ -46,3 +46,24 @@ def test_a_method_nobody_uses_is_one_label_value(seed_service, monkeypatch):
     metrics.observe("/search", "GET", 200, 0.001)
     methods = {s.labels["method"] for m in metrics.requests.collect() for s in m.samples}
     assert methods == {"other", "GET"}
+
+
+def test_metrics_read_while_a_worker_allocates_its_files_never_fail(metrics, tmp_path, monkeypatch):
+    """/metrics reads every worker's *.db file; one being allocated must not be among them
+    (an empty file made the reader fail: a 500 at /metrics while a worker started)."""
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.multiprocess import MultiProcessCollector
+
+    seen = []
+    allocate = os.posix_fallocate
+
+    def slow(fd, offset, length):
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, path=str(tmp_path))
+        seen.append(list(registry.collect()))  # raised struct.error on an empty counter_<pid>.db
+        allocate(fd, offset, length)
+
+    monkeypatch.setattr(os, "posix_fallocate", slow)
+    assert metrics.reserve(4244)
+    assert len(seen) == len(METRIC_FILES)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"{kind}_4244.db" for kind in sorted(METRIC_FILES)]
