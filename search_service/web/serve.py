@@ -279,13 +279,16 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000, workers
     if not settings.queries_logged:
         logging.getLogger("gunicorn.error").addFilter(QueryRedactor())
     metrics_dir = _metrics_dir()
+    master = os.getpid()
     # Until gunicorn takes SIGTERM over, it ends start-up through the finally below (by
     # default it would end the process on the spot, leaving the metrics folder behind).
     signal.signal(signal.SIGTERM, _end_start_up)
     try:
         return _run(settings, host, port, workers, timeout)
     finally:
-        if metrics_dir is not None:
+        # A worker is forked inside _run and leaves through here too (gunicorn ends it
+        # with SystemExit): only the master removes the folder the others still write.
+        if metrics_dir is not None and os.getpid() == master:
             shutil.rmtree(metrics_dir, ignore_errors=True)
 
 

@@ -413,3 +413,30 @@ def test_a_sigterm_during_start_up_leaves_no_metrics_folder(corpus_and_settings,
     proc.send_signal(signal.SIGTERM)
     proc.wait(timeout=20)
     assert not list(temp.glob("search-service-metrics-*"))
+
+
+def test_a_worker_that_exits_leaves_the_metrics_folder_to_the_others(server):
+    """A worker is forked inside serve and, ended by gunicorn, leaves through serve's cleanup
+    too: it removed the metrics folder every worker writes, and /metrics answered 500."""
+    import os
+    import signal
+
+    import psutil
+
+    url, _, _ = server
+    master = next(
+        p for p in psutil.process_iter(["cmdline"]) if url.rsplit(":", 1)[1] in " ".join(p.info["cmdline"] or [])
+    )
+    workers = master.children()
+    assert len(workers) == 2
+    os.kill(workers[0].pid, signal.SIGTERM)  # gunicorn replaces it
+    began = time.monotonic()
+    while {w.pid for w in master.children()} & {workers[0].pid} or len(master.children()) < 2:
+        assert time.monotonic() - began < 20
+        time.sleep(0.1)
+    for _ in range(6):
+        assert requests.get(url + "/metrics", timeout=5).status_code == 200
+    before = _search_count(url)
+    for i in range(10):
+        assert requests.get(url + "/search", params={"q": f"医保卡 {i}"}, timeout=5).status_code == 200
+    assert _search_count(url) - before == 10
