@@ -98,3 +98,24 @@ def test_a_busy_port_is_one_line_and_exit_1(tmp_path, capsys):
         code, _, err = run(capsys, "serve", "--index", str(tmp_path / "index"), "--port", str(port))
     assert code == 1 and err.count("\n") == 1
     assert err.startswith(f"search-service serve: cannot listen on 127.0.0.1:{port}: ")
+
+
+def test_a_serve_that_fails_to_start_leaves_no_metrics_folder_behind_nor_names_one(tmp_path, capsys, monkeypatch):
+    """serve without an index ends at once; the workers' metrics folder it made is removed,
+    and the variable naming it too (the servers started next would inherit a folder that
+    is gone, and answer /metrics with 500)."""
+    import os
+
+    from search_service.devtools.ports import free_port
+
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(temp))
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", None)  # read TMPDIR again
+    code, _, err = run(capsys, "serve", "--index", str(tmp_path / "none"), "--port", str(free_port()))
+    assert code == 1 and "no index" in err
+    assert "PROMETHEUS_MULTIPROC_DIR" not in os.environ
+    assert not list(temp.iterdir())

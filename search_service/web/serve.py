@@ -290,6 +290,8 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000, workers
         # with SystemExit): only the master removes the folder the others still write.
         if metrics_dir is not None and os.getpid() == master:
             shutil.rmtree(metrics_dir, ignore_errors=True)
+            # Not left naming a folder that is gone (a caller's later servers would inherit it).
+            os.environ.pop(MULTIPROC_ENV, None)
 
 
 def _end_start_up(signum: int, _frame: Any) -> None:

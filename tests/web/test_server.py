@@ -427,6 +427,9 @@ def test_a_worker_that_exits_leaves_the_metrics_folder_to_the_others(server):
     master = next(
         p for p in psutil.process_iter(["cmdline"]) if url.rsplit(":", 1)[1] in " ".join(p.info["cmdline"] or [])
     )
+    began = time.monotonic()
+    while len(master.children()) < 2 and time.monotonic() - began < 20:
+        time.sleep(0.1)
     workers = master.children()
     assert len(workers) == 2
     os.kill(workers[0].pid, signal.SIGTERM)  # gunicorn replaces it
