@@ -10,10 +10,10 @@ from __future__ import annotations
 import json
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from search_service.errors import InvalidRequest
 from search_service.ingest.reindex import build_index
@@ -23,6 +23,7 @@ from search_service.search.service import SearchService
 from search_service.settings import Settings
 
 CUTOFFS = (1, 10, 100)
+T = TypeVar("T")
 # A passage is judged relevant when it is of the relevant document and this share of it,
 # or of the judged span, lies within the judged span.
 SPAN_OVERLAP = 0.5
@@ -32,6 +33,9 @@ SPAN_OVERLAP = 0.5
 class Metrics:
     mrr10: float
     recall: dict[str, float]
+
+    def rounded(self, places: int = 4) -> Metrics:
+        return Metrics(round(self.mrr10, places), {k: round(v, places) for k, v in self.recall.items()})
 
     def line(self) -> str:
         r = self.recall
@@ -63,18 +67,21 @@ class EvalReport:
         return line
 
 
-def read_queries(path: str | Path) -> list[tuple[str, str]]:
-    out = []
+def read_jsonl(path: str | Path, what: str, row: Callable[[dict[str, Any]], T]) -> Iterator[T]:
+    """``row`` of each object of a jsonl file (blank lines skipped); InvalidRequest naming
+    the line of one that is not ``what``."""
     with open(path, encoding="utf-8") as fh:
         for lineno, line in enumerate(fh, start=1):
             if not line.strip():
                 continue
             try:
-                record = json.loads(line)
-                out.append((str(record["id"]), str(record["text"])))
+                yield row(json.loads(line))
             except (ValueError, KeyError, TypeError) as exc:
-                raise InvalidRequest(f"{path}:{lineno}: not a query object with 'id' and 'text' ({exc})") from None
-    return out
+                raise InvalidRequest(f"{path}:{lineno}: not {what} ({exc})") from None
+
+
+def read_queries(path: str | Path) -> list[tuple[str, str]]:
+    return list(read_jsonl(path, "a query object with 'id' and 'text'", lambda r: (str(r["id"]), str(r["text"]))))
 
 
 def read_qrels(path: str | Path) -> dict[str, set[str]]:
@@ -238,17 +245,14 @@ def evaluate(
             for qid, ranked in rankings.items():
                 for rank, (doc, s) in enumerate(ranked, start=1):
                     fh.write(f"{qid} Q0 {doc} {rank} {s:.4f} search-service\n")
-    mrr, recall = score({q: [d for d, _ in r] for q, r in rankings.items()}, judgments)
-    passage_metrics = metrics(by_passage) if judged_spans is not None else None
+    by_document = Metrics(*score({q: [d for d, _ in r] for q, r in rankings.items()}, judgments)).rounded()
     return EvalReport(
         queries=len(rankings),
-        mrr10=round(mrr, 4),
-        recall={k: round(v, 4) for k, v in recall.items()},
+        mrr10=by_document.mrr10,
+        recall=by_document.recall,
         queries_per_second=round(len(rankings) / elapsed, 1) if elapsed else 0.0,
         index_seconds=round(index_seconds, 2),
         passages=report.passages,
         candidates=candidates,
-        by_passage=None
-        if passage_metrics is None
-        else Metrics(round(passage_metrics.mrr10, 4), {k: round(v, 4) for k, v in passage_metrics.recall.items()}),
+        by_passage=metrics(by_passage).rounded() if judged_spans is not None else None,
     )

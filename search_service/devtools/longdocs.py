@@ -11,14 +11,14 @@ in that document's text, so a ranking can be judged per document and per passage
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import opencc
 
-from search_service.devtools.evaluate import read_qrels
+from search_service.devtools.evaluate import read_jsonl, read_qrels
 from search_service.errors import InvalidRequest
 
 LINE_CHARS = 40
@@ -58,17 +58,14 @@ def read_articles(corpus: Path) -> dict[str, list[tuple[str, str, str]]]:
     same non-empty title, in the order of their first appearance (a paragraph without a
     title is an article of its own)."""
     articles: dict[str, list[tuple[str, str, str]]] = {}
-    with open(corpus, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-                pid, title, text = str(record["id"]), str(record.get("title") or ""), str(record["text"])
-            except (ValueError, KeyError, TypeError) as exc:
-                raise InvalidRequest(f"{corpus}:{lineno}: not a paragraph with 'id' and 'text' ({exc})") from None
-            articles.setdefault(title.strip() or f"\0{pid}", []).append((pid, title.strip(), text))
+    what = "a paragraph with 'id' and 'text'"
+    for pid, title, text in read_jsonl(corpus, what, _paragraph):
+        articles.setdefault(title or f"\0{pid}", []).append((pid, title, text))
     return articles
+
+
+def _paragraph(record: dict[str, Any]) -> tuple[str, str, str]:
+    return str(record["id"]), str(record.get("title") or "").strip(), str(record["text"])
 
 
 def is_traditional(texts: list[str]) -> bool:

@@ -276,22 +276,25 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000, workers
         print(f"search-service serve: cannot listen on {host}:{port}: {busy}", file=sys.stderr)
         return 1
     _log_access_to_stderr()
-    if not settings.queries_logged:
-        logging.getLogger("gunicorn.error").addFilter(QueryRedactor())
+    gunicorn_log = logging.getLogger("gunicorn.error")
+    if not settings.queries_logged and not any(isinstance(f, QueryRedactor) for f in gunicorn_log.filters):
+        gunicorn_log.addFilter(QueryRedactor())
     metrics_dir = _metrics_dir()
     master = os.getpid()
     # Until gunicorn takes SIGTERM over, it ends start-up through the finally below (by
     # default it would end the process on the spot, leaving the metrics folder behind).
-    signal.signal(signal.SIGTERM, _end_start_up)
+    previous = signal.signal(signal.SIGTERM, _end_start_up)
     try:
         return _run(settings, host, port, workers, timeout)
     finally:
         # A worker is forked inside _run and leaves through here too (gunicorn ends it
-        # with SystemExit): only the master removes the folder the others still write.
-        if metrics_dir is not None and os.getpid() == master:
-            shutil.rmtree(metrics_dir, ignore_errors=True)
-            # Not left naming a folder that is gone (a caller's later servers would inherit it).
-            os.environ.pop(MULTIPROC_ENV, None)
+        # with SystemExit): only the master cleans up, the others still write the folder.
+        if os.getpid() == master:
+            signal.signal(signal.SIGTERM, previous)  # a caller (the tests) keeps its own handler
+            if metrics_dir is not None:
+                shutil.rmtree(metrics_dir, ignore_errors=True)
+                # Not left naming a folder that is gone (a caller's later servers would inherit it).
+                os.environ.pop(MULTIPROC_ENV, None)
 
 
 def _end_start_up(signum: int, _frame: Any) -> None:
