@@ -155,6 +155,12 @@ class Settings:
         check=at_least(1),
     )
     max_body_bytes: int = _setting(65536, "Largest accepted request body, in bytes.", check=at_least(1024))
+    head_seconds: float = _setting(
+        10.0,
+        "Longest a client may take to send a request's line and headers (serve); beyond it, 408, or the "
+        "connection closed when nothing came. A head is read by the worker's event loop, never by a thread.",
+        check=at_least(0.1),
+    )
     body_seconds: float = _setting(
         10.0,
         "Longest a client may take to send a request body (serve); beyond it, 408. A request's own time limit "

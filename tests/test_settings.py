@@ -29,6 +29,7 @@ BAD = [
     ("SEARCH_MAX_PAGE_SIZE", "0", "is less than 1"),
     ("SEARCH_MAX_PAGE_DEPTH", "0", "is less than 1"),
     ("SEARCH_MAX_BODY_BYTES", "10", "is less than 1024"),
+    ("SEARCH_HEAD_SECONDS", "0", "is less than 0.1"),
     ("SEARCH_BODY_SECONDS", "0", "is less than 0.1"),
     ("SEARCH_MAX_QUERY_CLAUSES", "0", "is less than 1"),
     ("SEARCH_MAX_FILTER_VALUES", "0", "is less than 1"),

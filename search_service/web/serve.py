@@ -7,9 +7,10 @@ loaded once in the master and shared by the workers copy-on-write.
 
 Why threads too (gunicorn's ``gthread`` workers): with one thread a worker,
 a client that sends half a request holds the whole worker until the
-timeout, and two such clients stall a two-worker server. A ``gthread``
-worker reads requests as they arrive and hands a slow one back to its poller,
-so a normal request goes on being answered. Its threads still take turns
+timeout, and two such clients stall a two-worker server. Each worker's event
+loop collects a request's bytes as they arrive and gives a thread only a
+request that is in (:class:`ServeWorker`), so silent and slow clients hold no
+thread and a normal request goes on being answered. Threads still take turns
 under the GIL; ``--timeout`` stays the time limit of a request: a worker with
 a request running longer exits, and gunicorn replaces it (:class:`Deadline`).
 """
@@ -17,12 +18,14 @@ a request running longer exits, and gunicorn replaces it (:class:`Deadline`).
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import io
 import json
 import logging
 import os
 import re
+import selectors
 import shutil
 import signal
 import socket
@@ -30,6 +33,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 
@@ -59,10 +63,10 @@ class _Gunicorn(BaseApplication):
         return self.application
 
 
-# Per worker. A slow client holds a thread until gunicorn hands it back to the
-# poller (after a few seconds without data), and one sending a chunked body
-# never finished holds it until the client goes: enough that a handful of them
-# leave every worker threads for normal requests.
+# Per worker. A slow client holds no thread while its head or a body of announced
+# length comes in (the event loop collects them); a chunked body is read by a thread,
+# for SEARCH_BODY_SECONDS at most: enough threads that a handful of those leave
+# others for normal requests.
 THREADS = 8
 
 
@@ -189,6 +193,7 @@ MAX_REQUEST_LINE = 8190
 _GUNICORN_CODES = {
     400: "bad_request",
     403: "forbidden",
+    408: "request_timeout",
     414: "uri_too_long",
     417: "expectation_failed",
     431: "headers_too_large",
@@ -233,12 +238,117 @@ class _ErrorPage:
         self.data += data
 
 
-class JsonErrorWorker(ThreadWorker):
-    """gunicorn's threaded worker, answering what gunicorn answers itself (a request it
-    cannot parse, or over its limits) in the API's one JSON error shape: gunicorn decides
-    the status, as it does for its own page, and this worker writes the answer."""
+class ServeWorker(ThreadWorker):
+    """gunicorn's threaded worker, with a request's head (and a body of announced length)
+    read by its event loop, and gunicorn's own answers in the API's one JSON error shape.
+
+    gunicorn hands a connection to a thread as soon as it is accepted: a silent one holds
+    the thread for seconds, and once a byte arrived the thread parses the head with
+    blocking reads, for as long as the client trickles it; a few dozen such sockets took
+    every thread. Here the event loop collects the bytes, without blocking, until the head
+    is whole (and a ``Content-Length`` body with it), and only then gives the connection
+    to a thread, with those bytes put back in front of gunicorn's parser: a thread only
+    ever parses what has arrived. A head not whole within ``head_seconds`` is answered 408
+    (closed when nothing came), a body not in within ``body_seconds`` 408; a chunked body,
+    or one announced with ``Expect: 100-continue``, is read by the thread
+    (:func:`body_first` bounds it). Set the limits with :func:`serve_worker`."""
+
+    head_seconds = 10.0
+    body_seconds = 10.0
+    max_body_bytes = 65536
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._waiting: dict[Any, _Arriving] = {}  # by connection, in order of their deadlines' start
+        # gunicorn refuses a longer head itself (414, 431): collecting more is pointless.
+        self._head_limit = (
+            self.cfg.limit_request_line + self.cfg.limit_request_fields * (self.cfg.limit_request_field_size + 2) + 4
+        )
+
+    def enqueue_req(self, conn: Any) -> None:
+        """Called by gunicorn whenever a connection's next request is to be read (accepted,
+        kept alive and readable, bytes left over from the last request)."""
+        held = conn.parser.unreader.take_buffered() if conn.parser is not None else b""
+        wait = _Arriving(bytearray(held), time.monotonic() + self.head_seconds)
+        if self._ready(conn, wait):
+            return
+        conn.sock.setblocking(False)
+        self._waiting[conn] = wait
+        self.poller.register(conn.sock, selectors.EVENT_READ, functools.partial(self._readable, conn))
+
+    def _readable(self, conn: Any, sock: socket.socket) -> None:
+        try:
+            data = sock.recv(65536)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:  # the client went away
+            self._drop(conn)
+            return
+        wait = self._waiting[conn]
+        wait.data += data
+        if self._ready(conn, wait, waiting=True):
+            self.poller.unregister(sock)
+            del self._waiting[conn]
+
+    def _ready(self, conn: Any, wait: _Arriving, waiting: bool = False) -> bool:
+        """Whether ``conn`` went to a thread: its head is whole and its body, when the loop
+        waits for one, is in (a whole head starts the body's own time limit)."""
+        if wait.body_end is None:
+            end = _head_end(wait.data)
+            if end is None and len(wait.data) <= self._head_limit:
+                return False
+            wait.body_end = _body_end(wait.data, end, self.max_body_bytes)
+            if wait.body_end > len(wait.data):
+                wait.deadline = time.monotonic() + self.body_seconds
+                wait.reading_body = True
+                if waiting:  # keeps its place by deadline: moved to the end
+                    self._waiting[conn] = self._waiting.pop(conn)
+        if wait.body_end > len(wait.data):
+            return False
+        conn.arrived = bytes(wait.data)
+        conn.data_ready = True  # gunicorn's own wait for a first byte is over
+        super().enqueue_req(conn)
+        return True
+
+    def handle(self, conn: Any) -> Any:
+        arrived = getattr(conn, "arrived", None)
+        if isinstance(arrived, bytes):
+            conn.arrived = None
+            try:
+                conn.sock.setblocking(True)
+                conn.init()
+            except OSError:
+                return False
+            conn.parser.unreader.unread(arrived)
+        return super().handle(conn)
+
+    def murder_pending(self) -> None:
+        super().murder_pending()
+        now = time.monotonic()
+        for conn, wait in list(self._waiting.items()):
+            if wait.deadline > now and (self.alive or wait.data):
+                continue  # a stopping worker closes at once what sent nothing yet
+            if wait.data:  # something came, not all of it: say why the connection ends
+                what = "request body" if wait.reading_body else "request line and headers"
+                seconds = self.body_seconds if wait.reading_body else self.head_seconds
+                with contextlib.suppress(OSError):
+                    write_json_error(
+                        conn.sock, 408, "Request Timeout", f"the {what} did not arrive within {seconds:g} s"
+                    )
+            self._drop(conn)
+
+    def _drop(self, conn: Any) -> None:
+        self._waiting.pop(conn, None)
+        with contextlib.suppress(KeyError, ValueError, OSError):
+            self.poller.unregister(conn.sock)
+        self.nr_conns -= 1
+        conn.close()
 
     def handle_error(self, req: Any, client: socket.socket, addr: Any, exc: BaseException) -> None:
+        """What gunicorn answers itself (a request it cannot parse, or over its limits), in the
+        API's one JSON error shape: gunicorn decides the status, as for its own page."""
         page = _ErrorPage()
         super().handle_error(req, page, addr, exc)
         status = int(page.data.split(b"\r\n", 1)[0].split(b" ", 2)[1])
@@ -250,12 +360,55 @@ class JsonErrorWorker(ThreadWorker):
             write_json_error(client, status, reason, message)
 
 
-def gunicorn_options(host: str, port: int, workers: int, timeout: int) -> dict[str, Any]:
+@dataclass
+class _Arriving:
+    """A connection's next request while its bytes come in."""
+
+    data: bytearray
+    deadline: float
+    body_end: int | None = None  # where the request ends, once its head is whole
+    reading_body: bool = False
+
+
+def _head_end(data: bytearray) -> int | None:
+    """Where a request's head ends in ``data`` (its blank line included), or None."""
+    ends = [i + len(mark) for mark in (b"\r\n\r\n", b"\n\n") if (i := data.find(mark)) >= 0]
+    return min(ends) if ends else None
+
+
+def _body_end(data: bytearray, head_end: int | None, max_body_bytes: int) -> int:
+    """Where the request ends when the loop is to wait for its body: after a
+    ``Content-Length`` body it may accept; otherwise at the head (a thread reads the
+    body, or gunicorn refuses the head)."""
+    if head_end is None:
+        return 0
+    lengths = []
+    for line in bytes(data[:head_end]).split(b"\n")[1:]:
+        name, colon, value = line.partition(b":")
+        name = name.strip().lower()
+        if name in (b"transfer-encoding", b"expect"):
+            return head_end
+        if colon and name == b"content-length":
+            lengths.append(value.strip())
+    if len(lengths) != 1 or not lengths[0].isdigit() or int(lengths[0]) > max_body_bytes:
+        return head_end  # gunicorn decides (400), or the app answers 413
+    return head_end + int(lengths[0])
+
+
+def serve_worker(head_seconds: float, body_seconds: float, max_body_bytes: int) -> type[ServeWorker]:
+    """The worker class with these limits (gunicorn makes the workers from a class)."""
+    limits = {"head_seconds": head_seconds, "body_seconds": body_seconds, "max_body_bytes": max_body_bytes}
+    return type("ServeWorker", (ServeWorker,), limits)
+
+
+def gunicorn_options(
+    host: str, port: int, workers: int, timeout: int, worker: type[ServeWorker] = ServeWorker
+) -> dict[str, Any]:
     """gunicorn's settings; ``timeout`` is the request time limit (a stuck worker is killed and replaced)."""
     return {
         "bind": f"{host}:{port}",
         "workers": workers,
-        "worker_class": JsonErrorWorker,
+        "worker_class": worker,
         "threads": THREADS,
         "preload_app": True,
         "timeout": timeout,
@@ -340,7 +493,8 @@ def _run(settings: Settings, host: str, port: int, workers: int, timeout: int) -
     # worker's first full collection writes to every page holding one and so
     # copies the master's memory page by page (copy-on-write).
     gc.freeze()
-    options = gunicorn_options(host, port, workers, timeout)
+    worker = serve_worker(settings.head_seconds, settings.body_seconds, settings.max_body_bytes)
+    options = gunicorn_options(host, port, workers, timeout, worker)
     options["post_worker_init"] = open_index_in_worker
     options["child_exit"] = lambda server, worker: _worker_gone(worker.pid)
     options["when_ready"] = lambda server: print(

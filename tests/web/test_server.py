@@ -443,3 +443,91 @@ def test_a_worker_that_exits_leaves_the_metrics_folder_to_the_others(server):
     for i in range(10):
         assert requests.get(url + "/search", params={"q": f"医保卡 {i}"}, timeout=5).status_code == 200
     assert _search_count(url) - before == 10
+
+
+def test_silent_and_trickling_sockets_do_not_stall_serve(server):
+    """200 connections that send nothing and 50 that trickle a header line a second (each
+    used to hold a thread: a silent one for seconds, a trickling one for as long as it
+    trickled, and together every thread of both workers) cost normal requests nothing: the
+    workers' event loops collect heads, threads only parse whole ones (issue 38, 1)."""
+    import socket
+
+    url, _, _ = server
+    host, port = url.split("//")[1].split(":")
+    silent = [socket.create_connection((host, int(port))) for _ in range(200)]
+    trickling = [socket.create_connection((host, int(port))) for _ in range(50)]
+    stop = threading.Event()
+
+    def trickle():
+        for s in trickling:
+            s.sendall(b"GET /search?q=x HTTP/1.1\r\nHost: a\r\n")
+        while not stop.wait(1.0):
+            for s in trickling:
+                with contextlib.suppress(OSError):
+                    s.sendall(b"X-Slow: 1\r\n")
+
+    feeder = threading.Thread(target=trickle, daemon=True)
+    feeder.start()
+    waits = []
+    try:
+        time.sleep(1.0)
+        for i in range(40):
+            began = time.monotonic()
+            r = requests.get(url + "/search", params={"q": "医保卡", "page": i % 3 + 1}, timeout=5)
+            waits.append(time.monotonic() - began)
+            assert r.status_code == 200
+    finally:
+        stop.set()
+        feeder.join()
+        for s in [*silent, *trickling]:
+            s.close()
+    assert max(waits) < 2.0, sorted(waits)[-5:]
+
+
+@pytest.fixture
+def quick_head_server(corpus_and_settings, tmp_path):
+    """A server giving clients 1 s to send a request's head, and 1 s for its body."""
+    _, settings = corpus_and_settings
+    log = tmp_path / "server.log"
+    proc, url = start_server(Path(settings.index_dir), log, SEARCH_HEAD_SECONDS="1", SEARCH_BODY_SECONDS="1")
+    wait_ready(proc, url, log)
+    yield url
+    stop_server(proc)
+
+
+def test_a_head_or_body_not_sent_in_time_is_408_and_a_silent_connection_closed(quick_head_server):
+    url = quick_head_server
+    began = time.monotonic()
+    half_head = _raw(url, b"GET /search?q=x HTTP/1.1\r\nHost: a\r\n")
+    half_body = _raw(
+        url,
+        b"POST /search HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\nContent-Length: 40\r\n\r\n" + b'{"q":',
+    )
+    silent = _raw(url, b"")
+    for s, what in ((half_head, b"request line and headers"), (half_body, b"request body")):
+        answer = _answer(s, 5)
+        assert answer.split(b"\r\n")[0] == b"HTTP/1.1 408 Request Timeout", answer
+        assert b"request_timeout" in answer and what in answer and b"X-Content-Type-Options: nosniff" in answer
+    silent.settimeout(5)
+    assert silent.recv(100) == b""  # closed, nothing said
+    assert time.monotonic() - began < 4
+    # A whole request sent in pieces, a body of announced length and two pipelined
+    # requests are answered as ever.
+    s = _raw(url, b"POST /search HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\n")
+    time.sleep(0.3)
+    s.sendall(b'Content-Length: 12\r\n\r\n{"q": ')
+    time.sleep(0.3)
+    s.sendall(b'"xyz"}')
+    assert _answer(s, 5).split(b"\r\n")[0] == b"HTTP/1.1 200 OK"
+    s.close()
+    two = b"GET /health HTTP/1.1\r\nHost: a\r\n\r\n" * 2
+    s = _raw(url, two)
+    s.settimeout(5)
+    got = b""
+    while got.count(b"HTTP/1.1 200 OK") < 2:
+        chunk = s.recv(65536)
+        assert chunk, got
+        got += chunk
+    s.close()
+    for s in (half_head, half_body, silent):
+        s.close()

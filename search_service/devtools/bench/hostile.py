@@ -3,9 +3,11 @@ that send hostile queries, hold connections or inflate a worker's memory."""
 
 from __future__ import annotations
 
+import contextlib
 import random
 import socket
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -90,8 +92,8 @@ def hostile_bench(
     index_dir: Path, count: int = 200, inflate: int = 2000, env: dict[str, str] | None = None
 ) -> dict[str, Any]:
     """On a fresh ``serve --workers 2``: the worst and p99 time of ``count`` hostile
-    queries and the share over 100 ms; how long a normal request waits while four
-    slow clients hold connections; worker memory before and after ``inflate``
+    queries and the share over 100 ms; how long normal requests wait while silent,
+    trickling and half-sent connections are held; worker memory before and after ``inflate``
     queries of 256 distinct rare characters each."""
     port = free_port()
     proc, _ = serve(index_dir, port, env=env)
@@ -137,25 +139,50 @@ def _hostile_queries(base: str, count: int) -> dict[str, Any]:
     }
 
 
-def _slow_clients(base: str, port: int) -> dict[str, Any]:
-    """The worst of five normal requests while four clients hold half-sent requests."""
+def _slow_clients(base: str, port: int, silent: int = 200, trickling: int = 50, requests: int = 100) -> dict[str, Any]:
+    """Normal requests (p99, worst, failures) while ``silent`` connections send nothing,
+    ``trickling`` ones send a header line a second, and four hold half-sent requests."""
+    held = [socket.create_connection(("127.0.0.1", port)) for _ in range(silent)]
     slow = []
     for partial in (
         b"GET /search?q=%E5%8C%BB",
         b"GET /search?q=x HTTP/1.1\r\nHost: a\r\nX-A",
         b'POST /search HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{"q":',
         b"GET /health HTTP/1.1\r\nHo",
+        *[b"GET /search?q=x HTTP/1.1\r\nHost: a\r\n"] * trickling,
     ):
         sock = socket.create_connection(("127.0.0.1", port))
         sock.sendall(partial)
         slow.append(sock)
+    stop = threading.Event()
+
+    def trickle() -> None:
+        while not stop.wait(1.0):
+            for sock in slow[4:]:
+                with contextlib.suppress(OSError):
+                    sock.sendall(b"X-Slow: 1\r\n")
+
+    feeder = threading.Thread(target=trickle, daemon=True)
+    feeder.start()
     try:
         time.sleep(0.5)
-        waits = [_timed(base, "/search?q=" + urllib.parse.quote("医保卡密码"))[0] for _ in range(5)]
+        answers = [
+            _timed(base, f"/search?page={i % 5 + 1}&q=" + urllib.parse.quote("医保卡密码")) for i in range(requests)
+        ]
     finally:
-        for sock in slow:
+        stop.set()
+        feeder.join()
+        for sock in [*held, *slow]:
             sock.close()
-    return {"held": len(slow), "worst_normal_ms": round(max(waits), 1)}
+    waits = [ms for ms, _ in answers]
+    return {
+        "silent": silent,
+        "trickling": trickling,
+        "half_sent": 4,
+        "p99_normal_ms": round(percentile(waits, 99), 1),
+        "worst_normal_ms": round(max(waits), 1),
+        "failed": sum(status != 200 for _, status in answers),
+    }
 
 
 # Ordinary questions, for the warm latency before and after a flood of rare characters.

@@ -138,8 +138,9 @@ def _hostile_lines(report: dict[str, Any]) -> list[str]:
             "",
             f"Hostile clients: {hq['queries']} hostile 256-character queries: worst {hq['worst_ms']} ms, "
             f"p99 {hq['p99_ms']} ms, {hq['over_100_ms']:.1%} over 100 ms, statuses {hq['statuses']}; "
-            f"a normal request with {sc['held']} slow clients holding connections: worst "
-            f"{sc['worst_normal_ms']} ms; worker RSS {inf['worker_rss_mb_before']} MB before and "
+            f"normal requests while {sc['silent']} silent, {sc['trickling']} trickling and {sc['half_sent']} "
+            f"half-sent connections are held: p99 {sc['p99_normal_ms']} ms, worst {sc['worst_normal_ms']} ms, "
+            f"{sc['failed']} failed; worker RSS {inf['worker_rss_mb_before']} MB before and "
             f"{inf['worker_rss_mb_after']} MB after {inf['queries']} queries of 256 distinct rare characters "
             f"(normal queries' warm p50 {inf.get('warm_p50_ms_before')} ms before, "
             f"{inf.get('warm_p50_ms_after')} ms after).",
