@@ -1,13 +1,17 @@
 #!/usr/bin/env python3
-"""A local two-node OpenSearch cluster, in the foreground, until Ctrl-C or SIGTERM.
+"""A local three-node OpenSearch cluster, in the foreground, until Ctrl-C or SIGTERM.
 
     bash scripts/run.sh opensearch          # builds the launcher first
-    python scripts/opensearch.py [--nodes 2] [--data .opensearch] [--heap-mb 512]
+    python scripts/opensearch.py [--nodes 3] [--data .opensearch] [--heap-mb 512]
 
-HTTP on 127.0.0.1:9200 and 127.0.0.1:9201 (OPENSEARCH_HTTP_PORT moves the
+HTTP on 127.0.0.1:9200, :9201 and :9202 (OPENSEARCH_HTTP_PORT moves the
 first; the next node takes the next port), transport on the HTTP port + 100.
 Point the service at it with SEARCH_ENGINE=opensearch
-SEARCH_OPENSEARCH_URLS=http://127.0.0.1:9200,http://127.0.0.1:9201.
+SEARCH_OPENSEARCH_URLS=http://127.0.0.1:9200,http://127.0.0.1:9201,http://127.0.0.1:9202.
+Three nodes (each cluster-manager eligible) and one replica (the default) lose
+any one node without failing a request; a node that stops is started again.
+The nodes end with this process, however it ends. Exits 1 when the cluster
+cannot start (its ports taken, a node failing).
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from search_service.devtools.cluster import ClusterError, LocalCluster
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--nodes", type=int, default=2, help="nodes (default 2)")
+    parser.add_argument("--nodes", type=int, default=3, help="nodes (default 3)")
     parser.add_argument("--data", default=".opensearch", help="data folder (default .opensearch)")
     parser.add_argument("--heap-mb", type=int, default=512, help="heap per node in MB (default 512)")
     args = parser.parse_args(argv)
@@ -40,10 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         cluster.start()
         print("OpenSearch is up: " + ",".join(cluster.urls), flush=True)
-        while not stop.wait(1):
-            if any(p is None or p.poll() is not None for p in cluster.procs):
-                print("opensearch: a node stopped; see its node.log under " + args.data, file=sys.stderr)
-                return 1
+        cluster.supervise(stop, lambda message: print(f"opensearch: {message}", file=sys.stderr, flush=True))
     except ClusterError as exc:
         print(f"opensearch: {exc}", file=sys.stderr)
         return 1

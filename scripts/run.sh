@@ -5,7 +5,7 @@
 #   bash scripts/run.sh test        # set up (Chromium, nginx, Java and Maven too), check style and
 #                                   # types (ruff, mypy), run the whole suite on both engines
 #   bash scripts/run.sh check       # set up, the style and type checks alone
-#   bash scripts/run.sh opensearch  # set up, run a local two-node OpenSearch cluster in the foreground
+#   bash scripts/run.sh opensearch  # set up, run a local three-node OpenSearch cluster in the foreground
 #
 # Setup makes ./.venv and installs the project with the exact versions in
 # constraints.txt. Extra arguments go to pytest (test) or to `serve` (serve).

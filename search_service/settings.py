@@ -105,9 +105,24 @@ class Settings:
         "Name of the alias that is the current version; each version is an index <prefix>-v-<version>.",
     )
     opensearch_shards: int = _setting(1, "Primary shards of each new version's index.", check=at_least(1))
-    opensearch_replicas: int = _setting(0, "Replicas of each shard of a new version's index.", check=at_least(0))
+    opensearch_replicas: int = _setting(
+        1,
+        "Replicas of each shard of a new version's index: with 1, a cluster of two or more nodes loses one "
+        "without failing a request (a one-node cluster stays yellow, and works).",
+        check=at_least(0),
+    )
     opensearch_timeout: float = _setting(
-        10.0, "Seconds before a request to the cluster times out (then 503).", check=at_least(0.001)
+        10.0,
+        "Seconds a call to the cluster may take in all, its attempts on every node together (then 503); "
+        "an attempt gets half of it at most, so that after a hung node another can answer. "
+        "Keep it under half of serve's --timeout: a search makes at most two calls in a row.",
+        check=at_least(0.001),
+    )
+    opensearch_retry_seconds: float = _setting(
+        10.0,
+        "Longest wait between two checks of a cluster that failed on every node; meanwhile requests are "
+        "answered 503 at once (the wait doubles from 0.5 s).",
+        check=at_least(0.1),
     )
     corpus_dir: str = _setting("corpus", "Folder of documents that reindex reads.")
     opencc_config: str = _setting(

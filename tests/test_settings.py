@@ -19,6 +19,7 @@ BAD = [
     ("SEARCH_OPENSEARCH_SHARDS", "0", "is less than 1"),
     ("SEARCH_OPENSEARCH_REPLICAS", "-1", "is less than 0"),
     ("SEARCH_OPENSEARCH_TIMEOUT", "0", "is less than 0.001"),
+    ("SEARCH_OPENSEARCH_RETRY_SECONDS", "0", "is less than 0.1"),
     ("SEARCH_PASSAGE_MIN_CHARS", "0", "is less than 1"),
     ("SEARCH_PASSAGE_MAX_CHARS", "0", "is less than 1"),
     ("SEARCH_BOILERPLATE_MIN_DOCUMENTS", "0", "is less than 1"),

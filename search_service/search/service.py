@@ -87,6 +87,7 @@ class SearchService:
             try:
                 name = self.engine.current_name()
             except IndexUnavailable as exc:
+                self._checked = now  # asked again after reload_seconds, not at every request
                 return self._keep_or_raise(version, exc)
             self._checked = now
             if version is not None and name == version.name:
@@ -117,13 +118,14 @@ class SearchService:
         # keep serving the last good version and say why on /health. With none
         # (a server starting, or its version damaged), serve the newest complete
         # version that can be read.
-        self.last_error = exc.message
+        before, self.last_error = self.last_error, exc.message
         if version is None:
             version = self._fallback(exc, broken)
             self._version = version
             self._checked = time.monotonic()
             self.last_error = f"{exc.message}; serving the older version {version.name}"
-        log.error("keeping index version %s: %s", version.name, exc.message)
+        if self.last_error != before:  # once while it lasts, not once a request
+            log.error("keeping index version %s: %s", version.name, exc.message)
         return version
 
     def _fallback(self, exc: IndexUnavailable, broken: str | None) -> Served:

@@ -50,7 +50,9 @@ def test_two_shards_rank_like_one(on_cluster):
 
 
 def test_a_node_stopped_while_clients_query_fails_no_request(on_cluster, opensearch_cluster):
-    settings = on_cluster(SEED_CORPUS, opensearch_replicas=1)
+    """With the default settings (one replica): the cluster as shipped loses a node safely."""
+    settings = on_cluster(SEED_CORPUS)
+    assert settings.opensearch_replicas == 1
     build_index(settings)
     make_client(settings).cluster.health(wait_for_status="green", params={"timeout": "60s"}, request_timeout=70)
     service = SearchService(settings.replace(result_cache_mb=0))
