@@ -182,6 +182,12 @@ class Settings:
         "starts once its body is in.",
         check=at_least(0.1),
     )
+    max_query_terms: int = _setting(
+        32,
+        "Most distinct words of a query that score: a longer query (a pasted paragraph) keeps the ones rarest "
+        "in the language, with their grams and pairs (a cost bound per request; its constraints keep every word).",
+        check=at_least(1),
+    )
     max_query_clauses: int = _setting(
         16,
         "Most phrases, +required and -excluded clauses a query may have (a cost bound per request).",

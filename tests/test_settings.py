@@ -32,6 +32,7 @@ BAD = [
     ("SEARCH_MAX_BODY_BYTES", "10", "is less than 1024"),
     ("SEARCH_HEAD_SECONDS", "0", "is less than 0.1"),
     ("SEARCH_BODY_SECONDS", "0", "is less than 0.1"),
+    ("SEARCH_MAX_QUERY_TERMS", "0", "is less than 1"),
     ("SEARCH_MAX_QUERY_CLAUSES", "0", "is less than 1"),
     ("SEARCH_MAX_FILTER_VALUES", "0", "is less than 1"),
     ("SEARCH_SNIPPET_CHARS", "5", "is less than 20"),

@@ -26,7 +26,7 @@ from search_service.engine.plan import (
 )
 from search_service.errors import InvalidRequest
 from search_service.fields import FIELDS, TEXT_GRAMS, TEXT_WORDS, Ranking
-from search_service.text.analysis import CJK_RUN, Analysis, Term, bigrams, precise
+from search_service.text.analysis import CJK_RUN, PAIR_JOIN, Analysis, Term, bigrams, precise
 from search_service.text.synonyms import Synonyms
 from search_service.text.syntax import parse_query
 
@@ -41,6 +41,7 @@ class Planner:
         ranking: Ranking,
         empty_fields: frozenset[str] = frozenset(),
         filter_keys: tuple[str, ...] | None = None,
+        max_terms: int = 32,
     ) -> None:
         self.analysis = analysis
         self.synonyms = synonyms
@@ -49,6 +50,7 @@ class Planner:
         self.empty_fields = empty_fields
         # The metadata keys documents have (None: a version that did not record them).
         self.filter_keys = filter_keys
+        self.max_terms = max_terms
 
     def plan(self, text: str, docs: tuple[str, ...] = (), filters: tuple[tuple[str, str], ...] = ()) -> QueryPlan:
         """The scored parts of ``text``, its constraints and the normalized terms to highlight."""
@@ -56,9 +58,9 @@ class Planner:
         must: list[Constraint] = []
         must_not: list[Constraint] = []
         marks: set[str] = set()
-        for clause in parse_query(text):
-            words = self.analysis.words(clause.text)
-            grams = self.analysis.query_grams(clause.text)
+        clauses = [(c, self.analysis.words(c.text), self.analysis.query_grams(c.text)) for c in parse_query(text)]
+        kept = self._informative([w for c, words, _ in clauses if c.occur != "must_not" for w in words])
+        for clause, words, grams in clauses:
             if not words and not grams:  # nothing to search for (punctuation, stopwords)
                 continue
             constraint: Constraint | None = None
@@ -68,10 +70,13 @@ class Planner:
                 if constraint is not None:
                     must_not.append(constraint)
                 continue
-            marks.update(_marks(clause.kind, words, grams))
             if constraint is not None:
                 must.append(constraint)
-            parts.extend(self._scored(words, grams, self.analysis.pairs(clause.text)))
+            pairs = self.analysis.pairs(clause.text)
+            if kept is not None:
+                words, grams, pairs = _within(kept, words, grams, pairs)
+            marks.update(_marks(clause.kind, words, grams))
+            parts.extend(self._scored(words, grams, pairs))
         return QueryPlan(
             parts,
             AllOf(tuple(must)) if must else None,
@@ -79,6 +84,19 @@ class Planner:
             self._filter(docs, filters),
             marks,
         )
+
+    def _informative(self, words: list[Term]) -> set[str] | None:
+        """The ``max_terms`` words of a long query that say the most, or None when it has no
+        more than that: a pasted paragraph would otherwise cost ten times a question, in
+        postings read and scored and in marks highlighted. Rarer in the language says more
+        (jieba's dictionary frequency; a word it does not know counts as rarest); then the
+        longer, then the earlier."""
+        distinct = list(dict.fromkeys(w.text for w in words))
+        if len(distinct) <= self.max_terms:
+            return None
+        frequency = self.analysis.word_frequency
+        ranked = sorted(range(len(distinct)), key=lambda i: (frequency(distinct[i]), -len(distinct[i]), i))
+        return {distinct[i] for i in ranked[: self.max_terms]}
 
     def _scored(self, words: list[Term], grams: list[str], pairs: list[Term]) -> list[Part]:
         """The weighted scoring parts of one clause, in the order of the field table."""
@@ -182,3 +200,15 @@ def _phrase(words: list[Term], grams: list[str]) -> Constraint | None:
     if exact:
         return HasTerm(TEXT_WORDS, exact[0].text)
     return _all_grams(grams)
+
+
+def _within(
+    kept: set[str], words: list[Term], grams: list[str], pairs: list[Term]
+) -> tuple[list[Term], list[str], list[Term]]:
+    """A clause's words, grams and pairs that belong to the ``kept`` words: a gram inside one
+    of them, a pair of two of them."""
+    words = [w for w in words if w.text in kept]
+    inside = {w.text[i : i + 2] for w in words for i in range(max(1, len(w.text) - 1))}
+    grams = [g for g in grams if g in inside]
+    pairs = [p for p in pairs if all(half in kept for half in p.text.split(PAIR_JOIN))]
+    return words, grams, pairs

@@ -162,7 +162,14 @@ class SearchService:
             index,
             analysis,
             synonyms,
-            Planner(analysis, synonyms, self.ranking, index.empty_fields, _filter_keys(index.manifest)),
+            Planner(
+                analysis,
+                synonyms,
+                self.ranking,
+                index.empty_fields,
+                _filter_keys(index.manifest),
+                self.settings.max_query_terms,
+            ),
             ResultCache(int(self.settings.result_cache_mb * 1_000_000)),
         )
 

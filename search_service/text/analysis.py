@@ -299,6 +299,11 @@ class Analysis:
                 out.append((a[0] + PAIR_JOIN + b[0], a[1], b[2], a[3]))
         return out
 
+    def word_frequency(self, word: str) -> int:
+        """How common a (normalized) word is in the language: the segmenter's dictionary
+        count, 0 for a word it does not know."""
+        return self.segmenter.frequency(word)
+
     def query_grams(self, text: str) -> list[str]:
         """Bigrams of each CJK run of a query clause; a one-character run stays a unigram."""
         out: list[str] = []

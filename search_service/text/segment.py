@@ -124,6 +124,16 @@ class Segmenter:
         if not tokenizer.initialized:
             tokenizer.initialize()
 
+    def frequency(self, word: str) -> int:
+        """``word``'s count in jieba's dictionary (with our user dictionary's words), 0 when
+        it is not a word there; rjieba does not expose its counts: 0 for every word."""
+        if not self._ready:
+            self.initialize()
+        if self._tokenizer is None:
+            return 0
+        found: int = self._tokenizer.FREQ.get(word, 0)
+        return found
+
     def spans(self, text: str) -> list[tuple[str, int, int, int]]:
         """:meth:`words` as (text, start, end, position) tuples: what indexing reads,
         without an object per word."""
