@@ -239,19 +239,19 @@ class _ErrorPage:
 
 
 class ServeWorker(ThreadWorker):
-    """gunicorn's threaded worker, with a request's head (and a body of announced length)
-    read by its event loop, and gunicorn's own answers in the API's one JSON error shape.
+    """gunicorn's threaded worker, with a request's head and body read by its event loop,
+    and gunicorn's own answers in the API's one JSON error shape.
 
     gunicorn hands a connection to a thread as soon as it is accepted: a silent one holds
     the thread for seconds, and once a byte arrived the thread parses the head with
     blocking reads, for as long as the client trickles it; a few dozen such sockets took
     every thread. Here the event loop collects the bytes, without blocking, until the head
-    is whole (and a ``Content-Length`` body with it), and only then gives the connection
-    to a thread, with those bytes put back in front of gunicorn's parser: a thread only
-    ever parses what has arrived. A head not whole within ``head_seconds`` is answered 408
-    (closed when nothing came), a body not in within ``body_seconds`` 408; a chunked body,
-    or one announced with ``Expect: 100-continue``, is read by the thread
-    (:func:`body_first` bounds it). Set the limits with :func:`serve_worker`."""
+    is whole, and its body with it (:class:`_Body`), and only then gives the connection to
+    a thread, with those bytes put back in front of gunicorn's parser: a thread only ever
+    parses what has arrived. A head not whole within ``head_seconds`` is answered 408
+    (closed when nothing came), a body not in within ``body_seconds`` 408; a body announced
+    with ``Expect: 100-continue`` is read by the thread (:func:`body_first` bounds it).
+    Set the limits with :func:`serve_worker`."""
 
     head_seconds = 10.0
     body_seconds = 10.0
@@ -293,19 +293,19 @@ class ServeWorker(ThreadWorker):
             del self._waiting[conn]
 
     def _ready(self, conn: Any, wait: _Arriving, waiting: bool = False) -> bool:
-        """Whether ``conn`` went to a thread: its head is whole and its body, when the loop
-        waits for one, is in (a whole head starts the body's own time limit)."""
-        if wait.body_end is None:
+        """Whether ``conn`` went to a thread: its head is whole and its body is in, or as
+        much of it as the app reads (a whole head starts the body's own time limit)."""
+        if wait.body is None:
             end = _head_end(wait.data)
             if end is None and len(wait.data) <= self._head_limit:
                 return False
-            wait.body_end = _body_end(wait.data, end, self.max_body_bytes)
-            if wait.body_end > len(wait.data):
+            wait.body = _Body.after(wait.data, end, self.max_body_bytes)
+            if not wait.body.arrived(wait.data):
                 wait.deadline = time.monotonic() + self.body_seconds
-                wait.reading_body = True
                 if waiting:  # keeps its place by deadline: moved to the end
                     self._waiting[conn] = self._waiting.pop(conn)
-        if wait.body_end > len(wait.data):
+                return False
+        elif not wait.body.arrived(wait.data):
             return False
         conn.arrived = bytes(wait.data)
         conn.data_ready = True  # gunicorn's own wait for a first byte is over
@@ -331,8 +331,8 @@ class ServeWorker(ThreadWorker):
             if wait.deadline > now and (self.alive or wait.data):
                 continue  # a stopping worker closes at once what sent nothing yet
             if wait.data:  # something came, not all of it: say why the connection ends
-                what = "request body" if wait.reading_body else "request line and headers"
-                seconds = self.body_seconds if wait.reading_body else self.head_seconds
+                what = "request line and headers" if wait.body is None else "request body"
+                seconds = self.head_seconds if wait.body is None else self.body_seconds
                 with contextlib.suppress(OSError):
                     write_json_error(
                         conn.sock, 408, "Request Timeout", f"the {what} did not arrive within {seconds:g} s"
@@ -366,8 +366,7 @@ class _Arriving:
 
     data: bytearray
     deadline: float
-    body_end: int | None = None  # where the request ends, once its head is whole
-    reading_body: bool = False
+    body: _Body | None = None  # once the head is whole
 
 
 def _head_end(data: bytearray) -> int | None:
@@ -376,23 +375,72 @@ def _head_end(data: bytearray) -> int | None:
     return min(ends) if ends else None
 
 
-def _body_end(data: bytearray, head_end: int | None, max_body_bytes: int) -> int:
-    """Where the request ends when the loop is to wait for its body: after a
-    ``Content-Length`` body it may accept; otherwise at the head (a thread reads the
-    body, or gunicorn refuses the head)."""
-    if head_end is None:
-        return 0
-    lengths = []
-    for line in bytes(data[:head_end]).split(b"\n")[1:]:
-        name, colon, value = line.partition(b":")
-        name = name.strip().lower()
-        if name in (b"transfer-encoding", b"expect"):
-            return head_end
-        if colon and name == b"content-length":
-            lengths.append(value.strip())
-    if len(lengths) != 1 or not lengths[0].isdigit() or int(lengths[0]) > max_body_bytes:
-        return head_end  # gunicorn decides (400), or the app answers 413
-    return head_end + int(lengths[0])
+class _Body:
+    """How far a request's body has come in, read from its framing as gunicorn will: a
+    thread gets the request once it is whole, or once more than ``max_bytes`` of its body
+    are in (the app reads no more: 413). A framing the loop does not follow (``Expect:
+    100-continue``, a transfer coding other than chunked, conflicting lengths) or cannot
+    read (a malformed chunk) goes to the thread at once: gunicorn answers it, and
+    :func:`body_first` bounds the read."""
+
+    def __init__(self, start: int, length: int | None, chunked: bool, max_bytes: int) -> None:
+        self.start = start
+        self.length = length  # None: no body, or the thread's to read
+        self.chunked = chunked
+        self.max_bytes = max_bytes
+        self._next = start  # chunked: where the next chunk's size line starts
+        self._total = 0  # chunked: the sizes of the whole chunks before it
+
+    @classmethod
+    def after(cls, data: bytearray, head_end: int | None, max_bytes: int) -> _Body:
+        if head_end is None:  # over gunicorn's head limits: it refuses the head
+            return cls(0, None, False, max_bytes)
+        lengths, codings, expect = [], [], False
+        for line in bytes(data[:head_end]).split(b"\n")[1:]:
+            name, colon, value = line.partition(b":")
+            name = name.strip().lower()
+            if not colon:
+                continue
+            if name == b"content-length":
+                lengths.append(value.strip())
+            elif name == b"transfer-encoding":
+                codings.append(value.strip().lower())
+            elif name == b"expect":
+                expect = True
+        if expect:
+            return cls(head_end, None, False, max_bytes)
+        if codings:
+            return cls(head_end, None, codings == [b"chunked"] and not lengths, max_bytes)
+        if len(lengths) == 1 and lengths[0].isdigit():
+            return cls(head_end, int(lengths[0]), False, max_bytes)
+        return cls(head_end, None, False, max_bytes)  # no body, or gunicorn refuses the lengths
+
+    def arrived(self, data: bytearray) -> bool:
+        if self.chunked:
+            return self._chunks_arrived(data)
+        if self.length is None:
+            return True
+        return len(data) - self.start >= min(self.length, self.max_bytes + 1)
+
+    def _chunks_arrived(self, data: bytearray) -> bool:
+        while True:
+            line_end = data.find(b"\r\n", self._next)
+            if line_end < 0:
+                return len(data) - self._next > 1024  # no size line is that long: gunicorn refuses it
+            size_text = bytes(data[self._next : line_end]).split(b";", 1)[0].strip()
+            try:
+                size = int(size_text, 16)
+            except ValueError:
+                return True  # malformed: gunicorn answers 400
+            chunk = line_end + 2
+            if size == 0:  # the last chunk; then trailers, up to an empty line
+                return data.find(b"\r\n", chunk) == chunk or data.find(b"\r\n\r\n", chunk) >= 0
+            if self._total + min(size, len(data) - chunk) > self.max_bytes:
+                return True  # the app reads max_bytes + 1 and answers 413
+            if len(data) < chunk + size + 2:
+                return False
+            self._total += size
+            self._next = chunk + size + 2
 
 
 def serve_worker(head_seconds: float, body_seconds: float, max_body_bytes: int) -> type[ServeWorker]:

@@ -531,3 +531,59 @@ def test_a_head_or_body_not_sent_in_time_is_408_and_a_silent_connection_closed(q
     s.close()
     for s in (half_head, half_body, silent):
         s.close()
+
+
+def test_slow_bodies_hold_no_thread(server):
+    """24 chunked and 24 Content-Length bodies trickled a byte at a time (more than both
+    workers' threads: a thread used to read each body for up to SEARCH_BODY_SECONDS) cost
+    normal requests nothing: the event loop collects a body before a thread gets it."""
+    url, _, _ = server
+    chunked = (
+        b"POST /search HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Type: application/json\r\n\r\n"
+    )
+    sized = b"POST /search HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\nContent-Length: 400\r\n\r\n"
+    slow = [_raw(url, chunked + b"1\r\n{\r\n") for _ in range(24)] + [_raw(url, sized + b"{") for _ in range(24)]
+    stop = threading.Event()
+
+    def trickle():
+        while not stop.wait(0.5):
+            for i, s in enumerate(slow):
+                with contextlib.suppress(OSError):
+                    s.sendall(b"1\r\n \r\n" if i < 24 else b" ")
+
+    feeder = threading.Thread(target=trickle, daemon=True)
+    feeder.start()
+    try:
+        time.sleep(0.5)
+        for _ in range(20):
+            began = time.monotonic()
+            r = requests.post(url + "/search", json={"q": "医保卡"}, timeout=5)
+            assert r.status_code == 200 and time.monotonic() - began < 2.0
+    finally:
+        stop.set()
+        feeder.join()
+        for s in slow:
+            s.close()
+
+
+def test_a_body_in_pieces_is_answered_whole_and_one_too_large_413(server):
+    url, _, _ = server
+    head = b"POST /search HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Type: application/json\r\n\r\n"
+    s = _raw(url, head + b'7\r\n{"q": "\r\n')
+    for piece in (b"9\r\n", "医保卡".encode(), b'\r\n2\r\n"}\r\n', b"0\r\n", b"\r\n"):
+        time.sleep(0.1)
+        s.sendall(piece)
+    answer = _answer(s, 5)
+    assert answer.split(b"\r\n")[0] == b"HTTP/1.1 200 OK" and b'"total"' in answer
+    s.close()
+    for big in (
+        head + b"11170\r\n" + b"x" * 70_000,
+        head.replace(b"Transfer-Encoding: chunked", b"Content-Length: 70000") + b"x" * 70_000,
+    ):
+        s = _raw(url, big)
+        answer = _answer(s, 5)
+        assert answer.split(b"\r\n")[0].split()[1] == b"413" and b"request_too_large" in answer, answer[:300]
+        s.close()
+    s = _raw(url, head + b"zz\r\n{}\r\n0\r\n\r\n")
+    assert _answer(s, 5).split(b"\r\n")[0].split()[1] == b"400"
+    s.close()
