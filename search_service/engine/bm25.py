@@ -2,9 +2,8 @@
 
 Whoosh matches a query by walking a tree of matchers one posting at a time in
 Python. Here each term's posting list is read once, into two arrays (document
-numbers and BM25F contributions); a query then sums its lists' contributions
-per matched passage, with array operations whose size is what the lists hold,
-not the corpus (a vector of every passage only when the lists cover much of it).
+numbers and BM25F contributions); a query is then a handful of array
+additions into a dense score vector, whatever the number of postings.
 
 The formula is Whoosh's ``BM25F`` (``tests/engine/whoosh/test_bm25_vs_whoosh.py``
 checks every score against Whoosh's own scorer): idf ``log(N / (df + 1)) + 1``,
@@ -26,8 +25,7 @@ import itertools
 import math
 import threading
 import time
-from collections.abc import Callable, Hashable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
@@ -184,23 +182,6 @@ class TermScorer:
         self.live = live
         self.has_deletions = not live.all()
         self._cache: CostAwareCache[Postings] = CostAwareCache(cache_bytes)
-        # Accumulators not lent out: one per query running at once, made when first needed.
-        self._idle: list[Accumulator] = []
-        self._idle_lock = threading.Lock()
-
-    @contextmanager
-    def accumulator(self) -> Iterator[Accumulator]:
-        """An :class:`Accumulator` for one query, zero again when it is given back."""
-        with self._idle_lock:
-            acc = self._idle.pop() if self._idle else None
-        if acc is None:
-            acc = Accumulator(self.doc_count)
-        try:
-            yield acc
-        finally:
-            acc.clear()
-            with self._idle_lock:
-                self._idle.append(acc)
 
     # -- single terms -----------------------------------------------------------
 
@@ -270,14 +251,14 @@ class TermScorer:
         if len(lists) <= 1:
             return lists[0] if lists else _NOTHING
         df = max(p.df for p in lists)
-        ids = np.concatenate([p.ids for p in lists])
-        scores = np.concatenate([p.scores for p in lists])
-        by_id = np.lexsort((-scores, ids))  # each passage's best score first
-        ids, scores = ids[by_id], scores[by_id]
-        first = np.empty(len(ids), dtype=bool)
-        first[0] = True
-        np.not_equal(ids[1:], ids[:-1], out=first[1:])
-        return Postings(ids[first], scores[first], df)
+        best = np.zeros(self.doc_count, dtype=np.float64)
+        for p in lists:  # ids are unique within one list
+            best[p.ids] = np.maximum(best[p.ids], p.scores)
+        matched = np.zeros(self.doc_count, dtype=bool)
+        for p in lists:
+            matched[p.ids] = True
+        ids = np.flatnonzero(matched).astype(np.int32)
+        return Postings(ids, best[ids], df)
 
     def cache_info(self) -> dict[str, int]:
         return self._cache.info()
@@ -297,11 +278,10 @@ def rank(
     order: np.ndarray | None = None,
 ) -> Ranked:
     """The best ``limit`` passages of ``plan`` (with ``groups``, the best one of each group;
-    ``damped``: passages, sorted, whose scores are multiplied by a factor, the related
-    section's; ``order``: each passage's place in the corpus, which breaks ties, else its
-    number).
+    ``damped``: passages whose scores are multiplied by a factor, the related section's;
+    ``order``: each passage's place in the corpus, which breaks ties, else its number).
 
-    Every part adds its weighted BM25F scores to the passages it matches. Candidates
+    Every part adds its weighted BM25F scores into one vector. Candidates
     are split by how selective the parts are: a passage must match at least
     one selective part (in at most ``common_ratio`` of the passages), and
     common parts only add to the score of passages found that way — the
@@ -309,97 +289,38 @@ def rank(
     share only a common word with the query. When that finds fewer passages
     than asked for, every matching passage counts, so recall is never lost.
     Ties go to the earlier passage.
-
-    The work is proportional to the postings the query reads, not to the corpus: scores
-    go into an :class:`Accumulator` kept between queries and cleared where it was
-    written, and constraints are sorted id lists, not masks over every passage.
     """
     if not plan.parts and plan.must is None:
         return NOTHING_RANKED
-    with scorer.accumulator() as acc:
-        scores, matched, selective, common = _scored(scorer, source, plan, common_ratio, acc)
-        if matched is not None and not len(matched) and plan.must is None:
-            return NOTHING_RANKED  # no term of the query is in the index
-        if damped is not None and len(damped[0]):
-            # A few damped passages among many scored, or the other way round.
-            hit = damped[0] if matched is None else matched[_member(matched, damped[0])]
-            scores[hit] *= damped[1]
-        admit = _admission(scorer, source, plan)
-        docs: np.ndarray | None
-        if plan.must is not None:
-            docs = source.matching(plan.must)  # the required clauses decide; every part only scores
-            if admit is not None:
-                docs = docs[admit(docs)]
-            top, _ = _top(docs, scores[docs], limit, groups, order)
-        else:
-            top = _best_of_tiers(selective, common, scores, limit, admit, groups, order, acc)
-            # The total counts every matching passage, also when the best ones were found among
-            # the selective parts' alone: a page count from a lower bound would hide pages.
-            if matched is None and admit is None:  # scored in one pass over every passage: counted so too
-                hits = scores > 0
-                counted = int(np.count_nonzero(hits if groups is None else np.bincount(groups[hits])))
-                return Ranked(top, scores[top], counted)
-            if matched is None:
-                matched = np.flatnonzero(scores)
-            docs = matched[scores[matched] > 0]
-            if admit is not None:
-                docs = docs[admit(docs)]
-        total = len(docs) if groups is None else _distinct_count(groups[docs], len(scores))
-        return Ranked(top, scores[top], total)
+    scores, selective, common = _scored(scorer, source, plan, common_ratio)
+    if scores is None:
+        return NOTHING_RANKED  # no term of the query is in the index
+    if damped is not None and len(damped[0]):
+        scores[damped[0]] *= damped[1]
 
-
-class Accumulator:
-    """One query's scores per passage, in a vector of every passage kept between queries
-    and zero at rest: a query writes only where its postings point and clears only
-    that, so its cost is what it reads, not the corpus. :meth:`TermScorer.accumulator`
-    lends one to a query."""
-
-    def __init__(self, n: int) -> None:
-        self.scores = np.zeros(n, dtype=np.float64)
-        self._seen = np.zeros(n, dtype=bool)  # the passages given a score
-        self._marked = np.zeros(n, dtype=bool)  # :meth:`distinct`'s scratch
-        self._touched: list[np.ndarray] = []
-
-    def add(self, ids: np.ndarray, scores: np.ndarray) -> None:
-        """Add one part's ``scores`` (``ids`` distinct): each passage's sum is taken in the
-        order the parts are added."""
-        self.scores[ids] += scores
-        new = ids[~self._seen[ids]]
-        self._seen[new] = True
-        self._touched.append(new)
-
-    def matched(self) -> np.ndarray:
-        """The passages given a score, each once (in the order they were first met)."""
-        if not self._touched:
-            return np.empty(0, dtype=np.int64)
-        return np.concatenate(self._touched) if len(self._touched) > 1 else self._touched[0]
-
-    def distinct(self, lists: list[np.ndarray]) -> np.ndarray:
-        """The passages of ``lists`` (each without repeats), each once."""
-        found = []
-        for values in lists:
-            new = values[~self._marked[values]]
-            self._marked[new] = True
-            found.append(new)
-        out = np.concatenate(found) if len(found) > 1 else (found[0] if found else np.empty(0, np.int64))
-        self._marked[out] = False
-        return out
-
-    def clear(self) -> None:
-        matched = self.matched()
-        self.scores[matched] = 0.0
-        self._seen[matched] = False
-        self._touched = []
+    allowed = _allowed(scorer, source, plan)
+    matched: np.ndarray
+    if plan.must is not None:
+        assert allowed is not None  # a required clause always makes a mask
+        matched = allowed
+        docs = np.flatnonzero(allowed)  # the required clauses decide; every part only scores
+        top, _ = _top(docs, scores[docs], limit, groups, order)
+    else:
+        top = _best_of_tiers(selective, common, scores, limit, allowed, groups, order)
+        # The total counts every matching passage, also when the best ones were found among
+        # the selective parts' alone: a page count from a lower bound would hide pages.
+        matched = scores > 0 if allowed is None else (scores > 0) & allowed
+    total = int(np.count_nonzero(matched)) if groups is None else int(np.count_nonzero(np.bincount(groups[matched])))
+    return Ranked(top, scores[top], total)
 
 
 def _scored(
-    scorer: TermScorer, source: PostingSource, plan: QueryPlan, common_ratio: float, acc: Accumulator
-) -> tuple[np.ndarray, np.ndarray | None, list[np.ndarray], list[np.ndarray]]:
-    """Every passage's score (every part's contribution, summed in part order) and the
-    passages scored (None: scored in one pass over every passage, not listed); the parts'
-    matching passages, selective and common. Scores go into
-    ``acc`` when the parts' postings are few beside the corpus, else into a new vector in
-    one pass (cheaper then than a write per posting): the same floats either way."""
+    scorer: TermScorer, source: PostingSource, plan: QueryPlan, common_ratio: float
+) -> tuple[np.ndarray | None, list[np.ndarray], list[np.ndarray]]:
+    """Every passage's score (one pass sums every part's contribution, in part order), and
+    the parts' matching passages, selective and common; no scores when no part matched
+    and nothing is required."""
+    n = scorer.doc_count
     found_ids: list[np.ndarray] = []
     found_scores: list[np.ndarray] = []
     selective: list[np.ndarray] = []
@@ -411,55 +332,22 @@ def _scored(
             found_ids.append(found.ids)
             found_scores.append(found.scores)
             (common if found.df > common_df else selective).append(found.ids)
-    if sum(map(len, found_ids)) > DENSE_SHARE * scorer.doc_count:
-        if len(found_ids) == 1:
-            ids, part_scores = found_ids[0], found_scores[0]
-        else:
-            ids, part_scores = np.concatenate(found_ids), np.concatenate(found_scores)
-        return np.bincount(ids, part_scores, minlength=scorer.doc_count), None, selective, common
-    for ids, part_scores in zip(found_ids, found_scores):
-        acc.add(ids, part_scores)
-    return acc.scores, acc.matched(), selective, common
+    if not found_ids:
+        return (None if plan.must is None else np.zeros(n, dtype=np.float64)), selective, common
+    return np.bincount(np.concatenate(found_ids), np.concatenate(found_scores), minlength=n), selective, common
 
 
-# Over this share of the corpus, a count over a vector of every group beats a sort.
-DENSE_SHARE = 0.125
-
-
-def _distinct_count(values: np.ndarray, n: int) -> int:
-    """How many distinct values (below ``n``) ``values`` holds."""
-    if len(values) > DENSE_SHARE * n:
-        return int(np.count_nonzero(np.bincount(values, minlength=n)))
-    return len(np.unique(values))
-
-
-def _member(ids: np.ndarray, sorted_set: np.ndarray) -> np.ndarray:
-    """Per id of ``ids``, whether it is in ``sorted_set`` (ascending)."""
-    if not len(sorted_set):
-        return np.zeros(len(ids), dtype=bool)
-    at = np.searchsorted(sorted_set, ids)
-    at[at == len(sorted_set)] = 0
-    return np.asarray(sorted_set[at] == ids)
-
-
-def _admission(scorer: TermScorer, source: PostingSource, plan: QueryPlan) -> Callable[[np.ndarray], np.ndarray] | None:
-    """Which of some passages the plan's constraints other than its required clauses (and
-    deletions) admit, as a function of their ids; None: all."""
-    tests: list[tuple[np.ndarray, bool]] = []
-    for constraint, wanted in ((plan.must_not, False), (plan.filter, True)):
+def _allowed(scorer: TermScorer, source: PostingSource, plan: QueryPlan) -> np.ndarray | None:
+    """The passages the plan's constraints (and deletions) admit, as a mask; None: all."""
+    n = scorer.doc_count
+    allowed = scorer.live if scorer.has_deletions else None
+    for constraint, wanted in ((plan.must, True), (plan.must_not, False), (plan.filter, True)):
         if constraint is not None:
-            tests.append((source.matching(constraint), wanted))
-    if not tests and not scorer.has_deletions:
-        return None
-
-    def admit(ids: np.ndarray) -> np.ndarray:
-        keep = scorer.live[ids] if scorer.has_deletions else np.ones(len(ids), dtype=bool)
-        for listed, wanted in tests:
-            inside = _member(ids, listed)
-            keep &= inside if wanted else ~inside
-        return keep
-
-    return admit
+            mask = np.zeros(n, dtype=bool)
+            mask[source.matching(constraint)] = True
+            mask = mask if wanted else ~mask
+            allowed = mask if allowed is None else allowed & mask
+    return allowed
 
 
 def _best_of_tiers(
@@ -467,48 +355,51 @@ def _best_of_tiers(
     common: list[np.ndarray],
     scores: np.ndarray,
     limit: int,
-    admit: Callable[[np.ndarray], np.ndarray] | None,
+    allowed: np.ndarray | None,
     groups: np.ndarray | None,
     order: np.ndarray | None,
-    acc: Accumulator,
 ) -> np.ndarray:
     """The best ``limit`` passages among the selective parts' lists; among every part's
     when those hold too few (common lists are long: they count only then)."""
     tiers = [selective, selective + common] if selective and common else [selective or common]
     for lists in tiers:
         if groups is None:
-            top, count = _best_listed(lists, scores, limit, admit, order)
+            top, count = _best_listed(lists, scores, limit, allowed, order)
         else:
-            docs = acc.distinct(lists)
-            if admit is not None:
-                docs = docs[admit(docs)]
+            docs = _union(lists, len(scores))
+            if allowed is not None:
+                docs = docs[allowed[docs]]
             top, count = _top(docs, scores[docs], limit, groups, order)
         if count >= limit:
             break
     return top
 
 
+def _union(id_lists: list[np.ndarray], n: int) -> np.ndarray:
+    """The sorted distinct ids of ``id_lists`` (a mask beats np.unique's sort here;
+    one scatter of the joined lists beats one per list)."""
+    mask = np.zeros(n, dtype=bool)
+    mask[np.concatenate(id_lists)] = True
+    return np.flatnonzero(mask)
+
+
 def _best_listed(
-    id_lists: list[np.ndarray],
-    scores: np.ndarray,
-    limit: int,
-    admit: Callable[[np.ndarray], np.ndarray] | None,
-    order: np.ndarray | None,
+    id_lists: list[np.ndarray], scores: np.ndarray, limit: int, allowed: np.ndarray | None, order: np.ndarray | None
 ) -> tuple[np.ndarray, int]:
-    """:func:`_top` of the distinct ids of ``id_lists`` (that ``admit`` admits), without
-    forming their union: an id is in at most ``len(id_lists)`` lists, so the best
-    ``limit * len(id_lists)`` entries of the joined lists hold the best ``limit``
-    distinct ids, ties included. How many there are is exact below ``limit``, else at
-    least ``limit``."""
+    """:func:`_top` of the distinct ids of ``id_lists`` (that ``allowed`` allows), without
+    forming their union over every document: an id is in at most ``len(id_lists)``
+    lists, so the best ``limit * len(id_lists)`` entries of the joined lists hold the
+    best ``limit`` distinct ids, ties included. How many there are is exact below
+    ``limit``, else at least ``limit``."""
     ids = np.concatenate(id_lists) if len(id_lists) > 1 else id_lists[0]
-    if admit is not None:
-        ids = ids[admit(ids)]
+    if allowed is not None:
+        ids = ids[allowed[ids]]
     enough = limit * len(id_lists)
     if len(ids) > enough:
         found = scores[ids]
         ids = ids[found >= -np.partition(-found, enough - 1)[enough - 1]]
     if len(id_lists) > 1:
-        ids = np.unique(ids)  # at most limit * len(id_lists), and ties
+        ids = _union([ids], len(scores)) if len(ids) > len(scores) // 16 else np.unique(ids)
     return _top(ids, scores[ids], limit, None, order)
 
 

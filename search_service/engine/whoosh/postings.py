@@ -3,7 +3,6 @@ posting arrays, field lengths, and the passages matching a constraint."""
 
 from __future__ import annotations
 
-import functools
 import itertools
 from collections.abc import Iterable
 from typing import Any
@@ -62,20 +61,22 @@ class ReaderSource:
             return ids[0], counts[0]
         return np.concatenate(ids), np.concatenate(counts)
 
-    def matching(self, c: Constraint) -> np.ndarray:
-        """The passages matching ``c``, ascending. Terms are decided on their posting
-        arrays and combined as sorted id lists, so a query of many ``-word`` clauses
-        costs what their lists hold, not a Python walk over postings nor a pass over
-        every passage; only phrases need Whoosh's matchers (positions)."""
+    def matching(self, constraint: Constraint) -> np.ndarray:
+        return np.flatnonzero(self._mask(constraint))
+
+    def _mask(self, c: Constraint) -> np.ndarray:
+        """The passages matching ``c``, as a mask over document numbers. Terms are
+        decided on their posting arrays and combined with NumPy, so a query of
+        many ``-word`` clauses costs array operations, not a Python walk over
+        postings; only phrases need Whoosh's matchers (positions)."""
         if isinstance(c, AllOf | AnyOf):
-            lists = [self.matching(i) for i in c.items]
-            if not lists:
-                return np.empty(0, dtype=np.int64)
-            if isinstance(c, AnyOf):
-                return np.unique(np.concatenate(lists))
-            return functools.reduce(lambda a, b: np.intersect1d(a, b, assume_unique=True), lists)
+            masks = [self._mask(i) for i in c.items]
+            combine = np.logical_and if isinstance(c, AllOf) else np.logical_or
+            return combine.reduce(masks) if masks else np.zeros(self.reader.doc_count_all(), dtype=bool)
+        mask = np.zeros(self.reader.doc_count_all(), dtype=bool)
         if isinstance(c, HasPhrase):
-            return np.unique(np.fromiter(self.searcher.docs_for_query(whoosh_query(c)), dtype=np.int64))
+            mask[np.fromiter(self.searcher.docs_for_query(whoosh_query(c)), dtype=np.int64)] = True
+            return mask
         if isinstance(c, HasTerm):
             field, text = c.field, c.text
         elif isinstance(c, InDocument):
@@ -85,8 +86,9 @@ class ReaderSource:
         else:
             raise TypeError(f"not a constraint: {c!r}")
         found = self.term_postings(field, text)
-        # Deleted passages too: the ranker leaves them out.
-        return np.empty(0, dtype=np.int64) if found is None else found[0].astype(np.int64)
+        if found is not None:
+            mask[found[0]] = True  # deleted passages too: the ranker leaves them out
+        return mask
 
 
 def whoosh_query(c: Constraint) -> wq.Query:
