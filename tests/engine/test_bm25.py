@@ -198,3 +198,23 @@ def test_a_cache_entry_is_charged_at_least_what_it_costs():
     grown = tracemalloc.get_traced_memory()[0] - before
     tracemalloc.stop()
     assert scorer.cache_info()["bytes"] >= grown, (scorer.cache_info()["bytes"] / n, grown / n)
+
+
+@given(
+    st.lists(st.dictionaries(st.integers(0, 60), st.integers(1, 3), min_size=1, max_size=30), min_size=2, max_size=4)
+)
+def test_a_synonym_group_scores_each_passage_at_its_best_alternative(lists):
+    """The best of several spellings, per passage, over the union of their passages; the
+    group's df the largest of theirs (the brute-force ranking takes best_of as given)."""
+    source = ListSource({f"t{i}": d for i, d in enumerate(lists)})
+    scorer = _scorer(61, 1 << 20)
+    part = tuple(("body", f"t{i}", 1.0 if i % 2 else 0.8) for i in range(len(lists)))
+    found = scorer.best_of(source, part)
+    singles = [scorer.postings(source, f, t, w) for f, t, w in part]
+    best: dict[int, float] = {}
+    for p in singles:
+        for d, s in zip(p.ids.tolist(), p.scores.tolist()):
+            best[d] = max(best.get(d, 0.0), s)
+    assert found.ids.tolist() == sorted(best)
+    assert found.scores.tolist() == [best[d] for d in sorted(best)]
+    assert found.df == max(p.df for p in singles)
