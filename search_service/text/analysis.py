@@ -324,6 +324,7 @@ class Analysis:
             ],
             "grams": [_term_json(t, text) for t in self.grams(text)],
             "pairs": [_term_json(t, text) for t in self.pairs(text)],
+            "readings": _readings_json(self.words(text)),
         }
 
 
@@ -343,6 +344,17 @@ def precise(words: list[Term]) -> list[Term]:
         if w.pos not in best or len(w.text) > len(best[w.pos].text):
             best[w.pos] = w
     return [best[p] for p in sorted(best)]
+
+
+def _readings_json(words: list[Term]) -> list[dict[str, Any]]:
+    """How each distinct word reads (pinyin): its usual reading and its others."""
+    from search_service.text.pinyin import word_reading  # pypinyin's tables: loaded when asked
+
+    readings = (word_reading(w) for w in dict.fromkeys(t.text for t in words))
+    return [
+        {"word": w, "pinyin": " ".join(r.syllables), "others": [" ".join(o) for o in r.others]}
+        for w, r in zip(dict.fromkeys(t.text for t in words), readings)
+    ]
 
 
 def _term_json(t: Term, original: str) -> dict[str, Any]:

@@ -59,6 +59,12 @@ class TermTrace(TypedDict):
     original: str
 
 
+class WordReadingTrace(TypedDict):
+    word: str
+    pinyin: str
+    others: list[str]
+
+
 class AnalyzeTrace(TypedDict):
     original: str
     normalized: str
@@ -66,6 +72,8 @@ class AnalyzeTrace(TypedDict):
     words: list[TermTrace]
     stopwords: list[TermTrace]
     grams: list[TermTrace]
+    pairs: list[TermTrace]
+    readings: list[WordReadingTrace]
     synonyms: dict[str, list[str]]
     query: str
 
