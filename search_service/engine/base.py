@@ -79,6 +79,10 @@ class IndexVersion(ABC):
     def size_bytes(self) -> int:
         """The version's size on disk."""
 
+    def size_by_part(self) -> dict[str, int]:
+        """:meth:`size_bytes` split by what the bytes hold (an engine that cannot tell: one part)."""
+        return {"index": self.size_bytes()}
+
     def cache_info(self) -> dict[str, int]:
         """What the version keeps in memory for queries (empty when nothing)."""
         return {}

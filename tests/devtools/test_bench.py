@@ -80,8 +80,11 @@ def test_bench_reports_every_engine_server_and_http_step(tmp_path):
     assert hostile["hostile"]["queries"] == 20 and set(hostile["hostile"]["statuses"]) <= {"200", "400"}
     assert hostile["slow_clients"]["failed"] == 0 and hostile["slow_clients"]["worst_normal_ms"] < 1000
     assert len(hostile["inflation"]["worker_rss_mb_after"]) == 2
+    parts = report["sizes"]["150"]["index"]["ours"]["bytes_per_passage"]
+    assert parts["ranking postings: body"] > 0 and parts["stored: text"] > 0
     text = table(report)
     assert "| 150 | tantivy |" in text and "search / health" in text and "Hostile clients:" in text
+    assert "| ranking postings: grams |" in text
     assert "| HTML nested 20,000 deep |" in text and "| ours, --incremental after 2 documents changed |" in text
 
 

@@ -18,12 +18,38 @@ def table(report: dict[str, Any]) -> str:
     collections, hostile files and clients."""
     lines = [
         *_index_table(report),
+        *_parts_table(report),
         *_server_table(report),
         *_http_tables(report),
         *_dev_table(report),
         *_hostile_lines(report),
     ]
     return "\n".join(lines)
+
+
+def _parts_table(report: dict[str, Any]) -> list[str]:
+    """Our index's bytes a passage by part, at each size."""
+    sizes = {
+        size: row["index"]["ours"]["bytes_per_passage"]
+        for size, row in report["sizes"].items()
+        if "bytes_per_passage" in row["index"].get("ours", {})
+    }
+    if not sizes:
+        return []
+    parts = list(dict.fromkeys(part for by_part in sizes.values() for part in by_part))
+    lines = [
+        "",
+        "Our index, bytes a passage by part:",
+        "",
+        "| part | " + " | ".join(map(str, sizes)) + " |",
+        "|---|" + "---|" * len(sizes),
+    ]
+    lines += [
+        f"| {part} | " + " | ".join(f"{by_part.get(part, 0):.0f}" for by_part in sizes.values()) + " |"
+        for part in parts
+    ]
+    totals = " | ".join(f"{sum(by_part.values()):.0f}" for by_part in sizes.values())
+    return [*lines, f"| all | {totals} |"]
 
 
 def _index_table(report: dict[str, Any]) -> list[str]:

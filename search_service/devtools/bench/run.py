@@ -156,6 +156,17 @@ def _size_row(run: _Run, texts: list[str], size: int, with_peers: bool) -> dict[
     return row
 
 
+def bytes_per_passage(index_dir: Path) -> dict[str, float]:
+    """The index's bytes a passage, by part (the engine's :meth:`size_by_part`), largest first."""
+    from search_service.search.service import SearchService
+    from search_service.settings import Settings
+
+    version = SearchService(Settings.from_env(index_dir=str(index_dir))).current().index
+    passages = max(1, int(version.manifest.get("passage_count") or 0))
+    parts = sorted(version.size_by_part().items(), key=lambda kv: -kv[1])
+    return {part: round(size / passages, 1) for part, size in parts}
+
+
 def _ours(
     run: _Run,
     row: dict[str, Any],
@@ -179,6 +190,8 @@ def _ours(
         ceiling_ratio=paired_ratio(runs, ceiling, cores),
         ceiling_rounds=round_ratios(runs, ceiling, cores),
     )
+    if not env:
+        build["bytes_per_passage"] = bytes_per_passage(ours_dir)
     row["index"][name] = build
     run.log(f"{size}: {name} indexed in {build['seconds']:.1f} s")
     row["queries"][name] = ours_queries(ours_dir, run.queries, run.warmup, env)

@@ -198,6 +198,18 @@ class RankFile:
                 ids, counts = _decode(record, _HEAD.size + keylength, flags, n, 0)
                 yield field, term, ids, counts
 
+    def bytes_by_field(self) -> dict[str, int]:
+        """Bytes of each field's records, and of the file's table (``""``): reads each record's
+        head and key, not its postings."""
+        table = np.frombuffer(_read(self._get, self._slots_at, self._size * _SLOT.size), dtype=_SLOTS)
+        used = table[table["length"] > 0]
+        sizes: dict[str, int] = {"": self._size * _SLOT.size}
+        for length, offset in zip(used["length"].tolist(), used["offset"].tolist()):
+            _, keylength, _ = _HEAD.unpack(_read(self._get, offset, _HEAD.size))
+            field = _read(self._get, offset + _HEAD.size, keylength).partition(b"\xff")[0].decode("utf-8")
+            sizes[field] = sizes.get(field, 0) + length
+        return sizes
+
 
 def _decode(record: bytes, at: int, flags: int, n: int, base: int) -> tuple[np.ndarray, np.ndarray]:
     ids = np.frombuffer(record, "<i4", n, at)  # a passage number is below 2**31

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import gc
+import pickle
 import threading
 import warnings
 from collections.abc import Callable
@@ -19,6 +20,7 @@ from search_service.engine.bm25 import TermScorer, rank
 from search_service.engine.plan import QueryPlan
 from search_service.engine.whoosh.layout import GROUPS, ORDER
 from search_service.engine.whoosh.postings import ReaderSource, field_lengths, live_mask, rank_files, section_passages
+from search_service.engine.whoosh.rankfile import open_rankfile
 from search_service.engine.whoosh.schema import build_schema
 from search_service.engine.whoosh.store import open_index
 from search_service.errors import IndexUnavailable, SearchError, VersionDamaged
@@ -166,6 +168,63 @@ class WhooshVersion(IndexVersion):
 
     def size_bytes(self) -> int:
         return sum(self._files.values())  # as opened (check() says when that changes)
+
+    def size_by_part(self) -> dict[str, int]:
+        """The version's bytes by part: Whoosh's postings (positions and block statistics) and
+        term dictionary, the ranking postings by field, each field's lengths, the stored
+        fields (split by field in the proportion a sample of passages shows), and the
+        version's own files. The parts add up to :meth:`size_bytes`."""
+        parts: dict[str, int] = {}
+
+        def add(part: str, size: int) -> None:
+            parts[part] = parts.get(part, 0) + size
+
+        inside = 0  # bytes of the segments' files, within their compound files
+        for segment, _ in self._searcher().reader().leaf_readers():
+            storage, prefix = segment._storage, segment._segment.make_filename(".")
+            for name in storage.list():
+                if not name.startswith(prefix) or name.endswith(".seg"):
+                    continue
+                size = storage.file_length(name)
+                inside += size
+                kind = name.rsplit(".", 1)[-1]
+                if name.endswith("._stored.col"):
+                    shares = self._stored_shares(segment)
+                    for field, share in shares.items():
+                        add(f"stored: {field}", int(size * share))
+                    add(
+                        f"stored: {max(shares, key=shares.__getitem__)}",
+                        size - sum(int(size * v) for v in shares.values()),
+                    )
+                elif kind == "col":
+                    add(f"lengths: {name.rsplit('.', 2)[-2].lstrip('_').removesuffix('_len')}", size)
+                elif kind == "rnk":
+                    rank = open_rankfile(segment)
+                    by_field = rank.bytes_by_field() if rank is not None else {}
+                    for field, part in by_field.items():
+                        add(f"ranking postings: {field or 'table'}", part)
+                    add("ranking postings: table", size - sum(by_field.values()))  # footer, field list
+                else:
+                    add({"pst": "whoosh postings", "trm": "whoosh terms"}.get(kind, f"whoosh .{kind}"), size)
+        for name, size in self._files.items():
+            if name.endswith(".seg"):
+                add("whoosh compound files' tables", 0)
+                inside -= size
+            else:
+                add("whoosh table of contents" if name.endswith(".toc") else name, size)
+        parts["whoosh compound files' tables"] = -inside  # what the compound files hold beyond their parts
+        return parts
+
+    def _stored_shares(self, segment: Any, sample: int = 2000) -> dict[str, float]:
+        """Each stored field's share of a segment's stored bytes, from a sample of its passages."""
+        count = segment.doc_count_all()
+        step = max(1, count // sample)
+        sizes: dict[str, int] = {}
+        for docnum in range(0, count, step):
+            for field, value in (segment._perdoc.stored_fields(docnum) or {}).items():
+                sizes[field] = sizes.get(field, 0) + len(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
+        total = sum(sizes.values()) or 1
+        return {field: size / total for field, size in sizes.items()}
 
     def cache_info(self) -> dict[str, int]:
         return self.scorer.cache_info()

@@ -136,6 +136,28 @@ def test_what_is_written_is_read_back(terms, base):
     assert ranks.postings(*term_key("nofield", "x")) is None
 
 
+@hsettings(max_examples=50, deadline=None)
+@given(fields_terms)
+def test_bytes_by_field_are_each_fields_records_and_the_table(terms):
+    """Each field's records (head, key, ids, counts u1 or u2 or u4 as their largest needs:
+    whole counts here), and the table."""
+    terms = {f: {t: [(d, max(1, int(c))) for d, c in ps] for t, ps in ts.items()} for f, ts in terms.items()}
+    ranks = write_and_open(
+        {f: {t: ([d for d, _ in ps], [c for _, c in ps]) for t, ps in ts.items()} for f, ts in terms.items()}
+    )
+    sizes = ranks.bytes_by_field()
+    for field, postings in terms.items():
+        if not postings:
+            continue
+        records = 0
+        for term, ps in postings.items():
+            counts = [c for _, c in ps]
+            width = 4 if max(counts) > 65535 else 2 if max(counts) > 255 else 1
+            records += 9 + len(field.encode()) + 1 + len(term.encode()) + len(ps) * (4 + width)
+        assert sizes[field] == records, field
+    assert set(sizes) == {"", *(f for f, ps in terms.items() if ps)}
+
+
 def test_a_term_longer_than_64_kb_is_kept():
     term = "x" * 70_000  # one token: a run of letters without a space
     ranks = write_and_open({"body": {term: ([3], [1.0]), "y": ([1, 2], [1.0, 1.0])}})

@@ -71,3 +71,25 @@ def test_pread_file_reads_like_a_buffer_file(tmp_path_factory, data, draw):
     sub = ours.subset(min(3, len(data)), max(0, len(data) - 3))
     assert sub.get(0, 500) == data[3:]
     ours.close(), theirs.close()
+
+
+def test_a_versions_parts_add_up_to_its_size(whoosh_seed_settings):
+    """What `size_by_part` reports covers every byte of the version, under names that say
+    what they hold (the byte table of docs/performance.md)."""
+    from search_service.search.service import SearchService
+
+    version = SearchService(whoosh_seed_settings).current().index
+    parts = version.size_by_part()
+    assert sum(parts.values()) == version.size_bytes()
+    assert all(size >= 0 for size in parts.values())
+    for name in (
+        "whoosh postings",
+        "whoosh terms",
+        "ranking postings: body",
+        "ranking postings: grams",
+        "ranking postings: pairs",
+        "ranking postings: table",
+        "stored: text",
+        "manifest.json",
+    ):
+        assert parts.get(name, 0) > 0, name
