@@ -154,3 +154,10 @@ def test_a_build_job_runs_in_its_own_process_and_an_unknown_one_is_a_usage_error
     figures = measure.run_child("segmentation", str(corpus))
     assert figures["passages"] == 1 and figures["seconds"] >= 0 and figures["peak_rss_mb"] > 0
     assert jobs.main(["nope"]) == 64 and "usage:" in capsys.readouterr().err
+
+
+def test_the_naive_peer_runs_up_to_200k_passages_and_tantivy_at_every_size():
+    from search_service.devtools.bench.run import peers_at
+
+    assert [name for name, _ in peers_at(200_000)] == ["naive", "tantivy"]
+    assert [name for name, _ in peers_at(1_000_000)] == ["tantivy"]

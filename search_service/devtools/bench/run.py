@@ -117,6 +117,16 @@ def run_bench(
     return report
 
 
+# The naive peer (Whoosh's own writer and matchers) takes hours beyond this size; tantivy
+# runs at every size.
+NAIVE_MAX_PASSAGES = 200_000
+
+
+def peers_at(size: int) -> tuple[tuple[str, Any], ...]:
+    """The peers measured at ``size`` passages."""
+    return tuple((name, timer) for name, timer in PEERS if name != "naive" or size <= NAIVE_MAX_PASSAGES)
+
+
 def _size_row(run: _Run, texts: list[str], size: int, with_peers: bool) -> dict[str, Any]:
     """Every build of ``size`` passages, the ceiling's and the peers' included, in rounds
     (see :func:`interleaved_runs`; each engine's index is its last round's), then each
@@ -131,7 +141,7 @@ def _size_row(run: _Run, texts: list[str], size: int, with_peers: bool) -> dict[
         ours_dir = run.index_dir(name, size)
         jobs[name] = ("ours", (str(corpus_dir), str(ours_dir), segmenter), ours_dir, run.env(base_env, size))
     jobs[SEGMENTATION] = ("segmentation", (str(corpus_dir / "bench.jsonl"),), None, None)
-    peers = PEERS if with_peers else ()
+    peers = peers_at(size) if with_peers else ()
     for name, _ in peers:
         peer_dir = run.workdir / f"{name}-{size}"
         jobs[name] = (name, (str(corpus_dir / "bench.jsonl"), str(peer_dir)), peer_dir, None)
