@@ -39,11 +39,6 @@ class WordReading:
     syllables: tuple[str, ...]
     others: tuple[tuple[str, ...], ...] = ()
 
-    @property
-    def full(self) -> str:
-        """The reading as one run of letters (yinhang)."""
-        return "".join(self.syllables)
-
 
 def toneless(syllable: str) -> str:
     """A syllable without its tone (mark or digit), lower case, ü written v."""

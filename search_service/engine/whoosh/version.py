@@ -206,13 +206,13 @@ class WhooshVersion(IndexVersion):
                     add("ranking postings: table", size - sum(by_field.values()))  # footer, field list
                 else:
                     add({"pst": "whoosh postings", "trm": "whoosh terms"}.get(kind, f"whoosh .{kind}"), size)
+        compound = 0
         for name, size in self._files.items():
             if name.endswith(".seg"):
-                add("whoosh compound files' tables", 0)
-                inside -= size
+                compound += size
             else:
                 add("whoosh table of contents" if name.endswith(".toc") else name, size)
-        parts["whoosh compound files' tables"] = -inside  # what the compound files hold beyond their parts
+        add("whoosh compound files' tables", compound - inside)  # what they hold beyond their parts
         return parts
 
     def _stored_shares(self, segment: Any, sample: int = 2000) -> dict[str, float]:
